@@ -1,0 +1,1 @@
+//! TODO: label and field selectors (Kubernetes syntax).
