@@ -1,14 +1,14 @@
 //! The journal: one entry per committed change, seq-numbered, holding the
 //! change as a JSON merge patch (RFC 7386) against the previous version.
 //!
-//! Merge patches cannot express "set this field to null" (null means remove);
-//! API servers omit null fields, so stored objects do not carry them, and the
-//! full object is always in the objects family anyway: the journal is history,
-//! not the source of truth.
-
-use serde_json::{Map, Value};
+//! A merge patch cannot set a member to null (null means "remove"), so a
+//! member that changes to an explicit null replays as absent; for Kubernetes
+//! API objects null and absent mean the same. The full object is always in
+//! the objects family anyway: the journal is history, not the source of truth.
 
 use std::sync::PoisonError;
+
+use serde_json::{Map, Value};
 
 use super::collection::Collection;
 use super::error::{Error, Result};
