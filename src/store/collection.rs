@@ -462,6 +462,7 @@ impl Collection {
             .clone();
 
         let mut overlay: HashMap<String, Prior> = HashMap::new();
+        let mut healed = false;
         let mut changes = Vec::new();
         let mut pending_journal = Vec::new();
         for (delta, v) in batch.deltas.into_iter().zip(validated) {
@@ -481,10 +482,13 @@ impl Collection {
             let old_entries = match &prior {
                 Prior::Absent => BTreeSet::new(),
                 Prior::Present { value, .. } => index::entries(value, &v.key_str, &indexers),
-                Prior::Corrupt { .. } => inner
-                    .scan_index_entries_of(&v.key_str)?
-                    .into_iter()
-                    .collect(),
+                Prior::Corrupt { .. } => {
+                    healed = true;
+                    inner
+                        .scan_index_entries_of(&v.key_str)?
+                        .into_iter()
+                        .collect()
+                }
             };
             let (kind, patch, new_prior, new_entries, new_value) = match delta {
                 Delta::Upsert(obj) => {
@@ -585,6 +589,10 @@ impl Collection {
             });
             overlay.insert(v.key_str, new_prior);
         }
+        if healed {
+            // An unreadable record's raw size is unknown: count again.
+            (st.stored_bytes, st.raw_bytes) = self.recount(&overlay)?;
+        }
         if st.journal_len == 0 {
             st.journal_first = st.last_seq + 1;
         }
@@ -610,6 +618,38 @@ impl Collection {
         }
         *inner.state.write().unwrap_or_else(PoisonError::into_inner) = st;
         Ok(changes)
+    }
+
+    /// Record and raw bytes of every object once `overlay` (the batch's
+    /// final state of the keys it touched) is applied.
+    fn recount(&self, overlay: &HashMap<String, Prior>) -> Result<(u64, u64)> {
+        let (mut stored, mut raw) = (0u64, 0u64);
+        for item in self.inner.tree.scan_prefix([prefix::OBJECT]) {
+            let (k, v) = item?;
+            if overlay.contains_key(&key::object_key_from(&k)) {
+                continue;
+            }
+            stored += v.len() as u64;
+            // Another corrupt record: its raw size stays unknown until it is healed too.
+            if let Ok((envelope, _)) = record::decode(&v) {
+                raw += envelope.raw_len as u64;
+            }
+        }
+        for prior in overlay.values() {
+            match prior {
+                Prior::Absent => {}
+                Prior::Present {
+                    record_len,
+                    raw_len,
+                    ..
+                } => {
+                    stored += record_len;
+                    raw += raw_len;
+                }
+                Prior::Corrupt { record_len } => stored += record_len,
+            }
+        }
+        Ok((stored, raw))
     }
 
     /// Trains a (new) dictionary when the collection has grown enough, and
