@@ -149,7 +149,7 @@ fn crash_consistency() {
     let seed: u64 = std::env::var("KP_CRASH_SEED")
         .ok()
         .map(|s| s.parse().expect("KP_CRASH_SEED must be a number"))
-        .unwrap_or_else(|| rand::random());
+        .unwrap_or_else(rand::random);
     println!("crash_consistency: {rounds} rounds, KP_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
