@@ -60,19 +60,15 @@ fn status_change(pod: &mut Value, now: &str) {
     pod["status"]["phase"] = json!("Running");
 }
 
-/// Performs `n` mutations of pods.
-pub(crate) fn mutate(shared: &Shared, n: usize) {
-    for _ in 0..n {
-        mutate_one(shared);
-    }
+/// Performs `n` mutations of pods; returns how many were written (each
+/// is one new resourceVersion and one watch event).
+pub(crate) fn mutate(shared: &Shared, n: usize) -> u64 {
+    (0..n).filter(|_| mutate_one(shared)).count() as u64
 }
 
-fn mutate_one(shared: &Shared) {
-    let Some(pods) = by_plural("pods") else {
-        return;
-    };
-    let Some(ns_r) = by_plural("namespaces") else {
-        return;
+fn mutate_one(shared: &Shared) -> bool {
+    let (Some(pods), Some(ns_r)) = (by_plural("pods"), by_plural("namespaces")) else {
+        return false;
     };
     let (kind, probe_ns, probe_char, version) = {
         let mut rng = shared.rng();
@@ -80,7 +76,7 @@ fn mutate_one(shared: &Shared) {
         let spread = shared.config.namespaces.max(1);
         let ns = fixtures::namespace_name(rng.random_range(0..spread));
         let c = rng.random_range(b'a'..=b'z') as char;
-        (kind, ns, c, rng.random_range(1..100))
+        (kind, ns, c, rng.random_range(1..6))
     };
     let victim = {
         let st = shared.read();
@@ -119,17 +115,24 @@ fn mutate_one(shared: &Shared) {
         }
         (Mutation::Labels, Some(v)) => shared
             .write(|st| {
+                // The rollout label names the write's own version, so a
+                // label change is never a no-op.
+                let rollout = (st.rv() + 1).to_string();
                 patch_in(st, pods, v.namespace.as_deref(), &v.name, |p| {
                     p["metadata"]["labels"]["version"] = json!(format!("v{version}"));
-                    p["metadata"]["labels"]["rollout"] = json!(version.to_string());
+                    p["metadata"]["labels"]["rollout"] = json!(rollout);
                     Ok(())
                 })
             })
             .map(|_| ()),
         (_, None) => Ok(()),
     };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "mutation skipped");
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "mutation skipped");
+            false
+        }
     }
 }
 
@@ -182,6 +185,7 @@ impl Drop for LoadHandle {
 
 async fn drive(shared: Arc<Shared>, rate: f64, stop: CancellationToken, writes: Arc<AtomicU64>) {
     let started = tokio::time::Instant::now();
+    let mut attempts = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -190,12 +194,13 @@ async fn drive(shared: Arc<Shared>, rate: f64, stop: CancellationToken, writes: 
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // Pace by attempts so a skipped write does not cause a burst.
         let due = (started.elapsed().as_secs_f64() * rate) as u64;
-        let done = writes.load(Ordering::Relaxed);
-        if due > done {
-            let n = due - done;
-            mutate(&shared, n as usize);
-            writes.fetch_add(n, Ordering::Relaxed);
+        if due > attempts {
+            let n = due - attempts;
+            attempts = due;
+            let done = mutate(&shared, n as usize);
+            writes.fetch_add(done, Ordering::Relaxed);
         }
     }
 }

@@ -498,6 +498,12 @@ impl Simulator {
         load::mutate(&self.shared, n);
     }
 
+    /// Like [`Simulator::mutate`]; returns how many writes happened (each is
+    /// one resourceVersion and one watch event).
+    pub fn mutate_counted(&self, n: usize) -> u64 {
+        load::mutate(&self.shared, n)
+    }
+
     /// Starts a background load of `writes_per_sec` pod writes per second
     /// (on the current runtime) until the handle is stopped or dropped.
     pub fn start_load(&self, writes_per_sec: f64) -> LoadHandle {

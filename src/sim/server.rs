@@ -10,7 +10,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -272,10 +271,7 @@ async fn collection_get(
         let plan = watch::plan(s, t.r, filter, &p).await?;
         let (tx, rx) = mpsc::channel::<watch::Chunk>(16);
         tokio::spawn(watch::run(s.clone(), plan, tx));
-        let body = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk, rx))
-        });
-        let mut resp = Response::new(Body::from_stream(body.boxed()));
+        let mut resp = Response::new(Body::from_stream(watch::WatchBody::new(rx)));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

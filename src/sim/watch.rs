@@ -27,6 +27,44 @@ use super::{Counters, GoneMode, Shared};
 /// Chunks of a watch body; an `Err` aborts the connection mid-stream.
 pub(crate) type Chunk = Result<Bytes, std::io::Error>;
 
+/// The body of a watch response. An injected cut arrives as an `Err`
+/// chunk; before passing it on, the body reports "not ready" once, so the
+/// connection flushes what was already written (hyper only flushes when the
+/// body is pending) and the client really receives the partial line.
+pub(crate) struct WatchBody {
+    rx: mpsc::Receiver<Chunk>,
+    held: Option<std::io::Error>,
+}
+
+impl WatchBody {
+    pub fn new(rx: mpsc::Receiver<Chunk>) -> WatchBody {
+        WatchBody { rx, held: None }
+    }
+}
+
+impl futures::Stream for WatchBody {
+    type Item = Chunk;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Chunk>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Some(e) = this.held.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        match this.rx.poll_recv(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                this.held = Some(e);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
 /// Events read from history per lock acquisition.
 const BATCH: usize = 1024;
 /// Buffered bytes that force a flush to the connection.
