@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000)]
     page_size_max: usize,
     /// Serve streaming lists (`sendInitialEvents`): on or off.
-    #[arg(long, default_value = "on", value_parser = parse_switch)]
+    #[arg(long, default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
     watch_list: bool,
     /// Answer watches from a compacted resourceVersion with an HTTP 410
     /// (`http`) or a 200 stream starting with an ERROR event (`event`).
@@ -96,6 +96,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Handlers first: a signal that arrives once the URL is out must
+        // stop the simulator cleanly, not kill the process.
+        let signals = Signals::install()?;
         let sim = Simulator::start(config)
             .await
             .context("starting the simulator")?;
@@ -104,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out.flush().context("writing to stdout")?;
         drop(out);
         let load = (args.load > 0.0).then(|| sim.start_load(args.load));
-        wait_for_signal().await?;
+        signals.wait().await;
         tracing::info!("shutting down");
         if let Some(load) = load {
             let writes = load.stop().await;
@@ -115,12 +118,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, caught.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing a SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing a SIGTERM handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }
