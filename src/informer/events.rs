@@ -58,7 +58,14 @@ pub struct Event {
 
 impl From<Change> for Event {
     fn from(c: Change) -> Self {
-        Event { seq: c.seq, kind: c.kind.into(), key: c.key, rv: c.rv, old: c.old, new: c.new }
+        Event {
+            seq: c.seq,
+            kind: c.kind.into(),
+            key: c.key,
+            rv: c.rv,
+            old: c.old,
+            new: c.new,
+        }
     }
 }
 
@@ -69,12 +76,14 @@ impl From<Change> for Event {
 /// If the journal was trimmed and the consumer acknowledged less than its
 /// start, the events in between are gone: [`Error::JournalGap`].
 pub(crate) fn replay(collection: &Collection, after_seq: u64) -> Result<Vec<Event>> {
-    let entries = collection.journal_since(after_seq)?;
-    if let Some(first) = entries.first() {
-        if first.seq > after_seq + 1 && after_seq > 0 {
-            return Err(Error::JournalGap { acked: after_seq, first_available: first.seq });
-        }
+    let first_available = collection.meta()?.journal_first_seq;
+    if after_seq > 0 && first_available > after_seq + 1 {
+        return Err(Error::JournalGap {
+            acked: after_seq,
+            first_available,
+        });
     }
+    let entries = collection.journal_since(after_seq)?;
     let mut states: HashMap<ObjectKey, Option<Value>> = HashMap::new();
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -85,7 +94,14 @@ pub(crate) fn replay(collection: &Collection, after_seq: u64) -> Result<Vec<Even
         let state = states.entry(entry.key.clone()).or_default();
         let old = state.clone();
         *state = fold(state.take(), &entry);
-        out.push(Event { seq: entry.seq, kind: entry.kind.into(), key: entry.key, rv: entry.rv, old, new: state.clone() });
+        out.push(Event {
+            seq: entry.seq,
+            kind: entry.kind.into(),
+            key: entry.key,
+            rv: entry.rv,
+            old,
+            new: state.clone(),
+        });
     }
     Ok(out)
 }
@@ -135,7 +151,11 @@ impl Feed {
                 }
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, after = self.delivered, "subscriber fell behind; reading the journal");
+                    tracing::debug!(
+                        missed,
+                        after = self.delivered,
+                        "subscriber fell behind; reading the journal"
+                    );
                     if let Err(err) = self.catch_up().await {
                         return Some(Err(err));
                     }
@@ -154,12 +174,23 @@ impl Feed {
 }
 
 fn feed_stream(feed: Feed) -> impl Stream<Item = Result<Event>> + Send + 'static {
-    futures::stream::unfold(feed, |mut feed| async move { feed.next().await.map(|item| (item, feed)) })
+    futures::stream::unfold(feed, |mut feed| async move {
+        feed.next().await.map(|item| (item, feed))
+    })
 }
 
 /// A live stream of events committed after it was created.
-pub(crate) fn subscription(rx: broadcast::Receiver<Event>, collection: Collection, from_seq: u64) -> impl Stream<Item = Result<Event>> + Send + 'static {
-    feed_stream(Feed { rx, collection, delivered: from_seq, backlog: VecDeque::new() })
+pub(crate) fn subscription(
+    rx: broadcast::Receiver<Event>,
+    collection: Collection,
+    from_seq: u64,
+) -> impl Stream<Item = Result<Event>> + Send + 'static {
+    feed_stream(Feed {
+        rx,
+        collection,
+        delivered: from_seq,
+        backlog: VecDeque::new(),
+    })
 }
 
 /// A named consumer whose position survives restarts (I8).
@@ -174,7 +205,11 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub(crate) async fn open(name: &str, rx: broadcast::Receiver<Event>, collection: Collection) -> Result<Consumer> {
+    pub(crate) async fn open(
+        name: &str,
+        rx: broadcast::Receiver<Event>,
+        collection: Collection,
+    ) -> Result<Consumer> {
         // Subscribed before reading the journal, so nothing committed in
         // between is missed; the feed drops what it already replayed.
         let c = collection.clone();
@@ -184,9 +219,23 @@ impl Consumer {
             Ok((acked, replay(&c, acked)?))
         })
         .await?;
-        tracing::info!(consumer = name, acked, pending = backlog.len(), "durable consumer resumed");
-        let feed = Feed { rx, collection: collection.clone(), delivered: acked, backlog: backlog.into() };
-        Ok(Consumer { name: name.to_string(), collection, stream: Box::pin(feed_stream(feed)) })
+        tracing::info!(
+            consumer = name,
+            acked,
+            pending = backlog.len(),
+            "durable consumer resumed"
+        );
+        let feed = Feed {
+            rx,
+            collection: collection.clone(),
+            delivered: acked,
+            backlog: backlog.into(),
+        };
+        Ok(Consumer {
+            name: name.to_string(),
+            collection,
+            stream: Box::pin(feed_stream(feed)),
+        })
     }
 
     /// The consumer's name.
@@ -211,7 +260,10 @@ impl Consumer {
 
 impl Stream for Consumer {
     type Item = Result<Event>;
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         self.stream.as_mut().poll_next(cx)
     }
 }
@@ -226,7 +278,10 @@ mod tests {
         JournalEntry {
             seq,
             kind,
-            key: ObjectKey { namespace: Some("ns".into()), name: "a".into() },
+            key: ObjectKey {
+                namespace: Some("ns".into()),
+                name: "a".into(),
+            },
             rv: seq.to_string(),
             at: SystemTime::UNIX_EPOCH,
             patch,
@@ -236,13 +291,27 @@ mod tests {
     #[test]
     fn history_folds_patches_into_states() {
         let history = vec![
-            entry(1, ChangeKind::Added, json!({"metadata": {"name": "a"}, "spec": {"x": 1, "y": 2}})),
-            entry(2, ChangeKind::Modified, json!({"spec": {"x": 5, "y": null}})),
+            entry(
+                1,
+                ChangeKind::Added,
+                json!({"metadata": {"name": "a"}, "spec": {"x": 1, "y": 2}}),
+            ),
+            entry(
+                2,
+                ChangeKind::Modified,
+                json!({"spec": {"x": 5, "y": null}}),
+            ),
             entry(3, ChangeKind::Deleted, json!(null)),
         ];
         assert_eq!(state_before(&history, 1), None);
-        assert_eq!(state_before(&history, 2), Some(json!({"metadata": {"name": "a"}, "spec": {"x": 1, "y": 2}})));
-        assert_eq!(state_before(&history, 3), Some(json!({"metadata": {"name": "a"}, "spec": {"x": 5}})));
+        assert_eq!(
+            state_before(&history, 2),
+            Some(json!({"metadata": {"name": "a"}, "spec": {"x": 1, "y": 2}}))
+        );
+        assert_eq!(
+            state_before(&history, 3),
+            Some(json!({"metadata": {"name": "a"}, "spec": {"x": 5}}))
+        );
         assert_eq!(state_before(&history, 4), None);
     }
 }

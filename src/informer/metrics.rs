@@ -54,7 +54,10 @@ pub struct MetricsSnapshot {
 
 impl Metrics {
     pub(crate) fn new(watcher: Arc<Stats>) -> Self {
-        Metrics { watcher, ..Metrics::default() }
+        Metrics {
+            watcher,
+            ..Metrics::default()
+        }
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -92,19 +95,79 @@ impl MetricsSnapshot {
     /// with the collection's `resource`.
     pub fn to_prometheus(&self, resource: &str) -> String {
         let rows: [(&str, &str, &str, u64); 13] = [
-            ("events_applied_total", "counter", "Changes committed to the store.", self.events_applied),
-            ("batches_total", "counter", "Batches committed, bookmarks included.", self.batches),
-            ("bookmarks_total", "counter", "Bookmarks persisted.", self.bookmarks),
-            ("relists_total", "counter", "Relists completed.", self.relists),
-            ("gone_total", "counter", "410 Gone answers from the server.", self.gone),
-            ("watch_restarts_total", "counter", "Watch streams restarted.", self.watch_restarts),
-            ("list_requests_total", "counter", "LIST requests made.", self.list_requests),
-            ("watch_requests_total", "counter", "WATCH requests made.", self.watch_requests),
-            ("apply_failures_total", "counter", "Batches the store failed to apply.", self.apply_failures),
+            (
+                "events_applied_total",
+                "counter",
+                "Changes committed to the store.",
+                self.events_applied,
+            ),
+            (
+                "batches_total",
+                "counter",
+                "Batches committed, bookmarks included.",
+                self.batches,
+            ),
+            (
+                "bookmarks_total",
+                "counter",
+                "Bookmarks persisted.",
+                self.bookmarks,
+            ),
+            (
+                "relists_total",
+                "counter",
+                "Relists completed.",
+                self.relists,
+            ),
+            (
+                "gone_total",
+                "counter",
+                "410 Gone answers from the server.",
+                self.gone,
+            ),
+            (
+                "watch_restarts_total",
+                "counter",
+                "Watch streams restarted.",
+                self.watch_restarts,
+            ),
+            (
+                "list_requests_total",
+                "counter",
+                "LIST requests made.",
+                self.list_requests,
+            ),
+            (
+                "watch_requests_total",
+                "counter",
+                "WATCH requests made.",
+                self.watch_requests,
+            ),
+            (
+                "apply_failures_total",
+                "counter",
+                "Batches the store failed to apply.",
+                self.apply_failures,
+            ),
             ("objects", "gauge", "Objects in the store.", self.objects),
-            ("last_resource_version", "gauge", "Last stored resourceVersion.", self.last_rv),
-            ("resume_duration_seconds", "gauge", "Time from start to Synced.", self.resume_ms),
-            ("open_duration_seconds", "gauge", "Time to open the store (first read).", self.open_ms),
+            (
+                "last_resource_version",
+                "gauge",
+                "Last stored resourceVersion.",
+                self.last_rv,
+            ),
+            (
+                "resume_duration_seconds",
+                "gauge",
+                "Time from start to Synced.",
+                self.resume_ms,
+            ),
+            (
+                "open_duration_seconds",
+                "gauge",
+                "Time to open the store (first read).",
+                self.open_ms,
+            ),
         ];
         let label = resource.replace('\\', "\\\\").replace('"', "\\\"");
         let mut out = String::new();
@@ -112,7 +175,11 @@ impl MetricsSnapshot {
             let _ = writeln!(out, "# HELP kube_persist_{name} {help}");
             let _ = writeln!(out, "# TYPE kube_persist_{name} {kind}");
             if name.ends_with("_seconds") {
-                let _ = writeln!(out, "kube_persist_{name}{{resource=\"{label}\"}} {:.3}", value as f64 / 1000.0);
+                let _ = writeln!(
+                    out,
+                    "kube_persist_{name}{{resource=\"{label}\"}} {:.3}",
+                    value as f64 / 1000.0
+                );
             } else {
                 let _ = writeln!(out, "kube_persist_{name}{{resource=\"{label}\"}} {value}");
             }

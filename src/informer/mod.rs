@@ -86,8 +86,12 @@ pub enum State {
 }
 
 /// Runs a store call off the async threads: sled calls block on I/O.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
 }
 
 /// Parses a resourceVersion as the integer it is in practice.
@@ -155,7 +159,9 @@ impl Informer {
     pub fn staleness(&self) -> Option<Duration> {
         match self.state() {
             State::Synced => None,
-            State::Restored { saved_at: Some(at), .. } => Some(at.elapsed().unwrap_or_default()),
+            State::Restored {
+                saved_at: Some(at), ..
+            } => Some(at.elapsed().unwrap_or_default()),
             _ => Some(Duration::ZERO),
         }
     }
@@ -198,7 +204,9 @@ impl Informer {
     /// Returns once the cache has caught up with the server.
     pub async fn wait_until_synced(&self) -> Result<()> {
         let mut rx = self.shared.state.subscribe();
-        rx.wait_for(|s| *s == State::Synced).await.map_err(|_| Error::Stopped)?;
+        rx.wait_for(|s| *s == State::Synced)
+            .await
+            .map_err(|_| Error::Stopped)?;
         Ok(())
     }
 
@@ -208,29 +216,41 @@ impl Informer {
     pub async fn wait_for_rv(&self, rv: &str) -> Result<()> {
         let target = rv_number(rv).ok_or_else(|| Error::NonNumericRv(rv.to_string()))?;
         let mut rx = self.shared.rv.subscribe();
-        rx.wait_for(|cur| cur.as_deref().and_then(rv_number).is_some_and(|cur| cur >= target))
-            .await
-            .map_err(|_| Error::Stopped)?;
+        rx.wait_for(|cur| {
+            cur.as_deref()
+                .and_then(rv_number)
+                .is_some_and(|cur| cur >= target)
+        })
+        .await
+        .map_err(|_| Error::Stopped)?;
         Ok(())
     }
 
     /// A stream of the events committed from now on (I2: each arrives after
     /// its batch is durable). Falls back to the journal if it lags behind.
     pub fn subscribe(&self) -> impl Stream<Item = Result<Event>> + Send + 'static {
+        // Subscribe before reading the head so nothing committed in between
+        // is missed; the feed drops events at or below the head.
         let rx = self.shared.events.subscribe();
-        let from = self.shared.collection.meta().ok().and_then(|m| self.journal_head(&m)).unwrap_or(0);
-        events::subscription(rx, self.shared.collection.clone(), from)
-    }
-
-    fn journal_head(&self, _meta: &crate::store::CollectionMeta) -> Option<u64> {
-        self.shared.collection.journal_since(0).ok()?.last().map(|e| e.seq)
+        let head = self
+            .shared
+            .collection
+            .meta()
+            .map(|m| m.journal_last_seq)
+            .unwrap_or(0);
+        events::subscription(rx, self.shared.collection.clone(), head)
     }
 
     /// A durable consumer named `name`: every event after its last
     /// acknowledged seq, across restarts (I8). A new name starts at the
     /// beginning of the journal.
     pub async fn consumer(&self, name: &str) -> Result<Consumer> {
-        Consumer::open(name, self.shared.events.subscribe(), self.shared.collection.clone()).await
+        Consumer::open(
+            name,
+            self.shared.events.subscribe(),
+            self.shared.collection.clone(),
+        )
+        .await
     }
 
     /// Current metrics.

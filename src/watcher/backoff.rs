@@ -16,7 +16,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `initial` and doubling up to `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max: max.max(initial), attempt: 0 }
+        Backoff {
+            initial,
+            max: max.max(initial),
+            attempt: 0,
+        }
     }
 
     /// The delay before the next attempt. "Equal jitter": half of the
@@ -24,7 +28,10 @@ impl Backoff {
     /// random so many clients do not retry in lockstep. A server's
     /// `retry_after` is a floor; the bound still applies to our own part.
     pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Duration {
-        let exp = self.initial.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         let half = exp / 2;
         let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
@@ -60,7 +67,10 @@ mod tests {
             assert!(d <= Duration::from_secs(2), "{d:?} above the bound");
         }
         let late = b.next_delay(None);
-        assert!(late >= Duration::from_secs(1), "late delay {late:?} should be near the bound");
+        assert!(
+            late >= Duration::from_secs(1),
+            "late delay {late:?} should be near the bound"
+        );
         b.reset();
         assert_eq!(b.attempts(), 0);
         assert!(b.next_delay(None) <= Duration::from_millis(100));
@@ -69,6 +79,9 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor() {
         let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(20));
-        assert_eq!(b.next_delay(Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
     }
 }

@@ -32,9 +32,9 @@ impl Failure {
     pub fn of(err: &kube::Error) -> Failure {
         match err {
             kube::Error::Api(status) => Failure::of_status(status),
-            kube::Error::SerdeError(_) | kube::Error::FromUtf8(_) | kube::Error::LinesCodecMaxLineLengthExceeded => {
-                Failure::Malformed
-            }
+            kube::Error::SerdeError(_)
+            | kube::Error::FromUtf8(_)
+            | kube::Error::LinesCodecMaxLineLengthExceeded => Failure::Malformed,
             _ => Failure::Transient,
         }
     }
@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn http_410_and_error_event_410_are_both_gone() {
-        assert_eq!(Failure::of(&kube::Error::Api(status(410, "Expired").boxed())), Failure::Gone);
+        assert_eq!(
+            Failure::of(&kube::Error::Api(status(410, "Expired").boxed())),
+            Failure::Gone
+        );
         assert_eq!(Failure::of_status(&status(410, "Gone")), Failure::Gone);
         assert_eq!(Failure::of_status(&status(0, "Expired")), Failure::Gone);
     }
@@ -86,20 +89,44 @@ mod tests {
     #[test]
     fn throttling_carries_retry_after() {
         let mut s = status(429, "TooManyRequests");
-        assert_eq!(Failure::of_status(&s), Failure::Throttled { retry_after: None });
-        s.details = Some(serde_json::from_value::<StatusDetails>(serde_json::json!({"retryAfterSeconds": 2})).unwrap());
-        assert_eq!(Failure::of_status(&s).retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(
+            Failure::of_status(&s),
+            Failure::Throttled { retry_after: None }
+        );
+        s.details = Some(
+            serde_json::from_value::<StatusDetails>(serde_json::json!({"retryAfterSeconds": 2}))
+                .unwrap(),
+        );
+        assert_eq!(
+            Failure::of_status(&s).retry_after(),
+            Some(Duration::from_secs(2))
+        );
     }
 
     #[test]
     fn server_trouble_connection_and_bad_lines() {
-        assert_eq!(Failure::of_status(&status(500, "InternalError")), Failure::Transient);
-        assert_eq!(Failure::of_status(&status(503, "ServiceUnavailable")), Failure::Transient);
-        assert_eq!(Failure::of_status(&status(403, "Forbidden")), Failure::Transient);
-        assert_eq!(Failure::of_status(&status(400, "BadRequest")), Failure::Rejected);
+        assert_eq!(
+            Failure::of_status(&status(500, "InternalError")),
+            Failure::Transient
+        );
+        assert_eq!(
+            Failure::of_status(&status(503, "ServiceUnavailable")),
+            Failure::Transient
+        );
+        assert_eq!(
+            Failure::of_status(&status(403, "Forbidden")),
+            Failure::Transient
+        );
+        assert_eq!(
+            Failure::of_status(&status(400, "BadRequest")),
+            Failure::Rejected
+        );
         let io = kube::Error::ReadEvents(std::io::Error::other("reset"));
         assert_eq!(Failure::of(&io), Failure::Transient);
         let serde = serde_json::from_str::<u8>("nope").unwrap_err();
-        assert_eq!(Failure::of(&kube::Error::SerdeError(serde)), Failure::Malformed);
+        assert_eq!(
+            Failure::of(&kube::Error::SerdeError(serde)),
+            Failure::Malformed
+        );
     }
 }

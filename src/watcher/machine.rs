@@ -30,9 +30,16 @@ enum State {
     /// No usable RV: fetch a full snapshot.
     Relist,
     /// A paginated LIST in progress; every page from one snapshot.
-    Paging { snapshot_rv: Option<String>, token: Option<String>, items: Vec<Value> },
+    Paging {
+        snapshot_rv: Option<String>,
+        token: Option<String>,
+        items: Vec<Value>,
+    },
     /// A streaming list in progress: collecting initial ADDED events.
-    InitialEvents { stream: EventStream, items: Vec<Value> },
+    InitialEvents {
+        stream: EventStream,
+        items: Vec<Value>,
+    },
     /// Reading watch events into batches.
     Watching(Watching),
     /// Waiting before retrying `then`.
@@ -78,7 +85,13 @@ pub struct Watcher<S> {
 
 impl<S: ListWatch> Watcher<S> {
     /// A watcher that resumes from `stored_rv`, or relists when there is none.
-    pub fn new(source: S, config: Config, stored_rv: Option<String>, transform: Transform, stats: Arc<Stats>) -> Self {
+    pub fn new(
+        source: S,
+        config: Config,
+        stored_rv: Option<String>,
+        transform: Transform,
+        stats: Arc<Stats>,
+    ) -> Self {
         let state = match stored_rv {
             Some(rv) if !rv.is_empty() => State::Resume { rv },
             _ => State::Relist,
@@ -112,8 +125,14 @@ impl<S: ListWatch> Watcher<S> {
                 match state {
                     State::Resume { rv } => self.resume(rv, cancel).await,
                     State::Relist => self.relist(cancel).await,
-                    State::Paging { snapshot_rv, token, items } => self.page(snapshot_rv, token, items, cancel).await,
-                    State::InitialEvents { stream, items } => self.initial_events(stream, items, cancel).await,
+                    State::Paging {
+                        snapshot_rv,
+                        token,
+                        items,
+                    } => self.page(snapshot_rv, token, items, cancel).await,
+                    State::InitialEvents { stream, items } => {
+                        self.initial_events(stream, items, cancel).await
+                    }
                     State::Watching(w) => self.watch_batch(w, cancel).await,
                     State::Backoff { delay, then } => Self::wait(delay, *then, cancel).await,
                     State::Stopped => State::Stopped,
@@ -140,8 +159,16 @@ impl<S: ListWatch> Watcher<S> {
     fn back_off(&mut self, failure: &Failure, why: &dyn std::fmt::Display, then: State) -> State {
         Stats::bump(&self.stats.backoffs);
         let delay = self.backoff.next_delay(failure.retry_after());
-        tracing::warn!(?failure, retry = then.name(), delay_ms = delay.as_millis() as u64, "{why}; backing off");
-        State::Backoff { delay, then: Box::new(then) }
+        tracing::warn!(
+            ?failure,
+            retry = then.name(),
+            delay_ms = delay.as_millis() as u64,
+            "{why}; backing off"
+        );
+        State::Backoff {
+            delay,
+            then: Box::new(then),
+        }
     }
 
     async fn wait(delay: Duration, then: State, cancel: &CancellationToken) -> State {
@@ -180,29 +207,49 @@ impl<S: ListWatch> Watcher<S> {
 
     /// Relist → InitialEvents (streaming list) or Paging.
     async fn relist(&mut self, cancel: &CancellationToken) -> State {
-        let paging = State::Paging { snapshot_rv: None, token: None, items: Vec::new() };
+        let paging = State::Paging {
+            snapshot_rv: None,
+            token: None,
+            items: Vec::new(),
+        };
         if !self.streaming {
             return paging;
         }
         Stats::bump(&self.stats.watch_requests);
-        let params = WatchParams { send_initial_events: true, ..self.watch_params() };
+        let params = WatchParams {
+            send_initial_events: true,
+            ..self.watch_params()
+        };
         let res = tokio::select! {
             _ = cancel.cancelled() => return State::Stopped,
             res = self.source.watch(&params, "") => res,
         };
         match res {
-            Ok(stream) => State::InitialEvents { stream, items: Vec::new() },
+            Ok(stream) => State::InitialEvents {
+                stream,
+                items: Vec::new(),
+            },
             Err(err) => match Failure::of(&err) {
                 Failure::Rejected => self.streaming_unsupported(&err),
-                failure => self.back_off(&failure, &format_args!("streaming list failed: {err}"), State::Relist),
+                failure => self.back_off(
+                    &failure,
+                    &format_args!("streaming list failed: {err}"),
+                    State::Relist,
+                ),
             },
         }
     }
 
     fn streaming_unsupported(&mut self, why: &dyn std::fmt::Display) -> State {
-        tracing::info!("server does not support streaming lists ({why}); falling back to paginated LIST");
+        tracing::info!(
+            "server does not support streaming lists ({why}); falling back to paginated LIST"
+        );
         self.streaming = false;
-        State::Paging { snapshot_rv: None, token: None, items: Vec::new() }
+        State::Paging {
+            snapshot_rv: None,
+            token: None,
+            items: Vec::new(),
+        }
     }
 
     /// Paging → Paging (next token) or Resume (list complete, snapshot emitted).
@@ -234,30 +281,62 @@ impl<S: ListWatch> Watcher<S> {
                     // offer an inconsistent continue token; using it would
                     // mix snapshots, so start over.
                     Stats::bump(&self.stats.gone);
-                    let fresh = State::Paging { snapshot_rv: None, token: None, items: Vec::new() };
-                    return self.back_off(&failure, &format_args!("list continue token expired: {err}"), fresh);
+                    let fresh = State::Paging {
+                        snapshot_rv: None,
+                        token: None,
+                        items: Vec::new(),
+                    };
+                    return self.back_off(
+                        &failure,
+                        &format_args!("list continue token expired: {err}"),
+                        fresh,
+                    );
                 }
-                let again = State::Paging { snapshot_rv, token, items };
+                let again = State::Paging {
+                    snapshot_rv,
+                    token,
+                    items,
+                };
                 return self.back_off(&failure, &format_args!("list page failed: {err}"), again);
             }
         };
-        let page_rv = list.metadata.resource_version.clone().filter(|rv| !rv.is_empty());
+        let page_rv = list
+            .metadata
+            .resource_version
+            .clone()
+            .filter(|rv| !rv.is_empty());
         if snapshot_rv.is_some() && page_rv != snapshot_rv {
-            let fresh = State::Paging { snapshot_rv: None, token: None, items: Vec::new() };
+            let fresh = State::Paging {
+                snapshot_rv: None,
+                token: None,
+                items: Vec::new(),
+            };
             let why = format!("list page at resourceVersion {page_rv:?} does not match the snapshot {snapshot_rv:?}");
             return self.back_off(&Failure::Transient, &why, fresh);
         }
         items.extend(list.items.into_iter().map(|obj| self.transformed(obj)));
         match list.metadata.continue_.filter(|t| !t.is_empty()) {
-            Some(next) => State::Paging { snapshot_rv: page_rv, token: Some(next), items },
+            Some(next) => State::Paging {
+                snapshot_rv: page_rv,
+                token: Some(next),
+                items,
+            },
             None => match page_rv {
                 Some(rv) => {
                     tracing::info!(objects = items.len(), %rv, "list complete");
                     self.relisted(items, rv)
                 }
                 None => {
-                    let fresh = State::Paging { snapshot_rv: None, token: None, items: Vec::new() };
-                    self.back_off(&Failure::Malformed, &"list response carries no resourceVersion", fresh)
+                    let fresh = State::Paging {
+                        snapshot_rv: None,
+                        token: None,
+                        items: Vec::new(),
+                    };
+                    self.back_off(
+                        &Failure::Malformed,
+                        &"list response carries no resourceVersion",
+                        fresh,
+                    )
                 }
             },
         }
@@ -273,35 +352,60 @@ impl<S: ListWatch> Watcher<S> {
         Stats::bump(&self.stats.relists);
         self.backoff.reset();
         self.synced = true;
-        self.queue.push_back(Output::Relisted { objects, rv: rv.clone() });
+        self.queue.push_back(Output::Relisted {
+            objects,
+            rv: rv.clone(),
+        });
         State::Resume { rv }
     }
 
     /// InitialEvents → Watching (after the initial-events-end bookmark), or
     /// Paging when the server turns out not to support streaming lists.
-    async fn initial_events(&mut self, mut stream: EventStream, mut items: Vec<Value>, cancel: &CancellationToken) -> State {
+    async fn initial_events(
+        &mut self,
+        mut stream: EventStream,
+        mut items: Vec<Value>,
+        cancel: &CancellationToken,
+    ) -> State {
         loop {
             let item = tokio::select! {
                 _ = cancel.cancelled() => return State::Stopped,
                 item = tokio::time::timeout(self.config.stall_timeout, futures::StreamExt::next(&mut stream)) => item,
             };
             let event = match item {
-                Err(_) => return self.streaming_unsupported(&"no initial-events-end bookmark before the stall timeout"),
+                Err(_) => {
+                    return self.streaming_unsupported(
+                        &"no initial-events-end bookmark before the stall timeout",
+                    )
+                }
                 Ok(None) => {
-                    return self.back_off(&Failure::Transient, &"streaming list ended before its initial events", State::Relist)
+                    return self.back_off(
+                        &Failure::Transient,
+                        &"streaming list ended before its initial events",
+                        State::Relist,
+                    )
                 }
                 Ok(Some(Err(err))) => return self.initial_events_failed(&err),
                 Ok(Some(Ok(event))) => event,
             };
             match event {
-                WatchEvent::Added(obj) | WatchEvent::Modified(obj) => items.push(self.transformed(obj)),
+                WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                    items.push(self.transformed(obj))
+                }
                 WatchEvent::Deleted(obj) => {
                     let key = key_of(&obj);
                     items.retain(|o| key_of(o) != key);
                 }
                 WatchEvent::Bookmark(b) => {
-                    if b.metadata.annotations.get(INITIAL_EVENTS_END).map(String::as_str) != Some("true") {
-                        return self.streaming_unsupported(&"a bookmark arrived without the initial-events-end annotation");
+                    if b.metadata
+                        .annotations
+                        .get(INITIAL_EVENTS_END)
+                        .map(String::as_str)
+                        != Some("true")
+                    {
+                        return self.streaming_unsupported(
+                            &"a bookmark arrived without the initial-events-end annotation",
+                        );
                     }
                     let rv = b.metadata.resource_version;
                     tracing::info!(objects = items.len(), %rv, "streaming list complete");
@@ -320,16 +424,28 @@ impl<S: ListWatch> Watcher<S> {
             Failure::Rejected => self.streaming_unsupported(err),
             Failure::Gone => {
                 Stats::bump(&self.stats.gone);
-                self.back_off(&Failure::Gone, &format_args!("streaming list expired: {err}"), State::Relist)
+                self.back_off(
+                    &Failure::Gone,
+                    &format_args!("streaming list expired: {err}"),
+                    State::Relist,
+                )
             }
-            failure => self.back_off(&failure, &format_args!("streaming list failed: {err}"), State::Relist),
+            failure => self.back_off(
+                &failure,
+                &format_args!("streaming list failed: {err}"),
+                State::Relist,
+            ),
         }
     }
 
     /// Watching → Watching (one batch emitted), or Resume/Relist/Backoff
     /// when the stream ends or fails, after emitting what was read.
     async fn watch_batch(&mut self, mut w: Watching, cancel: &CancellationToken) -> State {
-        let mut batch = Batching { deltas: Vec::new(), rv: w.rv.clone(), deadline: None };
+        let mut batch = Batching {
+            deltas: Vec::new(),
+            rv: w.rv.clone(),
+            deadline: None,
+        };
         loop {
             let wait = match batch.deadline {
                 Some(deadline) => deadline,
@@ -371,8 +487,12 @@ impl<S: ListWatch> Watcher<S> {
             };
             self.backoff.reset();
             match event {
-                WatchEvent::Added(obj) | WatchEvent::Modified(obj) => batch.push(Delta::Upsert(self.transformed(obj)), &self.config),
-                WatchEvent::Deleted(obj) => batch.push(Delta::Delete(self.transformed(obj)), &self.config),
+                WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                    batch.push(Delta::Upsert(self.transformed(obj)), &self.config)
+                }
+                WatchEvent::Deleted(obj) => {
+                    batch.push(Delta::Delete(self.transformed(obj)), &self.config)
+                }
                 WatchEvent::Bookmark(b) => {
                     batch.rv = b.metadata.resource_version;
                     self.flush(&mut w, batch);
@@ -404,7 +524,10 @@ impl<S: ListWatch> Watcher<S> {
             return;
         }
         w.rv = batch.rv.clone();
-        self.queue.push_back(Output::Batch { deltas: batch.deltas, rv: batch.rv });
+        self.queue.push_back(Output::Batch {
+            deltas: batch.deltas,
+            rv: batch.rv,
+        });
     }
 
     fn watch_failed(&mut self, rv: String, err: &kube::Error) -> State {
@@ -419,9 +542,17 @@ impl<S: ListWatch> Watcher<S> {
                 Stats::bump(&self.stats.malformed);
                 tracing::warn!(%rv, "undecodable watch line ({err}); re-watching from the last good resourceVersion");
                 // Nothing after `rv` was applied, so re-watching loses nothing.
-                self.back_off(&Failure::Malformed, &format_args!("malformed watch line: {err}"), State::Resume { rv })
+                self.back_off(
+                    &Failure::Malformed,
+                    &format_args!("malformed watch line: {err}"),
+                    State::Resume { rv },
+                )
             }
-            failure => self.back_off(&failure, &format_args!("watch failed: {err}"), State::Resume { rv }),
+            failure => self.back_off(
+                &failure,
+                &format_args!("watch failed: {err}"),
+                State::Resume { rv },
+            ),
         }
     }
 }
@@ -445,6 +576,7 @@ impl Batching {
             self.rv = rv.to_string();
         }
         self.deltas.push(delta);
-        self.deadline.get_or_insert_with(|| Instant::now() + config.batch_window);
+        self.deadline
+            .get_or_insert_with(|| Instant::now() + config.batch_window);
     }
 }

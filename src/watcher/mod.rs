@@ -92,7 +92,12 @@ impl Default for Config {
 impl Config {
     /// Checks the settings, naming the first bad one.
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |setting, reason: &str| Err(Error::InvalidConfig { setting, reason: reason.into() });
+        let bad = |setting, reason: &str| {
+            Err(Error::InvalidConfig {
+                setting,
+                reason: reason.into(),
+            })
+        };
         if self.page_size == 0 {
             return bad("page_size", "must be at least 1");
         }

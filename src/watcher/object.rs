@@ -23,26 +23,15 @@ pub fn strip_managed_fields() -> Transform {
     })
 }
 
-/// The key of an object, `None` when it has no name.
+/// The key of an object, `None` when it has no usable name (the store
+/// would reject it; see [`ObjectKey::of`]).
 pub fn key_of(obj: &Value) -> Option<ObjectKey> {
-    let meta = obj.get("metadata")?;
-    let name = meta.get("name")?.as_str()?.to_string();
-    let namespace = meta
-        .get("namespace")
-        .and_then(Value::as_str)
-        .filter(|ns| !ns.is_empty())
-        .map(str::to_string);
-    Some(ObjectKey { namespace, name })
+    ObjectKey::of(obj).ok()
 }
 
 /// The object's `metadata.resourceVersion`, if any.
 pub fn rv_of(obj: &Value) -> Option<&str> {
     obj.get("metadata")?.get("resourceVersion")?.as_str()
-}
-
-/// Renders a key the way the store and the logs name objects.
-pub fn display_key(key: &ObjectKey) -> String {
-    format!("{}/{}", key.namespace.as_deref().unwrap_or(""), key.name)
 }
 
 #[cfg(test)]
@@ -55,11 +44,19 @@ mod tests {
         let pod = json!({"metadata": {"name": "a", "namespace": "ns"}});
         assert_eq!(
             key_of(&pod),
-            Some(ObjectKey { namespace: Some("ns".into()), name: "a".into() })
+            Some(ObjectKey {
+                namespace: Some("ns".into()),
+                name: "a".into()
+            })
         );
         let node = json!({"metadata": {"name": "n1"}});
-        assert_eq!(key_of(&node), Some(ObjectKey { namespace: None, name: "n1".into() }));
-        assert_eq!(display_key(&key_of(&node).unwrap()), "/n1");
+        assert_eq!(
+            key_of(&node),
+            Some(ObjectKey {
+                namespace: None,
+                name: "n1".into()
+            })
+        );
         assert_eq!(key_of(&json!({"metadata": {}})), None);
     }
 
@@ -67,7 +64,10 @@ mod tests {
     fn default_transform_strips_managed_fields_only() {
         let mut obj = json!({"metadata": {"name": "a", "resourceVersion": "7", "managedFields": [{"manager": "x"}]}, "spec": {}});
         strip_managed_fields()(&mut obj);
-        assert_eq!(obj, json!({"metadata": {"name": "a", "resourceVersion": "7"}, "spec": {}}));
+        assert_eq!(
+            obj,
+            json!({"metadata": {"name": "a", "resourceVersion": "7"}, "spec": {}})
+        );
         assert_eq!(rv_of(&obj), Some("7"));
     }
 }

@@ -44,7 +44,11 @@ pub fn diff(stored: &HashMap<ObjectKey, String>, listed: Vec<Value>) -> RelistDi
             out.upserts.push(obj);
         }
     }
-    let mut deleted: Vec<ObjectKey> = stored.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+    let mut deleted: Vec<ObjectKey> = stored
+        .keys()
+        .filter(|k| !seen.contains(*k))
+        .cloned()
+        .collect();
     deleted.sort();
     out.deleted = deleted;
     out
@@ -59,7 +63,10 @@ mod tests {
         json!({"metadata": {"namespace": ns, "name": name, "resourceVersion": rv}})
     }
     fn key(ns: &str, name: &str) -> ObjectKey {
-        ObjectKey { namespace: Some(ns.into()), name: name.into() }
+        ObjectKey {
+            namespace: Some(ns.into()),
+            name: name.into(),
+        }
     }
 
     #[test]
@@ -70,7 +77,11 @@ mod tests {
             (key("a", "gone"), "3".to_string()),
         ]
         .into();
-        let listed = vec![obj("a", "same", "1"), obj("a", "changed", "9"), obj("b", "new", "10")];
+        let listed = vec![
+            obj("a", "same", "1"),
+            obj("a", "changed", "9"),
+            obj("b", "new", "10"),
+        ];
         let d = diff(&stored, listed);
         let names: Vec<_> = d.upserts.iter().map(|o| key_of(o).unwrap().name).collect();
         assert_eq!(names, vec!["changed", "new"]);
@@ -90,7 +101,10 @@ mod tests {
     #[test]
     fn object_without_rv_is_always_upserted_and_nameless_skipped() {
         let stored: HashMap<_, _> = [(key("a", "x"), "1".to_string())].into();
-        let listed = vec![json!({"metadata": {"namespace": "a", "name": "x"}}), json!({"metadata": {}})];
+        let listed = vec![
+            json!({"metadata": {"namespace": "a", "name": "x"}}),
+            json!({"metadata": {}}),
+        ];
         let d = diff(&stored, listed);
         assert_eq!((d.upserts.len(), d.deleted.len(), d.unchanged), (1, 0, 0));
     }

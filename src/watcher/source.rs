@@ -20,9 +20,16 @@ pub type EventStream = BoxStream<'static, Result<WatchEvent<Value>, kube::Error>
 /// The list and watch calls of one collection.
 pub trait ListWatch: Send + Sync + 'static {
     /// One LIST request (one page).
-    fn list(&self, params: &ListParams) -> impl Future<Output = Result<ObjectList<Value>, kube::Error>> + Send;
+    fn list(
+        &self,
+        params: &ListParams,
+    ) -> impl Future<Output = Result<ObjectList<Value>, kube::Error>> + Send;
     /// One WATCH request from `rv` ("" for a streaming list from now).
-    fn watch(&self, params: &WatchParams, rv: &str) -> impl Future<Output = Result<EventStream, kube::Error>> + Send;
+    fn watch(
+        &self,
+        params: &WatchParams,
+        rv: &str,
+    ) -> impl Future<Output = Result<EventStream, kube::Error>> + Send;
 }
 
 /// A resource served by a Kubernetes API server (or the simulator).
@@ -36,7 +43,10 @@ impl ApiSource {
     /// The collection of `resource`, limited to `namespace` when given.
     pub fn new(client: Client, resource: &ApiResource, namespace: Option<&str>) -> Self {
         let url = DynamicObject::url_path(resource, namespace);
-        ApiSource { client, request: kube::core::Request::new(url) }
+        ApiSource {
+            client,
+            request: kube::core::Request::new(url),
+        }
     }
 
     /// The collection's URL path, for logs.
@@ -47,12 +57,18 @@ impl ApiSource {
 
 impl ListWatch for ApiSource {
     async fn list(&self, params: &ListParams) -> Result<ObjectList<Value>, kube::Error> {
-        let req = self.request.list(params).map_err(kube::Error::BuildRequest)?;
+        let req = self
+            .request
+            .list(params)
+            .map_err(kube::Error::BuildRequest)?;
         self.client.request::<ObjectList<Value>>(req).await
     }
 
     async fn watch(&self, params: &WatchParams, rv: &str) -> Result<EventStream, kube::Error> {
-        let req = self.request.watch(params, rv).map_err(kube::Error::BuildRequest)?;
+        let req = self
+            .request
+            .watch(params, rv)
+            .map_err(kube::Error::BuildRequest)?;
         let stream = self.client.request_events::<Value>(req).await?;
         Ok(stream.boxed())
     }

@@ -20,14 +20,23 @@ use crate::store::Delta;
 enum Reply {
     List(Result<ObjectList<Value>, kube::Error>),
     /// Events, then either the end of the stream or silence.
-    Watch(Result<Vec<Result<WatchEvent<Value>, kube::Error>>, kube::Error>, bool),
+    Watch(
+        Result<Vec<Result<WatchEvent<Value>, kube::Error>>, kube::Error>,
+        bool,
+    ),
 }
 
 /// A request the watcher made.
 #[derive(Debug, Clone, PartialEq)]
 enum Call {
-    List { token: Option<String>, limit: Option<u32> },
-    Watch { rv: String, initial: bool },
+    List {
+        token: Option<String>,
+        limit: Option<u32>,
+    },
+    Watch {
+        rv: String,
+        initial: bool,
+    },
 }
 
 #[derive(Clone, Default)]
@@ -38,7 +47,10 @@ struct Fake {
 
 impl Fake {
     fn new(replies: Vec<Reply>) -> Self {
-        Fake { replies: Arc::new(Mutex::new(replies.into())), calls: Arc::default() }
+        Fake {
+            replies: Arc::new(Mutex::new(replies.into())),
+            calls: Arc::default(),
+        }
     }
     fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
@@ -50,18 +62,28 @@ impl Fake {
 
 impl ListWatch for Fake {
     async fn list(&self, params: &ListParams) -> Result<ObjectList<Value>, kube::Error> {
-        self.calls.lock().unwrap().push(Call::List { token: params.continue_token.clone(), limit: params.limit });
+        self.calls.lock().unwrap().push(Call::List {
+            token: params.continue_token.clone(),
+            limit: params.limit,
+        });
         match self.next_reply() {
             Some(Reply::List(r)) => r,
             _ => futures::future::pending().await,
         }
     }
     async fn watch(&self, params: &WatchParams, rv: &str) -> Result<EventStream, kube::Error> {
-        self.calls.lock().unwrap().push(Call::Watch { rv: rv.to_string(), initial: params.send_initial_events });
+        self.calls.lock().unwrap().push(Call::Watch {
+            rv: rv.to_string(),
+            initial: params.send_initial_events,
+        });
         match self.next_reply() {
             Some(Reply::Watch(r, ends)) => {
                 let events = futures::stream::iter(r?);
-                Ok(if ends { events.boxed() } else { events.chain(futures::stream::pending()).boxed() })
+                Ok(if ends {
+                    events.boxed()
+                } else {
+                    events.chain(futures::stream::pending()).boxed()
+                })
             }
             _ => futures::future::pending().await,
         }
@@ -79,7 +101,11 @@ fn page(items: Vec<Value>, rv: &str, token: Option<&str>) -> Reply {
 }
 
 fn bookmark(rv: u64, initial_end: bool) -> Result<WatchEvent<Value>, kube::Error> {
-    let annotations = if initial_end { json!({"k8s.io/initial-events-end": "true"}) } else { json!({}) };
+    let annotations = if initial_end {
+        json!({"k8s.io/initial-events-end": "true"})
+    } else {
+        json!({})
+    };
     let ev = json!({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1",
         "metadata": {"resourceVersion": rv.to_string(), "annotations": annotations}}});
     Ok(serde_json::from_value(ev).unwrap())
@@ -106,7 +132,13 @@ fn config() -> Config {
 
 fn watcher(fake: &Fake, config: Config, rv: Option<&str>) -> (Watcher<Fake>, Arc<Stats>) {
     let stats = Arc::new(Stats::default());
-    let w = Watcher::new(fake.clone(), config, rv.map(str::to_string), strip_managed_fields(), stats.clone());
+    let w = Watcher::new(
+        fake.clone(),
+        config,
+        rv.map(str::to_string),
+        strip_managed_fields(),
+        stats.clone(),
+    );
     (w, stats)
 }
 
@@ -115,7 +147,11 @@ async fn take(w: &mut Watcher<Fake>, n: usize) -> Vec<Output> {
     let cancel = CancellationToken::new();
     let mut out = Vec::new();
     while out.len() < n {
-        out.push(w.next(&cancel).await.expect("watcher stopped"));
+        let next = tokio::time::timeout(Duration::from_secs(20), w.next(&cancel)).await;
+        out.push(
+            next.expect("no output within 20s")
+                .expect("watcher stopped"),
+        );
     }
     out
 }
@@ -131,29 +167,49 @@ fn names(deltas: &[Delta]) -> Vec<String> {
 }
 
 fn object_names(objects: &[Value]) -> Vec<&str> {
-    objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect()
+    objects
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect()
 }
 
 #[tokio::test]
 async fn resume_with_stored_rv_watches_first_and_never_lists() {
     let fake = Fake::new(vec![Reply::Watch(
-        Ok(vec![Ok(WatchEvent::Added(pod("a", 11))), Ok(WatchEvent::Deleted(pod("b", 12))), bookmark(15, false)]),
+        Ok(vec![
+            Ok(WatchEvent::Added(pod("a", 11))),
+            Ok(WatchEvent::Deleted(pod("b", 12))),
+            bookmark(15, false),
+        ]),
         false,
     )]);
     let (mut w, stats) = watcher(&fake, config(), Some("10"));
-    let out = take(&mut w, 3).await;
+    let out = take(&mut w, 2).await;
     match &out[0] {
         Output::Batch { deltas, rv } => {
             assert_eq!(names(deltas), vec!["+a", "-b"]);
-            assert_eq!(rv, "12");
-            let Delta::Upsert(a) = &deltas[0] else { panic!() };
-            assert!(a["metadata"].get("managedFields").is_none(), "default transform strips managedFields");
+            assert_eq!(
+                rv, "15",
+                "a bookmark inside the batch window closes the batch at its RV"
+            );
+            let Delta::Upsert(a) = &deltas[0] else {
+                panic!()
+            };
+            assert!(
+                a["metadata"].get("managedFields").is_none(),
+                "default transform strips managedFields"
+            );
         }
         other => panic!("expected a batch, got {other:?}"),
     }
-    assert!(matches!(&out[1], Output::Batch { deltas, rv } if deltas.is_empty() && rv == "15"));
-    assert!(matches!(out[2], Output::CaughtUp));
-    assert_eq!(fake.calls(), vec![Call::Watch { rv: "10".into(), initial: false }]);
+    assert!(matches!(out[1], Output::CaughtUp));
+    assert_eq!(
+        fake.calls(),
+        vec![Call::Watch {
+            rv: "10".into(),
+            initial: false
+        }]
+    );
     assert_eq!(Stats::get(&stats.list_requests), 0);
 }
 
@@ -174,17 +230,31 @@ async fn paginated_list_follows_every_token_then_watches_from_the_snapshot() {
     ]);
     let (mut w, stats) = watcher(&fake, config(), None);
     let out = take(&mut w, 2).await;
-    let Output::Relisted { objects, rv } = &out[0] else { panic!("{:?}", out[0]) };
+    let Output::Relisted { objects, rv } = &out[0] else {
+        panic!("{:?}", out[0])
+    };
     assert_eq!(object_names(objects), vec!["a", "b", "c", "d", "e"]);
     assert_eq!(rv, "20");
     assert!(matches!(&out[1], Output::Batch { rv, .. } if rv == "21"));
     assert_eq!(
         fake.calls(),
         vec![
-            Call::List { token: None, limit: Some(2) },
-            Call::List { token: Some("t1".into()), limit: Some(2) },
-            Call::List { token: Some("t2".into()), limit: Some(2) },
-            Call::Watch { rv: "20".into(), initial: false },
+            Call::List {
+                token: None,
+                limit: Some(2)
+            },
+            Call::List {
+                token: Some("t1".into()),
+                limit: Some(2)
+            },
+            Call::List {
+                token: Some("t2".into()),
+                limit: Some(2)
+            },
+            Call::Watch {
+                rv: "20".into(),
+                initial: false
+            },
         ]
     );
     assert_eq!(Stats::get(&stats.list_requests), 3);
@@ -200,12 +270,25 @@ async fn expired_continue_token_restarts_the_list_without_mixing_snapshots() {
         page(vec![pod("d", 32)], "32", None),
     ]);
     let (mut w, stats) = watcher(&fake, config(), None);
-    let Output::Relisted { objects, rv } = take(&mut w, 1).await.remove(0) else { panic!() };
-    assert_eq!(object_names(&objects), vec!["a", "c", "d"], "only the second snapshot");
+    let Output::Relisted { objects, rv } = take(&mut w, 1).await.remove(0) else {
+        panic!()
+    };
+    assert_eq!(
+        object_names(&objects),
+        vec!["a", "c", "d"],
+        "only the second snapshot"
+    );
     assert_eq!(objects[0]["metadata"]["resourceVersion"], "30");
     assert_eq!(rv, "32");
     let calls = fake.calls();
-    assert_eq!(calls[2], Call::List { token: None, limit: Some(2) }, "restart from scratch");
+    assert_eq!(
+        calls[2],
+        Call::List {
+            token: None,
+            limit: Some(2)
+        },
+        "restart from scratch"
+    );
     assert_eq!(Stats::get(&stats.gone), 1);
 }
 
@@ -217,8 +300,13 @@ async fn page_from_another_snapshot_restarts_the_list() {
         page(vec![pod("a", 1), pod("b", 2)], "26", None),
     ]);
     let (mut w, _) = watcher(&fake, config(), None);
-    let Output::Relisted { objects, rv } = take(&mut w, 1).await.remove(0) else { panic!() };
-    assert_eq!((object_names(&objects), rv.as_str()), (vec!["a", "b"], "26"));
+    let Output::Relisted { objects, rv } = take(&mut w, 1).await.remove(0) else {
+        panic!()
+    };
+    assert_eq!(
+        (object_names(&objects), rv.as_str()),
+        (vec!["a", "b"], "26")
+    );
 }
 
 #[tokio::test]
@@ -232,7 +320,13 @@ async fn http_410_and_error_event_410_both_relist() {
         let out = take(&mut w, 1).await;
         assert!(matches!(&out[0], Output::Relisted { rv, .. } if rv == "41"));
         assert_eq!(Stats::get(&stats.gone), 1);
-        assert_eq!(fake.calls()[1], Call::List { token: None, limit: Some(2) });
+        assert_eq!(
+            fake.calls()[1],
+            Call::List {
+                token: None,
+                limit: Some(2)
+            }
+        );
     }
 }
 
@@ -247,12 +341,29 @@ async fn streaming_list_collects_initial_events_then_keeps_watching() {
         ]),
         false,
     )]);
-    let (mut w, stats) = watcher(&fake, Config { streaming_list: true, ..config() }, None);
+    let (mut w, stats) = watcher(
+        &fake,
+        Config {
+            streaming_list: true,
+            ..config()
+        },
+        None,
+    );
     let out = take(&mut w, 2).await;
-    let Output::Relisted { objects, rv } = &out[0] else { panic!() };
+    let Output::Relisted { objects, rv } = &out[0] else {
+        panic!()
+    };
     assert_eq!((object_names(objects), rv.as_str()), (vec!["a", "b"], "9"));
-    assert!(matches!(&out[1], Output::Batch { deltas, rv } if names(deltas) == vec!["-a"] && rv == "10"));
-    assert_eq!(fake.calls(), vec![Call::Watch { rv: "".into(), initial: true }]);
+    assert!(
+        matches!(&out[1], Output::Batch { deltas, rv } if names(deltas) == vec!["-a"] && rv == "10")
+    );
+    assert_eq!(
+        fake.calls(),
+        vec![Call::Watch {
+            rv: "".into(),
+            initial: true
+        }]
+    );
     assert_eq!(Stats::get(&stats.list_requests), 0);
 }
 
@@ -260,28 +371,63 @@ async fn streaming_list_collects_initial_events_then_keeps_watching() {
 async fn streaming_list_refused_or_ignored_falls_back_to_paging() {
     let refused = Reply::Watch(Err(kube::Error::Api(status(400, "BadRequest"))), false);
     // A server that ignores sendInitialEvents sends ADDED then a plain bookmark.
-    let ignored = Reply::Watch(Ok(vec![Ok(WatchEvent::Added(pod("a", 1))), bookmark(3, false)]), false);
+    let ignored = Reply::Watch(
+        Ok(vec![Ok(WatchEvent::Added(pod("a", 1))), bookmark(3, false)]),
+        false,
+    );
     for first in [refused, ignored] {
         let fake = Fake::new(vec![first, page(vec![pod("a", 1)], "3", None)]);
-        let (mut w, _) = watcher(&fake, Config { streaming_list: true, ..config() }, None);
-        let Output::Relisted { objects, .. } = take(&mut w, 1).await.remove(0) else { panic!() };
+        let (mut w, _) = watcher(
+            &fake,
+            Config {
+                streaming_list: true,
+                ..config()
+            },
+            None,
+        );
+        let Output::Relisted { objects, .. } = take(&mut w, 1).await.remove(0) else {
+            panic!()
+        };
         assert_eq!(object_names(&objects), vec!["a"]);
-        assert_eq!(fake.calls()[1], Call::List { token: None, limit: Some(2) });
+        assert_eq!(
+            fake.calls()[1],
+            Call::List {
+                token: None,
+                limit: Some(2)
+            }
+        );
     }
 }
 
 #[tokio::test]
 async fn malformed_line_flushes_what_was_read_and_rewatches_from_last_good_rv() {
-    let bad = serde_json::from_str::<WatchEvent<Value>>(r#"{"type":"WHATEVER","object":{}}"#).unwrap_err();
+    let bad = serde_json::from_str::<WatchEvent<Value>>(r#"{"type":"WHATEVER","object":{}}"#)
+        .unwrap_err();
     let fake = Fake::new(vec![
-        Reply::Watch(Ok(vec![Ok(WatchEvent::Added(pod("a", 11))), Err(kube::Error::SerdeError(bad))]), false),
+        Reply::Watch(
+            Ok(vec![
+                Ok(WatchEvent::Added(pod("a", 11))),
+                Err(kube::Error::SerdeError(bad)),
+            ]),
+            false,
+        ),
         Reply::Watch(Ok(vec![Ok(WatchEvent::Added(pod("b", 12)))]), false),
     ]);
     let (mut w, stats) = watcher(&fake, config(), Some("10"));
     let out = take(&mut w, 2).await;
-    assert!(matches!(&out[0], Output::Batch { deltas, rv } if names(deltas) == vec!["+a"] && rv == "11"));
-    assert!(matches!(&out[1], Output::Batch { deltas, rv } if names(deltas) == vec!["+b"] && rv == "12"));
-    assert_eq!(fake.calls()[1], Call::Watch { rv: "11".into(), initial: false });
+    assert!(
+        matches!(&out[0], Output::Batch { deltas, rv } if names(deltas) == vec!["+a"] && rv == "11")
+    );
+    assert!(
+        matches!(&out[1], Output::Batch { deltas, rv } if names(deltas) == vec!["+b"] && rv == "12")
+    );
+    assert_eq!(
+        fake.calls()[1],
+        Call::Watch {
+            rv: "11".into(),
+            initial: false
+        }
+    );
     assert_eq!(Stats::get(&stats.malformed), 1);
 }
 
@@ -292,15 +438,32 @@ async fn clean_end_and_stall_rewatch_from_last_rv() {
         Reply::Watch(Ok(vec![bookmark(12, false)]), false),
         Reply::Watch(Ok(vec![Ok(WatchEvent::Added(pod("c", 13)))]), false),
     ]);
-    let cfg = Config { stall_timeout: Duration::from_millis(300), ..config() };
+    let cfg = Config {
+        stall_timeout: Duration::from_millis(300),
+        ..config()
+    };
     let (mut w, stats) = watcher(&fake, cfg, Some("10"));
     let out = take(&mut w, 4).await;
     assert!(matches!(&out[0], Output::Batch { rv, .. } if rv == "11"));
     assert!(matches!(&out[1], Output::Batch { deltas, rv } if deltas.is_empty() && rv == "12"));
     assert!(matches!(out[2], Output::CaughtUp));
     assert!(matches!(&out[3], Output::Batch { rv, .. } if rv == "13"));
-    let rvs: Vec<_> = fake.calls().into_iter().map(|c| if let Call::Watch { rv, .. } = c { rv } else { panic!() }).collect();
-    assert_eq!(rvs, vec!["10", "11", "12"], "clean end, then stall, each re-watched from the last RV");
+    let rvs: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .map(|c| {
+            if let Call::Watch { rv, .. } = c {
+                rv
+            } else {
+                panic!()
+            }
+        })
+        .collect();
+    assert_eq!(
+        rvs,
+        vec!["10", "11", "12"],
+        "clean end, then stall, each re-watched from the last RV"
+    );
     assert_eq!(Stats::get(&stats.watch_restarts), 2);
 }
 
@@ -311,32 +474,64 @@ async fn throttling_and_server_errors_back_off_honouring_retry_after() {
     let fake = Fake::new(vec![
         Reply::Watch(Err(kube::Error::Api(throttled.boxed())), false),
         Reply::Watch(Err(kube::Error::Api(status(500, "InternalError"))), false),
-        Reply::Watch(Err(kube::Error::ReadEvents(std::io::Error::other("connection reset"))), false),
+        Reply::Watch(
+            Err(kube::Error::ReadEvents(std::io::Error::other(
+                "connection reset",
+            ))),
+            false,
+        ),
         Reply::Watch(Ok(vec![Ok(WatchEvent::Added(pod("a", 11)))]), false),
     ]);
     let (mut w, stats) = watcher(&fake, config(), Some("10"));
     let start = tokio::time::Instant::now();
     let out = take(&mut w, 1).await;
     assert!(matches!(&out[0], Output::Batch { rv, .. } if rv == "11"));
-    assert!(start.elapsed() >= Duration::from_secs(1), "Retry-After honoured");
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
     assert_eq!(Stats::get(&stats.backoffs), 3);
     assert_eq!(fake.calls().len(), 4);
 }
 
 #[tokio::test]
 async fn batches_split_at_batch_max() {
-    let events = (1..=5).map(|i| Ok(WatchEvent::Added(pod(&format!("p{i}"), 10 + i)))).collect();
+    let events = (1..=5)
+        .map(|i| Ok(WatchEvent::Added(pod(&format!("p{i}"), 10 + i))))
+        .collect();
     let fake = Fake::new(vec![Reply::Watch(Ok(events), false)]);
-    let (mut w, _) = watcher(&fake, Config { batch_max: 2, ..config() }, Some("10"));
+    let (mut w, _) = watcher(
+        &fake,
+        Config {
+            batch_max: 2,
+            ..config()
+        },
+        Some("10"),
+    );
     let out = take(&mut w, 3).await;
-    let sizes: Vec<_> = out.iter().map(|o| if let Output::Batch { deltas, .. } = o { deltas.len() } else { 0 }).collect();
+    let sizes: Vec<_> = out
+        .iter()
+        .map(|o| {
+            if let Output::Batch { deltas, .. } = o {
+                deltas.len()
+            } else {
+                0
+            }
+        })
+        .collect();
     assert_eq!(sizes, vec![2, 2, 1]);
 }
 
 #[tokio::test]
 async fn cancel_hands_out_the_batch_already_read_then_stops() {
-    let fake = Fake::new(vec![Reply::Watch(Ok(vec![Ok(WatchEvent::Added(pod("a", 11)))]), false)]);
-    let cfg = Config { batch_window: Duration::from_secs(3600), ..config() };
+    let fake = Fake::new(vec![Reply::Watch(
+        Ok(vec![Ok(WatchEvent::Added(pod("a", 11)))]),
+        false,
+    )]);
+    let cfg = Config {
+        batch_window: Duration::from_secs(3600),
+        ..config()
+    };
     let (mut w, _) = watcher(&fake, cfg, Some("10"));
     let cancel = CancellationToken::new();
     let canceller = cancel.clone();
@@ -351,7 +546,12 @@ async fn cancel_hands_out_the_batch_already_read_then_stops() {
 
 #[test]
 fn config_validation_names_the_bad_setting() {
-    let err = Config { page_size: 0, ..Config::default() }.validate().unwrap_err();
+    let err = Config {
+        page_size: 0,
+        ..Config::default()
+    }
+    .validate()
+    .unwrap_err();
     assert!(err.to_string().contains("page_size"), "{err}");
     assert!(Config::default().validate().is_ok());
 }
