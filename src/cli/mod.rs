@@ -4,21 +4,27 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod age;
 mod bench;
+mod columns;
 mod compact;
 mod demo;
+mod exit;
 mod export;
 mod get;
 mod history;
 mod inspect;
 mod list;
+mod output;
 mod sim;
 mod sync;
+mod table;
+mod target;
 mod verify;
 
 /// A Kubernetes informer cache that lives on disk.
 #[derive(Debug, Parser)]
-#[command(name = "kube-persist", version, about, long_about = None)]
+#[command(name = "kube-persist", version, about, long_about = None, after_help = exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +57,10 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return exit::usage(err),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -74,9 +83,6 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(1)
-        }
+        Err(err) => exit::report(&err),
     }
 }
