@@ -1,0 +1,168 @@
+//! Shared by the `cli_*` tests: a small store built through the library, and
+//! a way to run the binary against it.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use kube_persist::store::{Batch, CollectionId, Delta, Store};
+use serde_json::{json, Value};
+
+/// "Now" for every run, so that ages are exact.
+pub const NOW: &str = "2026-01-01T12:00:00Z";
+
+pub fn id(group: &str, resource: &str, kind: &str, namespaced: bool) -> CollectionId {
+    CollectionId {
+        group: group.into(),
+        version: "v1".into(),
+        resource: resource.into(),
+        kind: kind.into(),
+        namespaced,
+        namespace: None,
+        label_selector: None,
+        field_selector: None,
+    }
+}
+
+pub fn pods() -> CollectionId {
+    id("", "pods", "Pod", true)
+}
+pub fn configmaps() -> CollectionId {
+    id("", "configmaps", "ConfigMap", true)
+}
+pub fn secrets() -> CollectionId {
+    id("", "secrets", "Secret", true)
+}
+pub fn widgets() -> CollectionId {
+    id("example.com", "widgets", "Widget", true)
+}
+pub fn nodes() -> CollectionId {
+    id("", "nodes", "Node", false)
+}
+
+pub fn pod(ns: &str, name: &str, rv: u64, node: &str, ready: bool) -> Value {
+    json!({
+        "metadata": {
+            "name": name, "namespace": ns, "resourceVersion": rv.to_string(),
+            "uid": format!("uid-{ns}-{name}"),
+            "creationTimestamp": "2026-01-01T11:00:00Z",
+            "labels": {"app": name.split('-').next().unwrap_or(name), "tier": "web"}
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "main", "image": "nginx:1.27"}]},
+        "status": {
+            "phase": "Running", "podIP": "10.0.0.7",
+            "containerStatuses": [{"name": "main", "ready": ready, "restartCount": 1,
+                "state": if ready { json!({"running": {}}) } else { json!({"waiting": {"reason": "CrashLoopBackOff"}}) }}]
+        }
+    })
+}
+
+pub fn configmap(ns: &str, name: &str, rv: u64) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": ns, "resourceVersion": rv.to_string(),
+            "creationTimestamp": "2026-01-01T09:30:00Z"},
+        "data": {"a": "1", "b": "2"}
+    })
+}
+
+/// A Secret whose `data.password` is "hunter2" and `data.user` "admin".
+pub fn secret(ns: &str, name: &str, rv: u64) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": ns, "resourceVersion": rv.to_string(),
+            "creationTimestamp": "2025-12-30T12:00:00Z",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration":
+                "{\"data\":{\"password\":\"aHVudGVyMg==\"}}"}},
+        "type": "Opaque",
+        "data": {"password": "aHVudGVyMg==", "user": "YWRtaW4="}
+    })
+}
+
+pub fn widget(ns: &str, name: &str, rv: u64) -> Value {
+    json!({
+        "apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": name, "namespace": ns, "resourceVersion": rv.to_string(),
+            "creationTimestamp": "2026-01-01T11:59:30Z"},
+        "spec": {"size": 3}
+    })
+}
+
+pub fn apply(store: &Store, id: &CollectionId, objects: Vec<Value>, rv: u64) {
+    let c = store.collection(id).unwrap();
+    c.apply(Batch {
+        deltas: objects.into_iter().map(Delta::Upsert).collect(),
+        rv: Some(rv.to_string()),
+    })
+    .unwrap();
+}
+
+/// A store with pods, configmaps, secrets and widgets (a custom resource).
+pub fn fixture(dir: &Path) {
+    let store = Store::open(dir).unwrap();
+    apply(
+        &store,
+        &pods(),
+        vec![
+            pod("default", "web-0", 10, "node-a", true),
+            pod("default", "web-1", 11, "node-b", false),
+            pod("kube-system", "dns-0", 12, "node-a", true),
+        ],
+        12,
+    );
+    apply(&store, &configmaps(), vec![configmap("default", "settings", 13)], 13);
+    apply(&store, &secrets(), vec![secret("default", "db", 14)], 14);
+    apply(&store, &widgets(), vec![widget("default", "w1", 15)], 15);
+}
+
+/// A store holding only the three pods.
+pub fn pods_only(dir: &Path) {
+    let store = Store::open(dir).unwrap();
+    apply(
+        &store,
+        &pods(),
+        vec![
+            pod("default", "web-0", 10, "node-a", true),
+            pod("default", "web-1", 11, "node-b", false),
+            pod("kube-system", "dns-0", 12, "node-a", true),
+        ],
+        12,
+    );
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn kp(args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_kube-persist"))
+        .args(args)
+        .env("KUBE_PERSIST_NOW", NOW)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    Run {
+        code: status.code().expect("exited by a signal"),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+/// Run and require success; return stdout.
+pub fn ok(args: &[&str]) -> String {
+    let r = kp(args);
+    assert_eq!(r.code, 0, "{args:?} failed: {}", r.stderr);
+    r.stdout
+}
+
+pub fn store_dir() -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let s = dir.to_str().unwrap().to_string();
+    (tmp, s)
+}
