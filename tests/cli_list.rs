@@ -68,9 +68,15 @@ fn empty_namespace_lists_nothing_on_stdout() {
     fixture(dir.as_ref());
     let r = kp(&["list", &dir, "-r", "pods", "-n", "nowhere"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""));
-    assert!(r.stderr.contains("No pods found in namespace nowhere"), "{}", r.stderr);
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&["list", &dir, "-r", "pods", "-n", "nowhere", "-o", "json"])).unwrap();
+    assert!(
+        r.stderr.contains("No pods found in namespace nowhere"),
+        "{}",
+        r.stderr
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "list", &dir, "-r", "pods", "-n", "nowhere", "-o", "json",
+    ]))
+    .unwrap();
     assert_eq!(json["items"], serde_json::json!([]));
 }
 
@@ -108,7 +114,10 @@ fn json_and_yaml_are_list_objects() {
 fn resource_is_optional_with_one_collection_only() {
     let (_tmp, dir) = store_dir();
     pods_only(dir.as_ref());
-    assert_eq!(ok(&["list", &dir, "-o", "name"]), "pod/web-0\npod/web-1\npod/dns-0\n");
+    assert_eq!(
+        ok(&["list", &dir, "-o", "name"]),
+        "pod/web-0\npod/web-1\npod/dns-0\n"
+    );
 
     let (_tmp2, dir2) = store_dir();
     fixture(dir2.as_ref());
@@ -117,6 +126,6 @@ fn resource_is_optional_with_one_collection_only() {
     assert_eq!(r.stdout, "");
     assert_eq!(
         r.stderr.trim_end(),
-        "error: the store holds several collections (pods, configmaps, secrets, widgets.example.com); choose one with --resource"
+        "error: the store holds several collections (configmaps, pods, secrets, widgets.example.com); choose one with --resource"
     );
 }

@@ -52,15 +52,11 @@ fn state_word(state: State) -> &'static str {
 }
 
 fn write_text(out: &mut impl Write, s: &StoreSummary, now: Timestamp) -> anyhow::Result<()> {
-    let raw: u64 = s.collections.iter().map(|c| c.raw_json_bytes).sum();
     writeln!(out, "Store:          {}", s.path.display())?;
     writeln!(out, "Collections:    {}", s.collections.len())?;
     writeln!(out, "Bytes on disk:  {}", bytes(s.bytes_on_disk))?;
-    writeln!(out, "Raw JSON:       {}", bytes(raw))?;
-    match s.compression_ratio() {
-        Some(r) => writeln!(out, "Compression:    {r:.2}x (raw JSON / bytes on disk)")?,
-        None => writeln!(out, "Compression:    -")?,
-    }
+    writeln!(out, "Raw JSON:       {}", bytes(s.raw_bytes()))?;
+    writeln!(out, "Raw / on disk:  {}", ratio(s.disk_ratio()))?;
     for c in &s.collections {
         writeln!(out)?;
         write_collection(out, c, now)?;
@@ -113,19 +109,30 @@ fn write_collection(
         None => writeln!(out, "  Last sync:       never")?,
     }
     writeln!(out, "  Objects:         {}", c.meta.objects)?;
-    writeln!(out, "  Raw JSON:        {}", bytes(c.raw_json_bytes))?;
+    writeln!(out, "  Raw JSON:        {}", bytes(c.meta.raw_bytes))?;
+    writeln!(out, "  Stored:          {}", bytes(c.meta.stored_bytes))?;
+    writeln!(out, "  Compression:     {}", ratio(c.compression_ratio()))?;
     match (&c.journal.first, &c.journal.last) {
         (Some((first_seq, first_at)), Some((last_seq, last_at))) => writeln!(
             out,
-            "  Journal:         {} entries, seq {first_seq}..{last_seq}, {} .. {}",
-            c.journal.entries,
+            "  Journal:         {} entries ({}), seq {first_seq}..{last_seq}, {} .. {}",
+            c.meta.journal_len,
+            bytes(c.meta.journal_bytes),
             age::timestamp(*first_at),
             age::timestamp(*last_at)
         )?,
-        _ => writeln!(out, "  Journal:         empty")?,
+        _ => writeln!(
+            out,
+            "  Journal:         empty (last seq {})",
+            c.meta.journal_last_seq
+        )?,
     }
     match c.meta.dictionary_id {
-        Some(d) => writeln!(out, "  Dictionary:      {d}")?,
+        Some(d) => writeln!(
+            out,
+            "  Dictionary:      id {d} ({} trained)",
+            c.meta.dictionaries
+        )?,
         None => writeln!(out, "  Dictionary:      none")?,
     }
     Ok(())
@@ -156,23 +163,32 @@ fn to_json(s: &StoreSummary) -> Value {
                 "lastResourceVersion": c.meta.last_rv,
                 "lastSync": c.meta.last_sync.map(age::timestamp),
                 "objects": c.meta.objects,
-                "rawJsonBytes": c.raw_json_bytes,
+                "rawJsonBytes": c.meta.raw_bytes,
+                "storedBytes": c.meta.stored_bytes,
+                "compressionRatio": c.compression_ratio(),
                 "journal": {
-                    "entries": c.journal.entries,
+                    "entries": c.meta.journal_len,
+                    "bytes": c.meta.journal_bytes,
+                    "lastSeq": c.meta.journal_last_seq,
                     "first": span(&c.journal.first),
                     "last": span(&c.journal.last),
                 },
                 "dictionaryId": c.meta.dictionary_id,
+                "dictionaries": c.meta.dictionaries,
             })
         })
         .collect();
     json!({
         "path": s.path,
         "bytesOnDisk": s.bytes_on_disk,
-        "rawJsonBytes": s.collections.iter().map(|c| c.raw_json_bytes).sum::<u64>(),
-        "compressionRatio": s.compression_ratio(),
+        "rawJsonBytes": s.raw_bytes(),
+        "rawToDiskRatio": s.disk_ratio(),
         "collections": collections,
     })
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
 }
 
 /// `1.5 MiB (1572864 bytes)`: readable, and exact for scripts that parse.

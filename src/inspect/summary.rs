@@ -20,13 +20,20 @@ pub struct StoreSummary {
 }
 
 impl StoreSummary {
-    /// Raw JSON size of every stored object, over the bytes on disk: how
-    /// much the envelopes, compression and dictionaries save (or cost, when
-    /// below 1 — sled preallocates, so tiny stores look large).
-    pub fn compression_ratio(&self) -> Option<f64> {
-        let raw: u64 = self.collections.iter().map(|c| c.raw_json_bytes).sum();
-        (self.bytes_on_disk > 0 && raw > 0).then(|| raw as f64 / self.bytes_on_disk as f64)
+    /// Raw JSON size of every stored object.
+    pub fn raw_bytes(&self) -> u64 {
+        self.collections.iter().map(|c| c.meta.raw_bytes).sum()
     }
+
+    /// Raw JSON size of every stored object over the bytes the store's files
+    /// take (below 1 on tiny stores: sled preallocates).
+    pub fn disk_ratio(&self) -> Option<f64> {
+        ratio(self.raw_bytes(), self.bytes_on_disk)
+    }
+}
+
+fn ratio(raw: u64, stored: u64) -> Option<f64> {
+    (raw > 0 && stored > 0).then(|| raw as f64 / stored as f64)
 }
 
 /// Whether a collection can be served after a restart.
@@ -45,28 +52,33 @@ pub enum State {
 pub struct CollectionSummary {
     /// What it holds.
     pub id: CollectionId,
-    /// Its meta record.
+    /// Its meta record: freshness, counts and sizes.
     pub meta: CollectionMeta,
     /// Whether a restart can resume from it.
     pub state: State,
-    /// Its journal.
+    /// When the oldest and newest journal entries kept were applied.
     pub journal: JournalSpan,
-    /// Size of its objects as the API server's JSON.
-    pub raw_json_bytes: u64,
+}
+
+impl CollectionSummary {
+    /// Raw JSON over stored record bytes: what envelopes, zstd and the
+    /// dictionary save on the objects.
+    pub fn compression_ratio(&self) -> Option<f64> {
+        ratio(self.meta.raw_bytes, self.meta.stored_bytes)
+    }
 }
 
 /// The part of history the journal still holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JournalSpan {
-    /// Entries held.
-    pub entries: u64,
     /// Oldest entry's sequence number and time.
     pub first: Option<(u64, SystemTime)>,
     /// Newest entry's sequence number and time.
     pub last: Option<(u64, SystemTime)>,
 }
 
-/// Summarise every collection of `store`.
+/// Summarise every collection of `store`; reads meta records and two
+/// journal entries per collection, never the objects.
 pub fn summarize(store: &Store) -> Result<StoreSummary> {
     let mut collections = Vec::new();
     for id in store.collections()? {
@@ -74,17 +86,20 @@ pub fn summarize(store: &Store) -> Result<StoreSummary> {
             continue;
         };
         let meta = collection.meta()?;
-        let journal = collection.journal_since(0)?;
-        let journal = JournalSpan {
-            entries: journal.len() as u64,
-            first: journal.first().map(|e| (e.seq, e.at)),
-            last: journal.last().map(|e| (e.seq, e.at)),
+        let journal = if meta.journal_len == 0 {
+            JournalSpan::default()
+        } else {
+            let at = |seq: u64| -> Result<Option<(u64, SystemTime)>> {
+                Ok(collection
+                    .journal_page(seq.saturating_sub(1), 1)?
+                    .first()
+                    .map(|e| (e.seq, e.at)))
+            };
+            JournalSpan {
+                first: at(meta.journal_first_seq)?,
+                last: at(meta.journal_last_seq)?,
+            }
         };
-        let raw_json_bytes = collection
-            .list()?
-            .iter()
-            .map(|o| serde_json::to_vec(o).map_or(0, |v| v.len() as u64))
-            .sum();
         let state = if meta.last_rv.is_some() {
             State::Resumable
         } else {
@@ -95,7 +110,6 @@ pub fn summarize(store: &Store) -> Result<StoreSummary> {
             meta,
             state,
             journal,
-            raw_json_bytes,
         });
     }
     Ok(StoreSummary {

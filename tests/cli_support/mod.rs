@@ -4,10 +4,33 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use kube_persist::store::{Batch, CollectionId, Delta, Store};
 use serde_json::{json, Value};
+
+/// Held while this process has a store open and while it forks a child.
+///
+/// A store's lock is an flock on an open file description. Tests run on
+/// several threads; a child forked by one thread while another thread has a
+/// store open shares that description until the child's `exec` closes it, so
+/// a store closed in between can still look locked to the next child. No fork
+/// while a store is open here, no store open during a fork: no such window.
+static FORK_GUARD: Mutex<()> = Mutex::new(());
+
+fn fork_guard() -> MutexGuard<'static, ()> {
+    FORK_GUARD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Open (creating) the store at `dir`, run `f`, close the store.
+pub fn with_store<R>(dir: &Path, f: impl FnOnce(&Store) -> R) -> R {
+    let _guard = fork_guard();
+    let store = Store::open(dir).unwrap();
+    f(&store)
+}
 
 /// "Now" for every run, so that ages are exact.
 pub const NOW: &str = "2026-01-01T12:00:00Z";
@@ -98,35 +121,42 @@ pub fn apply(store: &Store, id: &CollectionId, objects: Vec<Value>, rv: u64) {
 
 /// A store with pods, configmaps, secrets and widgets (a custom resource).
 pub fn fixture(dir: &Path) {
-    let store = Store::open(dir).unwrap();
-    apply(
-        &store,
-        &pods(),
-        vec![
-            pod("default", "web-0", 10, "node-a", true),
-            pod("default", "web-1", 11, "node-b", false),
-            pod("kube-system", "dns-0", 12, "node-a", true),
-        ],
-        12,
-    );
-    apply(&store, &configmaps(), vec![configmap("default", "settings", 13)], 13);
-    apply(&store, &secrets(), vec![secret("default", "db", 14)], 14);
-    apply(&store, &widgets(), vec![widget("default", "w1", 15)], 15);
+    with_store(dir, |store| {
+        apply(
+            store,
+            &pods(),
+            vec![
+                pod("default", "web-0", 10, "node-a", true),
+                pod("default", "web-1", 11, "node-b", false),
+                pod("kube-system", "dns-0", 12, "node-a", true),
+            ],
+            12,
+        );
+        apply(
+            store,
+            &configmaps(),
+            vec![configmap("default", "settings", 13)],
+            13,
+        );
+        apply(store, &secrets(), vec![secret("default", "db", 14)], 14);
+        apply(store, &widgets(), vec![widget("default", "w1", 15)], 15);
+    })
 }
 
 /// A store holding only the three pods.
 pub fn pods_only(dir: &Path) {
-    let store = Store::open(dir).unwrap();
-    apply(
-        &store,
-        &pods(),
-        vec![
-            pod("default", "web-0", 10, "node-a", true),
-            pod("default", "web-1", 11, "node-b", false),
-            pod("kube-system", "dns-0", 12, "node-a", true),
-        ],
-        12,
-    );
+    with_store(dir, |store| {
+        apply(
+            store,
+            &pods(),
+            vec![
+                pod("default", "web-0", 10, "node-a", true),
+                pod("default", "web-1", 11, "node-b", false),
+                pod("kube-system", "dns-0", 12, "node-a", true),
+            ],
+            12,
+        )
+    })
 }
 
 pub struct Run {
@@ -136,16 +166,32 @@ pub struct Run {
 }
 
 pub fn kp(args: &[&str]) -> Run {
+    let guard = fork_guard();
+    let child = spawn(args);
+    drop(guard);
+    finish(child)
+}
+
+/// Start the binary without waiting for it. Takes no guard: for a test that
+/// holds a store open on purpose while the child runs.
+pub fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_kube-persist"))
+        .args(args)
+        .env("KUBE_PERSIST_NOW", NOW)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+pub fn finish(child: std::process::Child) -> Run {
     let Output {
         status,
         stdout,
         stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_kube-persist"))
-        .args(args)
-        .env("KUBE_PERSIST_NOW", NOW)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    } = child.wait_with_output().unwrap();
     Run {
         code: status.code().expect("exited by a signal"),
         stdout: String::from_utf8(stdout).unwrap(),
