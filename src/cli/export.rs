@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use kube_persist::inspect::{query, view};
 
 use super::output;
-use super::target::{self, ResourceArg, SecretsArg, StoreDir};
+use super::target::{self, SecretsArg, StoreDir};
 
 /// Output format of `export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,19 +35,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = args.store.open()?;
-    let collections = match &args.resource {
-        Some(r) => vec![target::collection(
-            &store,
-            &ResourceArg {
-                resource: Some(r.clone()),
-            },
-        )?],
-        None => store
-            .collections()?
-            .iter()
-            .map(|id| target::find(&store, id))
-            .collect::<anyhow::Result<_>>()?,
-    };
+    let collections = target::collections(&store, args.resource.as_deref())?;
     let mut out = output::stdout();
     let mut first = true;
     for collection in collections {

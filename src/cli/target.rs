@@ -55,3 +55,20 @@ pub fn find(store: &Store, id: &CollectionId) -> anyhow::Result<Collection> {
         .into()
     })
 }
+
+/// The collection `resource` names, or every collection when it is `None`.
+pub fn collections(store: &Store, resource: Option<&str>) -> anyhow::Result<Vec<Collection>> {
+    match resource {
+        Some(r) => Ok(vec![collection(
+            store,
+            &ResourceArg {
+                resource: Some(r.to_string()),
+            },
+        )?]),
+        None => store
+            .collections()?
+            .iter()
+            .map(|id| find(store, id))
+            .collect(),
+    }
+}

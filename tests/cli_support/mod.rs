@@ -29,7 +29,23 @@ fn fork_guard() -> MutexGuard<'static, ()> {
 pub fn with_store<R>(dir: &Path, f: impl FnOnce(&Store) -> R) -> R {
     let _guard = fork_guard();
     let store = Store::open(dir).unwrap();
-    f(&store)
+    let r = f(&store);
+    drop(store);
+    wait_closed(dir);
+    r
+}
+
+/// Block until sled has really let go of the store's database file.
+///
+/// Dropping the last sled handle returns before sled's background I/O
+/// threads close the file, and sled's flock lives until they do; a child
+/// started in that window finds the store "in use". Taking (and releasing)
+/// the same flock waits exactly for that.
+pub fn wait_closed(dir: &Path) {
+    use fs2::FileExt;
+    let db_file = std::fs::File::open(dir.join("db").join("db")).unwrap();
+    db_file.lock_exclusive().unwrap();
+    db_file.unlock().unwrap();
 }
 
 /// "Now" for every run, so that ages are exact.
@@ -211,4 +227,45 @@ pub fn store_dir() -> (tempfile::TempDir, String) {
     let dir = tmp.path().join("store");
     let s = dir.to_str().unwrap().to_string();
     (tmp, s)
+}
+
+/// Flip one byte in the middle of the value stored under `key` in the sled
+/// tree of collection `id`, the way a bad sector would. Layout (see
+/// src/store/key.rs): the db lives in `<store>/db`, each collection in tree
+/// `collection:<id.name()>`, objects under `o` + `namespace/name`.
+pub fn flip_byte(dir: &Path, id: &CollectionId, key: &[u8]) {
+    let _guard = fork_guard();
+    let db = sled::open(dir.join("db")).unwrap();
+    let tree = db.open_tree(format!("collection:{}", id.name())).unwrap();
+    let mut value = tree.get(key).unwrap().expect("no such record").to_vec();
+    let at = value.len() / 2;
+    value[at] ^= 0x55;
+    tree.insert(key, value).unwrap();
+    db.flush().unwrap();
+    drop((tree, db));
+    wait_closed(dir);
+}
+
+/// Sled key of an object record.
+pub fn object_record(ns_name: &str) -> Vec<u8> {
+    let mut k = vec![b'o'];
+    k.extend_from_slice(ns_name.as_bytes());
+    k
+}
+
+/// Every file under `dir` with its contents, to show nothing changed.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.insert(e.path(), std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
 }
