@@ -129,3 +129,46 @@ fn resource_is_optional_with_one_collection_only() {
         "error: the store holds several collections (configmaps, pods, secrets, widgets.example.com); choose one with --resource"
     );
 }
+
+#[test]
+fn label_selectors() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let names = |sel: &str| ok(&["list", &dir, "-r", "pods", "-l", sel, "-o", "name"]);
+    assert_eq!(names("app=web"), "pod/web-0\npod/web-1\n");
+    assert_eq!(names("app==dns"), "pod/dns-0\n");
+    assert_eq!(names("app!=web"), "pod/dns-0\n");
+    assert_eq!(
+        names("app in (dns, web),tier=web"),
+        "pod/web-0\npod/web-1\npod/dns-0\n"
+    );
+    assert_eq!(names("app notin (web)"), "pod/dns-0\n");
+    assert_eq!(names("tier"), "pod/web-0\npod/web-1\npod/dns-0\n");
+    assert_eq!(names("!tier"), "");
+    assert_eq!(names("app=nothing"), "");
+    // Selector and namespace together, through the label index.
+    assert_eq!(
+        ok(&[
+            "list",
+            &dir,
+            "-r",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "tier=web",
+            "-o",
+            "name"
+        ]),
+        "pod/dns-0\n"
+    );
+    let r = kp(&["list", &dir, "-r", "pods", "-l", "app in (web"]);
+    assert_eq!((r.code, r.stdout.as_str()), (64, ""));
+    assert_eq!(r.stderr.lines().count(), 1);
+    assert!(
+        r.stderr
+            .starts_with("error: unable to parse label selector \"app in (web\": "),
+        "{}",
+        r.stderr
+    );
+}

@@ -72,7 +72,7 @@ fn code_of(err: &anyhow::Error) -> u8 {
                 inspect::Error::ResourceRequired { .. }
                 | inspect::Error::AmbiguousResource { .. }
                 | inspect::Error::BadKey { .. }
-                | inspect::Error::BadSelector { .. } => USAGE,
+                | inspect::Error::Selector(_) => USAGE,
             };
         }
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {

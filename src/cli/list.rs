@@ -43,6 +43,10 @@ pub struct Args {
     /// Objects in all namespaces (the default when -n is not given).
     #[arg(long, short = 'A')]
     all_namespaces: bool,
+    /// Label selector: `app=web`, `tier!=db`, `env in (a,b)`, `env notin (c)`,
+    /// `key`, `!key`, comma-separated (all must match).
+    #[arg(long, short = 'l', value_name = "SELECTOR")]
+    selector: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     output: Format,
@@ -52,12 +56,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = age::now()?;
+    let mut q = query::Query {
+        namespace: args.namespace.clone(),
+        labels: None,
+    };
+    if let Some(selector) = &args.selector {
+        q = q.with_labels(selector)?;
+    }
     let store = args.store.open()?;
     let collection = target::collection(&store, &args.resource)?;
     let id = collection.id().clone();
-    let q = query::Query {
-        namespace: args.namespace.clone(),
-    };
     let objects: Vec<Value> = query::list(&collection, &q)?
         .into_iter()
         .map(|o| view::present(&id, args.secrets.show_secrets, o))

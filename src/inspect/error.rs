@@ -44,13 +44,8 @@ pub enum Error {
         reason: String,
     },
     /// A label selector could not be parsed.
-    #[error("invalid label selector {given:?}: {reason}")]
-    BadSelector {
-        /// What the user typed.
-        given: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    #[error(transparent)]
+    Selector(#[from] crate::selector::Error),
     /// The object is not in the store.
     #[error("{resource} {key:?} not found in the store")]
     NotFound {

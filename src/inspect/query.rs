@@ -4,21 +4,67 @@
 use serde_json::Value;
 
 use super::Result;
+use crate::selector::{self, Expression, Selector, SelectorExt};
 use crate::store::Collection;
+
+/// Name of the store's built-in label index, whose values are `key=value`.
+const LABEL_INDEX: &str = "label";
 
 /// A list request.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     /// Only objects in this namespace; `None` for all namespaces.
     pub namespace: Option<String>,
+    /// Only objects whose labels match.
+    pub labels: Option<Selector>,
+}
+
+impl Query {
+    /// Restrict to objects matching `selector` (Kubernetes syntax: `a=b`,
+    /// `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-separated).
+    pub fn with_labels(mut self, selector: &str) -> Result<Query> {
+        self.labels = Some(selector::parse_label_selector(selector)?);
+        Ok(self)
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        let in_namespace = match &self.namespace {
+            Some(ns) => {
+                object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    == Some(ns)
+            }
+            None => true,
+        };
+        in_namespace
+            && self
+                .labels
+                .as_ref()
+                .is_none_or(|s| s.matches(&selector::labels_of(object)))
+    }
 }
 
 /// Objects of `collection` matching `query`, ordered by namespace then name.
+///
+/// An equality term of the selector narrows the read to the label index;
+/// otherwise a namespace reads only that namespace's objects.
 pub fn list(collection: &Collection, query: &Query) -> Result<Vec<Value>> {
-    let mut objects = match &query.namespace {
-        Some(ns) => collection.list_namespace(ns)?,
-        None => collection.list()?,
+    let indexed = query
+        .labels
+        .clone()
+        .into_iter()
+        .flatten()
+        .find_map(|e| match e {
+            Expression::Equal(k, v) => Some(format!("{k}={v}")),
+            _ => None,
+        });
+    let mut objects = match (&indexed, &query.namespace) {
+        (Some(label), _) => collection.by_index(LABEL_INDEX, label)?,
+        (None, Some(ns)) => collection.list_namespace(ns)?,
+        (None, None) => collection.list()?,
     };
+    objects.retain(|o| query.matches(o));
     objects.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     Ok(objects)
 }
