@@ -97,7 +97,7 @@ fn inspect_describes_each_collection() {
         pods[8]
     );
     assert!(
-        pods[9].starts_with("  Journal:         3 entries (") && pods[9].contains("seq 1..3"),
+        pods[9].starts_with("  Journal:         3 entries, ") && pods[9].contains("seq 1..3"),
         "{}",
         pods[9]
     );

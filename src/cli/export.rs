@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut first = true;
     for collection in collections {
         let id = collection.id().clone();
-        for object in query::list(&collection, &query::Query::default())? {
+        query::for_each(&collection, |object| -> anyhow::Result<()> {
             let object = view::present(&id, args.secrets.show_secrets, object);
             match args.output {
                 Format::Jsonl => output::json_line(&mut out, &object)?,
@@ -52,7 +52,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             first = false;
-        }
+            Ok(())
+        })?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -115,9 +115,9 @@ fn write_collection(
     match (&c.journal.first, &c.journal.last) {
         (Some((first_seq, first_at)), Some((last_seq, last_at))) => writeln!(
             out,
-            "  Journal:         {} entries ({}), seq {first_seq}..{last_seq}, {} .. {}",
+            "  Journal:         {} entries, {} bytes, seq {first_seq}..{last_seq}, {} .. {}",
             c.meta.journal_len,
-            bytes(c.meta.journal_bytes),
+            c.meta.journal_bytes,
             age::timestamp(*first_at),
             age::timestamp(*last_at)
         )?,

@@ -3,8 +3,10 @@
 
 use serde_json::Value;
 
-use super::Result;
+use super::{Error, Result};
 use crate::selector::{self, Expression, Selector, SelectorExt};
+use std::collections::BTreeSet;
+
 use crate::store::Collection;
 
 /// Name of the store's built-in label index, whose values are `key=value`.
@@ -47,8 +49,8 @@ impl Query {
 
 /// Objects of `collection` matching `query`, ordered by namespace then name.
 ///
-/// An equality term of the selector narrows the read to the label index;
-/// otherwise a namespace reads only that namespace's objects.
+/// A namespace reads only that namespace's objects; without one, an
+/// equality term of the selector narrows the read to the label index.
 pub fn list(collection: &Collection, query: &Query) -> Result<Vec<Value>> {
     let indexed = query
         .labels
@@ -59,14 +61,46 @@ pub fn list(collection: &Collection, query: &Query) -> Result<Vec<Value>> {
             Expression::Equal(k, v) => Some(format!("{k}={v}")),
             _ => None,
         });
-    let mut objects = match (&indexed, &query.namespace) {
-        (Some(label), _) => collection.by_index(LABEL_INDEX, label)?,
-        (None, Some(ns)) => collection.list_namespace(ns)?,
+    let mut objects = match (&query.namespace, &indexed) {
+        (Some(ns), _) => collection.list_namespace(ns)?,
+        (None, Some(label)) => collection.by_index(LABEL_INDEX, label)?,
         (None, None) => collection.list()?,
     };
     objects.retain(|o| query.matches(o));
     objects.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     Ok(objects)
+}
+
+/// Call `f` with every object of `collection`, ordered by namespace then
+/// name, holding one namespace in memory at a time: an export of a large
+/// store streams rather than building every object first. (Namespace by
+/// namespace keeps the store's fast prefix scans; a point read per object
+/// would be slower.)
+pub fn for_each<E: From<Error>>(
+    collection: &Collection,
+    mut f: impl FnMut(Value) -> Result<(), E>,
+) -> Result<(), E> {
+    let namespaces: BTreeSet<Option<String>> = collection
+        .versions()
+        .map_err(Error::from)?
+        .into_keys()
+        .map(|k| k.namespace)
+        .collect();
+    for namespace in namespaces {
+        let query = Query {
+            namespace: namespace.clone(),
+            labels: None,
+        };
+        let mut objects = list(collection, &query)?;
+        if namespace.is_none() {
+            // Cluster-scoped: `list` read everything; keep what has no namespace.
+            objects.retain(|o| o.pointer("/metadata/namespace").is_none());
+        }
+        for object in objects {
+            f(object)?;
+        }
+    }
+    Ok(())
 }
 
 fn sort_key(object: &Value) -> (&str, &str) {

@@ -42,10 +42,10 @@ pub fn with_store<R>(dir: &Path, f: impl FnOnce(&Store) -> R) -> R {
 /// started in that window finds the store "in use". Taking (and releasing)
 /// the same flock waits exactly for that.
 pub fn wait_closed(dir: &Path) {
-    use fs2::FileExt;
+    // fs2's flock, the one sled takes (std's File::lock is newer than our MSRV).
     let db_file = std::fs::File::open(dir.join("db").join("db")).unwrap();
-    db_file.lock_exclusive().unwrap();
-    db_file.unlock().unwrap();
+    fs2::FileExt::lock_exclusive(&db_file).unwrap();
+    fs2::FileExt::unlock(&db_file).unwrap();
 }
 
 /// "Now" for every run, so that ages are exact.
