@@ -80,12 +80,17 @@ pub fn for_each<E: From<Error>>(
     collection: &Collection,
     mut f: impl FnMut(Value) -> Result<(), E>,
 ) -> Result<(), E> {
-    let namespaces: BTreeSet<Option<String>> = collection
-        .versions()
-        .map_err(Error::from)?
-        .into_keys()
-        .map(|k| k.namespace)
-        .collect();
+    let versions = collection.versions().map_err(Error::from)?;
+    if versions.len() != collection.len() {
+        // `versions()` leaves out records it cannot read, so that a relist
+        // heals them; an export must not silently lose them. The full scan
+        // fails naming the bad key.
+        for object in collection.list().map_err(Error::from)? {
+            f(object)?;
+        }
+        return Ok(());
+    }
+    let namespaces: BTreeSet<Option<String>> = versions.into_keys().map(|k| k.namespace).collect();
     for namespace in namespaces {
         let query = Query {
             namespace: namespace.clone(),
