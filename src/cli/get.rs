@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use kube_persist::inspect::{self, key, resource, view};
 
 use super::output;
-use super::target::{self, ResourceArg, SecretsArg, StoreDir};
+use super::target::{self, ObjectArg, SecretsArg};
 
 /// Output format of `get`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -21,12 +21,7 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    store: StoreDir,
-    #[command(flatten)]
-    resource: ResourceArg,
-    /// The object: NAMESPACE/NAME, or NAME for cluster-scoped resources.
-    #[arg(value_name = "NAMESPACE/NAME")]
-    key: String,
+    object: ObjectArg,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "yaml")]
     output: Format,
@@ -35,15 +30,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = args.store.open()?;
-    let collection = target::collection(&store, &args.resource)?;
+    let store = args.object.store.open()?;
+    let collection = target::collection(&store, &args.object.resource)?;
     let id = collection.id().clone();
-    let key = key::parse(&id, &args.key)?;
+    let key = key::parse(&id, &args.object.key)?;
     let object = collection
         .get(&key)?
         .ok_or_else(|| inspect::Error::NotFound {
             resource: resource::display_name(&id),
-            key: args.key.clone(),
+            key: args.object.key.clone(),
         })?;
     let object = view::present(&id, args.secrets.show_secrets, object);
     let mut out = output::stdout();

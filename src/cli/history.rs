@@ -7,7 +7,7 @@ use kube_persist::inspect::{self, history, key, redact, resource};
 use kube_persist::store::ChangeKind;
 
 use super::table::Table;
-use super::target::{self, ResourceArg, SecretsArg, StoreDir};
+use super::target::{self, ObjectArg, SecretsArg};
 use super::{age, output};
 
 /// Output format of `history`.
@@ -23,12 +23,7 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    store: StoreDir,
-    #[command(flatten)]
-    resource: ResourceArg,
-    /// The object: NAMESPACE/NAME, or NAME for cluster-scoped resources.
-    #[arg(value_name = "NAMESPACE/NAME")]
-    key: String,
+    object: ObjectArg,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     output: Format,
@@ -50,15 +45,15 @@ struct ChangeView {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = args.store.open()?;
-    let collection = target::collection(&store, &args.resource)?;
+    let store = args.object.store.open()?;
+    let collection = target::collection(&store, &args.object.resource)?;
     let id = collection.id().clone();
-    let key = key::parse(&id, &args.key)?;
+    let key = key::parse(&id, &args.object.key)?;
     let entries = collection.history(&key)?;
     if entries.is_empty() && collection.get(&key)?.is_none() {
         return Err(inspect::Error::NotFound {
             resource: resource::display_name(&id),
-            key: args.key,
+            key: args.object.key,
         }
         .into());
     }
@@ -88,7 +83,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Format::Table => {
             if entries.is_empty() {
-                eprintln!("No journal entries left for {} (compacted).", args.key);
+                eprintln!(
+                    "No journal entries left for {} (compacted).",
+                    args.object.key
+                );
             } else {
                 let mut table = Table::new(["SEQ", "TIME", "TYPE", "RV", "CHANGED"]);
                 for e in &entries {

@@ -30,6 +30,18 @@ pub struct ResourceArg {
     pub resource: Option<String>,
 }
 
+/// One object of one collection: `DIR [--resource R] NAMESPACE/NAME`.
+#[derive(Debug, clap::Args)]
+pub struct ObjectArg {
+    #[command(flatten)]
+    pub store: StoreDir,
+    #[command(flatten)]
+    pub resource: ResourceArg,
+    /// The object: NAMESPACE/NAME, or NAME for cluster-scoped resources.
+    #[arg(value_name = "NAMESPACE/NAME")]
+    pub key: String,
+}
+
 /// `--show-secrets`.
 #[derive(Debug, clap::Args)]
 pub struct SecretsArg {

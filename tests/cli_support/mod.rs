@@ -135,19 +135,18 @@ pub fn apply(store: &Store, id: &CollectionId, objects: Vec<Value>, rv: u64) {
     .unwrap();
 }
 
+fn three_pods() -> Vec<Value> {
+    vec![
+        pod("default", "web-0", 10, "node-a", true),
+        pod("default", "web-1", 11, "node-b", false),
+        pod("kube-system", "dns-0", 12, "node-a", true),
+    ]
+}
+
 /// A store with pods, configmaps, secrets and widgets (a custom resource).
 pub fn fixture(dir: &Path) {
     with_store(dir, |store| {
-        apply(
-            store,
-            &pods(),
-            vec![
-                pod("default", "web-0", 10, "node-a", true),
-                pod("default", "web-1", 11, "node-b", false),
-                pod("kube-system", "dns-0", 12, "node-a", true),
-            ],
-            12,
-        );
+        apply(store, &pods(), three_pods(), 12);
         apply(
             store,
             &configmaps(),
@@ -161,18 +160,7 @@ pub fn fixture(dir: &Path) {
 
 /// A store holding only the three pods.
 pub fn pods_only(dir: &Path) {
-    with_store(dir, |store| {
-        apply(
-            store,
-            &pods(),
-            vec![
-                pod("default", "web-0", 10, "node-a", true),
-                pod("default", "web-1", 11, "node-b", false),
-                pod("kube-system", "dns-0", 12, "node-a", true),
-            ],
-            12,
-        )
-    })
+    with_store(dir, |store| apply(store, &pods(), three_pods(), 12))
 }
 
 pub struct Run {
