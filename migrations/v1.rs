@@ -14,7 +14,7 @@ use std::path::Path;
 use bincode::{Decode, Encode};
 
 use crate::store::state::State;
-use crate::store::{directory, record, Batch, CollectionId, Error, Result, Store};
+use crate::store::{directory, record, Batch, CollectionId, Error, Result, Store, StoreOptions};
 
 /// The first byte of a v1 state record.
 pub(crate) const LAYOUT: u8 = 1;
@@ -39,13 +39,19 @@ pub(crate) fn migrate(_db: &sled::Db) -> Result<()> {
 }
 
 /// Builds a schema-v1 store at `path` (which must not hold a store yet):
-/// collection `id` with `batches` applied, as a v1 build would have left it.
+/// collection `id` with `batches` applied (under `options`), as a v1 build
+/// would have left it.
 /// v1 differs from the current schema only in the state record and the
 /// marker, so the generator writes with the current code and then rewrites
 /// those two in the v1 layout.
-pub fn build_fixture(path: &Path, id: &CollectionId, batches: Vec<Batch>) -> Result<()> {
+pub fn build_fixture(
+    path: &Path,
+    id: &CollectionId,
+    batches: Vec<Batch>,
+    options: StoreOptions,
+) -> Result<()> {
     {
-        let store = Store::open(path)?;
+        let store = Store::open_with(path, options)?;
         let collection = store.collection(id)?;
         for batch in batches {
             collection.apply(batch)?;

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
+mod apply;
 mod collection;
 mod cursor;
 pub mod dictionary;
@@ -171,8 +172,11 @@ impl Default for DictionaryPolicy {
         DictionaryPolicy {
             min_objects: 1000,
             retrain_factor: 8,
-            max_bytes: 64 * 1024,
-            samples: 1000,
+            // Measured on realistic pods: 200 samples and 32 KiB compress as
+            // well as 1000 and 64 KiB (≈0.10 of raw JSON vs 0.32 for plain
+            // zstd) and train in a quarter of the time (~0.25 s).
+            max_bytes: 32 * 1024,
+            samples: 200,
         }
     }
 }
