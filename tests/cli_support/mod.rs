@@ -29,10 +29,7 @@ fn fork_guard() -> MutexGuard<'static, ()> {
 pub fn with_store<R>(dir: &Path, f: impl FnOnce(&Store) -> R) -> R {
     let _guard = fork_guard();
     let store = Store::open(dir).unwrap();
-    let r = f(&store);
-    drop(store);
-    wait_closed(dir);
-    r
+    f(&store)
 }
 
 /// Block until sled has really let go of the store's database file.
@@ -40,7 +37,8 @@ pub fn with_store<R>(dir: &Path, f: impl FnOnce(&Store) -> R) -> R {
 /// Dropping the last sled handle returns before sled's background I/O
 /// threads close the file, and sled's flock lives until they do; a child
 /// started in that window finds the store "in use". Taking (and releasing)
-/// the same flock waits exactly for that.
+/// the same flock waits exactly for that. (`Store` does this itself on
+/// close; only raw sled access here needs it.)
 pub fn wait_closed(dir: &Path) {
     // fs2's flock, the one sled takes (std's File::lock is newer than our MSRV).
     let db_file = std::fs::File::open(dir.join("db").join("db")).unwrap();
