@@ -111,3 +111,42 @@ fn damaged_journal_entry_is_named() {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("\n  journal seq 1: "), "{}", r.stdout);
 }
+
+/// On a terminal, verify draws a progress bar on stderr (and still only the
+/// report on stdout); into a pipe it draws nothing (`clean_store_is_intact`).
+#[test]
+fn progress_bar_on_a_terminal() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills in two fresh descriptors, which the Files below own.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let child = spawn_with_stderr(&["verify", &dir], slave);
+    let r = finish(child);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.ends_with(" is intact\n"), "{}", r.stdout);
+    // The child has exited and our copy of the slave is closed: reading the
+    // master drains what was drawn, then fails with EIO.
+    let mut drawn = Vec::new();
+    let _ = master.read_to_end(&mut drawn);
+    let drawn = String::from_utf8_lossy(&drawn);
+    assert!(drawn.contains("verifying"), "nothing drawn: {drawn:?}");
+    assert!(drawn.contains("records"), "{drawn:?}");
+}

@@ -50,13 +50,14 @@ impl Outcome {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = args.store.open()?;
     let ids = store.collections()?;
-    // The bar counts records; sizes come from each collection's meta, which
-    // may itself be damaged — then the bar is just less precise.
+    // The bar counts object records and journal entries; sizes come from
+    // each collection's meta, which may itself be damaged — then the bar is
+    // just less precise.
     let mut sizes = Vec::with_capacity(ids.len());
     for id in &ids {
         let size = match store.find_collection(id) {
-            Ok(Some(c)) => c.meta().map_or(1, |m| m.objects + m.journal_len + 1),
-            _ => 1,
+            Ok(Some(c)) => c.meta().map_or(0, |m| m.objects + m.journal_len),
+            _ => 0,
         };
         sizes.push(size);
     }
@@ -70,8 +71,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (id, size) in ids.iter().zip(sizes) {
         let name = resource::display_name(id);
         bar.set_message(name.clone());
+        let start = bar.position();
         let report = match store.find_collection(id) {
-            Ok(Some(c)) => match c.verify() {
+            Ok(Some(c)) => match c.verify_with_progress(|| bar.inc(1)) {
                 Ok(r) => Ok(r),
                 Err(store::Error::Corrupt { key, reason, .. }) => Err(format!("{key}: {reason}")),
                 Err(e) => return Err(e.into()),
@@ -81,7 +83,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e.into()),
         };
         outcomes.push(Outcome { name, report });
-        bar.inc(size);
+        // Whatever the meta promised, the bar ends this collection here.
+        bar.set_position(start + size);
     }
     bar.finish_and_clear();
 

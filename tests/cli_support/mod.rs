@@ -177,15 +177,30 @@ pub fn kp(args: &[&str]) -> Run {
 /// Start the binary without waiting for it. Takes no guard: for a test that
 /// holds a store open on purpose while the child runs.
 pub fn spawn(args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_kube-persist"))
-        .args(args)
+    command(args).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// Start the binary with `stderr` (e.g. a terminal) as its standard error.
+/// The returned child's `stderr` is then empty.
+pub fn spawn_with_stderr(args: &[&str], stderr: std::fs::File) -> std::process::Child {
+    let mut cmd = command(args);
+    cmd.stderr(stderr);
+    let guard = fork_guard();
+    let child = cmd.spawn().unwrap();
+    drop(guard);
+    // `cmd` holds our copy of `stderr`: dropping it leaves only the child's.
+    drop(cmd);
+    child
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kube-persist"));
+    cmd.args(args)
         .env("KUBE_PERSIST_NOW", NOW)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stdout(Stdio::piped());
+    cmd
 }
 
 pub fn finish(child: std::process::Child) -> Run {
