@@ -119,3 +119,13 @@ fn help_documents_exit_codes_and_bad_usage_exits_64() {
     let r = kp(&["list", "/nonexistent", "-n", "a", "-A"]);
     assert_eq!(r.code, 64, "{}", r.stderr);
 }
+
+#[test]
+fn every_store_command_documents_exit_codes() {
+    for cmd in [
+        "inspect", "get", "list", "history", "verify", "export", "compact",
+    ] {
+        let help = ok(&[cmd, "--help"]);
+        assert!(help.contains("\nExit codes:\n"), "{cmd} --help:\n{help}");
+    }
+}

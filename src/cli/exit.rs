@@ -32,7 +32,11 @@ Exit codes:
   4   the store has a newer schema than this build supports; it was left untouched
   5   a corrupt record was found (the message names its key)
   6   the object or resource is not in the store
-  64  invalid command line (option, resource name, key or selector)";
+  64  invalid command line (option, resource name, key or selector)
+
+Environment:
+  RUST_LOG          log filter (logs go to stderr; default: info)
+  KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output";
 
 /// Print a command-line error (or the help/version clap renders as one).
 pub fn usage(err: clap::Error) -> ExitCode {

@@ -39,18 +39,25 @@ enum Command {
     /// Show the whole flow on the built-in simulator: sync, restart and resume, relist after 410.
     Demo(demo::Args),
     /// Describe every collection in a store.
+    #[command(after_help = exit::HELP)]
     Inspect(inspect::Args),
     /// Print one stored object.
+    #[command(after_help = exit::HELP)]
     Get(get::Args),
     /// List stored objects.
+    #[command(after_help = exit::HELP)]
     List(list::Args),
     /// Show the journal of changes to one object.
+    #[command(after_help = exit::HELP)]
     History(history::Args),
     /// Check every record and index entry of a store.
+    #[command(after_help = exit::HELP)]
     Verify(verify::Args),
     /// Export every stored object.
+    #[command(after_help = exit::HELP)]
     Export(export::Args),
-    /// Trim the journal and reclaim space.
+    /// Trim the journal; reports bytes on disk before and after.
+    #[command(after_help = exit::HELP)]
     Compact(compact::Args),
     /// Measure resume latency against a full relist and kube-runtime.
     Bench(bench::Args),
