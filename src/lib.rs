@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod informer;
+pub mod inspect;
 pub mod selector;
 pub mod sim;
 pub mod store;

@@ -1,11 +1,60 @@
-//! `kube-persist export`.
+//! `kube-persist export`: every stored object, for another tool to read.
 
+use std::io::Write;
 use std::process::ExitCode;
+
+use kube_persist::inspect::{query, view};
+
+use super::output;
+use super::target::{self, SecretsArg, StoreDir};
+
+/// Output format of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// YAML documents separated by `---`.
+    Yaml,
+}
 
 /// Arguments of `kube-persist export`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    store: StoreDir,
+    /// Export only this resource (plural, singular, short name or kind);
+    /// every collection when omitted.
+    #[arg(long, short = 'r', value_name = "R")]
+    resource: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "jsonl")]
+    output: Format,
+    #[command(flatten)]
+    secrets: SecretsArg,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`export` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = args.store.open()?;
+    let collections = target::collections(&store, args.resource.as_deref())?;
+    let mut out = output::stdout();
+    let mut first = true;
+    for collection in collections {
+        let id = collection.id().clone();
+        query::for_each(&collection, |object| -> anyhow::Result<()> {
+            let object = view::present(&id, args.secrets.show_secrets, object);
+            match args.output {
+                Format::Jsonl => output::json_line(&mut out, &object)?,
+                Format::Yaml => {
+                    if !first {
+                        writeln!(out, "---")?;
+                    }
+                    output::yaml(&mut out, &object)?;
+                }
+            }
+            first = false;
+            Ok(())
+        })?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }

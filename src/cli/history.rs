@@ -1,11 +1,107 @@
-//! `kube-persist history`.
+//! `kube-persist history`: the journal of one object.
 
+use std::io::Write;
 use std::process::ExitCode;
+
+use kube_persist::inspect::{self, history, key, redact, resource};
+use kube_persist::store::ChangeKind;
+
+use super::table::Table;
+use super::target::{self, ObjectArg, SecretsArg};
+use super::{age, output};
+
+/// Output format of `history`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// A JSON array of changes, with their patches.
+    Json,
+}
 
 /// Arguments of `kube-persist history`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    object: ObjectArg,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    output: Format,
+    #[command(flatten)]
+    secrets: SecretsArg,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`history` is not built yet")
+/// One change, as `-o json` prints it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeView {
+    seq: u64,
+    time: String,
+    #[serde(rename = "type")]
+    kind: ChangeKind,
+    resource_version: String,
+    changed: Vec<String>,
+    patch: serde_json::Value,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = args.object.store.open()?;
+    let collection = target::collection(&store, &args.object.resource)?;
+    let id = collection.id().clone();
+    let key = key::parse(&id, &args.object.key)?;
+    let entries = collection.history(&key)?;
+    if entries.is_empty() && collection.get(&key)?.is_none() {
+        return Err(inspect::Error::NotFound {
+            resource: resource::display_name(&id),
+            key: args.object.key,
+        }
+        .into());
+    }
+    let mut out = output::stdout();
+    match args.output {
+        Format::Json => {
+            let changes: Vec<ChangeView> = entries
+                .into_iter()
+                .map(|e| {
+                    let changed = match e.kind {
+                        ChangeKind::Modified => history::changed_paths(&e.patch),
+                        _ => Vec::new(),
+                    };
+                    let mut patch = e.patch;
+                    redact::redact_if(&id, args.secrets.show_secrets, &mut patch);
+                    ChangeView {
+                        seq: e.seq,
+                        time: age::timestamp(e.at),
+                        kind: e.kind,
+                        resource_version: e.rv,
+                        changed,
+                        patch,
+                    }
+                })
+                .collect();
+            output::json(&mut out, &changes)?;
+        }
+        Format::Table => {
+            if entries.is_empty() {
+                eprintln!(
+                    "No journal entries left for {} (compacted).",
+                    args.object.key
+                );
+            } else {
+                let mut table = Table::new(["SEQ", "TIME", "TYPE", "RV", "CHANGED"]);
+                for e in &entries {
+                    table.row(vec![
+                        e.seq.to_string(),
+                        age::timestamp(e.at),
+                        format!("{:?}", e.kind),
+                        e.rv.clone(),
+                        history::describe(e),
+                    ]);
+                }
+                table.write(&mut out)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }

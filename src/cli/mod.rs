@@ -4,21 +4,27 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod age;
 mod bench;
+mod columns;
 mod compact;
 mod demo;
+mod exit;
 mod export;
 mod get;
 mod history;
 mod inspect;
 mod list;
+mod output;
 mod sim;
 mod sync;
+mod table;
+mod target;
 mod verify;
 
 /// A Kubernetes informer cache that lives on disk.
 #[derive(Debug, Parser)]
-#[command(name = "kube-persist", version, about, long_about = None)]
+#[command(name = "kube-persist", version, about, long_about = None, after_help = exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,31 +39,43 @@ enum Command {
     /// Show the whole flow on the built-in simulator: sync, restart and resume, relist after 410.
     Demo(demo::Args),
     /// Describe every collection in a store.
+    #[command(after_help = exit::HELP)]
     Inspect(inspect::Args),
     /// Print one stored object.
+    #[command(after_help = exit::HELP)]
     Get(get::Args),
     /// List stored objects.
+    #[command(after_help = exit::HELP)]
     List(list::Args),
     /// Show the journal of changes to one object.
+    #[command(after_help = exit::HELP)]
     History(history::Args),
     /// Check every record and index entry of a store.
+    #[command(after_help = exit::HELP)]
     Verify(verify::Args),
     /// Export every stored object.
+    #[command(after_help = exit::HELP)]
     Export(export::Args),
-    /// Trim the journal and reclaim space.
+    /// Trim the journal; reports bytes on disk before and after.
+    #[command(after_help = exit::HELP)]
     Compact(compact::Args),
     /// Measure resume latency against a full relist and kube-runtime.
     Bench(bench::Args),
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return exit::usage(err),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person reading, never into a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Sim(a) => sim::run(a),
@@ -74,9 +92,6 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(1)
-        }
+        Err(err) => exit::report(&err),
     }
 }

@@ -62,6 +62,12 @@ impl Collection {
     /// Reads and checks everything the collection holds. Storage errors are
     /// returned; damage is reported in the [`VerifyReport`].
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with_progress(|| {})
+    }
+
+    /// [`Collection::verify`], calling `progress` after each object record
+    /// and each journal entry checked (what a progress bar counts).
+    pub fn verify_with_progress(&self, mut progress: impl FnMut()) -> Result<VerifyReport> {
         let inner = &self.inner;
         let mut report = VerifyReport::default();
         let st = inner.state();
@@ -85,6 +91,7 @@ impl Collection {
         for item in inner.tree.scan_prefix([prefix::OBJECT]) {
             let (k, v) = item?;
             report.objects += 1;
+            progress();
             let key_str = key::object_key_from(&k);
             stored_bytes += v.len() as u64;
             let stored = match inner.decode_object(&key_str, &v) {
@@ -172,6 +179,7 @@ impl Collection {
         for item in inner.tree.scan_prefix([prefix::JOURNAL]) {
             let (k, v) = item?;
             report.journal_entries += 1;
+            progress();
             journal_bytes += v.len() as u64;
             let Some(seq) = key::journal_seq(&k) else {
                 report.problem("journal", "malformed journal key");

@@ -1,0 +1,99 @@
+//! Exit codes: what a script can tell apart without parsing messages.
+
+use std::process::ExitCode;
+
+use kube_persist::inspect;
+use kube_persist::store;
+
+/// The command did what was asked.
+pub const OK: u8 = 0;
+/// The command failed for a reason not listed below; `verify`: the store is damaged.
+pub const FAILED: u8 = 1;
+/// The store is open in another process; nothing was read or changed.
+pub const IN_USE: u8 = 2;
+/// The directory holds no kube-persist store.
+pub const NOT_A_STORE: u8 = 3;
+/// The store was written by a newer kube-persist; it was left untouched.
+pub const NEWER_SCHEMA: u8 = 4;
+/// A record failed its checksum or could not be decoded.
+pub const CORRUPT: u8 = 5;
+/// The object or resource asked for is not in the store.
+pub const NOT_FOUND: u8 = 6;
+/// The command line was wrong (unknown option, bad selector or key...).
+pub const USAGE: u8 = 64;
+
+/// The exit-code table shown by `--help`.
+pub const HELP: &str = "\
+Exit codes:
+  0   success
+  1   failure not listed below; for `verify`: the store is damaged (report on stdout)
+  2   the store is in use by another process; nothing was changed
+  3   the directory is not a kube-persist store
+  4   the store has a newer schema than this build supports; it was left untouched
+  5   a corrupt record was found (the message names its key)
+  6   the object or resource is not in the store
+  64  invalid command line (option, resource name, key or selector)
+
+Environment:
+  RUST_LOG          log filter (logs go to stderr; default: info)
+  KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output";
+
+/// Print a command-line error (or the help/version clap renders as one).
+pub fn usage(err: clap::Error) -> ExitCode {
+    // Printing can only fail when stderr/stdout are gone; nothing to tell then.
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::from(USAGE)
+    } else {
+        ExitCode::from(OK)
+    }
+}
+
+/// Print `err` on one line and pick its exit code.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    let code = code_of(err);
+    // A reader that went away (`| head`) is not an error worth a message.
+    if code != OK {
+        eprintln!("error: {err:#}");
+    }
+    ExitCode::from(code)
+}
+
+fn code_of(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<store::Error>() {
+            return store_code(e);
+        }
+        if let Some(kube_persist::Error::Store(e)) = cause.downcast_ref::<kube_persist::Error>() {
+            return store_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<inspect::Error>() {
+            return match e {
+                inspect::Error::Store(e) => store_code(e),
+                inspect::Error::Empty { .. }
+                | inspect::Error::UnknownResource { .. }
+                | inspect::Error::NotFound { .. } => NOT_FOUND,
+                inspect::Error::ResourceRequired { .. }
+                | inspect::Error::AmbiguousResource { .. }
+                | inspect::Error::BadKey { .. }
+                | inspect::Error::Selector(_) => USAGE,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return OK;
+            }
+        }
+    }
+    FAILED
+}
+
+fn store_code(err: &store::Error) -> u8 {
+    match err {
+        store::Error::InUse { .. } => IN_USE,
+        store::Error::NotAStore { .. } => NOT_A_STORE,
+        store::Error::NewerSchema { .. } => NEWER_SCHEMA,
+        store::Error::Corrupt { .. } => CORRUPT,
+        _ => FAILED,
+    }
+}

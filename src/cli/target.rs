@@ -1,0 +1,86 @@
+//! What a store command acts on: the store directory and, within it, one
+//! collection named kubectl-style.
+
+use std::path::PathBuf;
+
+use kube_persist::inspect::{self, resource};
+use kube_persist::store::{Collection, CollectionId, Store};
+
+/// The store directory argument every store command takes.
+#[derive(Debug, clap::Args)]
+pub struct StoreDir {
+    /// The store directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+impl StoreDir {
+    /// Open the store; never creates one, fails if another process has it.
+    pub fn open(&self) -> anyhow::Result<Store> {
+        Ok(Store::open_existing(&self.dir)?)
+    }
+}
+
+/// `--resource`, for commands that read one collection.
+#[derive(Debug, clap::Args)]
+pub struct ResourceArg {
+    /// Resource type: plural, singular, short name or kind (pods, pod, po, Pod,
+    /// deployments.apps...). May be omitted when the store holds one collection.
+    #[arg(long, short = 'r', value_name = "R")]
+    pub resource: Option<String>,
+}
+
+/// One object of one collection: `DIR [--resource R] NAMESPACE/NAME`.
+#[derive(Debug, clap::Args)]
+pub struct ObjectArg {
+    #[command(flatten)]
+    pub store: StoreDir,
+    #[command(flatten)]
+    pub resource: ResourceArg,
+    /// The object: NAMESPACE/NAME, or NAME for cluster-scoped resources.
+    #[arg(value_name = "NAMESPACE/NAME")]
+    pub key: String,
+}
+
+/// `--show-secrets`.
+#[derive(Debug, clap::Args)]
+pub struct SecretsArg {
+    /// Show the values of Secrets instead of `<redacted N bytes>`.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+/// The collection `--resource` names in `store`.
+pub fn collection(store: &Store, resource: &ResourceArg) -> anyhow::Result<Collection> {
+    let ids = store.collections()?;
+    let id = resource::resolve(store.path(), &ids, resource.resource.as_deref())?;
+    find(store, id)
+}
+
+/// Open collection `id`, which the store listed.
+pub fn find(store: &Store, id: &CollectionId) -> anyhow::Result<Collection> {
+    store.find_collection(id)?.ok_or_else(|| {
+        inspect::Error::UnknownResource {
+            given: resource::display_name(id),
+            available: String::new(),
+        }
+        .into()
+    })
+}
+
+/// The collection `resource` names, or every collection when it is `None`.
+pub fn collections(store: &Store, resource: Option<&str>) -> anyhow::Result<Vec<Collection>> {
+    match resource {
+        Some(r) => Ok(vec![collection(
+            store,
+            &ResourceArg {
+                resource: Some(r.to_string()),
+            },
+        )?]),
+        None => store
+            .collections()?
+            .iter()
+            .map(|id| find(store, id))
+            .collect(),
+    }
+}

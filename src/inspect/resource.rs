@@ -1,0 +1,286 @@
+//! Naming resources the way kubectl does: `--resource` accepts a plural
+//! (`pods`), singular (`pod`), short name (`po`) or kind (`Pod`), optionally
+//! qualified by group (`deployments.apps`, `deploy.v1.apps`).
+//!
+//! Short names are not stored with a collection, so the built-in resources'
+//! ones are listed here; plural, kind and group come from k8s-openapi so they
+//! cannot drift from the API. Custom resources answer to their own plural,
+//! singular (lower-cased kind) and kind.
+
+use k8s_openapi::api::{
+    admissionregistration::v1 as admissionregistration, apps::v1 as apps,
+    autoscaling::v2 as autoscaling, batch::v1 as batch, certificates::v1 as certificates,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    events::v1 as events, networking::v1 as networking, node::v1 as node, policy::v1 as policy,
+    rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
+use k8s_openapi::Resource;
+
+use super::{Error, Result};
+use crate::store::CollectionId;
+
+/// A built-in resource's names.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// Plural name, as in URLs.
+    pub plural: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// kubectl short names.
+    pub short: &'static [&'static str],
+}
+
+macro_rules! builtins {
+    ($($ty:ty => [$($short:literal),*];)*) => {
+        /// The built-in resources kubectl knows, with their short names.
+        pub const BUILTINS: &[Builtin] = &[$(Builtin {
+            group: <$ty as Resource>::GROUP,
+            plural: <$ty as Resource>::URL_PATH_SEGMENT,
+            kind: <$ty as Resource>::KIND,
+            short: &[$($short),*],
+        }),*];
+    };
+}
+
+builtins! {
+    core::ComponentStatus => ["cs"];
+    core::ConfigMap => ["cm"];
+    core::Endpoints => ["ep"];
+    core::Event => ["ev"];
+    core::LimitRange => ["limits"];
+    core::Namespace => ["ns"];
+    core::Node => ["no"];
+    core::PersistentVolumeClaim => ["pvc"];
+    core::PersistentVolume => ["pv"];
+    core::Pod => ["po"];
+    core::PodTemplate => [];
+    core::ReplicationController => ["rc"];
+    core::ResourceQuota => ["quota"];
+    core::Secret => [];
+    core::ServiceAccount => ["sa"];
+    core::Service => ["svc"];
+    admissionregistration::MutatingWebhookConfiguration => [];
+    admissionregistration::ValidatingWebhookConfiguration => [];
+    apiextensions::CustomResourceDefinition => ["crd", "crds"];
+    apiregistration::APIService => [];
+    apps::ControllerRevision => [];
+    apps::DaemonSet => ["ds"];
+    apps::Deployment => ["deploy"];
+    apps::ReplicaSet => ["rs"];
+    apps::StatefulSet => ["sts"];
+    autoscaling::HorizontalPodAutoscaler => ["hpa"];
+    batch::CronJob => ["cj"];
+    batch::Job => [];
+    certificates::CertificateSigningRequest => ["csr"];
+    coordination::Lease => [];
+    discovery::EndpointSlice => [];
+    events::Event => ["ev"];
+    networking::IngressClass => [];
+    networking::Ingress => ["ing"];
+    networking::NetworkPolicy => ["netpol"];
+    node::RuntimeClass => [];
+    policy::PodDisruptionBudget => ["pdb"];
+    rbac::ClusterRoleBinding => [];
+    rbac::ClusterRole => [];
+    rbac::RoleBinding => [];
+    rbac::Role => [];
+    scheduling::PriorityClass => ["pc"];
+    storage::CSIDriver => [];
+    storage::CSINode => [];
+    storage::StorageClass => ["sc"];
+    storage::VolumeAttachment => [];
+}
+
+/// The built-in resource a collection holds, if it is one.
+pub fn builtin(id: &CollectionId) -> Option<&'static Builtin> {
+    BUILTINS
+        .iter()
+        .find(|b| b.group == id.group && b.plural == id.resource)
+}
+
+/// How a collection is named to users: `pods`, `deployments.apps`, with the
+/// watch's namespace and selectors when it was restricted.
+pub fn display_name(id: &CollectionId) -> String {
+    let mut name = if id.group.is_empty() {
+        id.resource.clone()
+    } else {
+        format!("{}.{}", id.resource, id.group)
+    };
+    let mut restrictions = Vec::new();
+    if let Some(ns) = &id.namespace {
+        restrictions.push(format!("namespace={ns}"));
+    }
+    if let Some(l) = &id.label_selector {
+        restrictions.push(format!("labels={l}"));
+    }
+    if let Some(f) = &id.field_selector {
+        restrictions.push(format!("fields={f}"));
+    }
+    if !restrictions.is_empty() {
+        name.push_str(&format!(" [{}]", restrictions.join(", ")));
+    }
+    name
+}
+
+/// The name kubectl prints with `-o name`: `pod`, `deployment.apps`.
+pub fn type_name(id: &CollectionId) -> String {
+    let singular = id.kind.to_lowercase();
+    if id.group.is_empty() {
+        singular
+    } else {
+        format!("{singular}.{}", id.group)
+    }
+}
+
+/// Whether `given` (a plural, singular, short name or kind, optionally
+/// followed by `.group` or `.version.group`) names the collection.
+pub fn matches(id: &CollectionId, given: &str) -> bool {
+    let given = given.to_lowercase();
+    let (name, qualifier) = match given.split_once('.') {
+        Some((n, q)) => (n, Some(q)),
+        None => (given.as_str(), None),
+    };
+    if let Some(q) = qualifier {
+        let group_ok = q == id.group || q == format!("{}.{}", id.version, id.group);
+        if !group_ok {
+            return false;
+        }
+    }
+    let kind = id.kind.to_lowercase();
+    name == id.resource || name == kind || builtin(id).is_some_and(|b| b.short.contains(&name))
+}
+
+/// Pick the collection `given` names among `collections`; with no name, the
+/// store must hold exactly one.
+pub fn resolve<'a>(
+    path: &std::path::Path,
+    collections: &'a [CollectionId],
+    given: Option<&str>,
+) -> Result<&'a CollectionId> {
+    let available = || {
+        collections
+            .iter()
+            .map(display_name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if collections.is_empty() {
+        return Err(Error::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let Some(given) = given else {
+        return match collections {
+            [only] => Ok(only),
+            _ => Err(Error::ResourceRequired {
+                available: available(),
+            }),
+        };
+    };
+    let found: Vec<&CollectionId> = collections.iter().filter(|c| matches(c, given)).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::UnknownResource {
+            given: given.to_string(),
+            available: available(),
+        }),
+        many => Err(Error::AmbiguousResource {
+            given: given.to_string(),
+            candidates: many
+                .iter()
+                .map(|c| display_name(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(group: &str, version: &str, resource: &str, kind: &str) -> CollectionId {
+        CollectionId {
+            group: group.into(),
+            version: version.into(),
+            resource: resource.into(),
+            kind: kind.into(),
+            namespaced: true,
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+        }
+    }
+
+    #[test]
+    fn kubectl_names_resolve() {
+        let pods = id("", "v1", "pods", "Pod");
+        let deploy = id("apps", "v1", "deployments", "Deployment");
+        let widgets = id("example.com", "v1", "widgets", "Widget");
+        for name in ["pods", "pod", "po", "Pod", "PODS"] {
+            assert!(matches(&pods, name), "{name}");
+        }
+        assert!(!matches(&pods, "pods.apps"));
+        for name in [
+            "deployments",
+            "deployment",
+            "deploy",
+            "Deployment",
+            "deployments.apps",
+            "deploy.v1.apps",
+        ] {
+            assert!(matches(&deploy, name), "{name}");
+        }
+        assert!(!matches(&deploy, "deployments.batch"));
+        assert!(!matches(&deploy, "po"));
+        for name in [
+            "widgets",
+            "widget",
+            "Widget",
+            "widgets.example.com",
+            "widget.v1.example.com",
+        ] {
+            assert!(matches(&widgets, name), "{name}");
+        }
+        assert!(!matches(&widgets, "wd"));
+    }
+
+    #[test]
+    fn resolve_explains_what_went_wrong() {
+        let path = std::path::Path::new("/s");
+        let all = vec![
+            id("", "v1", "pods", "Pod"),
+            id("", "v1", "configmaps", "ConfigMap"),
+        ];
+        assert_eq!(
+            resolve(path, &all, Some("cm")).unwrap().resource,
+            "configmaps"
+        );
+        let err = resolve(path, &all, None).unwrap_err().to_string();
+        assert!(err.contains("pods, configmaps"), "{err}");
+        let err = resolve(path, &all, Some("deploy")).unwrap_err().to_string();
+        assert!(
+            err.contains("\"deploy\"") && err.contains("pods, configmaps"),
+            "{err}"
+        );
+        assert!(matches!(resolve(path, &[], None), Err(Error::Empty { .. })));
+        assert_eq!(resolve(path, &all[..1], None).unwrap().resource, "pods");
+        let mut other = all[0].clone();
+        other.namespace = Some("kube-system".into());
+        let two = vec![all[0].clone(), other];
+        let err = resolve(path, &two, Some("po")).unwrap_err().to_string();
+        assert!(err.contains("pods [namespace=kube-system]"), "{err}");
+    }
+
+    #[test]
+    fn builtins_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for b in BUILTINS {
+            assert!(seen.insert((b.group, b.plural)), "{b:?} listed twice");
+        }
+    }
+}

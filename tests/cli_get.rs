@@ -1,0 +1,121 @@
+//! `kube-persist get` against a store built by the library.
+
+mod cli_support;
+
+use cli_support::*;
+
+#[test]
+fn get_yaml_is_the_object_with_its_type() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let out = ok(&["get", &dir, "-r", "cm", "default/settings"]);
+    assert_eq!(
+        out,
+        "\
+apiVersion: v1
+data:
+  a: '1'
+  b: '2'
+kind: ConfigMap
+metadata:
+  creationTimestamp: 2026-01-01T09:30:00Z
+  name: settings
+  namespace: default
+  resourceVersion: '13'
+"
+    );
+}
+
+#[test]
+fn get_json_round_trips() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let out = ok(&["get", &dir, "-r", "widget", "default/w1", "-o", "json"]);
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(got, widget("default", "w1", 15));
+    // kubectl indents JSON by four spaces.
+    assert!(
+        out.starts_with("{\n    \"apiVersion\": \"example.com/v1\",\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn every_kubectl_name_of_a_resource_works() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let want = ok(&["get", &dir, "-r", "pods", "kube-system/dns-0"]);
+    for name in ["pod", "po", "Pod", "PODS"] {
+        assert_eq!(
+            ok(&["get", &dir, "--resource", name, "kube-system/dns-0"]),
+            want,
+            "{name}"
+        );
+    }
+    for name in [
+        "Widget",
+        "widget",
+        "widgets",
+        "widgets.example.com",
+        "widget.v1.example.com",
+    ] {
+        ok(&["get", &dir, "-r", name, "default/w1"]);
+    }
+}
+
+#[test]
+fn wrong_names_and_keys_say_what_is_wrong() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+
+    let r = kp(&["get", &dir, "-r", "pods", "default/nope"]);
+    assert_eq!((r.code, r.stdout.as_str()), (6, ""));
+    assert_eq!(
+        r.stderr,
+        "error: pods \"default/nope\" not found in the store\n"
+    );
+
+    let r = kp(&["get", &dir, "-r", "deploy", "default/web"]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error: the store holds no resource named \"deploy\" (it holds: "),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1);
+
+    let r = kp(&["get", &dir, "-r", "pods", "web-0"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "error: invalid object key \"web-0\": pods are namespaced; expected NAMESPACE/NAME\n"
+    );
+
+    let r = kp(&["get", &dir, "-r", "pods", "default/web-0", "-o", "xml"]);
+    assert_eq!(r.code, 64);
+    assert!(r.stderr.contains("xml"), "{}", r.stderr);
+}
+
+#[test]
+fn cluster_scoped_objects_are_named_without_namespace() {
+    let (_tmp, dir) = store_dir();
+    {
+        with_store(dir.as_ref(), |store| {
+            let node = serde_json::json!({"metadata": {"name": "node-a", "resourceVersion": "3"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+            apply(store, &nodes(), vec![node], 3);
+        });
+    }
+    let out = ok(&["get", &dir, "node-a", "-o", "json"]);
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(got["kind"], "Node");
+    assert_eq!(
+        ok(&["get", &dir, "-r", "no", "/node-a"]),
+        ok(&["get", &dir, "node-a"])
+    );
+    assert_eq!(
+        ok(&["list", &dir]),
+        "NAME     STATUS   AGE\nnode-a   Ready    <unknown>\n"
+    );
+}

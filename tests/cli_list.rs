@@ -1,0 +1,174 @@
+//! `kube-persist list` against a store built by the library.
+
+mod cli_support;
+
+use cli_support::*;
+
+#[test]
+fn pods_table_all_namespaces() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let out = ok(&["list", &dir, "--resource", "pods"]);
+    assert_eq!(
+        out,
+        "\
+NAMESPACE     NAME    READY   STATUS             RESTARTS   NODE     AGE
+default       web-0   1/1     Running            1          node-a   60m
+default       web-1   0/1     CrashLoopBackOff   1          node-b   60m
+kube-system   dns-0   1/1     Running            1          node-a   60m
+"
+    );
+    // -A says the same thing explicitly.
+    assert_eq!(ok(&["list", &dir, "-r", "po", "-A"]), out);
+}
+
+#[test]
+fn one_namespace_wide_and_name() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    assert_eq!(
+        ok(&["list", &dir, "-r", "pod", "-n", "default", "-o", "wide"]),
+        "\
+NAME    READY   STATUS             RESTARTS   NODE     AGE   IP         RESOURCEVERSION
+web-0   1/1     Running            1          node-a   60m   10.0.0.7   10
+web-1   0/1     CrashLoopBackOff   1          node-b   60m   10.0.0.7   11
+"
+    );
+    assert_eq!(
+        ok(&["list", &dir, "-r", "Pod", "-n", "kube-system", "-o", "name"]),
+        "pod/dns-0\n"
+    );
+    assert_eq!(
+        ok(&["list", &dir, "-r", "widgets.example.com", "-o", "name"]),
+        "widget.example.com/w1\n"
+    );
+}
+
+#[test]
+fn other_kinds_have_their_columns() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    assert_eq!(
+        ok(&["list", &dir, "-r", "cm"]),
+        "NAMESPACE   NAME       DATA   AGE\ndefault     settings   2      150m\n"
+    );
+    assert_eq!(
+        ok(&["list", &dir, "-r", "secret"]),
+        "NAMESPACE   NAME   TYPE     DATA   AGE\ndefault     db     Opaque   2      2d\n"
+    );
+    assert_eq!(
+        ok(&["list", &dir, "-r", "Widget"]),
+        "NAMESPACE   NAME   AGE\ndefault     w1     30s\n"
+    );
+}
+
+#[test]
+fn empty_namespace_lists_nothing_on_stdout() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let r = kp(&["list", &dir, "-r", "pods", "-n", "nowhere"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    assert!(
+        r.stderr.contains("No pods found in namespace nowhere"),
+        "{}",
+        r.stderr
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "list", &dir, "-r", "pods", "-n", "nowhere", "-o", "json",
+    ]))
+    .unwrap();
+    assert_eq!(json["items"], serde_json::json!([]));
+}
+
+#[test]
+fn json_and_yaml_are_list_objects() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["list", &dir, "-r", "pods", "-o", "json"])).unwrap();
+    assert_eq!(json["kind"], "List");
+    assert_eq!(json["apiVersion"], "v1");
+    let names: Vec<&str> = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web-0", "web-1", "dns-0"]);
+    // Items carry their type, as `kubectl get -o json` shows them.
+    assert_eq!(json["items"][0]["kind"], "Pod");
+    assert_eq!(json["items"][0]["apiVersion"], "v1");
+    assert_eq!(json["items"][0], {
+        let mut p = pod("default", "web-0", 10, "node-a", true);
+        p["kind"] = "Pod".into();
+        p["apiVersion"] = "v1".into();
+        p
+    });
+
+    let yaml: serde_json::Value =
+        serde_yaml::from_str(&ok(&["list", &dir, "-r", "pods", "-o", "yaml"])).unwrap();
+    assert_eq!(yaml, json);
+}
+
+#[test]
+fn resource_is_optional_with_one_collection_only() {
+    let (_tmp, dir) = store_dir();
+    pods_only(dir.as_ref());
+    assert_eq!(
+        ok(&["list", &dir, "-o", "name"]),
+        "pod/web-0\npod/web-1\npod/dns-0\n"
+    );
+
+    let (_tmp2, dir2) = store_dir();
+    fixture(dir2.as_ref());
+    let r = kp(&["list", &dir2]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    assert_eq!(
+        r.stderr.trim_end(),
+        "error: the store holds several collections (configmaps, pods, secrets, widgets.example.com); choose one with --resource"
+    );
+}
+
+#[test]
+fn label_selectors() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let names = |sel: &str| ok(&["list", &dir, "-r", "pods", "-l", sel, "-o", "name"]);
+    assert_eq!(names("app=web"), "pod/web-0\npod/web-1\n");
+    assert_eq!(names("app==dns"), "pod/dns-0\n");
+    assert_eq!(names("app!=web"), "pod/dns-0\n");
+    assert_eq!(
+        names("app in (dns, web),tier=web"),
+        "pod/web-0\npod/web-1\npod/dns-0\n"
+    );
+    assert_eq!(names("app notin (web)"), "pod/dns-0\n");
+    assert_eq!(names("tier"), "pod/web-0\npod/web-1\npod/dns-0\n");
+    assert_eq!(names("!tier"), "");
+    assert_eq!(names("app=nothing"), "");
+    // Selector and namespace together, through the label index.
+    assert_eq!(
+        ok(&[
+            "list",
+            &dir,
+            "-r",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "tier=web",
+            "-o",
+            "name"
+        ]),
+        "pod/dns-0\n"
+    );
+    let r = kp(&["list", &dir, "-r", "pods", "-l", "app in (web"]);
+    assert_eq!((r.code, r.stdout.as_str()), (64, ""));
+    assert_eq!(r.stderr.lines().count(), 1);
+    assert!(
+        r.stderr
+            .starts_with("error: unable to parse label selector \"app in (web\": "),
+        "{}",
+        r.stderr
+    );
+}
