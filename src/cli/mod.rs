@@ -12,6 +12,7 @@ mod get;
 mod history;
 mod inspect;
 mod list;
+mod signals;
 mod sim;
 mod sync;
 mod verify;
