@@ -16,6 +16,7 @@ mod history;
 mod inspect;
 mod list;
 mod output;
+mod signals;
 mod sim;
 mod sync;
 mod table;

@@ -8,6 +8,8 @@ use anyhow::Context;
 use futures::StreamExt;
 use kube_persist::informer::{Informer, ResourceSpec, State};
 
+use super::signals::Signals;
+
 /// Arguments of `kube-persist sync`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -95,7 +97,7 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         ))),
         None => None,
     };
-    let mut signals = Signals::new()?;
+    let mut signals = Signals::install()?;
     tokio::select! {
         res = informer.wait_until_synced() => res.context("waiting for sync")?,
         sig = signals.recv() => {
@@ -151,29 +153,6 @@ async fn consume(mut consumer: kube_persist::informer::Consumer) {
                 }
             }
             Err(err) => tracing::error!("consumer: {err}"),
-        }
-    }
-}
-
-/// SIGINT and SIGTERM.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-        })
-    }
-
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
         }
     }
 }

@@ -39,6 +39,13 @@ enum Call {
     },
 }
 
+fn watch_call(rv: &str, initial: bool) -> Call {
+    Call::Watch {
+        rv: rv.into(),
+        initial,
+    }
+}
+
 #[derive(Clone, Default)]
 struct Fake {
     replies: Arc<Mutex<VecDeque<Reply>>>,
@@ -203,13 +210,7 @@ async fn resume_with_stored_rv_watches_first_and_never_lists() {
         other => panic!("expected a batch, got {other:?}"),
     }
     assert!(matches!(out[1], Output::CaughtUp));
-    assert_eq!(
-        fake.calls(),
-        vec![Call::Watch {
-            rv: "10".into(),
-            initial: false
-        }]
-    );
+    assert_eq!(fake.calls(), vec![watch_call("10", false)]);
     assert_eq!(Stats::get(&stats.list_requests), 0);
 }
 
@@ -251,10 +252,7 @@ async fn paginated_list_follows_every_token_then_watches_from_the_snapshot() {
                 token: Some("t2".into()),
                 limit: Some(2)
             },
-            Call::Watch {
-                rv: "20".into(),
-                initial: false
-            },
+            watch_call("20", false),
         ]
     );
     assert_eq!(Stats::get(&stats.list_requests), 3);
@@ -357,13 +355,7 @@ async fn streaming_list_collects_initial_events_then_keeps_watching() {
     assert!(
         matches!(&out[1], Output::Batch { deltas, rv } if names(deltas) == vec!["-a"] && rv == "10")
     );
-    assert_eq!(
-        fake.calls(),
-        vec![Call::Watch {
-            rv: "".into(),
-            initial: true
-        }]
-    );
+    assert_eq!(fake.calls(), vec![watch_call("", true)]);
     assert_eq!(Stats::get(&stats.list_requests), 0);
 }
 
@@ -421,13 +413,7 @@ async fn malformed_line_flushes_what_was_read_and_rewatches_from_last_good_rv() 
     assert!(
         matches!(&out[1], Output::Batch { deltas, rv } if names(deltas) == vec!["+b"] && rv == "12")
     );
-    assert_eq!(
-        fake.calls()[1],
-        Call::Watch {
-            rv: "11".into(),
-            initial: false
-        }
-    );
+    assert_eq!(fake.calls()[1], watch_call("11", false));
     assert_eq!(Stats::get(&stats.malformed), 1);
 }
 
