@@ -155,6 +155,19 @@ pub fn seal_payload(
     dictionary: Option<&Dictionary>,
 ) -> std::io::Result<Vec<u8>> {
     let payload = ctx.compress(raw, dictionary)?;
+    Ok(seal_compressed(&payload, raw.len(), meta, dictionary))
+}
+
+/// Lays out a full record around a payload already compressed (with
+/// `dictionary` if given) from `raw_len` bytes of JSON. The payload may be
+/// several zstd frames back to back: they decompress to their contents
+/// concatenated, which is how a journal entry reuses its object's frame.
+pub fn seal_compressed(
+    payload: &[u8],
+    raw_len: usize,
+    meta: RecordMeta,
+    dictionary: Option<&Dictionary>,
+) -> Vec<u8> {
     let envelope = Envelope {
         format: FORMAT_VERSION,
         codec: if dictionary.is_some() {
@@ -167,9 +180,9 @@ pub fn seal_payload(
         uid: meta.uid,
         created: meta.created,
         stored_at_ms: meta.stored_at_ms,
-        raw_len: raw.len() as u32,
+        raw_len: raw_len as u32,
     };
-    Ok(encode(&envelope, &payload))
+    encode(&envelope, payload)
 }
 
 /// Decompresses a payload, checking it against what the envelope promises.
