@@ -596,6 +596,14 @@ fn a_dictionary_is_trained_once_enough_objects_exist_and_records_name_it() {
     got.sort_by_key(key);
     want.sort_by_key(key);
     assert_eq!(got, want);
+    // The journal's Added entries hold the objects themselves, under each codec.
+    let added: Vec<Value> = c
+        .journal_since(0)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.patch)
+        .collect();
+    assert_eq!(added, all);
     let report = c.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.dictionaries, 2);

@@ -78,6 +78,13 @@ struct Pending {
     new: Option<Arc<Value>>,
 }
 
+/// A journal entry's patch: JSON to compress, or (for Added) the object's
+/// own compressed frame, reused as is.
+enum Patch<'a> {
+    Json(&'a [u8]),
+    Compressed { frame: &'a [u8], raw_len: usize },
+}
+
 /// The batch being built for one `apply`.
 struct Builder<'a> {
     inner: &'a Inner,
@@ -132,13 +139,16 @@ impl Builder<'_> {
         let old_entries = self.entries_of(&prior, &v.key_str)?;
         let raw = serde_json::to_vec(&obj)
             .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
-        let rec = record::seal_payload(
-            &mut self.ctx,
-            &raw,
+        let frame = self
+            .ctx
+            .compress(&raw, self.dict.as_deref())
+            .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
+        let rec = record::seal_compressed(
+            &frame,
+            raw.len(),
             record_meta(&obj, &v.rv, self.now),
             self.dict.as_deref(),
-        )
-        .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
+        );
         // Added: the journal holds the object itself, already serialized.
         let (kind, diff) = match (&prior, &old) {
             (Prior::Absent, _) => (ChangeKind::Added, None),
@@ -166,7 +176,14 @@ impl Builder<'_> {
         let new = next.value();
         self.overlay.insert(v.key_str.clone(), next);
         let subject = new.clone().unwrap_or_default();
-        self.journal(kind, v, diff.as_deref().unwrap_or(&raw), &subject, old, new)
+        let patch = match &diff {
+            Some(json) => Patch::Json(json),
+            None => Patch::Compressed {
+                frame: &frame,
+                raw_len: raw.len(),
+            },
+        };
+        self.journal(kind, v, patch, &subject, old, new)
     }
 
     fn delete(&mut self, v: Validated, obj: Value) -> Result<()> {
@@ -189,7 +206,7 @@ impl Builder<'_> {
         self.reindex(&old_entries, &BTreeSet::new());
         self.sb.remove(key::object_key(&v.key_str));
         self.overlay.insert(v.key_str.clone(), Prior::Absent);
-        self.journal(ChangeKind::Deleted, v, &diff, &obj, old, None)
+        self.journal(ChangeKind::Deleted, v, Patch::Json(&diff), &obj, old, None)
     }
 
     fn reindex(&mut self, old: &BTreeSet<Vec<u8>>, new: &BTreeSet<Vec<u8>>) {
@@ -208,17 +225,38 @@ impl Builder<'_> {
         &mut self,
         kind: ChangeKind,
         v: Validated,
-        patch_json: &[u8],
+        patch: Patch<'_>,
         subject: &Value,
         old: Option<Arc<Value>>,
         new: Option<Arc<Value>>,
     ) -> Result<()> {
         self.st.last_seq += 1;
         let seq = self.st.last_seq;
-        let payload = journal::encode_payload(kind, &v.key_str, patch_json);
         let meta = record_meta(subject, &v.rv, self.now);
-        let rec = record::seal_payload(&mut self.ctx, &payload, meta, self.dict.as_deref())
-            .map_err(|e| self.encode_error(format!("journal entry {seq}"), e))?;
+        let dict = self.dict.as_deref();
+        let rec = match patch {
+            Patch::Json(json) => {
+                let payload = journal::encode_payload(kind, &v.key_str, json);
+                record::seal_payload(&mut self.ctx, &payload, meta, dict)
+            }
+            // zstd frames back to back decompress to their contents back to
+            // back: only the few bytes around the object are compressed here.
+            Patch::Compressed { frame, raw_len } => {
+                let (head, tail) = journal::payload_frame(kind, &v.key_str, 0);
+                let mut payload = Vec::with_capacity(frame.len() + 64);
+                self.ctx
+                    .compress_append(&mut payload, &head, dict)
+                    .and_then(|()| {
+                        payload.extend_from_slice(frame);
+                        self.ctx.compress_append(&mut payload, tail, dict)
+                    })
+                    .map(|()| {
+                        let raw_len = head.len() + raw_len + tail.len();
+                        record::seal_compressed(&payload, raw_len, meta, dict)
+                    })
+            }
+        }
+        .map_err(|e| self.encode_error(format!("journal entry {seq}"), e))?;
         self.st.journal_len += 1;
         self.st.journal_bytes += rec.len() as u64;
         self.journal

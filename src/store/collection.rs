@@ -351,21 +351,19 @@ impl Collection {
         let mut out = HashMap::with_capacity(self.len());
         for item in inner.tree.scan_prefix([prefix::OBJECT]) {
             let (k, v) = item?;
-            let key_str = key::object_key_from(&k);
-            let parsed = record::decode(&v)
+            let parsed = record::decode_rv(&v)
                 .map_err(|e| e.to_string())
-                .and_then(|(env, _)| {
-                    Ok((
-                        key_str.parse::<ObjectKey>().map_err(|e| e.to_string())?,
-                        env.rv,
-                    ))
+                .and_then(|rv| {
+                    let key = std::str::from_utf8(&k[1..]).map_err(|e| e.to_string())?;
+                    Ok((key.parse::<ObjectKey>().map_err(|e| e.to_string())?, rv))
                 });
             match parsed {
                 Ok((key, rv)) => {
                     out.insert(key, rv);
                 }
                 Err(reason) => {
-                    tracing::warn!(collection = %inner.name, key = key_str, %reason, "corrupt record left out of versions()")
+                    let key = key::object_key_from(&k);
+                    tracing::warn!(collection = %inner.name, key, %reason, "corrupt record left out of versions()")
                 }
             }
         }

@@ -55,6 +55,19 @@ pub(crate) struct Payload {
 /// The payload of a journal record, written without re-serializing the
 /// patch (for Added it is the object's JSON, already serialized once).
 pub(crate) fn encode_payload(kind: ChangeKind, key: &str, patch_json: &[u8]) -> Vec<u8> {
+    let (mut out, suffix) = payload_frame(kind, key, patch_json.len());
+    out.extend_from_slice(patch_json);
+    out.extend_from_slice(suffix);
+    out
+}
+
+/// What goes before and after the patch in a journal payload, so that a
+/// caller holding the patch already compressed can compress just these.
+pub(crate) fn payload_frame(
+    kind: ChangeKind,
+    key: &str,
+    patch_len: usize,
+) -> (Vec<u8>, &'static [u8]) {
     let kind = match kind {
         ChangeKind::Added => "Added",
         ChangeKind::Modified => "Modified",
@@ -62,15 +75,13 @@ pub(crate) fn encode_payload(kind: ChangeKind, key: &str, patch_json: &[u8]) -> 
     };
     // A String always serializes.
     let key = serde_json::to_string(key).unwrap_or_default();
-    let mut out = Vec::with_capacity(40 + key.len() + patch_json.len());
+    let mut out = Vec::with_capacity(40 + key.len() + patch_len);
     out.extend_from_slice(br#"{"kind":""#);
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(br#"","key":"#);
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(br#","patch":"#);
-    out.extend_from_slice(patch_json);
-    out.push(b'}');
-    out
+    (out, b"}")
 }
 
 impl Payload {

@@ -134,6 +134,34 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, &[u8]), RecordError> {
     Ok((envelope, &body[2 + env_len..]))
 }
 
+/// The leading fields of an [`Envelope`], in its order: all a relist diff
+/// needs, without allocating the fields after the rv.
+#[derive(Decode)]
+struct EnvelopeHead {
+    format: u8,
+    _codec: Codec,
+    _dictionary: u32,
+    rv: String,
+}
+
+/// Verifies a record (crc over all of it) and reads only its rv.
+pub fn decode_rv(bytes: &[u8]) -> Result<String, RecordError> {
+    let body = unseal(bytes)?;
+    let env_len = match body {
+        [a, b, ..] => u16::from_le_bytes([*a, *b]) as usize,
+        _ => return Err(RecordError::Truncated(bytes.len())),
+    };
+    let env_bytes = body
+        .get(2..2 + env_len)
+        .ok_or(RecordError::Truncated(bytes.len()))?;
+    let (head, _): (EnvelopeHead, usize) = bincode::decode_from_slice(env_bytes, BINCODE)
+        .map_err(|e| RecordError::Envelope(e.to_string()))?;
+    if head.format != FORMAT_VERSION {
+        return Err(RecordError::UnknownFormat(head.format));
+    }
+    Ok(head.rv)
+}
+
 /// What a record says about its object, besides the payload.
 #[derive(Debug, Clone, Default)]
 pub struct RecordMeta {
@@ -155,6 +183,19 @@ pub fn seal_payload(
     dictionary: Option<&Dictionary>,
 ) -> std::io::Result<Vec<u8>> {
     let payload = ctx.compress(raw, dictionary)?;
+    Ok(seal_compressed(&payload, raw.len(), meta, dictionary))
+}
+
+/// Lays out a full record around a payload already compressed (with
+/// `dictionary` if given) from `raw_len` bytes of JSON. The payload may be
+/// several zstd frames back to back: they decompress to their contents
+/// concatenated, which is how a journal entry reuses its object's frame.
+pub fn seal_compressed(
+    payload: &[u8],
+    raw_len: usize,
+    meta: RecordMeta,
+    dictionary: Option<&Dictionary>,
+) -> Vec<u8> {
     let envelope = Envelope {
         format: FORMAT_VERSION,
         codec: if dictionary.is_some() {
@@ -167,9 +208,9 @@ pub fn seal_payload(
         uid: meta.uid,
         created: meta.created,
         stored_at_ms: meta.stored_at_ms,
-        raw_len: raw.len() as u32,
+        raw_len: raw_len as u32,
     };
-    Ok(encode(&envelope, &payload))
+    encode(&envelope, payload)
 }
 
 /// Decompresses a payload, checking it against what the envelope promises.
@@ -238,8 +279,10 @@ mod tests {
             },
             b"",
         );
+        assert_eq!(decode_rv(&r).unwrap(), "5");
         let last = r.len() - 1;
         r[last] ^= 0x80;
+        assert!(matches!(decode_rv(&r), Err(RecordError::Checksum { .. })));
         assert!(matches!(decode(&r), Err(RecordError::Checksum { .. })));
         assert!(matches!(decode(&r[..3]), Err(RecordError::Truncated(3))));
     }
