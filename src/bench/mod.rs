@@ -43,7 +43,7 @@ pub enum Error {
         reason: String,
     },
     /// The child process could not be started.
-    #[error("could not start the {contender} child process: {source}")]
+    #[error("could not start the {contender} child process")]
     Spawn {
         /// Which contender.
         contender: String,
@@ -89,10 +89,10 @@ pub enum Error {
         probe: String,
     },
     /// A contender's Kubernetes client failed (inside a child).
-    #[error("kubernetes client error: {0}")]
+    #[error("kubernetes client error")]
     Kube(#[from] kube::Error),
     /// A contender's watch failed (inside a child).
-    #[error("watch failed: {0}")]
+    #[error("watch failed")]
     Watch(#[from] kube::runtime::watcher::Error),
     /// The watch stream ended while the child was still measuring.
     #[error("the watch stream ended before the benchmark was done")]
@@ -115,7 +115,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     /// An I/O error on a path.
-    #[error("i/o error on {path}: {source}")]
+    #[error("i/o error on {path}")]
     Io {
         /// The path involved.
         path: PathBuf,
