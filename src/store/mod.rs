@@ -1,68 +1,39 @@
 //! The on-disk store: one sled database holding one or more collections
 //! (watched resources), each with its objects, indexes, journal and cursors.
 //!
-//! CONTRACT (signatures other layers build against; bodies are filled in by
-//! the store work).
+//! Layout, per collection, in ONE sled tree (so that `apply` is one atomic
+//! `Tree::apply_batch`): `s` state (last RV, journal span, counters), `o`
+//! objects by `namespace/name`, `i` index entries, `j` journal by big-endian
+//! seq, `h` history index (key, seq), `c` cursors, `d` zstd dictionaries.
+//! The store directory holds a marker file with the schema version, a lock
+//! file, and the sled database (see [`directory`]).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use serde_json::Value;
 
-/// Errors of the store layer.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Another process holds the store open.
-    #[error("store {path} is in use by another process")]
-    InUse {
-        /// The store directory.
-        path: PathBuf,
-    },
-    /// The directory holds no kube-persist store.
-    #[error("{path} is not a kube-persist store")]
-    NotAStore {
-        /// The directory.
-        path: PathBuf,
-    },
-    /// The store was written by a newer kube-persist.
-    #[error("store {path} has schema version {found}, newer than the {supported} this build supports; it was left untouched")]
-    NewerSchema {
-        /// The store directory.
-        path: PathBuf,
-        /// Schema version found on disk.
-        found: u32,
-        /// Newest schema version this build knows.
-        supported: u32,
-    },
-    /// A record failed its checksum or could not be decoded.
-    #[error("corrupt record in collection {collection}, key {key}: {reason}")]
-    Corrupt {
-        /// Collection name.
-        collection: String,
-        /// Key of the bad record.
-        key: String,
-        /// What was wrong.
-        reason: String,
-    },
-    /// An object lacks what the store needs (name, resourceVersion...).
-    #[error("invalid object: {0}")]
-    InvalidObject(String),
-    /// An error from sled.
-    #[error("storage engine error: {0}")]
-    Sled(#[from] sled::Error),
-    /// An I/O error.
-    #[error("i/o error on {path}: {source}")]
-    Io {
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-}
+mod collection;
+mod cursor;
+pub mod dictionary;
+pub mod directory;
+mod error;
+pub mod index;
+pub mod journal;
+mod key;
+pub mod record;
+pub(crate) mod state;
+mod verify;
 
-/// Result type of the store layer.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use collection::Collection;
+pub use error::{Error, Result};
+pub use journal::JournalLimits;
+pub use key::ObjectKey;
+pub use verify::{Problem, VerifyReport};
+
+use directory::StoreDir;
 
 /// Identity of a watched resource: what a collection in the store holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -85,15 +56,6 @@ pub struct CollectionId {
     pub field_selector: Option<String>,
 }
 
-/// Key of an object: `namespace/name`, or `/name` when cluster-scoped.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
-    /// Namespace, `None` for cluster-scoped objects.
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
 /// What the store knows about a collection, without reading its objects.
 #[derive(Debug, Clone)]
 pub struct CollectionMeta {
@@ -107,6 +69,20 @@ pub struct CollectionMeta {
     pub dictionary_id: Option<u32>,
     /// Number of objects.
     pub objects: u64,
+    /// Dictionaries trained so far (ids 1..=this).
+    pub dictionaries: u32,
+    /// Bytes of the object records on disk (before sled's own overhead).
+    pub stored_bytes: u64,
+    /// Bytes of the same objects as uncompressed JSON.
+    pub raw_bytes: u64,
+    /// Oldest journal seq kept (`journal_last_seq + 1` when empty).
+    pub journal_first_seq: u64,
+    /// Last journal seq assigned (0: none yet).
+    pub journal_last_seq: u64,
+    /// Journal entries kept.
+    pub journal_len: u64,
+    /// Bytes of the journal entries kept.
+    pub journal_bytes: u64,
 }
 
 /// One change in a batch given to [`Collection::apply`].
@@ -176,97 +152,324 @@ pub struct JournalEntry {
 /// An index function: object → index values.
 pub type IndexFn = std::sync::Arc<dyn Fn(&Value) -> Vec<String> + Send + Sync>;
 
+/// When a collection trains its zstd dictionary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DictionaryPolicy {
+    /// Train the first dictionary once the collection holds this many objects.
+    pub min_objects: u64,
+    /// Train a new one each time the collection has grown by this factor
+    /// since the last training (0: never retrain).
+    pub retrain_factor: u64,
+    /// Largest dictionary (0: never train, plain zstd only).
+    pub max_bytes: usize,
+    /// Objects sampled for training.
+    pub samples: usize,
+}
+
+impl Default for DictionaryPolicy {
+    fn default() -> DictionaryPolicy {
+        DictionaryPolicy {
+            min_objects: 1000,
+            retrain_factor: 8,
+            // Measured on realistic pods: 200 samples and 32 KiB compress as
+            // well as 1000 and 64 KiB (≈0.10 of raw JSON vs 0.32 for plain
+            // zstd) and train in a quarter of the time (~0.25 s).
+            max_bytes: 32 * 1024,
+            samples: 200,
+        }
+    }
+}
+
+/// Tuning of an open store. Nothing here changes the on-disk format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How much journal each collection keeps.
+    pub journal: JournalLimits,
+    /// When dictionaries are trained.
+    pub dictionary: DictionaryPolicy,
+    /// zstd level for new records.
+    pub compression_level: i32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            journal: JournalLimits::default(),
+            dictionary: DictionaryPolicy::default(),
+            compression_level: dictionary::DEFAULT_LEVEL,
+        }
+    }
+}
+
+/// What every handle of one open store shares. Collections hold it too, so
+/// the lock lives as long as any handle.
+pub(crate) struct Shared {
+    // Declared before `dir`: sled must close before the lock is released.
+    pub db: sled::Db,
+    pub options: StoreOptions,
+    pub schema_version: u32,
+    pub dir: StoreDir,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::warn!(path = %self.dir.path.display(), error = %e, "flush on close failed");
+        }
+        // sled creates snapshot files as it goes; make sure they end private too.
+        if let Err(e) = self.dir.secure() {
+            tracing::warn!(path = %self.dir.path.display(), error = %e, "could not secure store files");
+        }
+    }
+}
+
 /// An open store.
 #[derive(Clone)]
 pub struct Store {
-    _p: (),
+    shared: Arc<Shared>,
+    collections: Arc<Mutex<HashMap<String, Arc<collection::Inner>>>>,
 }
 
-/// One collection of an open store.
-#[derive(Clone)]
-pub struct Collection {
-    _p: (),
-}
+const REGISTRY_PREFIX: &str = "collection/";
+pub(crate) const TREE_PREFIX: &str = "collection:";
 
-#[allow(unused_variables, missing_docs)]
 impl Store {
     /// Open (creating if missing) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
-        todo!()
+        Store::open_with(path, StoreOptions::default())
     }
+
+    /// Open (creating if missing) the store at `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        Store::open_dir(path.as_ref(), options, true)
+    }
+
     /// Open an existing store; never creates one.
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Store> {
-        todo!()
+        Store::open_dir(path.as_ref(), StoreOptions::default(), false)
     }
+
+    /// Open an existing store with `options`; never creates one.
+    pub fn open_existing_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        Store::open_dir(path.as_ref(), options, false)
+    }
+
+    fn open_dir(path: &Path, options: StoreOptions, create: bool) -> Result<Store> {
+        let supported = crate::migrations::SCHEMA_VERSION;
+        let dir = StoreDir::open(path, create)?;
+        // Checked before sled opens: a newer store is left exactly as it was.
+        if let Some(found) = dir.found_schema.filter(|&f| f > supported) {
+            return Err(Error::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported,
+            });
+        }
+        if dir.found_schema.is_none() {
+            dir.write_marker(supported)?;
+        }
+        dir.secure()?;
+        let db = sled::Config::new()
+            .path(dir.db_path())
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    Error::InUse {
+                        path: path.to_path_buf(),
+                    }
+                }
+                other => Error::Sled(other),
+            })?;
+        if let Some(found) = dir.found_schema.filter(|&f| f < supported) {
+            tracing::info!(path = %path.display(), from = found, to = supported, "migrating store");
+            crate::migrations::run(&db, found)?;
+            dir.write_marker(supported)?;
+        }
+        dir.secure()?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                db,
+                options,
+                schema_version: supported,
+                dir,
+            }),
+            collections: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The store directory.
     pub fn path(&self) -> &Path {
-        todo!()
+        &self.shared.dir.path
     }
+
+    /// The schema version of the open store (always the current one: older
+    /// stores are migrated on open).
+    pub fn schema_version(&self) -> u32 {
+        self.shared.schema_version
+    }
+
+    /// Every collection the store holds.
     pub fn collections(&self) -> Result<Vec<CollectionId>> {
-        todo!()
+        let mut out = Vec::new();
+        for item in self.shared.db.scan_prefix(REGISTRY_PREFIX) {
+            let (k, v) = item?;
+            let id = serde_json::from_slice(&v).map_err(|e| {
+                Error::corrupt(
+                    &String::from_utf8_lossy(&k[REGISTRY_PREFIX.len()..]),
+                    "registry",
+                    format!("collection id does not parse: {e}"),
+                )
+            })?;
+            out.push(id);
+        }
+        Ok(out)
     }
+
     /// Open or create a collection.
     pub fn collection(&self, id: &CollectionId) -> Result<Collection> {
-        todo!()
+        id.validate()?;
+        let name = id.name();
+        let mut open = self
+            .collections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(inner) = open.get(&name) {
+            return Ok(Collection {
+                inner: inner.clone(),
+            });
+        }
+        let db = &self.shared.db;
+        let reg = format!("{REGISTRY_PREFIX}{name}");
+        if db.get(&reg)?.is_none() {
+            let body = serde_json::to_vec(id).map_err(|e| Error::Encode {
+                what: format!("collection id {name}"),
+                reason: e.to_string(),
+            })?;
+            db.insert(reg, body)?;
+            db.flush()?;
+        }
+        let tree = db.open_tree(format!("{TREE_PREFIX}{name}"))?;
+        let inner = Arc::new(collection::Inner::open(
+            self.shared.clone(),
+            id.clone(),
+            name.clone(),
+            tree,
+        )?);
+        open.insert(name, inner.clone());
+        Ok(Collection { inner })
     }
+
+    /// The collection for `id` if the store has it; never creates one.
     pub fn find_collection(&self, id: &CollectionId) -> Result<Option<Collection>> {
-        todo!()
+        id.validate()?;
+        if self
+            .shared
+            .db
+            .get(format!("{REGISTRY_PREFIX}{}", id.name()))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        self.collection(id).map(Some)
     }
+
+    /// Removes a collection and everything it holds (e.g. to rebuild it from
+    /// a relist after damage). Open handles to it must not be used after.
+    pub fn drop_collection(&self, id: &CollectionId) -> Result<bool> {
+        let name = id.name();
+        let mut open = self
+            .collections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let db = &self.shared.db;
+        let existed = db.remove(format!("{REGISTRY_PREFIX}{name}"))?.is_some();
+        db.drop_tree(format!("{TREE_PREFIX}{name}"))?;
+        db.flush()?;
+        open.remove(&name);
+        Ok(existed)
+    }
+
+    /// Bytes the store directory takes on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        todo!()
+        fn walk(p: &Path) -> Result<u64> {
+            let meta = std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+            if !meta.is_dir() {
+                return Ok(meta.len());
+            }
+            let mut total = 0;
+            for entry in std::fs::read_dir(p).map_err(|e| Error::io(p, e))? {
+                let entry = entry.map_err(|e| Error::io(p, e))?;
+                match walk(&entry.path()) {
+                    Ok(n) => total += n,
+                    // sled deletes old segments and snapshots as it goes.
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(total)
+        }
+        walk(self.path())
+    }
+
+    /// Flushes everything to disk (apply and ack already do).
+    pub fn flush(&self) -> Result<()> {
+        self.shared.db.flush()?;
+        Ok(())
+    }
+
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.shared.db
     }
 }
 
-#[allow(unused_variables, missing_docs)]
-impl Collection {
-    pub fn id(&self) -> &CollectionId {
-        todo!()
+impl CollectionId {
+    /// The collection's name in the store: `group/version/resource`, with
+    /// `core` for the core group, plus the namespace and selectors of the
+    /// watch when set. Distinct watches get distinct names.
+    pub fn name(&self) -> String {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        let mut name = format!("{group}/{}/{}", self.version, self.resource);
+        if let Some(ns) = &self.namespace {
+            name.push_str(&format!(" namespace={ns}"));
+        }
+        if let Some(l) = &self.label_selector {
+            name.push_str(&format!(" labels={l}"));
+        }
+        if let Some(f) = &self.field_selector {
+            name.push_str(&format!(" fields={f}"));
+        }
+        name
     }
-    pub fn meta(&self) -> Result<CollectionMeta> {
-        todo!()
-    }
-    pub fn last_rv(&self) -> Result<Option<String>> {
-        todo!()
-    }
-    pub fn add_indexer(&self, name: &str, f: IndexFn) -> Result<()> {
-        todo!()
-    }
-    pub fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
-        todo!()
-    }
-    pub fn list(&self) -> Result<Vec<Value>> {
-        todo!()
-    }
-    pub fn list_namespace(&self, namespace: &str) -> Result<Vec<Value>> {
-        todo!()
-    }
-    pub fn by_index(&self, index: &str, value: &str) -> Result<Vec<Value>> {
-        todo!()
-    }
-    pub fn len(&self) -> usize {
-        todo!()
-    }
-    pub fn is_empty(&self) -> bool {
-        todo!()
-    }
-    /// key → the object's resourceVersion, without decompressing objects.
-    pub fn versions(&self) -> Result<HashMap<ObjectKey, String>> {
-        todo!()
-    }
-    /// Apply a batch atomically (objects, indexes, journal, last RV) and
-    /// return once it is durable.
-    pub fn apply(&self, batch: Batch) -> Result<Vec<Change>> {
-        todo!()
-    }
-    pub fn history(&self, key: &ObjectKey) -> Result<Vec<JournalEntry>> {
-        todo!()
-    }
-    pub fn journal_since(&self, after_seq: u64) -> Result<Vec<JournalEntry>> {
-        todo!()
-    }
-    pub fn cursor(&self, consumer: &str) -> Result<Option<u64>> {
-        todo!()
-    }
-    pub fn ack(&self, consumer: &str, seq: u64) -> Result<()> {
-        todo!()
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| {
+            Err(Error::InvalidArgument(format!(
+                "collection {}: {m}",
+                self.name()
+            )))
+        };
+        if self.version.is_empty() || self.resource.is_empty() || self.kind.is_empty() {
+            return bad("version, resource and kind must all be set".into());
+        }
+        if !self.namespaced && self.namespace.is_some() {
+            return bad(format!(
+                "{} are cluster-scoped but a namespace is set",
+                self.resource
+            ));
+        }
+        Ok(())
     }
 }
+
+/// Key of a collection's state record (for migrations).
+pub(crate) fn state_key() -> Vec<u8> {
+    key::state_key()
+}
+
+/// Prefix byte of object records (for migrations).
+pub(crate) const OBJECT_PREFIX: u8 = key::prefix::OBJECT;

@@ -1,0 +1,195 @@
+//! The store directory: its marker file, its lock and its permissions.
+//!
+//! ```text
+//! <store>/kube-persist.json   marker: {"format": "kube-persist", "schema_version": N}
+//! <store>/lock                held (flock) while a process has the store open
+//! <store>/db/                 the sled database
+//! ```
+//!
+//! The schema version lives in the marker, outside sled, so that a store
+//! written by a newer build is refused before sled opens (and possibly
+//! rewrites) anything. Our own lock is taken before sled's so that a second
+//! process gets [`Error::InUse`] rather than sled's generic i/o error.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+
+use super::error::{Error, Result};
+
+/// Name of the marker file that makes a directory a store.
+pub const MARKER_FILE: &str = "kube-persist.json";
+/// Name of the lock file.
+pub const LOCK_FILE: &str = "lock";
+/// Name of the sled directory.
+pub const DB_DIR: &str = "db";
+
+const FORMAT: &str = "kube-persist";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Marker {
+    format: String,
+    schema_version: u32,
+}
+
+/// A locked store directory. The lock is released when this is dropped.
+#[derive(Debug)]
+pub(crate) struct StoreDir {
+    pub path: PathBuf,
+    /// The schema version the marker named when the directory was opened
+    /// (`None` for a directory that was just created).
+    pub found_schema: Option<u32>,
+    _lock: File,
+}
+
+impl StoreDir {
+    /// Locks the store at `path`, creating the directory if `create` is set.
+    /// Writes nothing but the lock file of an existing store.
+    pub fn open(path: &Path, create: bool) -> Result<StoreDir> {
+        let not_a_store = || Error::NotAStore {
+            path: path.to_path_buf(),
+        };
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(not_a_store()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_a_store()),
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        if read_marker(path)?.is_none() && (!create || !holds_only_a_lock(path)?) {
+            // Refusing to create inside a non-empty directory keeps a typo in
+            // a path from scattering sled files over someone's data.
+            return Err(not_a_store());
+        }
+        let lock_path = path.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        if let Err(e) = lock.try_lock_exclusive() {
+            if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() {
+                return Err(Error::InUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            return Err(Error::io(&lock_path, e));
+        }
+        // Read again under the lock: another process may have created or
+        // migrated the store meanwhile.
+        let found_schema = read_marker(path)?;
+        Ok(StoreDir {
+            path: path.to_path_buf(),
+            found_schema,
+            _lock: lock,
+        })
+    }
+
+    /// Where sled keeps its files.
+    pub fn db_path(&self) -> PathBuf {
+        self.path.join(DB_DIR)
+    }
+
+    /// Records `schema_version` in the marker, atomically (write + rename).
+    pub fn write_marker(&self, schema_version: u32) -> Result<()> {
+        write_marker(&self.path, schema_version)
+    }
+
+    /// Makes the directory 0700 and every file below it 0600, whatever the umask.
+    pub fn secure(&self) -> Result<()> {
+        secure_tree(&self.path)
+    }
+}
+
+fn holds_only_a_lock(path: &Path) -> Result<bool> {
+    for entry in fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+        let entry = entry.map_err(|e| Error::io(path, e))?;
+        if entry.file_name() != LOCK_FILE {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The schema version a store directory's marker names, if it has one.
+pub(crate) fn read_marker(path: &Path) -> Result<Option<u32>> {
+    let marker_path = path.join(MARKER_FILE);
+    let text = match fs::read(&marker_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&marker_path, e)),
+    };
+    let marker: Marker = serde_json::from_slice(&text).map_err(|e| {
+        Error::corrupt(
+            "(store)",
+            MARKER_FILE,
+            format!("marker does not parse: {e}"),
+        )
+    })?;
+    if marker.format != FORMAT {
+        return Err(Error::corrupt(
+            "(store)",
+            MARKER_FILE,
+            format!("format is {:?}, expected {FORMAT:?}", marker.format),
+        ));
+    }
+    Ok(Some(marker.schema_version))
+}
+
+/// Writes the marker of the store at `path` (also used by migration fixtures).
+pub(crate) fn write_marker(path: &Path, schema_version: u32) -> Result<()> {
+    let marker = Marker {
+        format: FORMAT.into(),
+        schema_version,
+    };
+    let tmp = path.join(format!("{MARKER_FILE}.tmp"));
+    let body = serde_json::to_vec_pretty(&marker).map_err(|e| Error::Encode {
+        what: MARKER_FILE.into(),
+        reason: e.to_string(),
+    })?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(&body).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    let dst = path.join(MARKER_FILE);
+    fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+    // The rename is only durable once the directory entry is.
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+fn secure_tree(path: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = if meta.is_dir() { 0o700 } else { 0o600 };
+    if meta.permissions().mode() & 0o777 != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+            let entry = entry.map_err(|e| Error::io(path, e))?;
+            match secure_tree(&entry.path()) {
+                // sled removes old snapshots concurrently; a vanished file needs no securing.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+    }
+    Ok(())
+}

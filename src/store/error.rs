@@ -1,0 +1,119 @@
+//! The store layer's typed error.
+
+use std::path::PathBuf;
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another process holds the store open.
+    #[error("store {path} is in use by another process")]
+    InUse {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The directory holds no kube-persist store.
+    #[error("{path} is not a kube-persist store")]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The store was written by a newer kube-persist.
+    #[error("store {path} has schema version {found}, newer than the {supported} this build supports; it was left untouched")]
+    NewerSchema {
+        /// The store directory.
+        path: PathBuf,
+        /// Schema version found on disk.
+        found: u32,
+        /// Newest schema version this build knows.
+        supported: u32,
+    },
+    /// A record failed its checksum or could not be decoded.
+    #[error("corrupt record in collection {collection}, key {key}: {reason}")]
+    Corrupt {
+        /// Collection name.
+        collection: String,
+        /// Key of the bad record.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An object lacks what the store needs (name, resourceVersion...).
+    #[error("invalid object: {0}")]
+    InvalidObject(String),
+    /// An argument the store cannot use (collection id, consumer or index name).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// `by_index` asked for an index that is neither built in nor registered.
+    #[error("collection {collection} has no index named {index:?} (built in: namespace, label; register others with add_indexer)")]
+    UnknownIndex {
+        /// Collection name.
+        collection: String,
+        /// The index asked for.
+        index: String,
+    },
+    /// The journal no longer holds the entries after the requested seq.
+    #[error("collection {collection}: journal entries after seq {after} were trimmed; the oldest kept is {first}")]
+    JournalTrimmed {
+        /// Collection name.
+        collection: String,
+        /// The seq asked for.
+        after: u64,
+        /// The oldest seq still in the journal.
+        first: u64,
+    },
+    /// A consumer acknowledged a seq the journal never assigned.
+    #[error("collection {collection}: consumer {consumer:?} acknowledged seq {seq}, but the last assigned seq is {last}")]
+    AckBeyondJournal {
+        /// Collection name.
+        collection: String,
+        /// The consumer.
+        consumer: String,
+        /// The seq it acknowledged.
+        seq: u64,
+        /// The last seq the journal assigned.
+        last: u64,
+    },
+    /// A record or dictionary could not be encoded (compression failed).
+    #[error("could not encode {what}: {reason}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An error from sled.
+    #[error("storage engine error: {0}")]
+    Sled(#[from] sled::Error),
+    /// An I/O error.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Result type of the store layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(
+        collection: &str,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            collection: collection.to_string(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}

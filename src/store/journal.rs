@@ -1,0 +1,259 @@
+//! The journal: one entry per committed change, seq-numbered, holding the
+//! change as a JSON merge patch (RFC 7386) against the previous version.
+//!
+//! A merge patch cannot set a member to null (null means "remove"), so a
+//! member that changes to an explicit null replays as absent; for Kubernetes
+//! API objects null and absent mean the same. The full object is always in
+//! the objects family anyway: the journal is history, not the source of truth.
+
+use std::sync::PoisonError;
+
+use serde_json::{Map, Value};
+
+use super::collection::Collection;
+use super::error::{Error, Result};
+use super::key::{self, prefix};
+use super::record;
+use super::state::State;
+use super::{ChangeKind, JournalEntry, ObjectKey};
+
+/// The merge patch that turns `old` into `new`.
+pub fn merge_diff(old: &Value, new: &Value) -> Value {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut patch = Map::new();
+            for (k, ov) in o {
+                match n.get(k) {
+                    None => {
+                        patch.insert(k.clone(), Value::Null);
+                    }
+                    Some(nv) if nv != ov => {
+                        patch.insert(k.clone(), merge_diff(ov, nv));
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (k, nv) in n {
+                if !o.contains_key(k) {
+                    patch.insert(k.clone(), nv.clone());
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
+}
+
+/// What a journal record's payload holds (the envelope holds rv and time).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Payload {
+    pub kind: ChangeKind,
+    pub key: String,
+    pub patch: Value,
+}
+
+impl Payload {
+    pub fn into_entry(self, seq: u64, rv: String, at_ms: u64) -> Result<JournalEntry, String> {
+        let key = self
+            .key
+            .parse::<ObjectKey>()
+            .map_err(|e| format!("journal key {:?}: {e}", self.key))?;
+        Ok(JournalEntry {
+            seq,
+            kind: self.kind,
+            key,
+            rv,
+            at: super::state::time_of(at_ms),
+            patch: self.patch,
+        })
+    }
+}
+
+/// Bounds on what the journal keeps; the oldest entries go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalLimits {
+    /// Most entries kept.
+    pub max_entries: u64,
+    /// Most bytes (stored record sizes) kept.
+    pub max_bytes: u64,
+}
+
+impl Default for JournalLimits {
+    fn default() -> JournalLimits {
+        JournalLimits {
+            max_entries: 100_000,
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+impl Collection {
+    /// Every journal entry of one object that the journal still holds, oldest first.
+    pub fn history(&self, key: &ObjectKey) -> Result<Vec<JournalEntry>> {
+        let inner = &self.inner;
+        let pfx = key::history_prefix(&key.encode());
+        let mut out = Vec::new();
+        for item in inner.tree.scan_prefix(&pfx) {
+            let (k, _) = item?;
+            let Some(seq) = k
+                .get(pfx.len()..)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+            else {
+                return Err(inner.corrupt(format!("history of {key}"), "malformed history entry"));
+            };
+            if let Some(bytes) = inner.tree.get(key::journal_key(seq))? {
+                out.push(self.decode_entry(seq, &bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every journal entry after `after_seq`, oldest first. Fails with
+    /// [`Error::JournalTrimmed`] when some of them were already trimmed, so a
+    /// consumer never silently misses events (I8).
+    pub fn journal_since(&self, after_seq: u64) -> Result<Vec<JournalEntry>> {
+        self.journal_page(after_seq, usize::MAX)
+    }
+
+    /// At most `limit` journal entries after `after_seq`, oldest first.
+    pub fn journal_page(&self, after_seq: u64, limit: usize) -> Result<Vec<JournalEntry>> {
+        let inner = &self.inner;
+        let st = inner.state();
+        if after_seq.saturating_add(1) < st.journal_first && after_seq < st.last_seq {
+            return Err(Error::JournalTrimmed {
+                collection: inner.name.clone(),
+                after: after_seq,
+                first: st.journal_first,
+            });
+        }
+        let mut out = Vec::new();
+        for item in inner
+            .tree
+            .range(key::journal_key(after_seq.saturating_add(1))..)
+        {
+            let (k, v) = item?;
+            if k.first() != Some(&prefix::JOURNAL) || out.len() >= limit {
+                break;
+            }
+            let seq = key::journal_seq(&k)
+                .ok_or_else(|| inner.corrupt("journal", "malformed journal key"))?;
+            out.push(self.decode_entry(seq, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Trims the journal to its newest `keep` entries; returns how many went.
+    pub fn compact_journal(&self, keep: u64) -> Result<u64> {
+        let inner = &self.inner;
+        let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut st = inner.state();
+        let mut sb = sled::Batch::default();
+        let limits = JournalLimits {
+            max_entries: keep,
+            max_bytes: u64::MAX,
+        };
+        let removed = self.trim_journal(&mut st, &mut sb, limits, &[])?;
+        if removed > 0 {
+            sb.insert(key::state_key(), record::seal_value(&st));
+            inner.tree.apply_batch(sb)?;
+            inner.flush()?;
+            *inner.state.write().unwrap_or_else(PoisonError::into_inner) = st;
+        }
+        Ok(removed)
+    }
+
+    pub(crate) fn decode_entry(&self, seq: u64, bytes: &[u8]) -> Result<JournalEntry> {
+        let what = format!("journal seq {seq}");
+        let (envelope, raw) = self.inner.open_record(&what, bytes)?;
+        let payload: Payload = serde_json::from_slice(&raw).map_err(|e| {
+            self.inner
+                .corrupt(&what, format!("payload does not parse: {e}"))
+        })?;
+        payload
+            .into_entry(seq, envelope.rv, envelope.stored_at_ms)
+            .map_err(|e| self.inner.corrupt(&what, e))
+    }
+
+    /// Removes the oldest entries (committed ones, then `pending` ones of the
+    /// batch being built) until `st` is within `limits`. Runs inside the
+    /// caller's batch, so the trim is atomic with what caused it.
+    pub(crate) fn trim_journal(
+        &self,
+        st: &mut State,
+        sb: &mut sled::Batch,
+        limits: JournalLimits,
+        pending: &[(u64, String, u64)],
+    ) -> Result<u64> {
+        let over =
+            |st: &State| st.journal_len > limits.max_entries || st.journal_bytes > limits.max_bytes;
+        let mut removed = 0;
+        let mut drop_entry =
+            |st: &mut State, sb: &mut sled::Batch, seq: u64, key: Option<&str>, len: u64| {
+                sb.remove(&key::journal_key(seq));
+                if let Some(key) = key {
+                    sb.remove(key::history_entry(key, seq));
+                }
+                st.journal_len -= 1;
+                st.journal_bytes = st.journal_bytes.saturating_sub(len);
+                st.journal_first = seq + 1;
+                removed += 1;
+            };
+        if over(st) {
+            for item in self.inner.tree.scan_prefix([prefix::JOURNAL]) {
+                if !over(st) {
+                    break;
+                }
+                let (k, v) = item?;
+                let seq = key::journal_seq(&k)
+                    .ok_or_else(|| self.inner.corrupt("journal", "malformed journal key"))?;
+                let key = match self.decode_entry(seq, &v) {
+                    Ok(e) => Some(e.key.encode()),
+                    Err(Error::Corrupt { reason, .. }) => {
+                        // Its history entry stays behind; history() skips it.
+                        tracing::warn!(collection = %self.inner.name, seq, %reason, "trimming a corrupt journal entry");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                drop_entry(st, sb, seq, key.as_deref(), v.len() as u64);
+            }
+        }
+        for (seq, key, len) in pending {
+            if !over(st) {
+                break;
+            }
+            drop_entry(st, sb, *seq, Some(key), *len);
+        }
+        if st.journal_len == 0 {
+            st.journal_first = st.last_seq + 1;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_diff_applies_back_to_the_new_version() {
+        let old = json!({"a": 1, "b": {"c": 2, "d": [1, 2]}, "gone": "x"});
+        let new = json!({"a": 1, "b": {"c": 3, "d": [1]}, "added": {"x": true}});
+        let patch = merge_diff(&old, &new);
+        assert_eq!(
+            patch,
+            json!({"b": {"c": 3, "d": [1]}, "gone": null, "added": {"x": true}})
+        );
+        let mut rebuilt = old.clone();
+        json_patch::merge(&mut rebuilt, &patch);
+        assert_eq!(rebuilt, new);
+    }
+
+    #[test]
+    fn identical_objects_give_an_empty_patch() {
+        let v = json!({"metadata": {"name": "a"}});
+        assert_eq!(merge_diff(&v, &v), json!({}));
+    }
+}

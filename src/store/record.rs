@@ -1,0 +1,246 @@
+//! The record codec: how one object (or journal entry) is laid out on disk.
+//!
+//! ```text
+//! record = envelope_len: u16 LE | envelope (bincode 2, standard config) | payload | crc32: u32 LE
+//! ```
+//!
+//! The crc covers every byte before it, so any single-bit flip anywhere in a
+//! record (the crc included) is detected before anything is parsed. The
+//! envelope can be read without touching the payload, which is what keeps
+//! [`Collection::versions`](super::Collection::versions) cheap. Small
+//! internal records (state, cursors, dictionaries) use the same crc trailer
+//! through [`seal`] / [`unseal`].
+
+use bincode::{Decode, Encode};
+
+use super::dictionary::{Dictionary, ZstdContext};
+
+/// Version of the envelope layout; bumped (with a migration) when it changes.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// bincode 2's format is frozen; the standard (varint) config is the one on disk.
+const BINCODE: bincode::config::Configuration = bincode::config::standard();
+
+/// How a record's payload is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum Codec {
+    /// zstd-compressed JSON, no dictionary.
+    Zstd,
+    /// zstd-compressed JSON with the collection dictionary named in the envelope.
+    ZstdDictionary,
+}
+
+/// The small header in front of every record's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Envelope {
+    /// [`FORMAT_VERSION`] at the time of writing.
+    pub format: u8,
+    /// Payload encoding.
+    pub codec: Codec,
+    /// Dictionary id the payload needs (0 when [`Codec::Zstd`]).
+    pub dictionary: u32,
+    /// The object's resourceVersion (for journal entries: the change's).
+    pub rv: String,
+    /// The object's `metadata.uid` ("" when absent).
+    pub uid: String,
+    /// The object's `metadata.creationTimestamp` ("" when absent).
+    pub created: String,
+    /// When the record was written, in milliseconds since the Unix epoch.
+    pub stored_at_ms: u64,
+    /// Length of the uncompressed JSON payload.
+    pub raw_len: u32,
+}
+
+/// Why a record could not be read. Rendered into [`super::Error::Corrupt`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Too short to hold even the framing.
+    #[error("record is truncated ({0} bytes)")]
+    Truncated(usize),
+    /// The stored crc does not match the bytes.
+    #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    Checksum {
+        /// crc32 found in the record.
+        stored: u32,
+        /// crc32 of the bytes.
+        computed: u32,
+    },
+    /// The envelope does not parse.
+    #[error("bad envelope: {0}")]
+    Envelope(String),
+    /// Written by a newer record format.
+    #[error("unknown record format {0}")]
+    UnknownFormat(u8),
+    /// The payload does not decompress to the size the envelope promises.
+    #[error("payload does not decompress: {0}")]
+    Payload(String),
+    /// The payload needs a dictionary that is not in the store.
+    #[error("payload needs zstd dictionary {0}, which is missing")]
+    MissingDictionary(u32),
+}
+
+/// Appends a crc32 of `body` to it.
+pub fn seal(mut body: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+/// Checks the crc trailer and returns the body it covers.
+pub fn unseal(bytes: &[u8]) -> Result<&[u8], RecordError> {
+    if bytes.len() < 4 {
+        return Err(RecordError::Truncated(bytes.len()));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(RecordError::Checksum { stored, computed });
+    }
+    Ok(body)
+}
+
+/// Lays out a record from an envelope and an already-encoded payload.
+pub fn encode(envelope: &Envelope, payload: &[u8]) -> Vec<u8> {
+    // Encoding a plain struct into a Vec cannot fail.
+    let env = bincode::encode_to_vec(envelope, BINCODE).unwrap_or_default();
+    let mut out = Vec::with_capacity(2 + env.len() + payload.len() + 4);
+    out.extend_from_slice(&(env.len() as u16).to_le_bytes());
+    out.extend_from_slice(&env);
+    out.extend_from_slice(payload);
+    seal(out)
+}
+
+/// Verifies a record and splits it into its envelope and (encoded) payload.
+pub fn decode(bytes: &[u8]) -> Result<(Envelope, &[u8]), RecordError> {
+    let body = unseal(bytes)?;
+    if body.len() < 2 {
+        return Err(RecordError::Truncated(bytes.len()));
+    }
+    let env_len = u16::from_le_bytes([body[0], body[1]]) as usize;
+    let env_bytes = body
+        .get(2..2 + env_len)
+        .ok_or(RecordError::Truncated(bytes.len()))?;
+    let (envelope, used): (Envelope, usize) = bincode::decode_from_slice(env_bytes, BINCODE)
+        .map_err(|e| RecordError::Envelope(e.to_string()))?;
+    if used != env_len {
+        return Err(RecordError::Envelope(format!(
+            "envelope is {used} bytes, header says {env_len}"
+        )));
+    }
+    if envelope.format != FORMAT_VERSION {
+        return Err(RecordError::UnknownFormat(envelope.format));
+    }
+    Ok((envelope, &body[2 + env_len..]))
+}
+
+/// What a record says about its object, besides the payload.
+#[derive(Debug, Clone, Default)]
+pub struct RecordMeta {
+    /// resourceVersion.
+    pub rv: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.creationTimestamp`.
+    pub created: String,
+    /// Write time, ms since the Unix epoch.
+    pub stored_at_ms: u64,
+}
+
+/// Compresses `raw` JSON (with `dictionary` if given) into a full record.
+pub fn seal_payload(
+    ctx: &mut ZstdContext,
+    raw: &[u8],
+    meta: RecordMeta,
+    dictionary: Option<&Dictionary>,
+) -> std::io::Result<Vec<u8>> {
+    let payload = ctx.compress(raw, dictionary)?;
+    let envelope = Envelope {
+        format: FORMAT_VERSION,
+        codec: if dictionary.is_some() {
+            Codec::ZstdDictionary
+        } else {
+            Codec::Zstd
+        },
+        dictionary: dictionary.map_or(0, Dictionary::id),
+        rv: meta.rv,
+        uid: meta.uid,
+        created: meta.created,
+        stored_at_ms: meta.stored_at_ms,
+        raw_len: raw.len() as u32,
+    };
+    Ok(encode(&envelope, &payload))
+}
+
+/// Decompresses a payload, checking it against what the envelope promises.
+/// `dictionary` must be the one the envelope names (callers look it up).
+pub fn open_payload(
+    ctx: &mut ZstdContext,
+    envelope: &Envelope,
+    payload: &[u8],
+    dictionary: Option<&Dictionary>,
+) -> Result<Vec<u8>, RecordError> {
+    let dict = match envelope.codec {
+        Codec::Zstd => None,
+        Codec::ZstdDictionary => match dictionary {
+            Some(d) if d.id() == envelope.dictionary => Some(d),
+            _ => return Err(RecordError::MissingDictionary(envelope.dictionary)),
+        },
+    };
+    let raw = ctx
+        .decompress(payload, envelope.raw_len as usize, dict)
+        .map_err(|e| RecordError::Payload(e.to_string()))?;
+    if raw.len() != envelope.raw_len as usize {
+        return Err(RecordError::Payload(format!(
+            "{} bytes, envelope says {}",
+            raw.len(),
+            envelope.raw_len
+        )));
+    }
+    Ok(raw)
+}
+
+/// Encodes a small internal value (state, cursor) with a crc trailer.
+pub(crate) fn seal_value<T: Encode>(value: &T) -> Vec<u8> {
+    seal(bincode::encode_to_vec(value, BINCODE).unwrap_or_default())
+}
+
+/// Reads back a value written by [`seal_value`].
+pub(crate) fn unseal_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, RecordError> {
+    let body = unseal(bytes)?;
+    let (value, used) = bincode::decode_from_slice(body, BINCODE)
+        .map_err(|e| RecordError::Envelope(e.to_string()))?;
+    if used != body.len() {
+        return Err(RecordError::Envelope(format!(
+            "{} trailing bytes",
+            body.len() - used
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flipped_crc_byte_is_detected_and_named() {
+        let mut r = encode(
+            &Envelope {
+                format: FORMAT_VERSION,
+                codec: Codec::Zstd,
+                dictionary: 0,
+                rv: "5".into(),
+                uid: String::new(),
+                created: String::new(),
+                stored_at_ms: 1,
+                raw_len: 0,
+            },
+            b"",
+        );
+        let last = r.len() - 1;
+        r[last] ^= 0x80;
+        assert!(matches!(decode(&r), Err(RecordError::Checksum { .. })));
+        assert!(matches!(decode(&r[..3]), Err(RecordError::Truncated(3))));
+    }
+}

@@ -1,0 +1,307 @@
+//! Store tests that need a second process: crash consistency under SIGKILL
+//! (I1) and the inter-process lock.
+//!
+//! This binary runs without libtest's harness (see Cargo.toml) because it
+//! re-executes itself as the child: with `KP_CHILD` set it plays the writer
+//! or the lock holder instead of running the tests.
+//!
+//! `KP_CRASH_ROUNDS` sets the number of kill rounds (default 50),
+//! `KP_CRASH_SEED` replays a failing run (the seed is printed).
+
+mod store_support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use kube_persist::store::{
+    Batch, Delta, DictionaryPolicy, Error, JournalLimits, ObjectKey, Store, StoreOptions,
+};
+use rand::{Rng as _, SeedableRng};
+use serde_json::{json, Value};
+use store_support::{pods_id, realistic_pod, Rng};
+
+const CHILD: &str = "KP_CHILD";
+const STORE: &str = "KP_STORE";
+
+/// Small bounds so that dictionary training and journal trimming both
+/// happen while the writer is being killed.
+fn options() -> StoreOptions {
+    StoreOptions {
+        journal: JournalLimits {
+            max_entries: 400,
+            max_bytes: 4 << 20,
+        },
+        dictionary: DictionaryPolicy {
+            min_objects: 60,
+            retrain_factor: 3,
+            samples: 40,
+            ..DictionaryPolicy::default()
+        },
+        ..StoreOptions::default()
+    }
+}
+
+/// Batch `n`: a deterministic function of `n` alone, so the parent can
+/// rebuild the exact state as of any batch. Its RV is `n*100 + 99`.
+fn batch(n: u64) -> Batch {
+    let mut r = Rng::new(n);
+    let ops = 1 + r.below(24);
+    let mut deltas = Vec::new();
+    for j in 0..ops {
+        let idx = r.below(240);
+        let (ns, name) = (format!("ns{}", idx % 7), format!("p{idx}"));
+        let rv = n * 100 + j;
+        let mut obj = realistic_pod(&ns, &name, rv, rv);
+        obj["metadata"]["labels"] =
+            json!({"app": format!("a{}", r.below(5)), "gen": n.to_string()});
+        if r.below(5) == 0 {
+            deltas.push(Delta::Delete(obj));
+        } else {
+            deltas.push(Delta::Upsert(obj));
+        }
+    }
+    Batch {
+        deltas,
+        rv: Some((n * 100 + 99).to_string()),
+    }
+}
+
+fn batch_of_rv(rv: &Option<String>) -> u64 {
+    rv.as_deref()
+        .map_or(0, |rv| rv.parse::<u64>().expect("numeric rv") / 100)
+}
+
+fn apply_to_model(model: &mut BTreeMap<String, Value>, n: u64) {
+    for d in batch(n).deltas {
+        match d {
+            Delta::Upsert(o) => {
+                model.insert(ObjectKey::of(&o).unwrap().to_string(), o);
+            }
+            Delta::Delete(o) => {
+                model.remove(&ObjectKey::of(&o).unwrap().to_string());
+            }
+        }
+    }
+}
+
+/// The child writer: applies batch after batch, printing `ACK n` once
+/// batch `n` is durable, until it is killed.
+fn crash_writer(path: &Path) -> Result<(), Error> {
+    let store = Store::open_with(path, options())?;
+    let c = store.collection(&pods_id())?;
+    let mut n = batch_of_rv(&c.last_rv()?) + 1;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "READY {n}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        c.apply(batch(n))?;
+        let _ = writeln!(out, "ACK {n}");
+        let _ = out.flush();
+        n += 1;
+    }
+    Ok(())
+}
+
+/// The child lock holder: keeps the store open until stdin closes.
+fn lock_holder(path: &Path) -> Result<(), Error> {
+    let _store = Store::open(path)?;
+    println!("LOCKED");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    Ok(())
+}
+
+fn spawn(role: &str, path: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, role)
+        .env(STORE, path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Lines of a child's stdout, as they arrive.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn crash_consistency() {
+    let rounds: usize = std::env::var("KP_CRASH_ROUNDS")
+        .ok()
+        .map(|r| r.parse().expect("KP_CRASH_ROUNDS must be a number"))
+        .unwrap_or(50);
+    let seed: u64 = std::env::var("KP_CRASH_SEED")
+        .ok()
+        .map(|s| s.parse().expect("KP_CRASH_SEED must be a number"))
+        .unwrap_or_else(rand::random);
+    println!("crash_consistency: {rounds} rounds, KP_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+
+    let mut model = BTreeMap::new();
+    let mut model_n = 0u64;
+    let mut acked = 0u64;
+    let (mut killed_mid_apply, mut killed_before_ready) = (0, 0);
+    for round in 0..rounds {
+        let mut child = spawn("crash-writer", &path);
+        let lines = lines_of(&mut child);
+        let mut ready = false;
+        if rng.random_bool(0.2) {
+            // Kill while the child may still be opening (or migrating) the store.
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..60_000)));
+        } else {
+            // Kill somewhere in its stream of writes: mid-batch, mid-flush, between batches.
+            ready = lines
+                .recv_timeout(Duration::from_secs(30))
+                .is_ok_and(|l| l.starts_with("READY"));
+            assert!(ready, "round {round}: the writer did not start");
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..100_000)));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for line in lines.iter() {
+            if let Some(n) = line.strip_prefix("ACK ") {
+                acked = acked.max(n.parse().unwrap());
+            } else if line.starts_with("READY") {
+                ready = true;
+            }
+        }
+        if !ready {
+            killed_before_ready += 1;
+        }
+
+        let store = Store::open_with(&path, options())
+            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e} (KP_CRASH_SEED={seed})"));
+        let c = store.collection(&pods_id()).unwrap();
+        let stored = batch_of_rv(&c.last_rv().unwrap());
+        assert!(
+            stored == acked || stored == acked + 1,
+            "round {round}: stored RV is batch {stored}, last acknowledged {acked} (KP_CRASH_SEED={seed})"
+        );
+        if stored == acked + 1 {
+            killed_mid_apply += 1;
+        }
+        acked = stored;
+        while model_n < stored {
+            model_n += 1;
+            apply_to_model(&mut model, model_n);
+        }
+        let report = c.verify().unwrap();
+        assert!(
+            report.is_ok(),
+            "round {round}: {report:?} (KP_CRASH_SEED={seed})"
+        );
+        let got = c.list().unwrap();
+        let want: Vec<&Value> = model.values().collect();
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "round {round}: object count (KP_CRASH_SEED={seed})"
+        );
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g, w, "round {round}: objects differ from the state as of batch {stored} (KP_CRASH_SEED={seed})");
+        }
+        assert_eq!(c.len(), model.len());
+        let versions = c.versions().unwrap();
+        for (k, v) in &model {
+            assert_eq!(
+                versions.get(&k.parse().unwrap()),
+                v["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(str::to_string)
+                    .as_ref()
+            );
+        }
+    }
+    assert!(acked > 0, "the writer never committed a batch");
+    println!(
+        "crash_consistency: {rounds} rounds ok, {acked} batches, {killed_mid_apply} kills between commit and ack, {killed_before_ready} kills before the store was open"
+    );
+}
+
+fn lock_held_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    Store::open(&path).unwrap();
+    let mut child = spawn("lock-holder", &path);
+    let lines = lines_of(&mut child);
+    let line = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("child opened the store");
+    assert_eq!(line, "LOCKED");
+
+    for result in [Store::open(&path), Store::open_existing(&path)] {
+        let err = result.err().expect("second open must fail");
+        assert!(matches!(err, Error::InUse { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("store {} is in use by another process", path.display())
+        );
+    }
+
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    Store::open(&path).expect("the lock is released when the holder exits");
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(CHILD) {
+        let path = std::env::var(STORE).expect("KP_STORE");
+        let result = match role.as_str() {
+            "crash-writer" => crash_writer(Path::new(&path)),
+            "lock-holder" => lock_holder(Path::new(&path)),
+            other => panic!("unknown child role {other}"),
+        };
+        if let Err(e) = result {
+            eprintln!("child {role}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let tests: [(&str, fn()); 2] = [
+        ("crash_consistency", crash_consistency),
+        ("lock_held_by_another_process", lock_held_by_another_process),
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in tests {
+            println!("{name}: test");
+        }
+        return;
+    }
+    // The few libtest arguments that select tests: filters and --skip.
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--skip" {
+            skips.extend(it.next());
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
+    for (name, test) in tests {
+        let selected = filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+        if selected && !skips.iter().any(|s| name.contains(s.as_str())) {
+            println!("test {name} ...");
+            test();
+            println!("test {name} ... ok");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Schema versions (I9): an older store is migrated on open, a newer one is
+//! refused and left byte-for-byte untouched.
+
+mod store_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kube_persist::migrations::{v1, SCHEMA_VERSION};
+use kube_persist::store::{Batch, Delta, DictionaryPolicy, Error, ObjectKey, Store, StoreOptions};
+use serde_json::Value;
+use store_support::{pod, pods_id, realistic_pod, upserts};
+
+fn marker(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path.join("kube-persist.json")).unwrap()).unwrap()
+}
+
+fn set_marker_schema(path: &Path, schema: u32) {
+    let body = serde_json::json!({"format": "kube-persist", "schema_version": schema});
+    std::fs::write(path.join("kube-persist.json"), body.to_string()).unwrap();
+}
+
+/// Every file under `path` with its bytes and mode.
+fn snapshot(path: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap().path();
+            let meta = std::fs::metadata(&e).unwrap();
+            if meta.is_dir() {
+                stack.push(e.clone());
+                out.insert(e, (Vec::new(), meta.permissions().mode()));
+            } else {
+                out.insert(
+                    e.clone(),
+                    (std::fs::read(&e).unwrap(), meta.permissions().mode()),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn fixture_batches() -> Vec<Batch> {
+    vec![
+        upserts(
+            (0..80)
+                .map(|i| realistic_pod(&format!("ns{}", i % 4), &format!("p{i}"), i + 1, i))
+                .collect(),
+            80,
+        ),
+        Batch {
+            deltas: vec![
+                Delta::Delete(realistic_pod("ns0", "p0", 90, 0)),
+                Delta::Upsert(pod("ns1", "p1", 91, &[("app", "changed")])),
+            ],
+            rv: Some("91".into()),
+        },
+    ]
+}
+
+fn fixture_options() -> StoreOptions {
+    // A dictionary in the fixture too, so its records use both codecs.
+    StoreOptions {
+        dictionary: DictionaryPolicy {
+            min_objects: 50,
+            ..DictionaryPolicy::default()
+        },
+        ..StoreOptions::default()
+    }
+}
+
+#[test]
+fn a_v1_store_is_migrated_on_open_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old");
+    v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options()).unwrap();
+    assert_eq!(marker(&path)["schema_version"], 1);
+
+    let store = Store::open_with(&path, fixture_options()).unwrap();
+    assert_eq!(store.schema_version(), SCHEMA_VERSION);
+    assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
+    let c = store
+        .find_collection(&pods_id())
+        .unwrap()
+        .expect("collection survives");
+    let m = c.meta().unwrap();
+    assert_eq!(m.schema_version, SCHEMA_VERSION);
+    assert_eq!(m.last_rv.as_deref(), Some("91"));
+    assert_eq!(m.objects, 79);
+    assert_eq!(m.journal_len, 82);
+    assert_eq!(m.dictionary_id, Some(1));
+    // The counters the migration computed match the records (verify checks them).
+    assert!(m.raw_bytes > m.stored_bytes && m.stored_bytes > 0, "{m:?}");
+    let report = c.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.objects, 79);
+    assert_eq!(
+        c.get(&ObjectKey::namespaced("ns1", "p1")).unwrap().unwrap(),
+        pod("ns1", "p1", 91, &[("app", "changed")])
+    );
+    assert_eq!(c.get(&ObjectKey::namespaced("ns0", "p0")).unwrap(), None);
+    assert_eq!(c.by_index("label", "app=changed").unwrap().len(), 1);
+    assert_eq!(
+        c.history(&ObjectKey::namespaced("ns1", "p1"))
+            .unwrap()
+            .len(),
+        2
+    );
+    // And it keeps working: writes, counters, journal seqs continue.
+    let ch = c
+        .apply(upserts(vec![pod("ns9", "new", 100, &[])], 100))
+        .unwrap();
+    assert_eq!(ch[0].seq, 83);
+    assert!(c.verify().unwrap().is_ok());
+}
+
+#[test]
+fn the_migration_is_idempotent_if_the_marker_update_was_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old");
+    v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options()).unwrap();
+    let before = {
+        let store = Store::open(&path).unwrap();
+        let c = store.collection(&pods_id()).unwrap();
+        (c.list().unwrap(), c.meta().unwrap().raw_bytes)
+    };
+    // As if the process died after migrating the data but before the marker.
+    set_marker_schema(&path, 1);
+    let store = Store::open(&path).unwrap();
+    let c = store.collection(&pods_id()).unwrap();
+    assert_eq!((c.list().unwrap(), c.meta().unwrap().raw_bytes), before);
+    assert!(c.verify().unwrap().is_ok());
+    assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
+}
+
+#[test]
+fn without_the_migration_step_a_v1_store_does_not_read_as_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old");
+    v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options()).unwrap();
+    // Claim v2 without migrating: the v1 state record is recognised and refused.
+    set_marker_schema(&path, SCHEMA_VERSION);
+    let store = Store::open(&path).unwrap();
+    let err = store.collection(&pods_id()).err().unwrap();
+    assert!(err.to_string().contains("state layout Some(1)"), "{err}");
+}
+
+#[test]
+fn a_newer_store_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .collection(&pods_id())
+            .unwrap()
+            .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
+            .unwrap();
+    }
+    set_marker_schema(&path, SCHEMA_VERSION + 1);
+    let before = snapshot(&path);
+    for result in [Store::open(&path), Store::open_existing(&path)] {
+        let err = result.err().expect("newer schema must be refused");
+        match &err {
+            Error::NewerSchema {
+                found, supported, ..
+            } => {
+                assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected NewerSchema, got {other}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+            "{msg}"
+        );
+        assert!(msg.contains("left untouched"), "{msg}");
+    }
+    assert_eq!(snapshot(&path), before, "nothing in the store may change");
+}
+
+#[test]
+fn a_damaged_marker_is_reported_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    drop(Store::open(&path).unwrap());
+    std::fs::write(path.join("kube-persist.json"), "{not json").unwrap();
+    let err = Store::open(&path).err().unwrap();
+    assert!(
+        matches!(&err, Error::Corrupt { key, .. } if key == "kube-persist.json"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(path.join("kube-persist.json")).unwrap(),
+        b"{not json"
+    );
+    std::fs::write(
+        path.join("kube-persist.json"),
+        r#"{"format":"other","schema_version":1}"#,
+    )
+    .unwrap();
+    let err = Store::open(&path).err().unwrap();
+    assert!(err.to_string().contains("\"other\""), "{err}");
+}

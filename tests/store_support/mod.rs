@@ -1,0 +1,212 @@
+//! Shared by the store tests and benches: realistic Pod JSON and helpers.
+#![allow(dead_code)]
+
+use kube_persist::store::{Batch, CollectionId, Delta};
+use serde_json::{json, Value};
+
+/// The collection id of all pods, cluster-wide.
+pub fn pods_id() -> CollectionId {
+    CollectionId {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "pods".into(),
+        kind: "Pod".into(),
+        namespaced: true,
+        namespace: None,
+        label_selector: None,
+        field_selector: None,
+    }
+}
+
+/// The collection id of nodes (cluster-scoped).
+pub fn nodes_id() -> CollectionId {
+    CollectionId {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "nodes".into(),
+        kind: "Node".into(),
+        namespaced: false,
+        namespace: None,
+        label_selector: None,
+        field_selector: None,
+    }
+}
+
+/// A small deterministic PRNG (splitmix64), so generated objects depend only on their seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn hex(&mut self, len: usize) -> String {
+        let mut s = String::new();
+        while s.len() < len {
+            s.push_str(&format!("{:016x}", self.next()));
+        }
+        s.truncate(len);
+        s
+    }
+    pub fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// A small pod: name, namespace, rv, labels.
+pub fn pod(ns: &str, name: &str, rv: u64, labels: &[(&str, &str)]) -> Value {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": format!("uid-{ns}-{name}"),
+            "resourceVersion": rv.to_string(),
+            "labels": labels,
+        },
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+    })
+}
+
+/// A realistic Pod as an API server returns it (managedFields, status,
+/// env, probes...), 2–8 KiB of JSON depending on the seed.
+pub fn realistic_pod(ns: &str, name: &str, rv: u64, seed: u64) -> Value {
+    let mut r = Rng::new(seed ^ 0xA5A5_5A5A);
+    let apps = [
+        "web", "api", "worker", "cache", "db", "gateway", "auth", "search",
+    ];
+    let app = r.pick(&apps);
+    let hash = r.hex(10);
+    let node = format!("node-{:03}", r.below(200));
+    let containers = 1 + r.below(3) as usize;
+    let env_count = r.below(24) as usize;
+    let mut specs = Vec::new();
+    let mut statuses = Vec::new();
+    for c in 0..containers {
+        let cname = if c == 0 {
+            app.to_string()
+        } else {
+            format!("sidecar-{c}")
+        };
+        let env: Vec<Value> = (0..env_count)
+            .map(|i| {
+                if i % 4 == 3 {
+                    json!({"name": format!("SECRET_{i}"), "valueFrom": {"secretKeyRef": {"name": format!("{app}-secrets"), "key": format!("key-{i}")}}})
+                } else {
+                    json!({"name": format!("{}_SETTING_{i}", app.to_uppercase()), "value": r.hex(8 + (i % 5) * 6)})
+                }
+            })
+            .collect();
+        specs.push(json!({
+            "name": cname,
+            "image": format!("registry.example.com/team/{app}:v1.{}.{}", r.below(30), r.below(10)),
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"containerPort": 8080 + c, "name": "http", "protocol": "TCP"}],
+            "env": env,
+            "resources": {"limits": {"cpu": "500m", "memory": format!("{}Mi", 128 << r.below(4))}, "requests": {"cpu": "100m", "memory": "64Mi"}},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080 + c, "scheme": "HTTP"}, "initialDelaySeconds": 10, "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080 + c, "scheme": "HTTP"}, "periodSeconds": 5, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+            "volumeMounts": [
+                {"name": "config", "mountPath": "/etc/config", "readOnly": true},
+                {"name": format!("kube-api-access-{}", r.hex(5)), "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}
+            ],
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File"
+        }));
+        statuses.push(json!({
+            "name": if c == 0 { app.to_string() } else { format!("sidecar-{c}") },
+            "ready": true,
+            "restartCount": r.below(3),
+            "image": format!("registry.example.com/team/{app}:v1"),
+            "imageID": format!("registry.example.com/team/{app}@sha256:{}", r.hex(64)),
+            "containerID": format!("containerd://{}", r.hex(64)),
+            "started": true,
+            "state": {"running": {"startedAt": "2024-05-01T10:00:00Z"}}
+        }));
+    }
+    let annotations = if r.below(3) == 0 {
+        json!({"kubectl.kubernetes.io/restartedAt": "2024-05-01T09:59:00Z", "prometheus.io/scrape": "true", "prometheus.io/port": "9090", "checksum/config": r.hex(64)})
+    } else {
+        json!({"prometheus.io/scrape": "true"})
+    };
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": format!("{}-{}-{}-{}-{}", r.hex(8), r.hex(4), r.hex(4), r.hex(4), r.hex(12)),
+            "resourceVersion": rv.to_string(),
+            "creationTimestamp": "2024-05-01T10:00:00Z",
+            "generateName": format!("{app}-{hash}-"),
+            "labels": {"app": app, "pod-template-hash": hash, "tier": r.pick(&["frontend", "backend", "data"]), "version": format!("v{}", r.below(4))},
+            "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{app}-{hash}"), "uid": r.hex(32), "controller": true, "blockOwnerDeletion": true}],
+            "managedFields": [
+                {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1", "time": "2024-05-01T10:00:00Z", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:metadata": {"f:generateName": {}, "f:labels": {".": {}, "f:app": {}, "f:pod-template-hash": {}}, "f:ownerReferences": {".": {}}}, "f:spec": {"f:containers": {}, "f:dnsPolicy": {}, "f:restartPolicy": {}}}},
+                {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "time": "2024-05-01T10:00:05Z", "fieldsType": "FieldsV1", "subresource": "status",
+                 "fieldsV1": {"f:status": {"f:conditions": {}, "f:containerStatuses": {}, "f:hostIP": {}, "f:phase": {}, "f:podIP": {}, "f:startTime": {}}}}
+            ]
+        },
+        "spec": {
+            "containers": specs,
+            "volumes": [
+                {"name": "config", "configMap": {"name": format!("{app}-config"), "defaultMode": 420}},
+                {"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [{"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}, {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}
+            ],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": app,
+            "serviceAccount": app,
+            "nodeName": node,
+            "securityContext": {},
+            "schedulerName": "default-scheduler",
+            "tolerations": [
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            ],
+            "priority": 0,
+            "enableServiceLinks": true,
+            "preemptionPolicy": "PreemptLowerPriority"
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2024-05-01T10:00:00Z"},
+                {"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2024-05-01T10:00:05Z"},
+                {"type": "ContainersReady", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2024-05-01T10:00:05Z"},
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2024-05-01T10:00:00Z"}
+            ],
+            "hostIP": format!("10.0.{}.{}", r.below(256), r.below(256)),
+            "podIP": format!("10.244.{}.{}", r.below(256), r.below(256)),
+            "podIPs": [{"ip": "10.244.0.1"}],
+            "startTime": "2024-05-01T10:00:00Z",
+            "containerStatuses": statuses,
+            "qosClass": "Burstable"
+        }
+    })
+}
+
+/// A batch of upserts, with the given batch RV.
+pub fn upserts(objects: Vec<Value>, rv: u64) -> Batch {
+    Batch {
+        deltas: objects.into_iter().map(Delta::Upsert).collect(),
+        rv: Some(rv.to_string()),
+    }
+}
