@@ -1,11 +1,142 @@
-//! `kube-persist sim`.
+//! `kube-persist sim`: the API-server simulator, standalone.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube_persist::sim::{GoneMode, SimConfig, Simulator};
 
 /// Arguments of `kube-persist sim`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Loopback address to listen on (port 0: ephemeral).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Pods to pre-populate.
+    #[arg(long, default_value_t = 0)]
+    pods: usize,
+    /// Namespaces to spread the pods over.
+    #[arg(long, default_value_t = 3)]
+    namespaces: usize,
+    /// ConfigMaps to pre-populate.
+    #[arg(long, default_value_t = 0)]
+    configmaps: usize,
+    /// Seed for generated objects and mutations.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Seconds between bookmarks on watches that ask for them.
+    #[arg(long, default_value_t = 60.0)]
+    bookmark_interval: f64,
+    /// Compact all history every this many seconds.
+    #[arg(long)]
+    compact_interval: Option<f64>,
+    /// Watch events kept before the oldest are compacted.
+    #[arg(long, default_value_t = 10_000)]
+    history: usize,
+    /// Largest page served, whatever `limit` asks.
+    #[arg(long, default_value_t = 10_000)]
+    page_size_max: usize,
+    /// Serve streaming lists (`sendInitialEvents`): on or off.
+    #[arg(long, default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    watch_list: bool,
+    /// Answer watches from a compacted resourceVersion with an HTTP 410
+    /// (`http`) or a 200 stream starting with an ERROR event (`event`).
+    #[arg(long, default_value = "http", value_parser = parse_gone)]
+    gone: GoneMode,
+    /// Drive this many realistic pod writes per second.
+    #[arg(long, default_value_t = 0.0)]
+    load: f64,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`sim` is not built yet")
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("expected on or off, got {s:?}")),
+    }
+}
+
+fn parse_gone(s: &str) -> Result<GoneMode, String> {
+    match s {
+        "http" => Ok(GoneMode::Http410),
+        "event" => Ok(GoneMode::ErrorEvent),
+        _ => Err(format!("expected http or event, got {s:?}")),
+    }
+}
+
+fn seconds(name: &str, secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{name} must be a positive number of seconds, got {secs}"))
+}
+
+/// Runs the simulator until SIGINT or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = SimConfig {
+        listen: args.listen,
+        pods: args.pods,
+        namespaces: args.namespaces,
+        configmaps: args.configmaps,
+        seed: args.seed,
+        bookmark_interval: seconds("bookmark-interval", args.bookmark_interval)?,
+        compact_interval: args
+            .compact_interval
+            .map(|s| seconds("compact-interval", s))
+            .transpose()?,
+        history: args.history,
+        page_size_max: args.page_size_max,
+        watch_list: args.watch_list,
+        gone: args.gone,
+    };
+    if !(args.load.is_finite() && args.load >= 0.0) {
+        anyhow::bail!("--load must be a non-negative number of writes per second");
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        // Handlers first: a signal that arrives once the URL is out must
+        // stop the simulator cleanly, not kill the process.
+        let signals = Signals::install()?;
+        let sim = Simulator::start(config)
+            .await
+            .context("starting the simulator")?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", sim.url()).context("writing to stdout")?;
+        out.flush().context("writing to stdout")?;
+        drop(out);
+        let load = (args.load > 0.0).then(|| sim.start_load(args.load));
+        signals.wait().await;
+        tracing::info!("shutting down");
+        if let Some(load) = load {
+            let writes = load.stop().await;
+            tracing::info!(writes, "load stopped");
+        }
+        sim.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGINT and SIGTERM, caught.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing a SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing a SIGTERM handler")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }

@@ -1,0 +1,391 @@
+//! Realistic objects, deterministic by seed: Pods shaped like a
+//! Deployment's (labels, a ReplicaSet owner, managedFields, status with
+//! conditions and container statuses, 2–8 KiB of JSON), plus the
+//! namespaces, nodes and ConfigMaps around them.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Map, Value};
+
+use super::resources::{self, CUSTOM_GROUP, CUSTOM_VERSION};
+use super::state::{uid, State};
+use super::{Error, Result, SimConfig};
+
+const APPS: &[&str] = &[
+    "web", "api", "checkout", "search", "ingest", "billing", "auth", "worker", "cache", "metrics",
+];
+const TIERS: &[&str] = &["frontend", "backend", "db", "cache", "batch"];
+const ENVS: &[&str] = &["prod", "staging", "dev"];
+const TEAMS: &[&str] = &["payments", "platform", "growth", "data"];
+/// The alphabet of generated name suffixes (as the real server's).
+const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+/// 2025-01-01T00:00:00Z: generated timestamps are spread after it.
+const EPOCH: i64 = 1_735_689_600;
+
+/// Name of the `i`th generated namespace.
+pub fn namespace_name(i: usize) -> String {
+    format!("ns-{i:03}")
+}
+
+/// Name of the `i`th generated node.
+pub fn node_name(i: usize) -> String {
+    format!("node-{i:03}")
+}
+
+fn rng_for(seed: u64, parts: &[&str], index: usize) -> StdRng {
+    // FNV-1a over the parts: stable across runs and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for p in parts {
+        for b in p.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    StdRng::seed_from_u64(h ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+fn pick<'a>(rng: &mut StdRng, from: &[&'a str]) -> &'a str {
+    from[rng.random_range(0..from.len())]
+}
+
+fn random_suffix(rng: &mut StdRng, len: usize) -> String {
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A 5-character suffix unique to `index` (below 27^5).
+fn index_suffix(mut index: usize) -> String {
+    let mut out = [b'b'; 5];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[index % ALPHABET.len()];
+        index /= ALPHABET.len();
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn timestamp(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| "2025-01-01T00:00:00Z".into())
+}
+
+/// A Namespace.
+pub fn namespace(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+/// A Node.
+pub fn node(seed: u64, index: usize) -> Value {
+    let mut rng = rng_for(seed, &["node"], index);
+    let name = node_name(index);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "uid": uid(&mut rng),
+            "creationTimestamp": timestamp(EPOCH),
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "topology.kubernetes.io/zone": format!("zone-{}", index % 3),
+            },
+        },
+        "spec": {"podCIDR": format!("10.244.{}.0/24", index % 256)},
+        "status": {
+            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "allocatable": {"cpu": "7800m", "memory": "31Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "lastHeartbeatTime": timestamp(EPOCH), "lastTransitionTime": timestamp(EPOCH)}],
+            "addresses": [{"type": "InternalIP", "address": format!("10.0.{}.{}", index / 250, index % 250 + 1)}],
+            "nodeInfo": {"kubeletVersion": "v1.33.0", "osImage": "Debian GNU/Linux 12", "architecture": "amd64",
+                         "containerRuntimeVersion": "containerd://1.7.0", "kernelVersion": "6.1.0",
+                         "operatingSystem": "linux", "machineID": "", "systemUUID": "", "bootID": "",
+                         "kubeProxyVersion": "v1.33.0"},
+        },
+    })
+}
+
+/// A ConfigMap with a few keys of config text.
+pub fn configmap(seed: u64, namespace: &str, index: usize) -> Value {
+    let mut rng = rng_for(seed, &["cm", namespace], index);
+    let app = pick(&mut rng, APPS);
+    let mut data = Map::new();
+    for k in 0..rng.random_range(1..5) {
+        let lines: Vec<String> = (0..rng.random_range(2..20))
+            .map(|l| format!("{app}.setting{l} = {}", rng.random_range(0..10_000)))
+            .collect();
+        data.insert(format!("config-{k}.properties"), json!(lines.join("\n")));
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": format!("{app}-config-{}", index_suffix(index)),
+            "namespace": namespace,
+            "uid": uid(&mut rng),
+            "creationTimestamp": timestamp(EPOCH + rng.random_range(0..86_400 * 90)),
+            "labels": {"app": app},
+        },
+        "data": data,
+    })
+}
+
+/// A Widget, the simulator's custom resource.
+pub fn widget(namespace: &str, name: &str, size: u32) -> Value {
+    json!({
+        "apiVersion": format!("{CUSTOM_GROUP}/{CUSTOM_VERSION}"),
+        "kind": "Widget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"size": size},
+    })
+}
+
+/// A realistic Pod of a Deployment, deterministic in `(seed, namespace,
+/// index)`; `index` makes the name unique. Between 2 and 8 KiB of JSON.
+pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
+    let mut rng = rng_for(seed, &["pod", namespace], index);
+    let app = pick(&mut rng, APPS);
+    // Pods of one app in one namespace share their ReplicaSet.
+    let mut rs_rng = rng_for(seed, &["rs", namespace, app], 0);
+    let template_hash = random_suffix(&mut rs_rng, 10);
+    let rs_uid = uid(&mut rs_rng);
+    let rs_name = format!("{app}-{template_hash}");
+    let name = format!("{rs_name}-{}", index_suffix(index));
+    let tier = pick(&mut rng, TIERS);
+    let created = EPOCH + rng.random_range(0..86_400 * 90);
+    let started = created + rng.random_range(1..30);
+    let node = node_name(rng.random_range(0..20));
+    let pod_ip = format!(
+        "10.244.{}.{}",
+        rng.random_range(0..256),
+        rng.random_range(2..255)
+    );
+    let n_containers = match rng.random_range(0..100) {
+        0..=54 => 1,
+        55..=84 => 2,
+        _ => 3,
+    };
+    let mut containers = Vec::new();
+    let mut statuses = Vec::new();
+    let mut container_fields = Map::new();
+    for c in 0..n_containers {
+        let cname = if c == 0 {
+            app.to_string()
+        } else {
+            format!("sidecar-{c}")
+        };
+        let image = format!(
+            "registry.example.com/{app}/{cname}:1.{}.{}",
+            rng.random_range(0..40),
+            rng.random_range(0..10)
+        );
+        let env: Vec<Value> = (0..rng.random_range(0..if c == 0 { 12 } else { 4 }))
+            .map(|i| {
+                let len = rng.random_range(4..40);
+                json!({"name": format!("{}_SETTING_{i}", app.to_uppercase()), "value": random_suffix(&mut rng, len)})
+            })
+            .collect();
+        containers.push(json!({
+            "name": cname,
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "http", "containerPort": 8080 + c, "protocol": "TCP"}],
+            "env": env,
+            "resources": {
+                "requests": {"cpu": format!("{}m", rng.random_range(50..1000)), "memory": format!("{}Mi", rng.random_range(64..2048))},
+                "limits": {"memory": format!("{}Mi", rng.random_range(2048..4096))},
+            },
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080 + c, "scheme": "HTTP"},
+                              "initialDelaySeconds": 10, "periodSeconds": 10, "timeoutSeconds": 1,
+                              "successThreshold": 1, "failureThreshold": 3},
+            "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}],
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+        }));
+        statuses.push(json!({
+            "name": cname,
+            "image": image,
+            "imageID": format!("{image}@sha256:{}", random_suffix(&mut rng, 32)),
+            "containerID": format!("containerd://{}", random_suffix(&mut rng, 32)),
+            "ready": true,
+            "started": true,
+            "restartCount": rng.random_range(0..3),
+            "state": {"running": {"startedAt": timestamp(started + 2)}},
+        }));
+        container_fields.insert(
+            format!("k:{{\"name\":\"{cname}\"}}"),
+            json!({".": {}, "f:env": {".": {}}, "f:image": {}, "f:imagePullPolicy": {}, "f:livenessProbe": {".": {}},
+                   "f:name": {}, "f:ports": {".": {}}, "f:resources": {".": {}}, "f:volumeMounts": {".": {}}}),
+        );
+    }
+    let phase = match rng.random_range(0..100) {
+        0..=89 => "Running",
+        90..=95 => "Pending",
+        96..=97 => "Succeeded",
+        _ => "Failed",
+    };
+    let mut annotations = Map::new();
+    annotations.insert(
+        "kubectl.kubernetes.io/restartedAt".into(),
+        json!(timestamp(created)),
+    );
+    if rng.random_bool(0.2) {
+        let len = rng.random_range(200..900);
+        annotations.insert(
+            "example.com/build-info".into(),
+            json!(random_suffix(&mut rng, len)),
+        );
+    }
+    let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": timestamp(started)});
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "generateName": format!("{rs_name}-"),
+            "namespace": namespace,
+            "uid": uid(&mut rng),
+            "creationTimestamp": timestamp(created),
+            "labels": {
+                "app": app,
+                "pod-template-hash": template_hash,
+                "tier": tier,
+                "env": pick(&mut rng, ENVS),
+                "team": pick(&mut rng, TEAMS),
+                "version": format!("v{}", rng.random_range(1..6)),
+            },
+            "annotations": annotations,
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs_uid,
+                "controller": true, "blockOwnerDeletion": true,
+            }],
+            "managedFields": [
+                {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+                 "time": timestamp(created), "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:metadata": {"f:generateName": {}, "f:labels": {".": {}, "f:app": {}, "f:pod-template-hash": {}},
+                                             "f:ownerReferences": {".": {}, format!("k:{{\"uid\":\"{rs_uid}\"}}"): {}}},
+                              "f:spec": {"f:containers": container_fields, "f:dnsPolicy": {}, "f:restartPolicy": {},
+                                         "f:schedulerName": {}, "f:terminationGracePeriodSeconds": {}}}},
+                {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "time": timestamp(started),
+                 "fieldsType": "FieldsV1", "subresource": "status",
+                 "fieldsV1": {"f:status": {"f:conditions": {}, "f:containerStatuses": {}, "f:hostIP": {},
+                                           "f:phase": {}, "f:podIP": {}, "f:startTime": {}}}},
+            ],
+        },
+        "spec": {
+            "containers": containers,
+            "volumes": [{"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            ]}}],
+            "nodeName": node,
+            "restartPolicy": "Always",
+            "schedulerName": "default-scheduler",
+            "serviceAccountName": "default",
+            "dnsPolicy": "ClusterFirst",
+            "terminationGracePeriodSeconds": 30,
+            "enableServiceLinks": true,
+            "priority": 0,
+            "preemptionPolicy": "PreemptLowerPriority",
+            "tolerations": [
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            ],
+        },
+        "status": {
+            "phase": phase,
+            "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+            "hostIP": format!("10.0.0.{}", rng.random_range(1..250)),
+            "podIP": pod_ip,
+            "podIPs": [{"ip": pod_ip}],
+            "startTime": timestamp(started),
+            "containerStatuses": statuses,
+            "qosClass": "Burstable",
+        },
+    })
+}
+
+/// Fills a fresh state with the configured objects; returns the index the
+/// next generated pod gets.
+pub(crate) fn populate(state: &mut State, config: &SimConfig) -> Result<u64> {
+    let id = |plural: &str| {
+        resources::by_plural(plural)
+            .ok_or_else(|| Error::Config(format!("resource {plural} missing from the registry")))
+    };
+    let (ns_r, node_r, pod_r, cm_r) = (
+        id("namespaces")?,
+        id("nodes")?,
+        id("pods")?,
+        id("configmaps")?,
+    );
+    let namespaces: Vec<String> = (0..config.namespaces.max(1)).map(namespace_name).collect();
+    let mut create = |r, v| {
+        state
+            .create(r, None, v)
+            .map(|_| ())
+            .map_err(Error::Rejected)
+    };
+    create(ns_r, namespace("default"))?;
+    for ns in &namespaces {
+        create(ns_r, namespace(ns))?;
+    }
+    let nodes = (config.pods / 50).clamp(1, 20);
+    for i in 0..nodes {
+        create(node_r, node(config.seed, i))?;
+    }
+    for i in 0..config.pods {
+        create(
+            pod_r,
+            pod(config.seed, &namespaces[i % namespaces.len()], i),
+        )?;
+    }
+    for i in 0..config.configmaps {
+        create(
+            cm_r,
+            configmap(config.seed, &namespaces[i % namespaces.len()], i),
+        )?;
+    }
+    Ok(config.pods as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_deterministic_and_sized_like_real_ones() {
+        assert_eq!(pod(7, "a", 3), pod(7, "a", 3));
+        assert_ne!(pod(7, "a", 3), pod(8, "a", 3));
+        let mut sizes = Vec::new();
+        for i in 0..300 {
+            let p = pod(1, "ns-000", i);
+            let len = serde_json::to_vec(&p).unwrap().len();
+            assert!((2048..=8192).contains(&len), "pod {i} is {len} bytes");
+            sizes.push(len);
+            assert!(p["metadata"]["ownerReferences"][0]["uid"].is_string());
+            assert!(p["metadata"]["managedFields"].as_array().unwrap().len() == 2);
+        }
+        sizes.sort();
+        eprintln!("pod sizes: min {} max {}", sizes[0], sizes[sizes.len() - 1]);
+        assert!(
+            sizes[sizes.len() - 1] - sizes[0] > 2048,
+            "sizes vary: {sizes:?}"
+        );
+    }
+
+    #[test]
+    fn index_suffixes_are_unique() {
+        let all: std::collections::HashSet<String> = (0..100_000).map(index_suffix).collect();
+        assert_eq!(all.len(), 100_000);
+    }
+}

@@ -1,0 +1,226 @@
+//! Mutation load: realistic writes to pods (status changes, label changes,
+//! creates and deletes), one at a time or as a steady rate in the
+//! background for benchmarks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::fixtures;
+use super::resources::by_plural;
+use super::server::patch_in;
+use super::Shared;
+
+/// What one mutation does.
+#[derive(Debug, Clone, Copy)]
+enum Mutation {
+    Status,
+    Labels,
+    Create,
+    Delete,
+}
+
+fn choose(rng: &mut impl Rng) -> Mutation {
+    match rng.random_range(0..1000) {
+        0..=699 => Mutation::Status,
+        700..=849 => Mutation::Labels,
+        850..=924 => Mutation::Create,
+        _ => Mutation::Delete,
+    }
+}
+
+/// The kubelet's kind of update: a restart, readiness flipping.
+fn status_change(pod: &mut Value, now: &str) {
+    let ready = pod
+        .pointer("/status/containerStatuses/0/ready")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if let Some(cs) = pod.pointer_mut("/status/containerStatuses/0") {
+        let restarts = cs["restartCount"].as_i64().unwrap_or(0);
+        cs["restartCount"] = json!(restarts + 1);
+        cs["ready"] = json!(!ready);
+        cs["state"] = json!({"running": {"startedAt": now}});
+    }
+    if let Some(conds) = pod
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        for c in conds.iter_mut() {
+            if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                c["status"] = json!(if ready { "False" } else { "True" });
+                c["lastTransitionTime"] = json!(now);
+            }
+        }
+    }
+    pod["status"]["phase"] = json!("Running");
+}
+
+/// Performs `n` mutations of pods; returns how many were written (each
+/// is one new resourceVersion and one watch event).
+pub(crate) fn mutate(shared: &Shared, n: usize) -> u64 {
+    (0..n).filter(|_| mutate_one(shared)).count() as u64
+}
+
+fn mutate_one(shared: &Shared) -> bool {
+    let (Some(pods), Some(ns_r)) = (by_plural("pods"), by_plural("namespaces")) else {
+        return false;
+    };
+    let (kind, probe_ns, probe_char, version) = {
+        let mut rng = shared.rng();
+        let kind = choose(&mut *rng);
+        let spread = shared.config.namespaces.max(1);
+        let ns = fixtures::namespace_name(rng.random_range(0..spread));
+        let c = rng.random_range(b'a'..=b'z') as char;
+        (kind, ns, c, rng.random_range(1..6))
+    };
+    let victim = {
+        let st = shared.read();
+        let probe = format!("{probe_ns}/{probe_char}");
+        st.sample(pods, &probe)
+    };
+    let kind = match victim {
+        None => Mutation::Create,
+        Some(_) => kind,
+    };
+    let result = match (kind, victim) {
+        (Mutation::Create, _) => {
+            let index = shared.next_pod.fetch_add(1, Ordering::Relaxed) as usize;
+            let ns_exists = shared.read().get(ns_r, &probe_ns).is_some();
+            let ns = if ns_exists {
+                probe_ns
+            } else {
+                "default".to_string()
+            };
+            let pod = fixtures::pod(shared.config.seed, &ns, index);
+            shared.write(|st| st.create(pods, None, pod)).map(|_| ())
+        }
+        (Mutation::Delete, Some(v)) => shared
+            .write(|st| st.delete(pods, v.namespace.as_deref(), &v.name))
+            .map(|_| ()),
+        (Mutation::Status, Some(v)) => {
+            let now = super::state::now();
+            shared
+                .write(|st| {
+                    patch_in(st, pods, v.namespace.as_deref(), &v.name, |p| {
+                        status_change(p, &now);
+                        Ok(())
+                    })
+                })
+                .map(|_| ())
+        }
+        (Mutation::Labels, Some(v)) => shared
+            .write(|st| {
+                // The rollout label names the write's own version, so a
+                // label change is never a no-op.
+                let rollout = (st.rv() + 1).to_string();
+                patch_in(st, pods, v.namespace.as_deref(), &v.name, |p| {
+                    p["metadata"]["labels"]["version"] = json!(format!("v{version}"));
+                    p["metadata"]["labels"]["rollout"] = json!(rollout);
+                    Ok(())
+                })
+            })
+            .map(|_| ()),
+        (_, None) => Ok(()),
+    };
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "mutation skipped");
+            false
+        }
+    }
+}
+
+/// A background load of pod writes at a steady rate. Dropping it stops it.
+pub struct LoadHandle {
+    stop: CancellationToken,
+    writes: Arc<AtomicU64>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LoadHandle {
+    pub(crate) fn start(shared: Arc<Shared>, writes_per_sec: f64) -> LoadHandle {
+        let stop = CancellationToken::new();
+        let writes = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(drive(
+            shared,
+            writes_per_sec.max(0.0),
+            stop.clone(),
+            writes.clone(),
+        ));
+        LoadHandle {
+            stop,
+            writes,
+            task: Some(task),
+        }
+    }
+
+    /// Writes done so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Stops the load; returns the writes done.
+    pub async fn stop(mut self) -> u64 {
+        self.stop.cancel();
+        if let Some(t) = self.task.take() {
+            if let Err(e) = t.await {
+                tracing::warn!(error = %e, "load task failed");
+            }
+        }
+        self.writes()
+    }
+}
+
+impl Drop for LoadHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn drive(shared: Arc<Shared>, rate: f64, stop: CancellationToken, writes: Arc<AtomicU64>) {
+    let started = tokio::time::Instant::now();
+    let mut attempts = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // Pace by attempts so a skipped write does not cause a burst.
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        if due > attempts {
+            let n = due - attempts;
+            attempts = due;
+            let done = mutate(&shared, n as usize);
+            writes.fetch_add(done, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_change_always_changes_something() {
+        let mut p = fixtures::pod(1, "a", 1);
+        let before = p.clone();
+        status_change(&mut p, "2025-02-01T00:00:00Z");
+        assert_ne!(p, before);
+        let r0 = before["status"]["containerStatuses"][0]["restartCount"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            p["status"]["containerStatuses"][0]["restartCount"],
+            json!(r0 + 1)
+        );
+    }
+}

@@ -1,0 +1,485 @@
+//! The HTTP front: axum routes for discovery, the resource paths of
+//! LISTWATCH.md, and the `/sim/` control endpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::filter::Filter;
+use super::object::Stored;
+use super::params::ListParams;
+use super::resources::{self, ResourceId, RESOURCES};
+use super::state::State;
+use super::status::ApiError;
+use super::{list, openapi, watch, Counters, Fault, Shared};
+
+/// Largest request body accepted, as the real server's 3 MiB limit.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+type Shr = AxState<Arc<Shared>>;
+
+/// Serves until the simulator shuts down.
+pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
+    let stop = shared.shutdown.clone();
+    let app = Router::new()
+        .route("/version", get(version))
+        .route("/api", get(core_versions))
+        .route("/api/v1", get(core_resources))
+        .route("/apis", get(groups))
+        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/openapi/v3", get(openapi_index))
+        .route("/openapi/v3/{*gv}", get(openapi_gv))
+        .route("/sim/stats", get(stats))
+        .route("/sim/faults", post(faults))
+        .route("/sim/compact", post(compact))
+        .fallback(resource)
+        .with_state(shared);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "simulator server stopped");
+    }
+}
+
+fn json_response(shared: &Shared, code: StatusCode, body: Vec<u8>) -> Response {
+    Counters::add(&shared.counters.bytes_sent, body.len() as u64);
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn value_response(shared: &Shared, code: StatusCode, v: &Value) -> Response {
+    json_response(shared, code, v.to_string().into_bytes())
+}
+
+fn error_response(shared: &Shared, err: &ApiError) -> Response {
+    let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = value_response(shared, code, &err.to_status());
+    if let Some(secs) = err.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+async fn version(AxState(s): Shr) -> Response {
+    value_response(&s, StatusCode::OK, &resources::version())
+}
+
+async fn core_versions(AxState(s): Shr) -> Response {
+    value_response(&s, StatusCode::OK, &resources::core_versions())
+}
+
+async fn core_resources(AxState(s): Shr) -> Response {
+    match resources::resource_list("", "v1") {
+        Some(v) => value_response(&s, StatusCode::OK, &v),
+        None => error_response(&s, &not_found_path()),
+    }
+}
+
+async fn groups(AxState(s): Shr) -> Response {
+    value_response(&s, StatusCode::OK, &resources::group_list())
+}
+
+async fn group_resources(AxState(s): Shr, Path((g, v)): Path<(String, String)>) -> Response {
+    match resources::resource_list(&g, &v) {
+        Some(doc) => value_response(&s, StatusCode::OK, &doc),
+        None => error_response(&s, &not_found_path()),
+    }
+}
+
+async fn openapi_index(AxState(s): Shr) -> Response {
+    value_response(&s, StatusCode::OK, &openapi::index())
+}
+
+async fn openapi_gv(AxState(s): Shr, Path(gv): Path<String>) -> Response {
+    match openapi::group_version(&gv) {
+        Some(doc) => value_response(&s, StatusCode::OK, &doc),
+        None => error_response(&s, &not_found_path()),
+    }
+}
+
+async fn stats(AxState(s): Shr) -> Response {
+    let v = serde_json::to_value(s.stats()).unwrap_or(Value::Null);
+    value_response(&s, StatusCode::OK, &v)
+}
+
+async fn faults(AxState(s): Shr, body: Bytes) -> Response {
+    match serde_json::from_slice::<Fault>(&body) {
+        Ok(f) => {
+            s.inject(f.clone());
+            value_response(&s, StatusCode::OK, &serde_json::json!({"injected": f}))
+        }
+        Err(e) => error_response(&s, &ApiError::bad_request(format!("invalid fault: {e}"))),
+    }
+}
+
+async fn compact(AxState(s): Shr, Query(q): Query<HashMap<String, String>>) -> Response {
+    let target = match q.get("resourceVersion").or_else(|| q.get("rv")) {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return error_response(
+                    &s,
+                    &ApiError::bad_request(format!("invalid resourceVersion {v:?}")),
+                )
+            }
+        },
+    };
+    let compacted = s.write(|st| {
+        let rv = st.rv();
+        st.compact_to(target.unwrap_or(rv));
+        st.compacted()
+    });
+    value_response(
+        &s,
+        StatusCode::OK,
+        &serde_json::json!({"compactedRV": compacted}),
+    )
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+/// A resource path, split into what it names.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    r: ResourceId,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+/// `/api/v1/...` or `/apis/{g}/{v}/...` into resource, namespace and name.
+fn route(path: &str) -> Result<Target, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(not_found_path()),
+    };
+    let find = |plural: &str| resources::find(group, version, plural).ok_or_else(not_found_path);
+    let target = |r: ResourceId, namespace: Option<&str>, name: Option<&str>| {
+        let res = &RESOURCES[r];
+        if namespace.is_some() && !res.namespaced {
+            return Err(not_found_path());
+        }
+        if namespace.is_none() && name.is_some() && res.namespaced {
+            return Err(not_found_path());
+        }
+        Ok(Target {
+            r,
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+        })
+    };
+    match rest {
+        ["namespaces", ns, plural] => target(find(plural)?, Some(ns), None),
+        ["namespaces", ns, plural, name] => target(find(plural)?, Some(ns), Some(name)),
+        [plural] => target(find(plural)?, None, None),
+        [plural, name] => target(find(plural)?, None, Some(name)),
+        _ => Err(not_found_path()),
+    }
+}
+
+/// Every resource request: faults first, then the verb.
+async fn resource(AxState(s): Shr, req: Request) -> Response {
+    let target = match route(req.uri().path()) {
+        Ok(t) => t,
+        Err(e) => return error_response(&s, &e),
+    };
+    let query: HashMap<String, String> = match Query::try_from_uri(req.uri()) {
+        Ok(Query(q)) => q,
+        Err(e) => return error_response(&s, &ApiError::bad_request(format!("bad query: {e}"))),
+    };
+    let is_watch = query.get("watch").is_some_and(|w| {
+        !matches!(
+            w.as_str(),
+            "" | "0" | "false" | "False" | "FALSE" | "f" | "F"
+        )
+    });
+    let c = &s.counters;
+    match (req.method(), &target.name) {
+        (&Method::GET, None) if is_watch => Counters::add(&c.watch_requests, 1),
+        (&Method::GET, None) => Counters::add(&c.list_requests, 1),
+        (&Method::GET, Some(_)) => Counters::add(&c.get_requests, 1),
+        _ => Counters::add(&c.write_requests, 1),
+    }
+    let injected = s.faults().take_status();
+    if let Some(err) = injected {
+        Counters::add(&c.faults_served, 1);
+        tracing::debug!(code = err.code, "serving an injected fault");
+        return error_response(&s, &err);
+    }
+    let result = match (req.method().clone(), target.name.clone()) {
+        (Method::GET, None) => collection_get(&s, &target, &query).await,
+        (Method::GET, Some(name)) => object_get(&s, &target, &name),
+        (Method::POST, None) => match body_json(req).await {
+            Ok(v) => create(&s, &target, v),
+            Err(e) => Err(e),
+        },
+        (Method::PUT, Some(name)) => match body_json(req).await {
+            Ok(v) => replace(&s, &target, &name, v),
+            Err(e) => Err(e),
+        },
+        (Method::PATCH, Some(name)) => patch(&s, &target, &name, req).await,
+        (Method::DELETE, Some(name)) => delete(&s, &target, &name),
+        _ => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )),
+    };
+    match result {
+        Ok(resp) => resp,
+        Err(e) => error_response(&s, &e),
+    }
+}
+
+async fn collection_get(
+    s: &Arc<Shared>,
+    t: &Target,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let p = ListParams::parse(query)?;
+    let res = &RESOURCES[t.r];
+    let filter = Filter::parse(
+        res,
+        t.namespace.clone(),
+        p.label_selector.as_deref(),
+        p.field_selector.as_deref(),
+    )?;
+    if p.watch {
+        let plan = watch::plan(s, t.r, filter, &p).await?;
+        let (tx, rx) = mpsc::channel::<watch::Chunk>(16);
+        tokio::spawn(watch::run(s.clone(), plan, tx));
+        let mut resp = Response::new(Body::from_stream(watch::WatchBody::new(rx)));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(resp);
+    }
+    let doc = list::list(s, t.r, &filter, &p).await?;
+    Ok(json_response(s, StatusCode::OK, doc))
+}
+
+fn object_get(s: &Shared, t: &Target, name: &str) -> Result<Response, ApiError> {
+    let res = &RESOURCES[t.r];
+    let obj = s
+        .read()
+        .get(t.r, &res.key(t.namespace.as_deref(), name))
+        .ok_or_else(|| ApiError::not_found(res.plural, name))?;
+    Ok(stored_response(s, StatusCode::OK, t.r, &obj))
+}
+
+fn stored_response(s: &Shared, code: StatusCode, r: ResourceId, obj: &Stored) -> Response {
+    let mut out = Vec::with_capacity(obj.body.len() + 64);
+    obj.write_full(&RESOURCES[r], &mut out);
+    json_response(s, code, out)
+}
+
+/// Reads a JSON body, enforcing the size limit (413) and syntax (400).
+async fn body_json(req: Request) -> Result<Value, ApiError> {
+    let bytes = body_bytes(req).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+    })
+}
+
+async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())
+}
+
+fn create(s: &Shared, t: &Target, v: Value) -> Result<Response, ApiError> {
+    if RESOURCES[t.r].namespaced && t.namespace.is_none() {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let ev = s.write(|st| st.create(t.r, t.namespace.as_deref(), v))?;
+    Ok(stored_response(s, StatusCode::CREATED, t.r, &ev.object))
+}
+
+fn replace(s: &Shared, t: &Target, name: &str, v: Value) -> Result<Response, ApiError> {
+    let res = &RESOURCES[t.r];
+    let key = res.key(t.namespace.as_deref(), name);
+    let stored = s.write(|st| {
+        st.replace(t.r, t.namespace.as_deref(), name, v)
+            .map(|ev| ev.map(|e| e.object.clone()).or_else(|| st.get(t.r, &key)))
+    })?;
+    let stored = stored.ok_or_else(|| ApiError::not_found(res.plural, name))?;
+    Ok(stored_response(s, StatusCode::OK, t.r, &stored))
+}
+
+/// Applies `apply` to the current object and replaces it with the result
+/// (one write, or none if nothing changed).
+pub(crate) fn patch_in(
+    st: &mut State,
+    r: ResourceId,
+    namespace: Option<&str>,
+    name: &str,
+    apply: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+) -> Result<Arc<Stored>, ApiError> {
+    let res = &RESOURCES[r];
+    let key = res.key(namespace, name);
+    let current = st
+        .get(r, &key)
+        .ok_or_else(|| ApiError::not_found(res.plural, name))?;
+    let mut v = current.full(res);
+    apply(&mut v)?;
+    match st.replace(r, namespace, name, v)? {
+        Some(ev) => Ok(ev.object.clone()),
+        None => Ok(current),
+    }
+}
+
+async fn patch(s: &Shared, t: &Target, name: &str, req: Request) -> Result<Response, ApiError> {
+    let content_type = content_type(req.headers());
+    let bytes = body_bytes(req).await?;
+    let patch: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+    })?;
+    let stored = match content_type.as_str() {
+        // Strategic merge is approximated by a merge patch: the simulator
+        // has no schemas with patch strategies; for maps and scalars (what
+        // kubectl label/annotate/scale send) they agree.
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            s.write(|st| {
+                patch_in(st, t.r, t.namespace.as_deref(), name, |v| {
+                    json_patch::merge(v, &patch);
+                    Ok(())
+                })
+            })?
+        }
+        "application/json-patch+json" => {
+            let ops: json_patch::Patch = serde_json::from_value(patch).map_err(|e| {
+                ApiError::bad_request(format!("invalid JSON patch: {e}"))
+            })?;
+            s.write(|st| {
+                patch_in(st, t.r, t.namespace.as_deref(), name, |v| {
+                    json_patch::patch(v, &ops).map_err(|e| {
+                        ApiError::invalid(format!("the JSON patch could not be applied: {e}"))
+                    })
+                })
+            })?
+        }
+        other => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"),
+            ))
+        }
+    };
+    Ok(stored_response(s, StatusCode::OK, t.r, &stored))
+}
+
+fn content_type(h: &HeaderMap) -> String {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn delete(s: &Shared, t: &Target, name: &str) -> Result<Response, ApiError> {
+    let ev = s.write(|st| st.delete(t.r, t.namespace.as_deref(), name))?;
+    Ok(stored_response(s, StatusCode::OK, t.r, &ev.object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_resource_paths() {
+        let pods = resources::by_plural("pods").unwrap();
+        let nodes = resources::by_plural("nodes").unwrap();
+        let ns = resources::by_plural("namespaces").unwrap();
+        let widgets = resources::by_plural("widgets").unwrap();
+        let t = |r, ns: Option<&str>, name: Option<&str>| Target {
+            r,
+            namespace: ns.map(Into::into),
+            name: name.map(Into::into),
+        };
+        assert_eq!(route("/api/v1/pods").unwrap(), t(pods, None, None));
+        assert_eq!(
+            route("/api/v1/namespaces/a/pods").unwrap(),
+            t(pods, Some("a"), None)
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/a/pods/p").unwrap(),
+            t(pods, Some("a"), Some("p"))
+        );
+        assert_eq!(
+            route("/api/v1/nodes/n1").unwrap(),
+            t(nodes, None, Some("n1"))
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/a").unwrap(),
+            t(ns, None, Some("a"))
+        );
+        assert_eq!(
+            route(&format!(
+                "/apis/{}/v1/namespaces/x/widgets",
+                resources::CUSTOM_GROUP
+            ))
+            .unwrap(),
+            t(widgets, Some("x"), None)
+        );
+        for bad in [
+            "/api/v1/pods/p",
+            "/api/v1/namespaces/a/nodes",
+            "/api/v1/bogus",
+            "/api/v2/pods",
+            "/apis/other/v1/widgets",
+            "/api/v1/namespaces/a/pods/p/status",
+            "/nope",
+        ] {
+            assert_eq!(route(bad).unwrap_err().code, 404, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! Real clients nobody here wrote, unchanged, against the simulator:
+//! kube-runtime's watcher/reflector, kubectl, the Python `kubernetes`
+//! client, and the `kube-persist sim` binary itself. A client that is not
+//! installed makes its test print why it skips; it never silently passes.
+
+mod sim_support;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, GroupVersionKind};
+use kube::discovery::ApiResource;
+use kube::runtime::{reflector, watcher, WatchStreamExt};
+use kube::ResourceExt;
+use kube_persist::sim::{fixtures, Simulator};
+use serde_json::Value;
+use sim_support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// `namespace/name` → resourceVersion of the simulator's current pods.
+fn sim_pods(sim: &Simulator) -> BTreeMap<String, String> {
+    sim.objects("pods")
+        .iter()
+        .map(|o| {
+            (
+                key_of(o),
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn store_pods(store: &reflector::Store<Pod>) -> BTreeMap<String, String> {
+    store
+        .state()
+        .iter()
+        .map(|p| {
+            (
+                format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()),
+                p.resource_version().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Runs a reflector with `config` until its store matches the simulator,
+/// then through a burst of writes, and checks it follows.
+async fn reflector_follows(sim: &Simulator, config: watcher::Config) {
+    let api: Api<Pod> = Api::all(sim.client());
+    let (store, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, config)).applied_objects();
+    let task = tokio::spawn(stream.for_each(|ev| {
+        if let Err(e) = ev {
+            panic!("watcher error: {e}");
+        }
+        futures::future::ready(())
+    }));
+    tokio::time::timeout(HANG_GUARD, store.wait_until_ready())
+        .await
+        .expect("store became ready")
+        .expect("writer alive");
+    let want = sim_pods(sim);
+    eventually("the store to equal the simulator", || {
+        store_pods(&store) == want
+    })
+    .await;
+    sim.mutate(60);
+    sim.create("pods", pod("ns-000", "added-later", &[]))
+        .unwrap();
+    let want = sim_pods(sim);
+    eventually("the store to follow live changes", || {
+        store_pods(&store) == want
+    })
+    .await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn kube_runtime_reflector_paginated_list_then_watch() {
+    let sim = sim(|c| c.pods = 45).await;
+    reflector_follows(&sim, watcher::Config::default().page_size(7)).await;
+    let stats = sim.stats();
+    assert_eq!(stats.list_requests, 7, "45 pods in pages of 7");
+    assert!(stats.watch_requests >= 1);
+}
+
+#[tokio::test]
+async fn kube_runtime_reflector_streaming_list() {
+    let sim = sim(|c| c.pods = 30).await;
+    reflector_follows(&sim, watcher::Config::default().streaming_lists()).await;
+    assert_eq!(sim.stats().list_requests, 0, "no LIST with streaming lists");
+}
+
+#[tokio::test]
+async fn kube_runtime_reflector_with_selectors_and_any_semantic() {
+    let sim = sim(|c| c.pods = 60).await;
+    let api: Api<Pod> = Api::all(sim.client());
+    let (store, writer) = reflector::store();
+    let config = watcher::Config::default()
+        .any_semantic()
+        .labels("app in (web,api),tier!=db")
+        .fields("metadata.namespace=ns-001");
+    let task = tokio::spawn(
+        reflector(writer, watcher(api, config))
+            .applied_objects()
+            .for_each(|_| futures::future::ready(())),
+    );
+    tokio::time::timeout(HANG_GUARD, store.wait_until_ready())
+        .await
+        .unwrap()
+        .unwrap();
+    let want: BTreeMap<String, String> = sim
+        .objects("pods")
+        .iter()
+        .filter(|o| {
+            let l = &o["metadata"]["labels"];
+            o["metadata"]["namespace"] == "ns-001"
+                && (l["app"] == "web" || l["app"] == "api")
+                && l["tier"] != "db"
+        })
+        .map(|o| {
+            (
+                key_of(o),
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert!(!want.is_empty());
+    eventually("the selected store", || store_pods(&store) == want).await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn kube_dynamic_api_serves_the_custom_resource() {
+    let sim = sim(|_| {}).await;
+    sim.create("widgets", fixtures::widget("w", "one", 1))
+        .unwrap();
+    let gvk = GroupVersionKind::gvk(
+        kube_persist::sim::resources::CUSTOM_GROUP,
+        kube_persist::sim::resources::CUSTOM_VERSION,
+        "Widget",
+    );
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
+    let api: Api<DynamicObject> = Api::namespaced_with(sim.client(), "w", &ar);
+    let list = api.list(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].name_any(), "one");
+    let mut made = fixtures::widget("w", "two", 2);
+    made["metadata"]["labels"] = serde_json::json!({"x": "y"});
+    let obj: DynamicObject = serde_json::from_value(made).unwrap();
+    api.create(&Default::default(), &obj).await.unwrap();
+    api.delete("one", &Default::default()).await.unwrap();
+    let names: Vec<String> = sim.objects("widgets").iter().map(key_of).collect();
+    assert_eq!(names, ["w/two"]);
+    // kube's discovery reads the documents kubectl reads.
+    let discovery = kube::Discovery::new(sim.client()).run().await.unwrap();
+    let (ar, caps) = discovery.resolve_gvk(&gvk).expect("Widget discovered");
+    assert_eq!(ar.plural, "widgets");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+}
+
+/// kubectl, or why it is not there.
+async fn kubectl() -> Option<String> {
+    let out = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => Some("kubectl".into()),
+        Ok(o) => {
+            eprintln!(
+                "SKIPPING kubectl test: `kubectl version --client` failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("SKIPPING kubectl test: kubectl is not installed ({e}); CI installs Debian's kubernetes-client");
+            None
+        }
+    }
+}
+
+struct Kubectl {
+    server: String,
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("kubectl");
+        c.arg("--server")
+            .arg(&self.server)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            // No kubeconfig: nothing on this machine may leak in.
+            .env("KUBECONFIG", self.dir.path().join("no-kubeconfig"))
+            .env("HOME", self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, args: &[&str]) -> String {
+        let out = tokio::time::timeout(HANG_GUARD, self.command(args).output())
+            .await
+            .expect("kubectl hung")
+            .expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn kubectl_get_chunked_create_delete_and_watch() {
+    if kubectl().await.is_none() {
+        return;
+    }
+    let sim = sim(|c| {
+        c.pods = 120;
+        c.namespaces = 4;
+    })
+    .await;
+    let k = Kubectl {
+        server: sim.url(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let expected: Vec<String> = sim.objects("pods").iter().map(key_of).collect();
+    let rows = |out: &str| -> Vec<String> {
+        let mut lines = out.lines();
+        let header = lines.next().expect("a header line");
+        assert!(
+            header.starts_with("NAMESPACE") && header.contains("NAME"),
+            "{header}"
+        );
+        lines
+            .map(|l| {
+                let mut cols = l.split_whitespace();
+                format!("{}/{}", cols.next().unwrap(), cols.next().unwrap())
+            })
+            .collect()
+    };
+
+    // get pods -A: one request for everything.
+    sim.reset_stats();
+    let all = k.run(&["get", "pods", "-A"]).await;
+    assert_eq!(rows(&all), expected);
+    assert_eq!(sim.stats().list_requests, 1);
+
+    // --chunk-size=50: three pages, same rows.
+    sim.reset_stats();
+    let chunked = k.run(&["get", "pods", "-A", "--chunk-size=50"]).await;
+    assert_eq!(rows(&chunked), expected);
+    assert_eq!(sim.stats().list_requests, 3, "120 pods in chunks of 50");
+
+    // get -w in the background, then create -f and delete.
+    let mut watch = k
+        .command(&[
+            "get",
+            "configmaps",
+            "-n",
+            "ns-001",
+            "-w",
+            "--output-watch-events",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let out = watch.stdout.take().unwrap();
+        tokio::spawn(async move {
+            let mut r = BufReader::new(out).lines();
+            while let Ok(Some(l)) = r.next_line().await {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    };
+    eventually("kubectl's watch to open", || {
+        sim.stats().active_watches >= 1
+    })
+    .await;
+    let manifest = k.dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\n  namespace: ns-001\ndata:\n  greeting: hi\n",
+    )
+    .unwrap();
+    let created = k.run(&["create", "-f", manifest.to_str().unwrap()]).await;
+    assert_eq!(created.trim(), "configmap/hello created");
+    let stored = sim
+        .get("configmaps", Some("ns-001"), "hello")
+        .expect("created");
+    assert_eq!(stored["data"]["greeting"], "hi");
+    let got = k
+        .run(&["get", "configmap", "hello", "-n", "ns-001", "-o", "json"])
+        .await;
+    let got: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(got, stored);
+    let deleted = k
+        .run(&["delete", "configmap", "hello", "-n", "ns-001"])
+        .await;
+    assert_eq!(deleted.trim(), "configmap \"hello\" deleted");
+    assert!(sim.get("configmaps", Some("ns-001"), "hello").is_none());
+    eventually("kubectl -w to print both events", || {
+        let l = lines.lock().unwrap();
+        l.iter()
+            .any(|l| l.starts_with("ADDED") && l.contains("hello"))
+            && l.iter()
+                .any(|l| l.starts_with("DELETED") && l.contains("hello"))
+    })
+    .await;
+    watch.kill().await.unwrap();
+    reader.abort();
+    let printed = lines.lock().unwrap().clone();
+    let events: Vec<&String> = printed.iter().filter(|l| l.contains("hello")).collect();
+    assert_eq!(events.len(), 2, "{printed:?}");
+    assert!(events[0].starts_with("ADDED") && events[1].starts_with("DELETED"));
+
+    // Namespaced and cluster-scoped gets, short names, and label changes.
+    let ns = k.run(&["get", "ns"]).await;
+    assert!(ns.lines().any(|l| l.starts_with("ns-003 ")), "{ns}");
+    let first = &expected[0];
+    let (pns, pname) = first.split_once('/').unwrap();
+    let labeled = k
+        .run(&["label", "po", pname, "-n", pns, "checked=yes"])
+        .await;
+    assert!(labeled.contains("labeled"), "{labeled}");
+    assert_eq!(
+        sim.get("pods", Some(pns), pname).unwrap()["metadata"]["labels"]["checked"],
+        "yes"
+    );
+}
+
+/// The Python client, or why it is not there.
+async fn python_with_kubernetes() -> bool {
+    let out = Command::new("python3")
+        .args(["-c", "import kubernetes"])
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!(
+                "SKIPPING python test: `import kubernetes` failed ({}); CI runs `pip install kubernetes`",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("SKIPPING python test: python3 is not available ({e})");
+            false
+        }
+    }
+}
+
+const PYTHON_CLIENT: &str = r#"
+import json, sys
+from kubernetes import client, watch
+cfg = client.Configuration()
+cfg.host = sys.argv[1]
+api = client.CoreV1Api(client.ApiClient(cfg))
+names, token, pages = [], None, 0
+while True:
+    page = api.list_pod_for_all_namespaces(limit=9, _continue=token)
+    pages += 1
+    names += [f"{p.metadata.namespace}/{p.metadata.name}" for p in page.items]
+    token = page.metadata._continue
+    if not token:
+        break
+rv = page.metadata.resource_version
+print(json.dumps({"names": names, "pages": pages, "rv": rv}), flush=True)
+events = []
+for ev in watch.Watch().stream(api.list_namespaced_pod, namespace="ns-000",
+                               resource_version=rv, timeout_seconds=2):
+    events.append([ev["type"], ev["object"].metadata.name])
+print(json.dumps(events), flush=True)
+"#;
+
+#[tokio::test]
+async fn python_kubernetes_client_lists_and_watches_pods() {
+    if !python_with_kubernetes().await {
+        return;
+    }
+    let sim = sim(|c| {
+        c.pods = 40;
+        c.namespaces = 2;
+    })
+    .await;
+    let mut child = Command::new("python3")
+        .args(["-c", PYTHON_CLIENT, &sim.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(HANG_GUARD, out.next_line())
+        .await
+        .expect("python hung")
+        .unwrap();
+    let Some(first) = first else {
+        let err = child.wait_with_output().await.unwrap();
+        panic!("python failed: {}", String::from_utf8_lossy(&err.stderr));
+    };
+    let listed: Value = serde_json::from_str(&first).unwrap();
+    let expected: Vec<String> = sim.objects("pods").iter().map(key_of).collect();
+    let names: Vec<String> = serde_json::from_value(listed["names"].clone()).unwrap();
+    assert_eq!(names, expected);
+    assert_eq!(listed["pages"], 5, "40 pods in pages of 9");
+    assert_eq!(listed["rv"], sim.current_rv().to_string());
+    // Live changes during its watch: one in its namespace, one elsewhere.
+    eventually("python's watch to open", || sim.stats().active_watches >= 1).await;
+    sim.create("pods", pod("ns-000", "from-rust", &[])).unwrap();
+    sim.create("pods", pod("ns-001", "elsewhere", &[])).unwrap();
+    sim.delete("pods", Some("ns-000"), "from-rust").unwrap();
+    let second = tokio::time::timeout(HANG_GUARD, out.next_line())
+        .await
+        .expect("python hung")
+        .unwrap()
+        .expect("watch output");
+    let events: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(
+        events,
+        serde_json::json!([["ADDED", "from-rust"], ["DELETED", "from-rust"]])
+    );
+    assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn sim_command_prints_its_url_serves_and_stops_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-persist"))
+        .args([
+            "sim",
+            "--pods",
+            "12",
+            "--namespaces",
+            "2",
+            "--configmaps",
+            "3",
+            "--seed",
+            "9",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(HANG_GUARD, out.next_line())
+        .await
+        .expect("sim printed nothing")
+        .unwrap()
+        .expect("a first line");
+    let url = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {first}"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let pods = get_ok(&format!("{url}/api/v1/pods")).await;
+    assert_eq!(pods["items"].as_array().unwrap().len(), 12);
+    let cms = get_ok(&format!("{url}/api/v1/configmaps")).await;
+    assert_eq!(cms["items"].as_array().unwrap().len(), 3);
+    // Same seed, same objects as the library generates.
+    let fixture = fixtures::pod(9, "ns-000", 0);
+    let served = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metadata"]["name"] == fixture["metadata"]["name"])
+        .expect("fixture pod 0 served");
+    assert_eq!(served["metadata"]["uid"], fixture["metadata"]["uid"]);
+    assert_eq!(served["spec"], fixture["spec"]);
+    let pid = child.id().expect("running") as i32;
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(HANG_GUARD, child.wait())
+        .await
+        .expect("sim did not stop on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn sim_command_rejects_bad_flags_clearly() {
+    for (args, needle) in [
+        (vec!["sim", "--listen", "0.0.0.0:0"], "not a loopback"),
+        (vec!["sim", "--watch-list", "maybe"], "expected on or off"),
+        (
+            vec!["sim", "--bookmark-interval", "0"],
+            "--bookmark-interval",
+        ),
+        (vec!["sim", "--load=-1"], "--load"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kube-persist"))
+            .args(&args)
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
