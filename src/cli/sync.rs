@@ -1,11 +1,178 @@
-//! `kube-persist sync`.
+//! `kube-persist sync`: keep a store in sync with one resource.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use kube_persist::informer::{Informer, ResourceSpec, State};
 
 /// Arguments of `kube-persist sync`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Store directory (created if missing).
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Resource to sync: plural, singular or short name (pods, cm, nodes...) or a custom resource.
+    #[arg(long)]
+    pub resource: String,
+    /// Only this namespace.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Label selector.
+    #[arg(long = "selector", short = 'l')]
+    pub selector: Option<String>,
+    /// Field selector.
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// API server URL (default: KUBECONFIG or in-cluster configuration).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Exit as soon as the store is synced.
+    #[arg(long)]
+    pub until_synced: bool,
+    /// Items per LIST page.
+    #[arg(long, default_value_t = 500)]
+    pub page_size: u32,
+    /// Never try a streaming list (sendInitialEvents).
+    #[arg(long)]
+    pub no_streaming_list: bool,
+    /// Also run a durable consumer of this name: print every event after its
+    /// last acknowledged one as `event seq=.. kind=.. key=.. rv=..`, acking each.
+    #[arg(long)]
+    pub consumer: Option<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`sync` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(sync(args))
+}
+
+async fn client(server: Option<&str>) -> anyhow::Result<kube::Client> {
+    match server {
+        Some(url) => {
+            let uri = url
+                .parse()
+                .with_context(|| format!("--server {url:?} is not a valid URL"))?;
+            kube::Client::try_from(kube::Config::new(uri)).context("building a client for --server")
+        }
+        None => kube::Client::try_default()
+            .await
+            .context("no --server given and no kubeconfig or in-cluster configuration found"),
+    }
+}
+
+async fn sync(args: Args) -> anyhow::Result<ExitCode> {
+    let client = client(args.server.as_deref()).await?;
+    let spec = ResourceSpec::resolve(&client, &args.resource)
+        .await
+        .with_context(|| format!("unknown resource {:?}", args.resource))?;
+    let mut builder = Informer::builder(client, spec)
+        .store_path(&args.store)
+        .page_size(args.page_size)
+        .streaming_list(!args.no_streaming_list);
+    if let Some(ns) = &args.namespace {
+        builder = builder.namespace(ns);
+    }
+    if let Some(sel) = &args.selector {
+        builder = builder.labels(sel);
+    }
+    if let Some(sel) = &args.field_selector {
+        builder = builder.fields(sel);
+    }
+    let informer = builder
+        .start()
+        .await
+        .with_context(|| format!("opening store {}", args.store.display()))?;
+    let restored = matches!(informer.state(), State::Restored { .. });
+    let consumer = match &args.consumer {
+        Some(name) => Some(tokio::spawn(consume(
+            informer
+                .consumer(name)
+                .await
+                .context("opening the consumer")?,
+        ))),
+        None => None,
+    };
+    let mut signals = Signals::new()?;
+    tokio::select! {
+        res = informer.wait_until_synced() => res.context("waiting for sync")?,
+        sig = signals.recv() => {
+            tracing::info!("{sig} before sync; shutting down");
+            informer.shutdown().await;
+            return Ok(ExitCode::from(130));
+        }
+    }
+    let m = informer.metrics();
+    println!(
+        "synced rv={} objects={} resumed={} list_requests={}",
+        informer.last_rv().unwrap_or_default(),
+        informer.len(),
+        restored && m.relists == 0,
+        m.list_requests
+    );
+    if !args.until_synced {
+        let sig = signals.recv().await;
+        tracing::info!("{sig}; flushing and shutting down");
+    }
+    if let Some(task) = consumer {
+        // Let the consumer print what was committed before shutting down.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        task.abort();
+    }
+    informer.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn consume(mut consumer: kube_persist::informer::Consumer) {
+    use std::io::Write;
+    while let Some(item) = consumer.next().await {
+        match item {
+            Ok(ev) => {
+                let mut out = std::io::stdout().lock();
+                let printed = writeln!(
+                    out,
+                    "event seq={} kind={:?} key={} rv={}",
+                    ev.seq, ev.kind, ev.key, ev.rv
+                )
+                .and_then(|_| out.flush());
+                drop(out);
+                if let Err(err) = printed {
+                    tracing::error!("cannot print events: {err}");
+                    return;
+                }
+                // Acknowledge only what was printed: a crash in between
+                // prints it again (at-least-once), never loses it.
+                if let Err(err) = consumer.ack(ev.seq).await {
+                    tracing::error!("cannot acknowledge seq {}: {err}", ev.seq);
+                    return;
+                }
+            }
+            Err(err) => tracing::error!("consumer: {err}"),
+        }
+    }
+}
+
+/// SIGINT and SIGTERM.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
 }

@@ -1,0 +1,301 @@
+//! Configuring and starting an informer.
+
+use std::any::TypeId;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::core::ApiResource;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::driver::Driver;
+use super::metrics::Metrics;
+use super::{blocking, rv_number, Error, Informer, Result, Shared, State};
+use crate::store::{CollectionId, IndexFn, Store};
+use crate::watcher::{self, ApiSource, Stats, Transform, Watcher};
+
+/// What to watch: the resource's API identity and whether it is namespaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSpec {
+    /// Group, version, kind and plural.
+    pub api: ApiResource,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+}
+
+impl ResourceSpec {
+    /// The spec of a typed resource such as `Pod` or `Node`.
+    pub fn of<K>() -> ResourceSpec
+    where
+        K: kube::Resource<DynamicType = ()>,
+        K::Scope: 'static,
+    {
+        ResourceSpec {
+            api: ApiResource::erase::<K>(&()),
+            namespaced: TypeId::of::<K::Scope>()
+                == TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
+        }
+    }
+
+    /// The spec of a built-in resource named by its plural, singular or
+    /// short name (`pods`, `pod`, `po`, `cm`, `nodes`...).
+    pub fn builtin(name: &str) -> Option<ResourceSpec> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+        Some(match name.to_ascii_lowercase().as_str() {
+            "pods" | "pod" | "po" => Self::of::<Pod>(),
+            "configmaps" | "configmap" | "cm" => Self::of::<ConfigMap>(),
+            "secrets" | "secret" => Self::of::<Secret>(),
+            "namespaces" | "namespace" | "ns" => Self::of::<Namespace>(),
+            "nodes" | "node" | "no" => Self::of::<Node>(),
+            "services" | "service" | "svc" => Self::of::<Service>(),
+            _ => return None,
+        })
+    }
+
+    /// A built-in resource, or one found through the server's discovery
+    /// endpoints (custom resources).
+    pub async fn resolve(client: &kube::Client, name: &str) -> Result<ResourceSpec, kube::Error> {
+        if let Some(spec) = Self::builtin(name) {
+            return Ok(spec);
+        }
+        let discovery = kube::Discovery::new(client.clone()).run().await?;
+        let wanted = name.to_ascii_lowercase();
+        for group in discovery.groups() {
+            for (api, caps) in group.recommended_resources() {
+                if api.plural == wanted || api.kind.to_ascii_lowercase() == wanted {
+                    let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
+                    return Ok(ResourceSpec { api, namespaced });
+                }
+            }
+        }
+        Err(kube::Error::Discovery(
+            kube::error::DiscoveryError::MissingResource(name.to_string()),
+        ))
+    }
+}
+
+enum StoreSource {
+    Path(PathBuf),
+    Open(Store),
+}
+
+/// Builds an [`Informer`]: what to watch, where to store it, and how.
+pub struct InformerBuilder {
+    client: kube::Client,
+    resource: ResourceSpec,
+    namespace: Option<String>,
+    store: Option<StoreSource>,
+    indexers: Vec<(String, IndexFn)>,
+    transform: Transform,
+    config: watcher::Config,
+    resync: Option<Duration>,
+    event_buffer: usize,
+}
+
+impl InformerBuilder {
+    pub(crate) fn new(client: kube::Client, resource: ResourceSpec) -> Self {
+        InformerBuilder {
+            client,
+            resource,
+            namespace: None,
+            store: None,
+            indexers: Vec::new(),
+            transform: watcher::strip_managed_fields(),
+            config: watcher::Config::default(),
+            resync: None,
+            event_buffer: 16 * 1024,
+        }
+    }
+
+    /// Watch one namespace only.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Watch only objects matching this label selector.
+    pub fn labels(mut self, selector: impl Into<String>) -> Self {
+        self.config.label_selector = Some(selector.into());
+        self
+    }
+
+    /// Watch only objects matching this field selector.
+    pub fn fields(mut self, selector: impl Into<String>) -> Self {
+        self.config.field_selector = Some(selector.into());
+        self
+    }
+
+    /// Open (or create) the store at this directory.
+    pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store = Some(StoreSource::Path(path.into()));
+        self
+    }
+
+    /// Use an already open store (several informers can share one).
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(StoreSource::Open(store));
+        self
+    }
+
+    /// Add an index, like client-go's `Indexers`.
+    pub fn indexer(mut self, name: impl Into<String>, f: IndexFn) -> Self {
+        self.indexers.push((name.into(), f));
+        self
+    }
+
+    /// Replace the transform run on each object before it is stored (the
+    /// default strips `metadata.managedFields`).
+    pub fn transform(mut self, f: impl Fn(&mut serde_json::Value) + Send + Sync + 'static) -> Self {
+        self.transform = Arc::new(f);
+        self
+    }
+
+    /// Flush a batch at `max` events or `window` after its first event.
+    pub fn batch(mut self, max: usize, window: Duration) -> Self {
+        self.config.batch_max = max;
+        self.config.batch_window = window;
+        self
+    }
+
+    /// Items per LIST page (default 500).
+    pub fn page_size(mut self, n: u32) -> Self {
+        self.config.page_size = n;
+        self
+    }
+
+    /// Try streaming lists before paginated LIST (default on).
+    pub fn streaming_list(mut self, on: bool) -> Self {
+        self.config.streaming_list = on;
+        self
+    }
+
+    /// Re-deliver every stored object to subscribers this often, as
+    /// [`super::EventKind::Resync`] events (no API calls). Off by default.
+    pub fn resync(mut self, period: Duration) -> Self {
+        self.resync = Some(period);
+        self
+    }
+
+    /// Events kept for slow live subscribers before they fall back to the journal.
+    pub fn event_buffer(mut self, n: usize) -> Self {
+        self.event_buffer = n.max(1);
+        self
+    }
+
+    /// Tune any other watcher setting (timeouts, backoff).
+    pub fn configure(mut self, f: impl FnOnce(&mut watcher::Config)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Opens the store and starts watching. The informer is readable as
+    /// soon as this returns, before any request to the server.
+    pub async fn start(self) -> Result<Informer> {
+        let started = Instant::now();
+        self.config.validate()?;
+        if self.namespace.is_some() && !self.resource.namespaced {
+            return Err(Error::Watcher(watcher::Error::InvalidConfig {
+                setting: "namespace",
+                reason: format!("{} is cluster-scoped", self.resource.api.plural),
+            }));
+        }
+        let store = match self.store {
+            Some(StoreSource::Open(store)) => store,
+            Some(StoreSource::Path(path)) => blocking(move || Ok(Store::open(path)?)).await?,
+            None => return Err(Error::NoStore),
+        };
+        let api = &self.resource.api;
+        let id = CollectionId {
+            group: api.group.clone(),
+            version: api.version.clone(),
+            resource: api.plural.clone(),
+            kind: api.kind.clone(),
+            namespaced: self.resource.namespaced,
+            namespace: self.namespace.clone(),
+            label_selector: self.config.label_selector.clone(),
+            field_selector: self.config.field_selector.clone(),
+        };
+        let (collection, meta) = {
+            let store = store.clone();
+            let indexers = self.indexers;
+            blocking(move || {
+                let collection = store.collection(&id)?;
+                for (name, f) in indexers {
+                    collection.add_indexer(&name, f)?;
+                }
+                let meta = collection.meta()?;
+                Ok((collection, meta))
+            })
+            .await?
+        };
+        let state = match &meta.last_rv {
+            Some(rv) => State::Restored {
+                rv: rv.clone(),
+                saved_at: meta.last_sync,
+            },
+            None => State::Empty,
+        };
+        tracing::info!(resource = %api.plural, objects = meta.objects, ?state, "informer opened its store");
+        let stats = Arc::new(Stats::default());
+        let metrics = Metrics::new(stats.clone());
+        Metrics::set(&metrics.objects, meta.objects);
+        Metrics::set(
+            &metrics.last_rv,
+            meta.last_rv.as_deref().and_then(rv_number).unwrap_or(0),
+        );
+        Metrics::set(&metrics.open_ms, started.elapsed().as_millis() as u64);
+        let shared = Arc::new(Shared {
+            collection,
+            state: watch::Sender::new(state),
+            rv: watch::Sender::new(meta.last_rv.clone()),
+            events: broadcast::Sender::new(self.event_buffer),
+            metrics,
+            started,
+        });
+        let source = ApiSource::new(self.client, api, self.namespace.as_deref());
+        let watcher = Watcher::new(
+            source.clone(),
+            self.config.clone(),
+            meta.last_rv,
+            self.transform.clone(),
+            stats.clone(),
+        );
+        let cancel = CancellationToken::new();
+        let driver = Driver {
+            shared: shared.clone(),
+            source,
+            config: self.config,
+            transform: self.transform,
+            stats,
+        };
+        let task = tokio::spawn(driver.run(watcher, cancel.clone()));
+        if let Some(period) = self.resync {
+            tokio::spawn(super::driver::resync(
+                shared.clone(),
+                period,
+                cancel.clone(),
+            ));
+        }
+        Ok(Informer {
+            shared,
+            store,
+            cancel,
+            task: Some(task),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_specs_know_their_scope() {
+        let pods = ResourceSpec::builtin("po").unwrap();
+        assert_eq!((pods.api.plural.as_str(), pods.namespaced), ("pods", true));
+        let nodes = ResourceSpec::builtin("nodes").unwrap();
+        assert_eq!((nodes.api.kind.as_str(), nodes.namespaced), ("Node", false));
+        assert!(ResourceSpec::builtin("widgets").is_none());
+    }
+}

@@ -1,0 +1,281 @@
+//! The persistent informer: ties a [`Store`] collection to the list/watch
+//! [`Watcher`](crate::watcher::Watcher) and hands committed events to
+//! subscribers.
+//!
+//! ```no_run
+//! # async fn demo(client: kube::Client) -> Result<(), kube_persist::informer::Error> {
+//! use kube_persist::informer::Informer;
+//! use k8s_openapi::api::core::v1::Pod;
+//!
+//! let informer = Informer::for_resource::<Pod>(client).store_path("/var/lib/app/pods").start().await?;
+//! // Readable at once, from disk, while the watch resumes.
+//! let pods = informer.list()?;
+//! informer.wait_until_synced().await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::Stream;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Collection, CollectionId, ObjectKey, Store};
+
+mod builder;
+pub mod controller;
+mod driver;
+mod events;
+mod metrics;
+
+pub use builder::{InformerBuilder, ResourceSpec};
+pub use events::{Consumer, Event, EventKind};
+pub use metrics::{Metrics, MetricsSnapshot};
+
+/// Errors of the informer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// A watcher setting is invalid.
+    #[error(transparent)]
+    Watcher(#[from] crate::watcher::Error),
+    /// The builder was not given a store.
+    #[error("no store given: call store_path() or store() on the builder")]
+    NoStore,
+    /// A resourceVersion cannot be compared as an integer.
+    #[error("resourceVersion {0:?} is not an integer; wait_for_rv needs one")]
+    NonNumericRv(String),
+    /// A durable consumer acknowledged less than the oldest journal entry:
+    /// the events between were trimmed. Resync it from the store.
+    #[error("journal trimmed: consumer acknowledged seq {acked} but the oldest entry is seq {first_available}")]
+    JournalGap {
+        /// Last acknowledged seq.
+        acked: u64,
+        /// Oldest seq still in the journal.
+        first_available: u64,
+    },
+    /// The informer was shut down while waiting.
+    #[error("the informer was shut down")]
+    Stopped,
+    /// A blocking store task panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// Result type of the informer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How fresh the cache is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Nothing stored yet: the first list is in progress. Reads are empty.
+    Empty,
+    /// Restored from disk; the watch is catching up. Reads are as of `rv`.
+    Restored {
+        /// The stored resourceVersion.
+        rv: String,
+        /// When the store last applied a batch.
+        saved_at: Option<SystemTime>,
+    },
+    /// Caught up with the server.
+    Synced,
+}
+
+/// Runs a store call off the async threads: sled calls block on I/O.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// Parses a resourceVersion as the integer it is in practice.
+pub(crate) fn rv_number(rv: &str) -> Option<u64> {
+    rv.parse().ok()
+}
+
+/// State shared between the informer handle and its driver task.
+pub(crate) struct Shared {
+    pub(crate) collection: Collection,
+    pub(crate) state: watch::Sender<State>,
+    /// Last stored resourceVersion.
+    pub(crate) rv: watch::Sender<Option<String>>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) metrics: Metrics,
+    pub(crate) started: Instant,
+}
+
+/// A running persistent informer. Dropping it stops the watch without
+/// waiting; [`Informer::shutdown`] waits for the last batch to be stored.
+pub struct Informer {
+    shared: Arc<Shared>,
+    store: Store,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Informer {
+    /// A builder for a resource described at runtime.
+    pub fn builder(client: kube::Client, resource: ResourceSpec) -> InformerBuilder {
+        InformerBuilder::new(client, resource)
+    }
+
+    /// A builder for a typed resource, e.g. `Informer::for_resource::<Pod>(client)`.
+    pub fn for_resource<K>(client: kube::Client) -> InformerBuilder
+    where
+        K: kube::Resource<DynamicType = ()>,
+        K::Scope: 'static,
+    {
+        InformerBuilder::new(client, ResourceSpec::of::<K>())
+    }
+
+    /// The store this informer writes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The collection this informer writes.
+    pub fn collection(&self) -> &Collection {
+        &self.shared.collection
+    }
+
+    /// The collection's identity.
+    pub fn id(&self) -> &CollectionId {
+        self.shared.collection.id()
+    }
+
+    /// How fresh the cache is.
+    pub fn state(&self) -> State {
+        self.shared.state.borrow().clone()
+    }
+
+    /// How stale reads may be: `None` once synced, the age of the last
+    /// stored batch while restored (I7), `Some(ZERO)` if unknown.
+    pub fn staleness(&self) -> Option<Duration> {
+        match self.state() {
+            State::Synced => None,
+            State::Restored {
+                saved_at: Some(at), ..
+            } => Some(at.elapsed().unwrap_or_default()),
+            _ => Some(Duration::ZERO),
+        }
+    }
+
+    /// The last stored resourceVersion.
+    pub fn last_rv(&self) -> Option<String> {
+        self.shared.rv.borrow().clone()
+    }
+
+    /// One object by key.
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
+        Ok(self.shared.collection.get(key)?)
+    }
+
+    /// Every object.
+    pub fn list(&self) -> Result<Vec<Value>> {
+        Ok(self.shared.collection.list()?)
+    }
+
+    /// The objects of one namespace (empty when it has none, I6).
+    pub fn list_namespace(&self, namespace: &str) -> Result<Vec<Value>> {
+        Ok(self.shared.collection.list_namespace(namespace)?)
+    }
+
+    /// The objects an index maps `value` to.
+    pub fn by_index(&self, index: &str, value: &str) -> Result<Vec<Value>> {
+        Ok(self.shared.collection.by_index(index, value)?)
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.shared.collection.len()
+    }
+
+    /// Whether the cache holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.shared.collection.is_empty()
+    }
+
+    /// Returns once the cache has caught up with the server.
+    pub async fn wait_until_synced(&self) -> Result<()> {
+        let mut rx = self.shared.state.subscribe();
+        rx.wait_for(|s| *s == State::Synced)
+            .await
+            .map_err(|_| Error::Stopped)?;
+        Ok(())
+    }
+
+    /// Returns once the cache has stored resourceVersion `rv` or a later one:
+    /// read-your-writes after a client write. The write must be in the
+    /// informer's scope, or a bookmark must pass it.
+    pub async fn wait_for_rv(&self, rv: &str) -> Result<()> {
+        let target = rv_number(rv).ok_or_else(|| Error::NonNumericRv(rv.to_string()))?;
+        let mut rx = self.shared.rv.subscribe();
+        rx.wait_for(|cur| {
+            cur.as_deref()
+                .and_then(rv_number)
+                .is_some_and(|cur| cur >= target)
+        })
+        .await
+        .map_err(|_| Error::Stopped)?;
+        Ok(())
+    }
+
+    /// A stream of the events committed from now on (I2: each arrives after
+    /// its batch is durable). Falls back to the journal if it lags behind.
+    pub fn subscribe(&self) -> impl Stream<Item = Result<Event>> + Send + 'static {
+        // Subscribe before reading the head so nothing committed in between
+        // is missed; the feed drops events at or below the head.
+        let rx = self.shared.events.subscribe();
+        let head = self
+            .shared
+            .collection
+            .meta()
+            .map(|m| m.journal_last_seq)
+            .unwrap_or(0);
+        events::subscription(rx, self.shared.collection.clone(), head)
+    }
+
+    /// A durable consumer named `name`: every event after its last
+    /// acknowledged seq, across restarts (I8). A new name starts at the
+    /// beginning of the journal.
+    pub async fn consumer(&self, name: &str) -> Result<Consumer> {
+        Consumer::open(
+            name,
+            self.shared.events.subscribe(),
+            self.shared.collection.clone(),
+        )
+        .await
+    }
+
+    /// Current metrics.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// Current metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics().to_prometheus(&self.id().resource)
+    }
+
+    /// Stops watching after storing any batch already read.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            if let Err(err) = task.await {
+                tracing::error!("informer task failed: {err}");
+            }
+        }
+    }
+}
+
+impl Drop for Informer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

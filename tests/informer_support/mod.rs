@@ -1,0 +1,79 @@
+//! Helpers shared by the informer integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use kube_persist::informer::{Informer, InformerBuilder, ResourceSpec};
+use kube_persist::sim::{SimConfig, Simulator};
+use serde_json::Value;
+
+/// A simulator with `pods` pods over `namespaces` namespaces and fast bookmarks.
+pub async fn sim(pods: usize, namespaces: usize) -> Simulator {
+    Simulator::start(SimConfig {
+        pods,
+        namespaces,
+        bookmark_interval: Duration::from_millis(200),
+        history: 100_000,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+/// An informer builder on the simulator's pods with test-friendly timings.
+pub fn pods(sim: &Simulator, store: &Path) -> InformerBuilder {
+    Informer::builder(sim.client(), ResourceSpec::builtin("pods").unwrap())
+        .store_path(store)
+        .configure(|c| {
+            c.backoff_initial = Duration::from_millis(10);
+            c.backoff_max = Duration::from_millis(200);
+            c.catch_up_quiet = Duration::from_millis(100);
+        })
+}
+
+/// key → resourceVersion of a set of objects.
+pub fn versions(objects: &[Value]) -> BTreeMap<String, String> {
+    objects
+        .iter()
+        .map(|o| {
+            let m = &o["metadata"];
+            let key = format!(
+                "{}/{}",
+                m["namespace"].as_str().unwrap_or(""),
+                m["name"].as_str().unwrap()
+            );
+            (key, m["resourceVersion"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the informer has seen the server's current RV,
+/// then asserts the store equals the server's pods.
+pub async fn assert_converged(sim: &Simulator, informer: &Informer) {
+    let rv = sim.current_rv().to_string();
+    tokio::time::timeout(Duration::from_secs(30), informer.wait_for_rv(&rv))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "informer never reached rv {rv}; at {:?}",
+                informer.last_rv()
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        versions(&informer.list().unwrap()),
+        versions(&sim.objects("pods")),
+        "store differs from the server"
+    );
+}
+
+/// A pod named `name` in `ns`.
+pub fn pod(ns: &str, name: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "test"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    })
+}
