@@ -16,10 +16,14 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use kube::Api;
 
+use serde_json::Value;
+
 use super::clock;
 pub use super::steady::SteadyReport;
-use super::steady::{Recorder, STAMP_ANNOTATION};
+use super::steady::{Recorder, STAMP_ANNOTATION, STAMP_POINTER};
 use super::{Error, Result};
+use crate::informer::{Informer, State};
+use crate::store::ObjectKey;
 
 /// Which body a child process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -106,6 +110,24 @@ pub struct ChildReport {
     pub probe_found: bool,
     /// Whether the informer resumed from its store (persist only).
     pub resumed: Option<bool>,
+    /// The process's peak RSS so far (VmHWM), bytes; 0 if unknown.
+    pub peak_rss_bytes: u64,
+}
+
+/// This process's peak resident set size (`VmHWM` in /proc/self/status),
+/// bytes. Unlike `ru_maxrss` it starts afresh at `exec`, so it is the
+/// contender's own.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// Runs the child described by `spec`, writing its report line(s) to `out`.
@@ -171,6 +193,7 @@ async fn run_reflector(spec: &ChildSpec, main_ns: u64, out: &mut dyn Write) -> R
             objects: reader.len() as u64,
             probe_found: found,
             resumed: None,
+            peak_rss_bytes: peak_rss_bytes().unwrap_or(0),
         },
     )?;
     if let Some((paced, burst)) = spec.steady {
@@ -192,7 +215,7 @@ async fn run_reflector(spec: &ChildSpec, main_ns: u64, out: &mut dyn Write) -> R
                 None => return Err(Error::StreamEnded),
             }
         }
-        emit(out, &recorder.report())?;
+        emit(out, &recorder.report(peak_rss_bytes().unwrap_or(0)))?;
     }
     Ok(())
 }
@@ -212,10 +235,121 @@ where
 
 /// Contenders 1–3: kube-persist's informer over a store directory. What the
 /// store holds (nothing, a valid resourceVersion, a compacted one) is what
-/// makes it a fresh start, a resume or a relist after 410.
+/// makes it a fresh start, a resume or a relist after 410. The store is read
+/// as soon as it is open, before the watch has caught up; a fresh store has
+/// nothing to answer until its first list is in.
 async fn run_persist(spec: &ChildSpec, main_ns: u64, out: &mut dyn Write) -> Result<()> {
-    let _ = (spec, main_ns, out);
-    Err(Error::Informer(crate::informer::Error::Other(
-        "the informer has not landed yet".into(),
-    )))
+    let store = spec.store.as_ref().ok_or(Error::InvalidOption {
+        option: "--store",
+        reason: "the persist child needs a store directory".into(),
+    })?;
+    let informer = Informer::for_resource::<Pod>(client_for(&spec.server)?)
+        .store_path(store)
+        .start()
+        .await?;
+    let restored = matches!(informer.state(), State::Restored { .. });
+    let (namespace, name) = probe_parts(&spec.probe);
+    let key = ObjectKey {
+        namespace: Some(namespace.to_owned()),
+        name: name.to_owned(),
+    };
+    let mut found = informer.get(&key)?.is_some();
+    let mut first_read_ns = clock::now_ns();
+    // Subscribed before the ready line, so no stamped write can slip by.
+    let events = spec.steady.map(|_| informer.subscribe());
+    informer.wait_until_synced().await?;
+    let ready_ns = clock::now_ns();
+    if !found {
+        found = informer.get(&key)?.is_some();
+        first_read_ns = clock::now_ns();
+    }
+    let metrics = informer.metrics();
+    emit(
+        out,
+        &ChildReport {
+            main_ns,
+            first_read_ns,
+            ready_ns,
+            objects: informer.len() as u64,
+            probe_found: found,
+            resumed: Some(restored && metrics.relists == 0),
+            peak_rss_bytes: peak_rss_bytes().unwrap_or(0),
+        },
+    )?;
+    if let (Some((paced, burst)), Some(events)) = (spec.steady, events) {
+        let mut events = Box::pin(events);
+        let mut recorder = Recorder::new(paced, burst);
+        while !recorder.is_complete() {
+            let event = events.try_next().await?.ok_or(Error::StreamEnded)?;
+            let now = clock::now_ns();
+            let stamp = event
+                .new
+                .as_ref()
+                .and_then(|o| o.pointer(&format!("/metadata/annotations/{}", STAMP_POINTER)))
+                .and_then(Value::as_str);
+            if let Some(stamp) = stamp {
+                recorder.observe(stamp, now);
+            }
+        }
+        emit(out, &recorder.report(peak_rss_bytes().unwrap_or(0)))?;
+    }
+    informer.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_rss_grows_with_what_the_process_touches() {
+        let before = peak_rss_bytes().unwrap();
+        assert!(before > 0);
+        let big = vec![1u8; 64 << 20];
+        std::hint::black_box(&big);
+        let after = peak_rss_bytes().unwrap();
+        assert!(after >= before.max(64 << 20), "{before} → {after}");
+    }
+
+    #[test]
+    fn child_args_name_everything_the_child_needs() {
+        let spec = ChildSpec {
+            kind: ChildKind::Persist,
+            server: "http://127.0.0.1:1".into(),
+            store: Some("/tmp/s".into()),
+            probe: "ns/p".into(),
+            steady: Some((3, 4)),
+        };
+        let args: Vec<String> = spec
+            .to_args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "bench",
+                "child",
+                "persist",
+                "--server",
+                "http://127.0.0.1:1",
+                "--probe",
+                "ns/p",
+                "--store",
+                "/tmp/s",
+                "--steady-paced",
+                "3",
+                "--steady-burst",
+                "4"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_url_that_is_not_one_is_refused_by_name() {
+        match client_for("not a url") {
+            Err(Error::ServerUrl { url, .. }) => assert_eq!(url, "not a url"),
+            other => panic!("expected ServerUrl, got {:?}", other.map(|_| ())),
+        }
+    }
 }

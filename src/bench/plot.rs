@@ -71,8 +71,8 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
         .y_desc("process start → ready (ms)")
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y}"))
+        .x_label_formatter(&|x| round_label(*x))
+        .y_label_formatter(&|y| round_label(*y))
         .draw()
         .map_err(|e| fail(&e))?;
     for (i, (contender, pts)) in series.iter().enumerate() {
@@ -108,6 +108,20 @@ pub fn draw(report: &Report, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A log axis has a tick at every 1–9 × 10ⁿ; only 1, 2 and 5 get a label,
+/// or they run into each other.
+fn round_label(v: f64) -> String {
+    if v <= 0.0 {
+        return String::new();
+    }
+    let mantissa = v / 10f64.powf(v.log10().floor());
+    if [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
+        format!("{v}")
+    } else {
+        String::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +154,15 @@ mod tests {
             bookmark_interval_ms: 100,
             cpus: 2,
         }
+    }
+
+    #[test]
+    fn only_round_ticks_are_labelled() {
+        assert_eq!(round_label(1000.0), "1000");
+        assert_eq!(round_label(20000.0), "20000");
+        assert_eq!(round_label(0.5), "0.5");
+        assert_eq!(round_label(7000.0), "");
+        assert_eq!(round_label(0.0), "");
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! Spawning a contender's child process, reading its report lines, and
-//! reaping it with `wait4` so that its peak RSS is its own.
+//! reaping it within a deadline.
+//!
+//! The child's peak RSS comes from the child itself (`VmHWM`, see
+//! [`super::child::peak_rss_bytes`]), not from `wait4`'s `ru_maxrss`: Linux
+//! carries the high-water mark of the address space a process had before
+//! `exec` into `ru_maxrss`, and that is the parent's, which holds the whole
+//! simulated cluster. Measured that way every contender looked as big as the
+//! simulator.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -26,13 +33,6 @@ pub struct Running {
     deadline: Instant,
     timeout: Duration,
     reaped: bool,
-}
-
-/// How a child ended, as `wait4` saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exit {
-    /// Peak resident set size of the child, bytes.
-    pub peak_rss_bytes: u64,
 }
 
 impl Running {
@@ -136,30 +136,20 @@ impl Running {
         })
     }
 
-    /// Waits for the child to exit successfully and returns its peak RSS.
-    pub fn finish(mut self) -> Result<Exit> {
-        let mut usage = zeroed_rusage();
-        let status = self.wait_until_deadline(&mut usage)?;
-        match status {
-            ExitStatus::Exited(0) => Ok(Exit {
-                // Linux reports ru_maxrss in KiB.
-                peak_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
-            }),
+    /// Waits for the child to exit successfully.
+    pub fn finish(mut self) -> Result<()> {
+        match self.reap_before_deadline()? {
+            ExitStatus::Exited(0) => Ok(()),
             other => Err(self.failed(other)),
         }
     }
 
-    fn reap_before_deadline(&mut self) -> Result<ExitStatus> {
-        let mut usage = zeroed_rusage();
-        self.wait_until_deadline(&mut usage)
-    }
-
-    /// Polls wait4 until the child exits or the deadline passes (then kills
-    /// it). Polling keeps one code path for "exited" and "timed out"
+    /// Polls waitpid until the child exits or the deadline passes (then
+    /// kills it). Polling keeps one code path for "exited" and "timed out"
     /// without a second thread racing to reap the pid.
-    fn wait_until_deadline(&mut self, usage: &mut libc::rusage) -> Result<ExitStatus> {
+    fn reap_before_deadline(&mut self) -> Result<ExitStatus> {
         loop {
-            if let Some(status) = self.try_wait4(usage, libc::WNOHANG)? {
+            if let Some(status) = self.try_wait(libc::WNOHANG)? {
                 return Ok(status);
             }
             if Instant::now() >= self.deadline {
@@ -169,11 +159,11 @@ impl Running {
         }
     }
 
-    fn try_wait4(&mut self, usage: &mut libc::rusage, flags: i32) -> Result<Option<ExitStatus>> {
+    fn try_wait(&mut self, flags: i32) -> Result<Option<ExitStatus>> {
         let mut status: libc::c_int = 0;
-        // SAFETY: `status` and `usage` are valid writable locations, and
-        // `pid` is our own unreaped child.
-        let r = unsafe { libc::wait4(self.pid, &mut status, flags, usage) };
+        // SAFETY: `status` is a valid writable location, and `pid` is our
+        // own unreaped child.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, flags) };
         if r == 0 {
             return Ok(None);
         }
@@ -211,10 +201,9 @@ impl Running {
         unsafe {
             libc::kill(self.pid, libc::SIGKILL);
         }
-        let mut usage = zeroed_rusage();
         // A blocking wait after SIGKILL returns promptly; its error, if
         // any, leaves nothing more to clean up.
-        let _ = self.try_wait4(&mut usage, 0);
+        let _ = self.try_wait(0);
     }
 
     fn failed(&self, status: ExitStatus) -> Error {
@@ -265,11 +254,6 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
-fn zeroed_rusage() -> libc::rusage {
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,24 +272,32 @@ mod tests {
     }
 
     #[test]
-    fn reads_lines_and_reports_the_childs_own_peak_rss() {
-        const BIG: u64 = 64 << 20;
-        // dd's block buffer is filled, so the whole of it is resident.
-        let (_dir, mut big) = sh(
-            "echo '{}'; exec dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null",
+    fn reads_lines_then_reaps_a_successful_child() {
+        let (_dir, mut run) = sh("echo '{\"a\":1}'; echo second", Duration::from_secs(30));
+        let v: serde_json::Value = run.next_report().unwrap();
+        assert_eq!(v["a"], 1);
+        assert_eq!(run.next_line().unwrap(), "second");
+        run.finish().unwrap();
+    }
+
+    #[test]
+    fn a_child_failing_after_its_report_fails_at_finish() {
+        let (_dir, mut run) = sh(
+            "echo '{}'; echo late-trouble >&2; exit 4",
             Duration::from_secs(30),
         );
-        let _: serde_json::Value = big.next_report().unwrap();
-        let big = big.finish().unwrap();
-        assert!(big.peak_rss_bytes >= BIG, "{big:?}");
-
-        let (_dir, mut small) = sh("echo '{}'", Duration::from_secs(30));
-        let _: serde_json::Value = small.next_report().unwrap();
-        let small = small.finish().unwrap();
-        assert!(
-            small.peak_rss_bytes > 0 && small.peak_rss_bytes < BIG,
-            "{small:?}"
-        );
+        let _: serde_json::Value = run.next_report().unwrap();
+        match run.finish() {
+            Err(Error::ChildFailed {
+                status,
+                stderr_tail,
+                ..
+            }) => {
+                assert_eq!(status, "exit code 4");
+                assert!(stderr_tail.contains("late-trouble"));
+            }
+            other => panic!("expected ChildFailed, got {other:?}"),
+        }
     }
 
     #[test]

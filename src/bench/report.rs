@@ -139,8 +139,6 @@ pub struct SteadyRow {
     pub rate_per_sec: u32,
     /// What the child measured.
     pub report: SteadyReport,
-    /// Peak RSS of the child, bytes.
-    pub peak_rss_bytes: u64,
 }
 
 /// A target from the issue, and where this run stands against it.
@@ -293,7 +291,7 @@ impl Report {
                     micros(s.report.p99_us),
                     micros(s.report.max_us),
                     format!("{:.0}", s.report.burst_events_per_sec),
-                    bytes(s.peak_rss_bytes as f64),
+                    bytes(s.report.peak_rss_bytes as f64),
                 ]);
             }
             out.push('\n');

@@ -273,7 +273,7 @@ impl Bench<'_> {
         let mut child = self.spawn(&contender.to_string(), &spec)?;
         let report: ChildReport = child.next_report()?;
         let spawned_ns = child.spawned_ns();
-        let exit = child.finish()?;
+        child.finish()?;
         let after = sim.stats();
         if !report.probe_found {
             return Err(Error::ProbeMissing {
@@ -291,7 +291,7 @@ impl Bench<'_> {
             list_requests: after.list_requests.saturating_sub(before.list_requests),
             watch_requests: after.watch_requests.saturating_sub(before.watch_requests),
             bytes_pulled: after.bytes_sent.saturating_sub(before.bytes_sent),
-            peak_rss_bytes: exit.peak_rss_bytes,
+            peak_rss_bytes: report.peak_rss_bytes,
             disk_bytes,
             raw_json_bytes,
             objects_loaded: report.objects,
@@ -334,14 +334,13 @@ impl Bench<'_> {
             let _ready: ChildReport = child.next_report()?;
             write_load(&sim, plan.load)?;
             let report: SteadyReport = child.next_report()?;
-            let exit = child.finish()?;
+            child.finish()?;
             remove_dir(&store)?;
             rows.push(SteadyRow {
                 kind,
                 objects: plan.objects,
                 rate_per_sec: plan.load.rate_per_sec,
                 report,
-                peak_rss_bytes: exit.peak_rss_bytes,
             });
         }
         self.runtime.block_on(sim.shutdown());

@@ -18,6 +18,9 @@ use super::summary::percentile;
 /// `b:<ns>`.
 pub const STAMP_ANNOTATION: &str = "bench.kube-persist.io/stamp";
 
+/// [`STAMP_ANNOTATION`] escaped for a JSON pointer (`/` is `~1`).
+pub const STAMP_POINTER: &str = "bench.kube-persist.io~1stamp";
+
 /// Which phase a stamped write belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -80,6 +83,8 @@ pub struct SteadyReport {
     /// Burst events handled per second, from the first burst write to the
     /// last burst event handled.
     pub burst_events_per_sec: f64,
+    /// The child's peak RSS at the end, bytes.
+    pub peak_rss_bytes: u64,
 }
 
 /// Collects stamped events as a handler sees them.
@@ -127,8 +132,8 @@ impl Recorder {
             && self.burst_events >= self.expect_burst
     }
 
-    /// The figures so far.
-    pub fn report(&self) -> SteadyReport {
+    /// The figures so far, with the process's peak RSS.
+    pub fn report(&self, peak_rss_bytes: u64) -> SteadyReport {
         let mut sorted: Vec<f64> = self
             .paced_latencies_ns
             .iter()
@@ -150,6 +155,7 @@ impl Recorder {
             } else {
                 0.0
             },
+            peak_rss_bytes,
         }
     }
 }
@@ -215,7 +221,7 @@ mod tests {
         r.observe("b:10000000", 10_500_000);
         r.observe("b:10100000", 11_000_000);
         assert!(r.is_complete());
-        let rep = r.report();
+        let rep = r.report(1);
         assert_eq!(rep.paced_events, 4);
         assert_eq!(rep.burst_events, 2);
         assert!(rep.p50_us >= 20.0 && rep.p50_us <= 30.0, "{rep:?}");
@@ -226,7 +232,7 @@ mod tests {
 
     #[test]
     fn an_empty_recorder_reports_zeros() {
-        let rep = Recorder::new(0, 0).report();
+        let rep = Recorder::new(0, 0).report(0);
         assert_eq!(rep.paced_events, 0);
         assert_eq!(rep.p99_us, 0.0);
         assert_eq!(rep.burst_events_per_sec, 0.0);
