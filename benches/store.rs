@@ -79,6 +79,17 @@ fn bench_store(cr: &mut Criterion) {
         g.bench_function("get", |b| {
             b.iter(|| c.get(&key_of(rng.below(n))).unwrap().unwrap());
         });
+        // The floor under get: parsing the same JSON into a Value, which
+        // every read returns. get/parse is the store's own overhead as a
+        // ratio that does not depend on how loaded the machine is.
+        let raws: Vec<Vec<u8>> = (0..64)
+            .map(|i| serde_json::to_vec(&pod_at(i, 1)).unwrap())
+            .collect();
+        g.bench_function("json_parse_baseline", |b| {
+            b.iter(|| {
+                serde_json::from_slice::<serde_json::Value>(&raws[rng.below(64) as usize]).unwrap()
+            });
+        });
         g.throughput(Throughput::Elements(n / NAMESPACES));
         g.bench_function(BenchmarkId::new("list_namespace", n / NAMESPACES), |b| {
             b.iter(|| {

@@ -8,21 +8,19 @@
 //! block on the write lock.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
 
+use super::apply::Prior;
 use super::dictionary::{Dictionary, ZstdContext};
 use super::error::{Error, Result};
 use super::index::{self, LABEL_INDEX, NAMESPACE_INDEX};
-use super::journal::{self, merge_diff};
 use super::key::{self, prefix};
-use super::record::{self, Envelope, RecordMeta};
+use super::record::{self, Envelope};
 use super::state::{self, State, STATE_LAYOUT};
-use super::{
-    Batch, Change, ChangeKind, CollectionId, CollectionMeta, Delta, IndexFn, ObjectKey, Shared,
-};
+use super::{CollectionId, CollectionMeta, IndexFn, ObjectKey, Shared};
 
 /// One collection of an open store.
 #[derive(Clone)]
@@ -53,22 +51,6 @@ pub(crate) struct Stored {
     pub value: Value,
     pub envelope: Envelope,
     pub record_len: u64,
-}
-
-/// The previous state of a key while a batch is being built.
-#[derive(Clone)]
-enum Prior {
-    Absent,
-    Present {
-        value: Arc<Value>,
-        record_len: u64,
-        raw_len: u64,
-    },
-    /// A record is there but unreadable: it is overwritten or removed, and
-    /// its index entries found by scanning.
-    Corrupt {
-        record_len: u64,
-    },
 }
 
 impl Inner {
@@ -174,7 +156,7 @@ impl Inner {
 
     /// Every index entry naming `object_key`, found by scanning: only used
     /// when the object's own record is unreadable.
-    fn scan_index_entries_of(&self, object_key: &str) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn scan_index_entries_of(&self, object_key: &str) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         for item in self.tree.scan_prefix([prefix::INDEX]) {
             let (k, _) = item?;
@@ -185,7 +167,7 @@ impl Inner {
         Ok(out)
     }
 
-    fn prior(&self, key: &str) -> Result<Prior> {
+    pub(crate) fn prior(&self, key: &str) -> Result<Prior> {
         let Some(bytes) = self.tree.get(key::object_key(key))? else {
             return Ok(Prior::Absent);
         };
@@ -221,13 +203,6 @@ pub(crate) fn decode_state(collection: &str, bytes: &[u8]) -> Result<State> {
         ));
     }
     record::unseal_value(bytes).map_err(|e| Error::corrupt(collection, "state", e.to_string()))
-}
-
-/// What an apply has to know about each object it writes.
-struct Validated {
-    key: ObjectKey,
-    key_str: String,
-    rv: String,
 }
 
 impl Collection {
@@ -395,349 +370,5 @@ impl Collection {
             }
         }
         Ok(out)
-    }
-
-    fn validate(&self, object: &Value) -> Result<Validated> {
-        let id = &self.inner.id;
-        let key = ObjectKey::of(object).map_err(|e| match e {
-            Error::InvalidObject(m) => Error::InvalidObject(format!("{}: {m}", self.inner.name)),
-            other => other,
-        })?;
-        if id.namespaced && key.namespace.is_none() {
-            return Err(Error::InvalidObject(format!(
-                "{}: object {:?} has no metadata.namespace, but {} are namespaced",
-                self.inner.name, key.name, id.resource
-            )));
-        }
-        if !id.namespaced && key.namespace.is_some() {
-            return Err(Error::InvalidObject(format!(
-                "{}: object {key} has a metadata.namespace, but {} are cluster-scoped",
-                self.inner.name, id.resource
-            )));
-        }
-        let rv = match object.pointer("/metadata/resourceVersion") {
-            Some(Value::String(rv)) if !rv.is_empty() => rv.clone(),
-            _ => {
-                return Err(Error::InvalidObject(format!(
-                "{}: object {key} has no metadata.resourceVersion (a non-empty string is required)",
-                self.inner.name
-            )))
-            }
-        };
-        let key_str = key.encode();
-        Ok(Validated { key, key_str, rv })
-    }
-
-    /// Applies a batch atomically (objects, indexes, journal, last RV) and
-    /// returns once it is durable. An invalid object rejects the whole batch
-    /// before anything is written. An upsert identical to the stored object
-    /// and a delete of an absent key change nothing and journal nothing, so
-    /// replaying a batch after a crash is harmless. `batch.rv = None` keeps
-    /// the stored RV.
-    pub fn apply(&self, batch: Batch) -> Result<Vec<Change>> {
-        let inner = &self.inner;
-        let validated = batch
-            .deltas
-            .iter()
-            .map(|d| match d {
-                Delta::Upsert(o) | Delta::Delete(o) => self.validate(o),
-            })
-            .collect::<Result<Vec<_>>>()?;
-
-        let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut st = inner.state();
-        let mut sb = sled::Batch::default();
-        let now = state::now_ms();
-        let mut ctx = ZstdContext::new(inner.shared.options.compression_level);
-        let new_dict = self.maybe_train(&mut st, &batch, &mut sb)?;
-        let dict = match (&new_dict, st.dictionary) {
-            (Some(d), _) => Some(d.clone()),
-            (None, 0) => None,
-            (None, id) => Some(inner.dictionary(id)?),
-        };
-        let indexers = inner
-            .indexers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-
-        let mut overlay: HashMap<String, Prior> = HashMap::new();
-        let mut healed = false;
-        let mut changes = Vec::new();
-        let mut pending_journal = Vec::new();
-        for (delta, v) in batch.deltas.into_iter().zip(validated) {
-            let prior = match overlay.get(&v.key_str) {
-                Some(p) => p.clone(),
-                None => inner.prior(&v.key_str)?,
-            };
-            let (old_value, old_len, old_raw) = match &prior {
-                Prior::Absent => (None, 0, 0),
-                Prior::Present {
-                    value,
-                    record_len,
-                    raw_len,
-                } => (Some(value.as_ref()), *record_len, *raw_len),
-                Prior::Corrupt { record_len } => (None, *record_len, 0),
-            };
-            let old_entries = match &prior {
-                Prior::Absent => BTreeSet::new(),
-                Prior::Present { value, .. } => index::entries(value, &v.key_str, &indexers),
-                Prior::Corrupt { .. } => {
-                    healed = true;
-                    inner
-                        .scan_index_entries_of(&v.key_str)?
-                        .into_iter()
-                        .collect()
-                }
-            };
-            let (kind, patch, new_prior, new_entries, new_value) = match delta {
-                Delta::Upsert(obj) => {
-                    if old_value == Some(&obj) {
-                        continue;
-                    }
-                    let raw = serde_json::to_vec(&obj).map_err(|e| Error::Encode {
-                        what: format!("{} object {}", inner.name, v.key),
-                        reason: e.to_string(),
-                    })?;
-                    let rec = record::seal_payload(
-                        &mut ctx,
-                        &raw,
-                        record_meta(&obj, &v.rv, now),
-                        dict.as_deref(),
-                    )
-                    .map_err(|e| Error::Encode {
-                        what: format!("{} object {}", inner.name, v.key),
-                        reason: e.to_string(),
-                    })?;
-                    let (kind, patch) = match (&prior, old_value) {
-                        (Prior::Absent, _) => (ChangeKind::Added, obj.clone()),
-                        (_, Some(old)) => (ChangeKind::Modified, merge_diff(old, &obj)),
-                        (_, None) => (ChangeKind::Modified, obj.clone()),
-                    };
-                    if matches!(prior, Prior::Absent) {
-                        st.objects += 1;
-                    }
-                    st.stored_bytes = st.stored_bytes + rec.len() as u64 - old_len;
-                    st.raw_bytes = st.raw_bytes + raw.len() as u64 - old_raw;
-                    let entries = index::entries(&obj, &v.key_str, &indexers);
-                    let next = Prior::Present {
-                        value: Arc::new(obj.clone()),
-                        record_len: rec.len() as u64,
-                        raw_len: raw.len() as u64,
-                    };
-                    sb.insert(key::object_key(&v.key_str), rec);
-                    (kind, patch, next, entries, Some(obj))
-                }
-                Delta::Delete(obj) => {
-                    if matches!(prior, Prior::Absent) {
-                        continue;
-                    }
-                    let patch = old_value.map_or(Value::Null, |old| merge_diff(old, &obj));
-                    st.objects -= 1;
-                    st.stored_bytes -= old_len;
-                    st.raw_bytes -= old_raw;
-                    sb.remove(key::object_key(&v.key_str));
-                    (
-                        ChangeKind::Deleted,
-                        patch,
-                        Prior::Absent,
-                        BTreeSet::new(),
-                        None,
-                    )
-                }
-            };
-            for gone in old_entries.difference(&new_entries) {
-                sb.remove(gone.as_slice());
-            }
-            for added in new_entries.difference(&old_entries) {
-                sb.insert(added.as_slice(), &[]);
-            }
-            st.last_seq += 1;
-            let seq = st.last_seq;
-            let payload = journal::Payload {
-                kind,
-                key: v.key_str.clone(),
-                patch,
-            };
-            let jraw = serde_json::to_vec(&payload).map_err(|e| Error::Encode {
-                what: format!("{} journal entry {seq}", inner.name),
-                reason: e.to_string(),
-            })?;
-            let source = new_value.as_ref().or(old_value).unwrap_or(&Value::Null);
-            let jrec = record::seal_payload(
-                &mut ctx,
-                &jraw,
-                record_meta(source, &v.rv, now),
-                dict.as_deref(),
-            )
-            .map_err(|e| Error::Encode {
-                what: format!("{} journal entry {seq}", inner.name),
-                reason: e.to_string(),
-            })?;
-            st.journal_len += 1;
-            st.journal_bytes += jrec.len() as u64;
-            pending_journal.push((seq, v.key_str.clone(), jrec.len() as u64));
-            sb.insert(&key::journal_key(seq), jrec);
-            sb.insert(key::history_entry(&v.key_str, seq), &[]);
-            changes.push(Change {
-                seq,
-                kind,
-                key: v.key,
-                rv: v.rv,
-                old: old_value.cloned(),
-                new: new_value,
-            });
-            overlay.insert(v.key_str, new_prior);
-        }
-        if healed {
-            // An unreadable record's raw size is unknown: count again.
-            (st.stored_bytes, st.raw_bytes) = self.recount(&overlay)?;
-        }
-        if st.journal_len == 0 {
-            st.journal_first = st.last_seq + 1;
-        }
-        self.trim_journal(
-            &mut st,
-            &mut sb,
-            inner.shared.options.journal,
-            &pending_journal,
-        )?;
-        if batch.rv.is_some() {
-            st.last_rv = batch.rv;
-        }
-        st.last_sync_ms = Some(now);
-        sb.insert(key::state_key(), record::seal_value(&st));
-        inner.tree.apply_batch(sb)?;
-        inner.flush()?;
-        if let Some(d) = new_dict {
-            inner
-                .dictionaries
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(d.id(), d);
-        }
-        *inner.state.write().unwrap_or_else(PoisonError::into_inner) = st;
-        Ok(changes)
-    }
-
-    /// Record and raw bytes of every object once `overlay` (the batch's
-    /// final state of the keys it touched) is applied.
-    fn recount(&self, overlay: &HashMap<String, Prior>) -> Result<(u64, u64)> {
-        let (mut stored, mut raw) = (0u64, 0u64);
-        for item in self.inner.tree.scan_prefix([prefix::OBJECT]) {
-            let (k, v) = item?;
-            if overlay.contains_key(&key::object_key_from(&k)) {
-                continue;
-            }
-            stored += v.len() as u64;
-            // Another corrupt record: its raw size stays unknown until it is healed too.
-            if let Ok((envelope, _)) = record::decode(&v) {
-                raw += envelope.raw_len as u64;
-            }
-        }
-        for prior in overlay.values() {
-            match prior {
-                Prior::Absent => {}
-                Prior::Present {
-                    record_len,
-                    raw_len,
-                    ..
-                } => {
-                    stored += record_len;
-                    raw += raw_len;
-                }
-                Prior::Corrupt { record_len } => stored += record_len,
-            }
-        }
-        Ok((stored, raw))
-    }
-
-    /// Trains a (new) dictionary when the collection has grown enough, and
-    /// puts it in the batch whose records are the first to use it.
-    fn maybe_train(
-        &self,
-        st: &mut State,
-        batch: &Batch,
-        sb: &mut sled::Batch,
-    ) -> Result<Option<Arc<Dictionary>>> {
-        let inner = &self.inner;
-        let opts = &inner.shared.options.dictionary;
-        let upserts: Vec<&Value> = batch
-            .deltas
-            .iter()
-            .filter_map(|d| match d {
-                Delta::Upsert(o) => Some(o),
-                Delta::Delete(_) => None,
-            })
-            .collect();
-        let expected = st.objects + upserts.len() as u64;
-        let due = if st.trained_at == 0 {
-            expected >= opts.min_objects
-        } else {
-            opts.retrain_factor > 0 && expected >= st.trained_at.saturating_mul(opts.retrain_factor)
-        };
-        if !due || opts.max_bytes == 0 {
-            return Ok(None);
-        }
-        let mut samples: Vec<Vec<u8>> = upserts
-            .iter()
-            .take(opts.samples)
-            .filter_map(|o| serde_json::to_vec(o).ok())
-            .collect();
-        let room = opts.samples.saturating_sub(samples.len());
-        if room > 0 && st.objects > 0 {
-            let stride = (st.objects as usize / room).max(1);
-            for item in inner
-                .tree
-                .scan_prefix([prefix::OBJECT])
-                .step_by(stride)
-                .take(room)
-            {
-                let (k, v) = item?;
-                if let Ok((_, raw)) = inner.open_record(&key::object_key_from(&k), &v) {
-                    samples.push(raw);
-                }
-            }
-        }
-        st.trained_at = expected.max(1);
-        let id = st.dictionary + 1;
-        match Dictionary::train(
-            id,
-            &samples,
-            opts.max_bytes,
-            inner.shared.options.compression_level,
-        ) {
-            Ok(dict) => {
-                tracing::info!(collection = %inner.name, id, samples = samples.len(), bytes = dict.bytes().len(), "trained a zstd dictionary");
-                sb.insert(
-                    &key::dictionary_key(id),
-                    record::seal(dict.bytes().to_vec()),
-                );
-                st.dictionary = id;
-                Ok(Some(Arc::new(dict)))
-            }
-            Err(e) => {
-                // Too few or too uniform samples: keep the current codec and
-                // try again once the collection has grown.
-                tracing::warn!(collection = %inner.name, samples = samples.len(), error = %e, "dictionary training failed");
-                Ok(None)
-            }
-        }
-    }
-}
-
-fn record_meta(object: &Value, rv: &str, now: u64) -> RecordMeta {
-    let text = |p: &str| {
-        object
-            .pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    RecordMeta {
-        rv: rv.to_string(),
-        uid: text("/metadata/uid"),
-        created: text("/metadata/creationTimestamp"),
-        stored_at_ms: now,
     }
 }

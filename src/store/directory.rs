@@ -15,6 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
@@ -107,6 +108,37 @@ impl StoreDir {
         secure_tree(&self.path)
     }
 }
+
+impl Drop for StoreDir {
+    /// Runs after the sled handles are dropped (they are declared before the
+    /// `StoreDir` wherever one is held). sled lets go of its own file lock
+    /// from background threads a little later; waiting for that here makes
+    /// "closed" mean closed, so the next opener (this process or another)
+    /// does not find sled's lock still held.
+    fn drop(&mut self) {
+        let sled_file = self.db_path().join("db");
+        let Ok(file) = File::open(&sled_file) else {
+            return;
+        };
+        let deadline = Instant::now() + SLED_RELEASE_WAIT;
+        loop {
+            match file.try_lock_exclusive() {
+                Ok(()) => {
+                    let _ = FileExt::unlock(&file);
+                    return;
+                }
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                Err(e) => {
+                    tracing::warn!(path = %sled_file.display(), error = %e, "sled still holds its lock after close");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// How long closing a store waits for sled's background threads.
+const SLED_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 fn holds_only_a_lock(path: &Path) -> Result<bool> {
     for entry in fs::read_dir(path).map_err(|e| Error::io(path, e))? {

@@ -52,6 +52,27 @@ pub(crate) struct Payload {
     pub patch: Value,
 }
 
+/// The payload of a journal record, written without re-serializing the
+/// patch (for Added it is the object's JSON, already serialized once).
+pub(crate) fn encode_payload(kind: ChangeKind, key: &str, patch_json: &[u8]) -> Vec<u8> {
+    let kind = match kind {
+        ChangeKind::Added => "Added",
+        ChangeKind::Modified => "Modified",
+        ChangeKind::Deleted => "Deleted",
+    };
+    // A String always serializes.
+    let key = serde_json::to_string(key).unwrap_or_default();
+    let mut out = Vec::with_capacity(40 + key.len() + patch_json.len());
+    out.extend_from_slice(br#"{"kind":""#);
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(br#"","key":"#);
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(br#","patch":"#);
+    out.extend_from_slice(patch_json);
+    out.push(b'}');
+    out
+}
+
 impl Payload {
     pub fn into_entry(self, seq: u64, rv: String, at_ms: u64) -> Result<JournalEntry, String> {
         let key = self
@@ -249,6 +270,19 @@ mod tests {
         let mut rebuilt = old.clone();
         json_patch::merge(&mut rebuilt, &patch);
         assert_eq!(rebuilt, new);
+    }
+
+    #[test]
+    fn encoded_payloads_parse_back() {
+        let patch = json!({"metadata": {"name": "a\"b"}, "x": [1, null]});
+        for kind in [ChangeKind::Added, ChangeKind::Modified, ChangeKind::Deleted] {
+            let raw = encode_payload(kind, "ns/a\"b", &serde_json::to_vec(&patch).unwrap());
+            let back: Payload = serde_json::from_slice(&raw).unwrap();
+            assert_eq!(
+                (back.kind, back.key.as_str(), &back.patch),
+                (kind, "ns/a\"b", &patch)
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
+mod apply;
 mod collection;
 mod cursor;
 pub mod dictionary;

@@ -1,0 +1,482 @@
+//! The write path: `apply` turns a batch of deltas into ONE sled batch
+//! (object records, index entries, journal and history entries, any new
+//! dictionary, the state record with the last RV), commits it atomically
+//! and flushes before returning (I1).
+//!
+//! A [`Builder`] holds the batch being built; each delta is one small step
+//! (`upsert`, `delete`) over the key's prior state, which comes from the
+//! store or from an earlier delta of the same batch.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError};
+
+use serde_json::Value;
+
+use super::collection::{Collection, Inner};
+use super::dictionary::{Dictionary, ZstdContext};
+use super::error::{Error, Result};
+use super::index;
+use super::journal::{self, merge_diff};
+use super::key::{self, prefix};
+use super::record::{self, RecordMeta};
+use super::state::{self, State};
+use super::{Batch, Change, ChangeKind, Delta, IndexFn, ObjectKey};
+
+/// What an apply has to know about each object it writes.
+struct Validated {
+    key: ObjectKey,
+    key_str: String,
+    rv: String,
+}
+
+/// The state of a key before a delta, while a batch is being built.
+#[derive(Clone)]
+pub(crate) enum Prior {
+    Absent,
+    Present {
+        value: Arc<Value>,
+        record_len: u64,
+        raw_len: u64,
+    },
+    /// A record is there but unreadable: it is overwritten or removed, and
+    /// its index entries found by scanning.
+    Corrupt {
+        record_len: u64,
+    },
+}
+
+impl Prior {
+    fn value(&self) -> Option<Arc<Value>> {
+        match self {
+            Prior::Present { value, .. } => Some(value.clone()),
+            Prior::Absent | Prior::Corrupt { .. } => None,
+        }
+    }
+
+    /// (record bytes, raw JSON bytes) the counters hold for this state.
+    fn sizes(&self) -> (u64, u64) {
+        match self {
+            Prior::Absent => (0, 0),
+            Prior::Present {
+                record_len,
+                raw_len,
+                ..
+            } => (*record_len, *raw_len),
+            // The raw size of an unreadable record is unknown; see `recount`.
+            Prior::Corrupt { record_len } => (*record_len, 0),
+        }
+    }
+}
+
+/// A change whose values are still shared with the batch's overlay.
+struct Pending {
+    seq: u64,
+    kind: ChangeKind,
+    key: ObjectKey,
+    rv: String,
+    old: Option<Arc<Value>>,
+    new: Option<Arc<Value>>,
+}
+
+/// The batch being built for one `apply`.
+struct Builder<'a> {
+    inner: &'a Inner,
+    st: State,
+    sb: sled::Batch,
+    ctx: ZstdContext,
+    dict: Option<Arc<Dictionary>>,
+    indexers: BTreeMap<String, IndexFn>,
+    now: u64,
+    /// The batch's own latest state of each key it touched.
+    overlay: HashMap<String, Prior>,
+    /// Whether a corrupt record was replaced (the byte counters need a recount).
+    healed: bool,
+    changes: Vec<Pending>,
+    /// (seq, key, bytes) of the journal entries this batch adds.
+    journal: Vec<(u64, String, u64)>,
+}
+
+impl Builder<'_> {
+    fn prior(&self, key: &str) -> Result<Prior> {
+        match self.overlay.get(key) {
+            Some(p) => Ok(p.clone()),
+            None => self.inner.prior(key),
+        }
+    }
+
+    /// The index entries a prior state holds.
+    fn entries_of(&mut self, prior: &Prior, key: &str) -> Result<BTreeSet<Vec<u8>>> {
+        Ok(match prior {
+            Prior::Absent => BTreeSet::new(),
+            Prior::Present { value, .. } => index::entries(value, key, &self.indexers),
+            Prior::Corrupt { .. } => {
+                self.healed = true;
+                self.inner.scan_index_entries_of(key)?.into_iter().collect()
+            }
+        })
+    }
+
+    fn encode_error(&self, what: String, e: impl ToString) -> Error {
+        Error::Encode {
+            what: format!("{} {what}", self.inner.name),
+            reason: e.to_string(),
+        }
+    }
+
+    fn upsert(&mut self, v: Validated, obj: Value) -> Result<()> {
+        let prior = self.prior(&v.key_str)?;
+        let old = prior.value();
+        if old.as_deref() == Some(&obj) {
+            return Ok(());
+        }
+        let old_entries = self.entries_of(&prior, &v.key_str)?;
+        let raw = serde_json::to_vec(&obj)
+            .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
+        let rec = record::seal_payload(
+            &mut self.ctx,
+            &raw,
+            record_meta(&obj, &v.rv, self.now),
+            self.dict.as_deref(),
+        )
+        .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
+        // Added: the journal holds the object itself, already serialized.
+        let (kind, diff) = match (&prior, &old) {
+            (Prior::Absent, _) => (ChangeKind::Added, None),
+            (_, Some(old)) => (ChangeKind::Modified, Some(merge_diff(old, &obj))),
+            (_, None) => (ChangeKind::Modified, None),
+        };
+        let diff = diff
+            .map(|d| serde_json::to_vec(&d))
+            .transpose()
+            .map_err(|e| self.encode_error(format!("patch of {}", v.key), e))?;
+        let (old_len, old_raw) = prior.sizes();
+        if matches!(prior, Prior::Absent) {
+            self.st.objects += 1;
+        }
+        self.st.stored_bytes = self.st.stored_bytes + rec.len() as u64 - old_len;
+        self.st.raw_bytes = self.st.raw_bytes + raw.len() as u64 - old_raw;
+        let new_entries = index::entries(&obj, &v.key_str, &self.indexers);
+        self.reindex(&old_entries, &new_entries);
+        let next = Prior::Present {
+            value: Arc::new(obj),
+            record_len: rec.len() as u64,
+            raw_len: raw.len() as u64,
+        };
+        self.sb.insert(key::object_key(&v.key_str), rec);
+        let new = next.value();
+        self.overlay.insert(v.key_str.clone(), next);
+        let subject = new.clone().unwrap_or_default();
+        self.journal(kind, v, diff.as_deref().unwrap_or(&raw), &subject, old, new)
+    }
+
+    fn delete(&mut self, v: Validated, obj: Value) -> Result<()> {
+        let prior = self.prior(&v.key_str)?;
+        if matches!(prior, Prior::Absent) {
+            return Ok(());
+        }
+        let old_entries = self.entries_of(&prior, &v.key_str)?;
+        let old = prior.value();
+        // The last state may differ from the stored one (deletion RV, finalizers).
+        let diff = old
+            .as_deref()
+            .map_or(Value::Null, |old| merge_diff(old, &obj));
+        let diff = serde_json::to_vec(&diff)
+            .map_err(|e| self.encode_error(format!("patch of {}", v.key), e))?;
+        let (old_len, old_raw) = prior.sizes();
+        self.st.objects -= 1;
+        self.st.stored_bytes -= old_len;
+        self.st.raw_bytes -= old_raw;
+        self.reindex(&old_entries, &BTreeSet::new());
+        self.sb.remove(key::object_key(&v.key_str));
+        self.overlay.insert(v.key_str.clone(), Prior::Absent);
+        self.journal(ChangeKind::Deleted, v, &diff, &obj, old, None)
+    }
+
+    fn reindex(&mut self, old: &BTreeSet<Vec<u8>>, new: &BTreeSet<Vec<u8>>) {
+        for gone in old.difference(new) {
+            self.sb.remove(gone.as_slice());
+        }
+        for added in new.difference(old) {
+            self.sb.insert(added.as_slice(), &[]);
+        }
+    }
+
+    /// Journals a change (with its history entry) and records it for the
+    /// caller. The entry's envelope describes `subject`: the new object, or
+    /// for a delete the one that went away.
+    fn journal(
+        &mut self,
+        kind: ChangeKind,
+        v: Validated,
+        patch_json: &[u8],
+        subject: &Value,
+        old: Option<Arc<Value>>,
+        new: Option<Arc<Value>>,
+    ) -> Result<()> {
+        self.st.last_seq += 1;
+        let seq = self.st.last_seq;
+        let payload = journal::encode_payload(kind, &v.key_str, patch_json);
+        let meta = record_meta(subject, &v.rv, self.now);
+        let rec = record::seal_payload(&mut self.ctx, &payload, meta, self.dict.as_deref())
+            .map_err(|e| self.encode_error(format!("journal entry {seq}"), e))?;
+        self.st.journal_len += 1;
+        self.st.journal_bytes += rec.len() as u64;
+        self.journal
+            .push((seq, v.key_str.clone(), rec.len() as u64));
+        self.sb.insert(&key::journal_key(seq), rec);
+        self.sb.insert(key::history_entry(&v.key_str, seq), &[]);
+        self.changes.push(Pending {
+            seq,
+            kind,
+            key: v.key,
+            rv: v.rv,
+            old,
+            new,
+        });
+        Ok(())
+    }
+}
+
+impl Collection {
+    fn validate(&self, object: &Value) -> Result<Validated> {
+        let id = &self.inner.id;
+        let key = ObjectKey::of(object).map_err(|e| match e {
+            Error::InvalidObject(m) => Error::InvalidObject(format!("{}: {m}", self.inner.name)),
+            other => other,
+        })?;
+        if id.namespaced && key.namespace.is_none() {
+            return Err(Error::InvalidObject(format!(
+                "{}: object {:?} has no metadata.namespace, but {} are namespaced",
+                self.inner.name, key.name, id.resource
+            )));
+        }
+        if !id.namespaced && key.namespace.is_some() {
+            return Err(Error::InvalidObject(format!(
+                "{}: object {key} has a metadata.namespace, but {} are cluster-scoped",
+                self.inner.name, id.resource
+            )));
+        }
+        let rv = match object.pointer("/metadata/resourceVersion") {
+            Some(Value::String(rv)) if !rv.is_empty() => rv.clone(),
+            _ => {
+                return Err(Error::InvalidObject(format!(
+                "{}: object {key} has no metadata.resourceVersion (a non-empty string is required)",
+                self.inner.name
+            )))
+            }
+        };
+        let key_str = key.encode();
+        Ok(Validated { key, key_str, rv })
+    }
+
+    /// Applies a batch atomically (objects, indexes, journal, last RV) and
+    /// returns once it is durable. An invalid object rejects the whole batch
+    /// before anything is written. An upsert identical to the stored object
+    /// and a delete of an absent key change nothing and journal nothing, so
+    /// replaying a batch after a crash is harmless. `batch.rv = None` keeps
+    /// the stored RV.
+    pub fn apply(&self, batch: Batch) -> Result<Vec<Change>> {
+        let inner = &self.inner;
+        let validated = batch
+            .deltas
+            .iter()
+            .map(|d| match d {
+                Delta::Upsert(o) | Delta::Delete(o) => self.validate(o),
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut st = inner.state();
+        let mut sb = sled::Batch::default();
+        let new_dict = self.maybe_train(&mut st, &batch, &mut sb)?;
+        let dict = match (&new_dict, st.dictionary) {
+            (Some(d), _) => Some(d.clone()),
+            (None, 0) => None,
+            (None, id) => Some(inner.dictionary(id)?),
+        };
+        let mut b = Builder {
+            inner,
+            st,
+            sb,
+            ctx: ZstdContext::new(inner.shared.options.compression_level),
+            dict,
+            indexers: inner
+                .indexers
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            now: state::now_ms(),
+            overlay: HashMap::new(),
+            healed: false,
+            changes: Vec::new(),
+            journal: Vec::new(),
+        };
+        for (delta, v) in batch.deltas.into_iter().zip(validated) {
+            match delta {
+                Delta::Upsert(obj) => b.upsert(v, obj)?,
+                Delta::Delete(obj) => b.delete(v, obj)?,
+            }
+        }
+        if b.healed {
+            (b.st.stored_bytes, b.st.raw_bytes) = self.recount(&b.overlay)?;
+        }
+        if b.st.journal_len == 0 {
+            b.st.journal_first = b.st.last_seq + 1;
+        }
+        self.trim_journal(
+            &mut b.st,
+            &mut b.sb,
+            inner.shared.options.journal,
+            &b.journal,
+        )?;
+        if batch.rv.is_some() {
+            b.st.last_rv = batch.rv;
+        }
+        b.st.last_sync_ms = Some(b.now);
+        let Builder {
+            st,
+            mut sb,
+            overlay,
+            changes,
+            ..
+        } = b;
+        sb.insert(key::state_key(), record::seal_value(&st));
+        inner.tree.apply_batch(sb)?;
+        inner.flush()?;
+        if let Some(d) = new_dict {
+            inner
+                .dictionaries
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(d.id(), d);
+        }
+        *inner.state.write().unwrap_or_else(PoisonError::into_inner) = st;
+        // With the overlay gone, each value usually has one owner left.
+        drop(overlay);
+        let owned =
+            |v: Option<Arc<Value>>| v.map(|a| Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone()));
+        Ok(changes
+            .into_iter()
+            .map(|p| Change {
+                seq: p.seq,
+                kind: p.kind,
+                key: p.key,
+                rv: p.rv,
+                old: owned(p.old),
+                new: owned(p.new),
+            })
+            .collect())
+    }
+
+    /// Record and raw bytes of every object once `overlay` (the batch's
+    /// final state of the keys it touched) is applied.
+    fn recount(&self, overlay: &HashMap<String, Prior>) -> Result<(u64, u64)> {
+        let (mut stored, mut raw) = (0u64, 0u64);
+        for item in self.inner.tree.scan_prefix([prefix::OBJECT]) {
+            let (k, v) = item?;
+            if overlay.contains_key(&key::object_key_from(&k)) {
+                continue;
+            }
+            stored += v.len() as u64;
+            // Another corrupt record: its raw size stays unknown until it is healed too.
+            if let Ok((envelope, _)) = record::decode(&v) {
+                raw += envelope.raw_len as u64;
+            }
+        }
+        for prior in overlay.values() {
+            let (s, r) = prior.sizes();
+            stored += s;
+            raw += r;
+        }
+        Ok((stored, raw))
+    }
+
+    /// Trains a (new) dictionary when the collection has grown enough, and
+    /// puts it in the batch whose records are the first to use it.
+    fn maybe_train(
+        &self,
+        st: &mut State,
+        batch: &Batch,
+        sb: &mut sled::Batch,
+    ) -> Result<Option<Arc<Dictionary>>> {
+        let inner = &self.inner;
+        let opts = &inner.shared.options.dictionary;
+        let upserts: Vec<&Value> = batch
+            .deltas
+            .iter()
+            .filter_map(|d| match d {
+                Delta::Upsert(o) => Some(o),
+                Delta::Delete(_) => None,
+            })
+            .collect();
+        let expected = st.objects + upserts.len() as u64;
+        let due = if st.trained_at == 0 {
+            expected >= opts.min_objects
+        } else {
+            opts.retrain_factor > 0 && expected >= st.trained_at.saturating_mul(opts.retrain_factor)
+        };
+        if !due || opts.max_bytes == 0 {
+            return Ok(None);
+        }
+        let mut samples: Vec<Vec<u8>> = upserts
+            .iter()
+            .take(opts.samples)
+            .filter_map(|o| serde_json::to_vec(o).ok())
+            .collect();
+        let room = opts.samples.saturating_sub(samples.len());
+        if room > 0 && st.objects > 0 {
+            let stride = (st.objects as usize / room).max(1);
+            for item in inner
+                .tree
+                .scan_prefix([prefix::OBJECT])
+                .step_by(stride)
+                .take(room)
+            {
+                let (k, v) = item?;
+                if let Ok((_, raw)) = inner.open_record(&key::object_key_from(&k), &v) {
+                    samples.push(raw);
+                }
+            }
+        }
+        st.trained_at = expected.max(1);
+        let id = st.dictionary + 1;
+        match Dictionary::train(
+            id,
+            &samples,
+            opts.max_bytes,
+            inner.shared.options.compression_level,
+        ) {
+            Ok(dict) => {
+                tracing::info!(collection = %inner.name, id, samples = samples.len(), bytes = dict.bytes().len(), "trained a zstd dictionary");
+                sb.insert(
+                    &key::dictionary_key(id),
+                    record::seal(dict.bytes().to_vec()),
+                );
+                st.dictionary = id;
+                Ok(Some(Arc::new(dict)))
+            }
+            Err(e) => {
+                // Too few or too uniform samples: keep the current codec and
+                // try again once the collection has grown.
+                tracing::warn!(collection = %inner.name, samples = samples.len(), error = %e, "dictionary training failed");
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn record_meta(object: &Value, rv: &str, now: u64) -> RecordMeta {
+    let text = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    RecordMeta {
+        rv: rv.to_string(),
+        uid: text("/metadata/uid"),
+        created: text("/metadata/creationTimestamp"),
+        stored_at_ms: now,
+    }
+}
