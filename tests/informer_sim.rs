@@ -222,11 +222,11 @@ async fn handler_reads_its_object_empty_namespace_lists_empty_and_wait_for_rv() 
         informer.list_namespace("no-such-namespace").unwrap(),
         Vec::<serde_json::Value>::new()
     );
-    assert!(!informer.list_namespace("ns-0").unwrap().is_empty());
+    assert!(!informer.list_namespace("ns-000").unwrap().is_empty());
 
     // I2: the handler sees the object in the store when its event arrives.
     let mut events = Box::pin(informer.subscribe());
-    let created = sim.create("pods", pod("ns-1", "fresh")).unwrap();
+    let created = sim.create("pods", pod("ns-001", "fresh")).unwrap();
     let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
         .await
         .unwrap()
@@ -234,7 +234,7 @@ async fn handler_reads_its_object_empty_namespace_lists_empty_and_wait_for_rv() 
         .unwrap();
     assert_eq!(
         (ev.kind, ev.key.to_string()),
-        (EventKind::Added, "ns-1/fresh".to_string())
+        (EventKind::Added, "ns-001/fresh".to_string())
     );
     let stored = informer
         .get(&ev.key)

@@ -130,14 +130,15 @@ async fn consume(mut consumer: kube_persist::informer::Consumer) {
     while let Some(item) = consumer.next().await {
         match item {
             Ok(ev) => {
-                let mut out = std::io::stdout().lock();
-                let printed = writeln!(
-                    out,
-                    "event seq={} kind={:?} key={} rv={}",
-                    ev.seq, ev.kind, ev.key, ev.rv
-                )
-                .and_then(|_| out.flush());
-                drop(out);
+                let printed = {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(
+                        out,
+                        "event seq={} kind={:?} key={} rv={}",
+                        ev.seq, ev.kind, ev.key, ev.rv
+                    )
+                    .and_then(|_| out.flush())
+                };
                 if let Err(err) = printed {
                     tracing::error!("cannot print events: {err}");
                     return;

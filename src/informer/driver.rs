@@ -106,7 +106,7 @@ impl<S: ListWatch + Clone> Driver<S> {
         if changed && state == State::Synced {
             let ms = self.shared.started.elapsed().as_millis() as u64;
             Metrics::set(&self.shared.metrics.resume_ms, ms);
-            tracing::info!(rv = ?self.shared.rv.borrow(), after_ms = ms, "synced");
+            tracing::info!(rv = ?self.shared.rv.borrow().clone(), after_ms = ms, "synced");
         }
     }
 }
@@ -138,11 +138,27 @@ fn apply_relist(collection: &Collection, objects: Vec<Value>, rv: String) -> Res
         };
         deltas.push(Delta::Delete(last));
     }
-    Ok(collection.apply(Batch {
-        deltas,
-        rv: Some(rv),
-    })?)
+    // Applied in chunks: one huge sled batch costs more than its parts.
+    // Only the last chunk carries the RV, so the stored RV is never ahead of
+    // the data (I1); a crash in between leaves the old RV, whose watch gets
+    // 410 again (or there was none), and the next relist diffs what landed.
+    let mut changes = Vec::with_capacity(deltas.len());
+    let mut deltas = deltas.into_iter().peekable();
+    loop {
+        let chunk: Vec<Delta> = deltas.by_ref().take(RELIST_CHUNK).collect();
+        let last = deltas.peek().is_none();
+        changes.extend(collection.apply(Batch {
+            deltas: chunk,
+            rv: last.then(|| rv.clone()),
+        })?);
+        if last {
+            return Ok(changes);
+        }
+    }
 }
+
+/// Deltas per store batch when applying a relist.
+const RELIST_CHUNK: usize = 1000;
 
 fn tombstone(key: &ObjectKey, rv: &str) -> Value {
     json!({"metadata": {"name": key.name, "namespace": key.namespace, "resourceVersion": rv}})

@@ -244,17 +244,19 @@ impl Consumer {
     }
 
     /// The last acknowledged seq (0: none).
-    pub async fn acked(&self) -> Result<u64> {
+    pub fn acked(&self) -> impl std::future::Future<Output = Result<u64>> + Send + 'static {
         let c = self.collection.clone();
         let n = self.name.clone();
-        blocking(move || Ok(c.cursor(&n)?.unwrap_or(0))).await
+        blocking(move || Ok(c.cursor(&n)?.unwrap_or(0)))
     }
 
-    /// Durably records that every event up to `seq` was handled.
-    pub async fn ack(&self, seq: u64) -> Result<()> {
+    /// Durably records that every event up to `seq` was handled. The
+    /// returned future does not borrow the consumer, so it can be awaited
+    /// while the stream is in use elsewhere.
+    pub fn ack(&self, seq: u64) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let c = self.collection.clone();
         let n = self.name.clone();
-        blocking(move || Ok(c.ack(&n, seq)?)).await
+        blocking(move || Ok(c.ack(&n, seq)?))
     }
 }
 
