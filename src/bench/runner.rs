@@ -1,0 +1,563 @@
+//! Driving one comparison end to end: a simulated cluster per object count,
+//! every contender in its own child process, several repetitions, and the
+//! simulator's counters read around each run.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::child::{ChildKind, ChildReport, ChildSpec};
+use super::clock;
+use super::contender::Contender;
+use super::process::Running;
+use super::report::{Report, Sample, Setup, SteadyRow};
+use super::steady::{self, Load, Phase, SteadyReport};
+use super::{Error, Result};
+use crate::sim::{GoneMode, SimConfig, Simulator};
+
+/// The resource every contender caches.
+const RESOURCE: &str = "pods";
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// This executable, re-run as each contender's child process.
+    pub exe: PathBuf,
+    /// Pod counts of the simulated cluster, one round each.
+    pub objects: Vec<usize>,
+    /// Percentages of objects written while a resuming process is down.
+    pub changed_pct: Vec<u32>,
+    /// Percentage written before the RV is compacted away (410 relist).
+    pub gone_changed_pct: u32,
+    /// Repetitions of every measurement.
+    pub reps: usize,
+    /// Where stores and child logs go.
+    pub work_dir: PathBuf,
+    /// Time limit of one child process.
+    pub timeout: Duration,
+    /// How often the simulator sends bookmarks on watches that ask for them.
+    pub bookmark_interval: Duration,
+    /// Seed of the simulator's objects and writes.
+    pub seed: u64,
+    /// The steady-state measurement, if wanted.
+    pub steady: Option<SteadyPlan>,
+}
+
+/// The steady-state part of a plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SteadyPlan {
+    /// Pods in the cluster while measuring.
+    pub objects: usize,
+    /// The writes.
+    pub load: Load,
+}
+
+/// Where a run is, for a progress bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Measurements finished.
+    pub done: usize,
+    /// Measurements in the plan.
+    pub total: usize,
+    /// What is being measured now.
+    pub step: String,
+}
+
+impl Plan {
+    /// Refuses plans that cannot produce a meaningful comparison.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |option, reason: &str| {
+            Err(Error::InvalidOption {
+                option,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.objects.is_empty() {
+            return bad("--objects", "give at least one object count");
+        }
+        if self.objects.contains(&0) {
+            return bad("--objects", "object counts must be at least 1");
+        }
+        if self
+            .changed_pct
+            .iter()
+            .chain([&self.gone_changed_pct])
+            .any(|p| *p > 100)
+        {
+            return bad("--changed", "percentages must be between 0 and 100");
+        }
+        if self.reps == 0 {
+            return bad("--reps", "at least one repetition is needed");
+        }
+        if let Some(s) = &self.steady {
+            if s.objects == 0 {
+                return bad("--steady-objects", "must be at least 1");
+            }
+            if s.load.rate_per_sec == 0 {
+                return bad("--rate", "must be at least 1 write per second");
+            }
+            if s.load.paced_events == 0 && s.load.burst_events == 0 {
+                return bad("--steady-events", "give paced or burst events");
+            }
+        }
+        Ok(())
+    }
+
+    /// Child processes measured in this plan (not counting the unmeasured).
+    pub fn steps(&self) -> usize {
+        // Per repetition: reflector, fresh, each resume, the 410 relist.
+        let per_rep = 3 + self.changed_pct.len();
+        self.objects.len() * self.reps * per_rep + if self.steady.is_some() { 2 } else { 0 }
+    }
+
+    fn sim_config(&self, pods: usize) -> SimConfig {
+        let writes_while_down: usize = self
+            .changed_pct
+            .iter()
+            .chain([&self.gone_changed_pct])
+            .map(|p| writes_for(pods, *p))
+            .sum();
+        SimConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            pods,
+            namespaces: (pods / 250).clamp(1, 200),
+            configmaps: 0,
+            seed: self.seed,
+            bookmark_interval: self.bookmark_interval,
+            compact_interval: None,
+            // Every write made while a contender is down must still be in
+            // the window when it resumes; only the 410 case compacts.
+            history: (writes_while_down + 10_000) * 2,
+            page_size_max: 10_000,
+            watch_list: true,
+            gone: GoneMode::Http410,
+        }
+    }
+}
+
+/// Writes that change `pct` percent of `pods` (at least one if pct > 0).
+fn writes_for(pods: usize, pct: u32) -> usize {
+    if pct == 0 {
+        0
+    } else {
+        (pods * pct as usize).div_ceil(100)
+    }
+}
+
+/// Runs `plan`, calling `on_progress` before each measurement.
+pub fn run(plan: &Plan, on_progress: &mut dyn FnMut(&Progress)) -> Result<Report> {
+    plan.validate()?;
+    std::fs::create_dir_all(&plan.work_dir).map_err(|source| Error::Io {
+        path: plan.work_dir.clone(),
+        source,
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            path: "<tokio runtime>".into(),
+            source,
+        })?;
+    let mut bench = Bench {
+        plan,
+        runtime,
+        on_progress,
+        done: 0,
+        samples: Vec::new(),
+    };
+    for &pods in &plan.objects {
+        bench.objects_round(pods)?;
+    }
+    let steady = match plan.steady {
+        Some(s) => bench.steady_round(s)?,
+        None => Vec::new(),
+    };
+    Ok(Report::new(Setup::of(plan), bench.samples, steady))
+}
+
+/// One repetition at one object count.
+#[derive(Clone, Copy)]
+struct Round<'s> {
+    sim: &'s Simulator,
+    pods: usize,
+    rep: usize,
+    raw_json_bytes: u64,
+}
+
+struct Bench<'a> {
+    plan: &'a Plan,
+    runtime: tokio::runtime::Runtime,
+    on_progress: &'a mut dyn FnMut(&Progress),
+    done: usize,
+    samples: Vec<Sample>,
+}
+
+impl Bench<'_> {
+    fn progress(&mut self, step: String) {
+        (self.on_progress)(&Progress {
+            done: self.done,
+            total: self.plan.steps(),
+            step,
+        });
+        self.done += 1;
+    }
+
+    fn start_sim(&self, pods: usize) -> Result<Simulator> {
+        Ok(self
+            .runtime
+            .block_on(Simulator::start(self.plan.sim_config(pods)))?)
+    }
+
+    /// Every contender at one object count, `reps` times. The persist
+    /// contenders share one store per repetition, in an order where each
+    /// leaves it as the next one needs it: the fresh run syncs it, each
+    /// resume starts from the state the previous run synced, and the 410
+    /// relist comes last because it compacts the server's history.
+    fn objects_round(&mut self, pods: usize) -> Result<()> {
+        let sim = self.start_sim(pods)?;
+        let raw_json_bytes = raw_json_bytes(&sim.objects(RESOURCE));
+        for rep in 0..self.plan.reps {
+            let round = Round {
+                sim: &sim,
+                pods,
+                rep,
+                raw_json_bytes,
+            };
+            let store = self.plan.work_dir.join(format!("store-{pods}-{rep}"));
+            remove_dir(&store)?;
+            self.measure(&round, Contender::Reflector, None, None)?;
+            self.measure(&round, Contender::Fresh, Some(&store), None)?;
+            for &changed_pct in &self.plan.changed_pct {
+                let synced = keys(&sim.objects(RESOURCE));
+                sim.mutate(writes_for(pods, changed_pct));
+                let c = Contender::Resume { changed_pct };
+                self.measure(&round, c, Some(&store), Some(&synced))?;
+            }
+            let changed_pct = self.plan.gone_changed_pct;
+            let synced = keys(&sim.objects(RESOURCE));
+            sim.mutate(writes_for(pods, changed_pct));
+            sim.compact();
+            let c = Contender::RelistAfterGone { changed_pct };
+            self.measure(&round, c, Some(&store), Some(&synced))?;
+            remove_dir(&store)?;
+        }
+        self.runtime.block_on(sim.shutdown());
+        Ok(())
+    }
+
+    fn measure(
+        &mut self,
+        round: &Round<'_>,
+        contender: Contender,
+        store: Option<&Path>,
+        synced_keys: Option<&HashSet<String>>,
+    ) -> Result<()> {
+        let Round {
+            sim,
+            pods,
+            rep,
+            raw_json_bytes,
+        } = *round;
+        self.progress(format!("{pods} pods, rep {}: {contender}", rep + 1));
+        let spec = ChildSpec {
+            kind: contender.child_kind(),
+            server: sim.url(),
+            store: store.map(Path::to_owned),
+            probe: probe_key(&sim.objects(RESOURCE), synced_keys)?,
+            steady: None,
+        };
+        let before = sim.stats();
+        let mut child = self.spawn(&contender.to_string(), &spec)?;
+        let report: ChildReport = child.next_report()?;
+        let spawned_ns = child.spawned_ns();
+        child.finish()?;
+        let after = sim.stats();
+        if !report.probe_found {
+            return Err(Error::ProbeMissing {
+                contender: contender.to_string(),
+                probe: spec.probe,
+            });
+        }
+        let disk_bytes = store.map(dir_bytes).transpose()?;
+        self.samples.push(Sample {
+            objects: pods,
+            contender,
+            rep,
+            first_read_ms: ms(clock::between(spawned_ns, report.first_read_ns)),
+            ready_ms: ms(clock::between(spawned_ns, report.ready_ns)),
+            list_requests: after.list_requests.saturating_sub(before.list_requests),
+            watch_requests: after.watch_requests.saturating_sub(before.watch_requests),
+            bytes_pulled: after.bytes_sent.saturating_sub(before.bytes_sent),
+            peak_rss_bytes: report.peak_rss_bytes,
+            disk_bytes,
+            raw_json_bytes,
+            objects_loaded: report.objects,
+            resumed: report.resumed,
+        });
+        Ok(())
+    }
+
+    fn spawn(&self, label: &str, spec: &ChildSpec) -> Result<Running> {
+        let log = self
+            .plan
+            .work_dir
+            .join(format!("{}.stderr", label.replace([' ', '%'], "-")));
+        Running::spawn(
+            label,
+            &self.plan.exe,
+            &spec.to_args(),
+            &log,
+            self.plan.timeout,
+        )
+    }
+
+    /// Steady state, once per kind of cache: the child syncs, says it is
+    /// ready, and the parent writes to the simulator while it listens.
+    fn steady_round(&mut self, plan: SteadyPlan) -> Result<Vec<SteadyRow>> {
+        let sim = self.start_sim(plan.objects)?;
+        let mut rows = Vec::new();
+        for kind in [ChildKind::Persist, ChildKind::Reflector] {
+            self.progress(format!("steady state, {} pods: {kind}", plan.objects));
+            let store = self.plan.work_dir.join("store-steady");
+            remove_dir(&store)?;
+            let spec = ChildSpec {
+                kind,
+                server: sim.url(),
+                store: (kind == ChildKind::Persist).then(|| store.clone()),
+                probe: probe_key(&sim.objects(RESOURCE), None)?,
+                steady: Some((plan.load.paced_events, plan.load.burst_events)),
+            };
+            let mut child = self.spawn(&format!("steady {kind}"), &spec)?;
+            let _ready: ChildReport = child.next_report()?;
+            write_load(&sim, plan.load)?;
+            let report: SteadyReport = child.next_report()?;
+            child.finish()?;
+            remove_dir(&store)?;
+            rows.push(SteadyRow {
+                kind,
+                objects: plan.objects,
+                rate_per_sec: plan.load.rate_per_sec,
+                report,
+            });
+        }
+        self.runtime.block_on(sim.shutdown());
+        Ok(rows)
+    }
+}
+
+/// Writes the paced then the burst phase, stamping each object with the
+/// clock just before its write.
+fn write_load(sim: &Simulator, load: Load) -> Result<()> {
+    let mut pool: Vec<Value> = sim.objects(RESOURCE).into_iter().take(1_000).collect();
+    if pool.is_empty() {
+        return Err(Error::InvalidOption {
+            option: "--steady-objects",
+            reason: "the simulator has no pods to write to".into(),
+        });
+    }
+    let mut write = |i: u64, phase: Phase| -> Result<()> {
+        let slot = (i as usize) % pool.len();
+        let mut object = pool[slot].clone();
+        steady::stamp(&mut object, phase, clock::now_ns());
+        pool[slot] = sim.replace(RESOURCE, object)?;
+        Ok(())
+    };
+    let start = Instant::now();
+    for i in 0..load.paced_events {
+        let due = start + load.interval() * u32::try_from(i).unwrap_or(u32::MAX);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        write(i, Phase::Paced)?;
+    }
+    for i in 0..load.burst_events {
+        write(load.paced_events + i, Phase::Burst)?;
+    }
+    Ok(())
+}
+
+/// A `namespace/name` the contender must be able to read once ready: the
+/// lowest key the server holds, stable across runs of one seed. A resuming
+/// contender reads its store before it has caught up, so its probe must
+/// also be among the keys that existed when the store last synced
+/// (`synced_keys`), or its first `get` would rightly miss.
+fn probe_key(objects: &[Value], synced_keys: Option<&HashSet<String>>) -> Result<String> {
+    objects
+        .iter()
+        .filter_map(object_key)
+        .filter(|k| synced_keys.is_none_or(|synced| synced.contains(k)))
+        .min()
+        .ok_or(Error::InvalidOption {
+            option: "--objects",
+            reason: "the simulator serves no pods to probe".into(),
+        })
+}
+
+fn keys(objects: &[Value]) -> HashSet<String> {
+    objects.iter().filter_map(object_key).collect()
+}
+
+fn object_key(object: &Value) -> Option<String> {
+    let meta = object.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
+    Some(format!("{ns}/{name}"))
+}
+
+/// The bytes of every object as the API server serializes it.
+fn raw_json_bytes(objects: &[Value]) -> u64 {
+    objects
+        .iter()
+        .map(|o| serde_json::to_vec(o).map_or(0, |v| v.len() as u64))
+        .sum()
+}
+
+/// Space a directory takes on disk: allocated blocks, not apparent sizes,
+/// since sparse or preallocated files are what the disk actually holds.
+pub fn dir_bytes(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let meta = entry.metadata().map_err(io)?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    Ok(total)
+}
+
+fn remove_dir(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan() -> Plan {
+        Plan {
+            exe: "kube-persist".into(),
+            objects: vec![100, 1000],
+            changed_pct: vec![0, 1, 10],
+            gone_changed_pct: 1,
+            reps: 3,
+            work_dir: "/tmp/x".into(),
+            timeout: Duration::from_secs(60),
+            bookmark_interval: Duration::from_millis(100),
+            seed: 1,
+            steady: None,
+        }
+    }
+
+    #[test]
+    fn counts_every_measured_child() {
+        // 2 counts × 3 reps × (reflector + fresh + 3 resumes + 410 relist)
+        assert_eq!(plan().steps(), 36);
+        let mut p = plan();
+        p.steady = Some(SteadyPlan {
+            objects: 10,
+            load: Load {
+                rate_per_sec: 10,
+                paced_events: 1,
+                burst_events: 1,
+            },
+        });
+        assert_eq!(p.steps(), 38);
+    }
+
+    #[test]
+    fn refuses_plans_without_a_comparison() {
+        type Breakage = fn(&mut Plan);
+        let cases: Vec<(Breakage, &str)> = vec![
+            (|p| p.objects.clear(), "--objects"),
+            (|p| p.objects.push(0), "--objects"),
+            (|p| p.changed_pct.push(101), "--changed"),
+            (|p| p.gone_changed_pct = 200, "--changed"),
+            (|p| p.reps = 0, "--reps"),
+        ];
+        for (break_it, expected) in cases {
+            let mut p = plan();
+            break_it(&mut p);
+            match p.validate() {
+                Err(Error::InvalidOption { option, .. }) => assert_eq!(option, expected),
+                other => panic!("expected an error naming {expected}, got {other:?}"),
+            }
+        }
+        assert!(plan().validate().is_ok());
+    }
+
+    #[test]
+    fn changed_percentages_round_up_to_whole_writes() {
+        assert_eq!(writes_for(1000, 0), 0);
+        assert_eq!(writes_for(1000, 1), 10);
+        assert_eq!(writes_for(50, 1), 1);
+        assert_eq!(writes_for(200, 10), 20);
+    }
+
+    #[test]
+    fn the_simulator_keeps_every_write_made_while_down() {
+        let c = plan().sim_config(100_000);
+        // 0% + 1% + 10% + 1% of 100k.
+        assert!(c.history >= 12_000, "{}", c.history);
+        assert!(c.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn probe_is_the_lowest_key_the_store_can_hold() {
+        let objs = vec![
+            json!({"metadata": {"namespace": "b", "name": "x"}}),
+            json!({"metadata": {"namespace": "a", "name": "z"}}),
+            json!({"metadata": {}}),
+        ];
+        assert_eq!(probe_key(&objs, None).unwrap(), "a/z");
+        // "a/z" was created after the store last synced.
+        let synced: HashSet<String> = ["b/x".to_owned(), "c/gone".to_owned()].into();
+        assert_eq!(probe_key(&objs, Some(&synced)).unwrap(), "b/x");
+        let unrelated: HashSet<String> = ["q/q".to_owned()].into();
+        assert!(matches!(
+            probe_key(&objs, Some(&unrelated)),
+            Err(Error::InvalidOption { .. })
+        ));
+        assert!(matches!(
+            probe_key(&[], None),
+            Err(Error::InvalidOption { .. })
+        ));
+    }
+
+    #[test]
+    fn raw_bytes_are_the_serialized_objects() {
+        let objs = vec![json!({"a": 1}), json!({"bb": 22})];
+        assert_eq!(raw_json_bytes(&objs), 7 + 9);
+    }
+
+    #[test]
+    fn dir_bytes_counts_nested_files_and_missing_dirs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/f"), vec![1u8; 10_000]).unwrap();
+        assert!(dir_bytes(dir.path()).unwrap() >= 10_000);
+        assert!(matches!(
+            dir_bytes(&dir.path().join("nope")),
+            Err(Error::Io { .. })
+        ));
+    }
+}
