@@ -104,27 +104,23 @@ fn mutate_one(shared: &Shared) -> bool {
             .map(|_| ()),
         (Mutation::Status, Some(v)) => {
             let now = super::state::now();
-            shared
-                .write(|st| {
-                    patch_in(st, pods, v.namespace.as_deref(), &v.name, |p| {
-                        status_change(p, &now);
-                        Ok(())
-                    })
-                })
-                .map(|_| ())
-        }
-        (Mutation::Labels, Some(v)) => shared
-            .write(|st| {
-                // The rollout label names the write's own version, so a
-                // label change is never a no-op.
-                let rollout = (st.rv() + 1).to_string();
-                patch_in(st, pods, v.namespace.as_deref(), &v.name, |p| {
-                    p["metadata"]["labels"]["version"] = json!(format!("v{version}"));
-                    p["metadata"]["labels"]["rollout"] = json!(rollout);
-                    Ok(())
-                })
+            patch_in(shared, pods, v.namespace.as_deref(), &v.name, |p| {
+                status_change(p, &now);
+                Ok(())
             })
-            .map(|_| ()),
+            .map(|_| ())
+        }
+        (Mutation::Labels, Some(v)) => {
+            // A rollout label unique to this write: a label change is never
+            // a no-op.
+            let rollout = shared.next_pod.fetch_add(1, Ordering::Relaxed).to_string();
+            patch_in(shared, pods, v.namespace.as_deref(), &v.name, |p| {
+                p["metadata"]["labels"]["version"] = json!(format!("v{version}"));
+                p["metadata"]["labels"]["rollout"] = json!(rollout);
+                Ok(())
+            })
+            .map(|_| ())
+        }
         (_, None) => Ok(()),
     };
     match result {
@@ -147,12 +143,15 @@ impl LoadHandle {
     pub(crate) fn start(shared: Arc<Shared>, writes_per_sec: f64) -> LoadHandle {
         let stop = CancellationToken::new();
         let writes = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(drive(
-            shared,
-            writes_per_sec.max(0.0),
-            stop.clone(),
-            writes.clone(),
-        ));
+        let (stop_for_task, writes_for_task) = (stop.clone(), writes.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            drive(
+                shared,
+                writes_per_sec.max(0.0),
+                stop_for_task,
+                writes_for_task,
+            )
+        });
         LoadHandle {
             stop,
             writes,
@@ -183,25 +182,28 @@ impl Drop for LoadHandle {
     }
 }
 
-async fn drive(shared: Arc<Shared>, rate: f64, stop: CancellationToken, writes: Arc<AtomicU64>) {
-    let started = tokio::time::Instant::now();
+/// The generator loop, on a blocking thread of its own: writes are CPU
+/// work, and on an async worker they would starve the server's tasks.
+fn drive(shared: Arc<Shared>, rate: f64, stop: CancellationToken, writes: Arc<AtomicU64>) {
+    let started = std::time::Instant::now();
+    // At most 50 ms of writes at once: a generator that fell behind (a busy
+    // machine) drops the backlog instead of bursting.
+    let burst = (rate * 0.05).ceil().max(1.0) as u64;
     let mut attempts = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(5));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = shared.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        // Pace by attempts so a skipped write does not cause a burst.
+    while !stop.is_cancelled() && !shared.shutdown.is_cancelled() {
         let due = (started.elapsed().as_secs_f64() * rate) as u64;
-        if due > attempts {
-            let n = due - attempts;
-            attempts = due;
-            let done = mutate(&shared, n as usize);
-            writes.fetch_add(done, Ordering::Relaxed);
+        if due <= attempts {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
         }
+        let n = (due - attempts).min(burst);
+        attempts = if due - attempts > burst {
+            due
+        } else {
+            due.min(attempts + n)
+        };
+        let done = mutate(&shared, n as usize);
+        writes.fetch_add(done, Ordering::Relaxed);
     }
 }
 

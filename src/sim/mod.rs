@@ -21,7 +21,9 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex};
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -55,14 +57,14 @@ use state::State;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Could not bind or serve.
-    #[error("simulator i/o error: {0}")]
+    #[error("simulator i/o error")]
     Io(#[from] std::io::Error),
     /// A request to the simulator's own API failed.
     #[error("simulator: {0}")]
     Api(String),
     /// The simulated API server refused a write, with the Status a client
     /// over HTTP would get.
-    #[error("simulator refused the request: {0}")]
+    #[error(transparent)]
     Rejected(#[from] ApiError),
     /// The configuration cannot be served.
     #[error("invalid simulator configuration: {0}")]
@@ -239,20 +241,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Reads the datastore. A panic elsewhere while holding the lock leaves
-    /// the state consistent (writes commit in one step), so poisoning is
-    /// ignored.
+    /// Reads the datastore.
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
+        self.state.read()
     }
 
-    /// Writes to the datastore, then wakes watch streams.
+    /// Writes to the datastore, then wakes watch streams. The lock is
+    /// handed over fairly: under a steady write load, an unfair lock lets
+    /// the writer re-take it before woken watch streams run, starving them.
     pub fn write<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let (out, rv) = {
-            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-            let out = f(&mut st);
-            (out, st.rv())
-        };
+        let mut st = self.state.write();
+        let out = f(&mut st);
+        let rv = st.rv();
+        RwLockWriteGuard::unlock_fair(st);
         self.notify.send_replace(rv);
         out
     }
@@ -459,11 +460,9 @@ impl Simulator {
     ) -> Result<Value> {
         let r = resource_id(resource)?;
         let res = &RESOURCES[r];
-        let stored = self.shared.write(|st| {
-            server::patch_in(st, r, namespace, name, |v| {
-                json_patch::merge(v, merge_patch);
-                Ok(())
-            })
+        let stored = server::patch_in(&self.shared, r, namespace, name, |v| {
+            json_patch::merge(v, merge_patch);
+            Ok(())
         })?;
         Ok(stored.full(res))
     }

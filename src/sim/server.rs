@@ -17,7 +17,7 @@ use super::filter::Filter;
 use super::object::Stored;
 use super::params::ListParams;
 use super::resources::{self, ResourceId, RESOURCES};
-use super::state::State;
+use super::state::prepare_replace;
 use super::status::ApiError;
 use super::{list, openapi, watch, Counters, Fault, Shared};
 
@@ -350,24 +350,43 @@ fn replace(s: &Shared, t: &Target, name: &str, v: Value) -> Result<Response, Api
 }
 
 /// Applies `apply` to the current object and replaces it with the result
-/// (one write, or none if nothing changed).
+/// (one write, or none if nothing changed). The JSON work runs outside the
+/// lock against a snapshot of the object; the commit retries if another
+/// write got there first, as a real server's update loop does.
 pub(crate) fn patch_in(
-    st: &mut State,
+    shared: &Shared,
     r: ResourceId,
     namespace: Option<&str>,
     name: &str,
-    apply: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+    apply: impl Fn(&mut Value) -> Result<(), ApiError>,
 ) -> Result<Arc<Stored>, ApiError> {
     let res = &RESOURCES[r];
     let key = res.key(namespace, name);
-    let current = st
-        .get(r, &key)
-        .ok_or_else(|| ApiError::not_found(res.plural, name))?;
-    let mut v = current.full(res);
-    apply(&mut v)?;
-    match st.replace(r, namespace, name, v)? {
-        Some(ev) => Ok(ev.object.clone()),
-        None => Ok(current),
+    loop {
+        let current = shared
+            .read()
+            .get(r, &key)
+            .ok_or_else(|| ApiError::not_found(res.plural, name))?;
+        let old = current.item();
+        let mut v = old.clone();
+        apply(&mut v)?;
+        let ns = current.namespace.clone();
+        let Some(prepared) = prepare_replace(r, ns.as_deref(), name, v, &current, &old)? else {
+            return Ok(current);
+        };
+        let committed = shared.write(|st| {
+            let still = st
+                .get(r, &key)
+                .is_some_and(|now| Arc::ptr_eq(&now, &current));
+            still.then(|| {
+                st.commit_replace(r, prepared, current.clone())
+                    .object
+                    .clone()
+            })
+        });
+        if let Some(stored) = committed {
+            return Ok(stored);
+        }
     }
 }
 
@@ -382,22 +401,18 @@ async fn patch(s: &Shared, t: &Target, name: &str, req: Request) -> Result<Respo
         // has no schemas with patch strategies; for maps and scalars (what
         // kubectl label/annotate/scale send) they agree.
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-            s.write(|st| {
-                patch_in(st, t.r, t.namespace.as_deref(), name, |v| {
-                    json_patch::merge(v, &patch);
-                    Ok(())
-                })
+            patch_in(s, t.r, t.namespace.as_deref(), name, |v| {
+                json_patch::merge(v, &patch);
+                Ok(())
             })?
         }
         "application/json-patch+json" => {
             let ops: json_patch::Patch = serde_json::from_value(patch).map_err(|e| {
                 ApiError::bad_request(format!("invalid JSON patch: {e}"))
             })?;
-            s.write(|st| {
-                patch_in(st, t.r, t.namespace.as_deref(), name, |v| {
-                    json_patch::patch(v, &ops).map_err(|e| {
-                        ApiError::invalid(format!("the JSON patch could not be applied: {e}"))
-                    })
+            patch_in(s, t.r, t.namespace.as_deref(), name, |v| {
+                json_patch::patch(v, &ops).map_err(|e| {
+                    ApiError::invalid(format!("the JSON patch could not be applied: {e}"))
                 })
             })?
         }

@@ -163,7 +163,8 @@ impl State {
             return Err(ApiError::too_old(after, self.compacted));
         }
         let start = (after - self.compacted) as usize;
-        Ok(self.history.iter().skip(start).take(max).cloned().collect())
+        let end = self.history.len().min(start.saturating_add(max));
+        Ok(self.history.range(start.min(end)..end).cloned().collect())
     }
 
     /// For each key of `r` written after `at`: its state at `at`.
@@ -180,7 +181,7 @@ impl State {
             return Err(ApiError::too_old(at, self.compacted));
         }
         let start = (at - self.compacted) as usize;
-        for e in self.history.iter().skip(start) {
+        for e in self.history.range(start.min(self.history.len())..) {
             if e.resource == r {
                 out.entry(e.object.key.clone())
                     .or_insert_with(|| e.prev.clone());
@@ -309,61 +310,33 @@ impl State {
         r: ResourceId,
         path_ns: Option<&str>,
         name: &str,
-        mut value: Value,
+        value: Value,
     ) -> Result<Option<Arc<Event>>, ApiError> {
         let res = &RESOURCES[r];
-        check_type(res, &value)?;
         let ns = object_namespace(res, path_ns, &value)?;
-        let key = res.key(ns.as_deref(), name);
         let existing = self.objects[r]
-            .get(&key)
+            .get(&res.key(ns.as_deref(), name))
             .cloned()
             .ok_or_else(|| ApiError::not_found(res.plural, name))?;
         let old = existing.item();
-        let meta = metadata_mut(&mut value)?;
-        match meta.get("name").and_then(Value::as_str) {
-            Some(n) if n == name => {}
-            None => {
-                meta.insert("name".into(), json!(name));
-            }
-            Some(n) => {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )))
-            }
+        match prepare_replace(r, ns.as_deref(), name, value, &existing, &old)? {
+            Some(value) => Ok(Some(self.commit_replace(r, value, existing))),
+            None => Ok(None),
         }
-        if let Some(rv) = meta.get("resourceVersion").and_then(Value::as_str) {
-            if !rv.is_empty() && rv != existing.rv.to_string() {
-                return Err(ApiError::conflict(res.plural, name));
-            }
-        }
-        match &ns {
-            Some(ns) => meta.insert("namespace".into(), json!(ns)),
-            None => meta.remove("namespace"),
-        };
-        for keep in ["uid", "creationTimestamp"] {
-            if let Some(v) = old["metadata"].get(keep) {
-                meta.insert(keep.into(), v.clone());
-            }
-        }
-        let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-        meta.insert("generation".into(), json!(generation));
-        meta.insert("resourceVersion".into(), json!(existing.rv.to_string()));
-        if value.get("spec") != old.get("spec") {
-            value["metadata"]["generation"] = json!(generation + 1);
-        }
-        if value == old {
-            return Ok(None);
-        }
+    }
+
+    /// Commits a replacement prepared by [`prepare_replace`] against
+    /// `base`, which the caller has checked is still the current object.
+    pub fn commit_replace(
+        &mut self,
+        r: ResourceId,
+        mut value: Value,
+        base: Arc<Stored>,
+    ) -> Arc<Event> {
         self.rv += 1;
         value["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        let stored = Stored::new(res, value);
-        Ok(Some(self.commit(
-            r,
-            EventType::Modified,
-            stored,
-            Some(existing),
-        )))
+        let stored = Stored::new(&RESOURCES[r], value);
+        self.commit(r, EventType::Modified, stored, Some(base))
     }
 
     /// DELETE: removes an object; the event carries its last state with the
@@ -393,6 +366,60 @@ impl State {
             .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
             .collect()
     }
+}
+
+/// Validates a replacement of `existing` (whose parsed item form is `old`)
+/// and carries over what the server owns (uid, creation time, generation);
+/// `None` when nothing would change. Needs no lock: the expensive JSON work
+/// of a write happens here.
+pub(crate) fn prepare_replace(
+    r: ResourceId,
+    ns: Option<&str>,
+    name: &str,
+    mut value: Value,
+    existing: &Stored,
+    old: &Value,
+) -> Result<Option<Value>, ApiError> {
+    let res = &RESOURCES[r];
+    check_type(res, &value)?;
+    // Stored objects carry no type fields; compare like with like.
+    if let Some(m) = value.as_object_mut() {
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    let meta = metadata_mut(&mut value)?;
+    match meta.get("name").and_then(Value::as_str) {
+        Some(n) if n == name => {}
+        None => {
+            meta.insert("name".into(), json!(name));
+        }
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )))
+        }
+    }
+    if let Some(rv) = meta.get("resourceVersion").and_then(Value::as_str) {
+        if !rv.is_empty() && rv != existing.rv.to_string() {
+            return Err(ApiError::conflict(res.plural, name));
+        }
+    }
+    match ns {
+        Some(ns) => meta.insert("namespace".into(), json!(ns)),
+        None => meta.remove("namespace"),
+    };
+    for keep in ["uid", "creationTimestamp"] {
+        if let Some(v) = old["metadata"].get(keep) {
+            meta.insert(keep.into(), v.clone());
+        }
+    }
+    let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+    meta.insert("generation".into(), json!(generation));
+    meta.insert("resourceVersion".into(), json!(existing.rv.to_string()));
+    if value.get("spec") != old.get("spec") {
+        value["metadata"]["generation"] = json!(generation + 1);
+    }
+    Ok((value != *old).then_some(value))
 }
 
 /// A random version-4 UUID.
@@ -724,6 +751,13 @@ mod tests {
                 .unwrap()
                 .is_none(),
             "no-op"
+        );
+        let mut typed = pod("a", "x", "1");
+        typed["kind"] = json!("Pod");
+        typed["apiVersion"] = json!("v1");
+        assert!(
+            s.replace(r, Some("a"), "x", typed).unwrap().is_none(),
+            "no-op with type fields"
         );
         assert_eq!(s.rv(), rv);
         assert_eq!(s.delete(r, Some("a"), "nope").unwrap_err().code, 404);

@@ -69,6 +69,10 @@ impl futures::Stream for WatchBody {
 const BATCH: usize = 1024;
 /// Buffered bytes that force a flush to the connection.
 const FLUSH_AT: usize = 64 * 1024;
+/// After a wake-up, events are gathered for at most this long before being
+/// sent: under a steady write load one wake-up and one chunk per write
+/// would cost far more than the events themselves.
+const COALESCE: Duration = Duration::from_millis(2);
 
 /// A watch that has been accepted: what it starts from.
 pub(crate) struct WatchPlan {
@@ -349,6 +353,7 @@ async fn stream(shared: &Shared, plan: &WatchPlan, sink: &mut Sink<'_>) -> Resul
                 if changed.is_err() {
                     return Ok(());
                 }
+                tokio::time::sleep(COALESCE).await;
             }
             _ = sleep_until(next_bookmark), if plan.bookmarks => {
                 sink.bookmark(pos, false).await?;
