@@ -21,20 +21,40 @@ use sim_support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-/// `namespace/name` → resourceVersion of the simulator's current pods.
-fn sim_pods(sim: &Simulator) -> BTreeMap<String, String> {
+type ChildLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Spawns `cmd` (killed when dropped) with its stdout read line by line.
+fn spawn_lines(cmd: &mut Command) -> (tokio::process::Child, ChildLines) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, out)
+}
+
+/// The next stdout line of a child; `None` when it closed its stdout.
+async fn next_line(out: &mut ChildLines, who: &str) -> Option<String> {
+    tokio::time::timeout(HANG_GUARD, out.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{who} hung"))
+        .unwrap()
+}
+
+/// `namespace/name` → resourceVersion of the simulator's current pods
+/// that `keep` selects.
+fn sim_pods_where(sim: &Simulator, keep: impl Fn(&Value) -> bool) -> BTreeMap<String, String> {
     sim.objects("pods")
         .iter()
-        .map(|o| {
-            (
-                key_of(o),
-                o["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
+        .filter(|o| keep(o))
+        .map(|o| (key_of(o), rv_of(o).to_string()))
         .collect()
+}
+
+/// `namespace/name` → resourceVersion of the simulator's current pods.
+fn sim_pods(sim: &Simulator) -> BTreeMap<String, String> {
+    sim_pods_where(sim, |_| true)
 }
 
 fn store_pods(store: &reflector::Store<Pod>) -> BTreeMap<String, String> {
@@ -116,25 +136,12 @@ async fn kube_runtime_reflector_with_selectors_and_any_semantic() {
         .await
         .unwrap()
         .unwrap();
-    let want: BTreeMap<String, String> = sim
-        .objects("pods")
-        .iter()
-        .filter(|o| {
-            let l = &o["metadata"]["labels"];
-            o["metadata"]["namespace"] == "ns-001"
-                && (l["app"] == "web" || l["app"] == "api")
-                && l["tier"] != "db"
-        })
-        .map(|o| {
-            (
-                key_of(o),
-                o["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect();
+    let want = sim_pods_where(&sim, |o| {
+        let l = &o["metadata"]["labels"];
+        o["metadata"]["namespace"] == "ns-001"
+            && (l["app"] == "web" || l["app"] == "api")
+            && l["tier"] != "db"
+    });
     assert!(!want.is_empty());
     eventually("the selected store", || store_pods(&store) == want).await;
     task.abort();
@@ -269,8 +276,8 @@ async fn kubectl_get_chunked_create_delete_and_watch() {
     assert_eq!(sim.stats().list_requests, 3, "120 pods in chunks of 50");
 
     // get -w in the background, then create -f and delete.
-    let mut watch = k
-        .command(&[
+    let (mut watch, mut watch_out) = spawn_lines(
+        k.command(&[
             "get",
             "configmaps",
             "-n",
@@ -278,17 +285,13 @@ async fn kubectl_get_chunked_create_delete_and_watch() {
             "-w",
             "--output-watch-events",
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped()),
+    );
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let reader = {
         let lines = lines.clone();
-        let out = watch.stdout.take().unwrap();
         tokio::spawn(async move {
-            let mut r = BufReader::new(out).lines();
-            while let Ok(Some(l)) = r.next_line().await {
+            while let Ok(Some(l)) = watch_out.next_line().await {
                 lines.lock().unwrap().push(l);
             }
         })
@@ -404,19 +407,12 @@ async fn python_kubernetes_client_lists_and_watches_pods() {
         c.namespaces = 2;
     })
     .await;
-    let mut child = Command::new("python3")
-        .args(["-c", PYTHON_CLIENT, &sim.url()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(HANG_GUARD, out.next_line())
-        .await
-        .expect("python hung")
-        .unwrap();
-    let Some(first) = first else {
+    let (child, mut out) = spawn_lines(
+        Command::new("python3")
+            .args(["-c", PYTHON_CLIENT, &sim.url()])
+            .stderr(Stdio::piped()),
+    );
+    let Some(first) = next_line(&mut out, "python").await else {
         let err = child.wait_with_output().await.unwrap();
         panic!("python failed: {}", String::from_utf8_lossy(&err.stderr));
     };
@@ -431,43 +427,26 @@ async fn python_kubernetes_client_lists_and_watches_pods() {
     sim.create("pods", pod("ns-000", "from-rust", &[])).unwrap();
     sim.create("pods", pod("ns-001", "elsewhere", &[])).unwrap();
     sim.delete("pods", Some("ns-000"), "from-rust").unwrap();
-    let second = tokio::time::timeout(HANG_GUARD, out.next_line())
-        .await
-        .expect("python hung")
-        .unwrap()
-        .expect("watch output");
+    let second = next_line(&mut out, "python").await.expect("watch output");
     let events: Value = serde_json::from_str(&second).unwrap();
     assert_eq!(
         events,
         serde_json::json!([["ADDED", "from-rust"], ["DELETED", "from-rust"]])
     );
+    let mut child = child;
     assert!(child.wait().await.unwrap().success());
 }
 
 #[tokio::test]
 async fn sim_command_prints_its_url_serves_and_stops_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-persist"))
-        .args([
-            "sim",
-            "--pods",
-            "12",
-            "--namespaces",
-            "2",
-            "--configmaps",
-            "3",
-            "--seed",
-            "9",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(HANG_GUARD, out.next_line())
+    let (mut child, mut out) = spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_kube-persist"))
+            .args(["sim", "--pods", "12", "--namespaces", "2"])
+            .args(["--configmaps", "3", "--seed", "9"])
+            .stderr(Stdio::null()),
+    );
+    let first = next_line(&mut out, "kube-persist sim")
         .await
-        .expect("sim printed nothing")
-        .unwrap()
         .expect("a first line");
     let url = first
         .strip_prefix("listening on ")
