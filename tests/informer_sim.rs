@@ -309,3 +309,69 @@ async fn every_watch_fault_is_survived_with_the_store_equal_to_the_server() {
     informer.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_redelivers_every_stored_object_without_api_calls() {
+    let sim = sim(20, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let informer = pods(&sim, &dir.path().join("s"))
+        .resync(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    informer.wait_until_synced().await.unwrap();
+    let mut events = Box::pin(informer.subscribe());
+    let before = sim.stats();
+
+    // Collect Resync events until every stored pod has been redelivered once.
+    let mut seen = BTreeMap::new();
+    while seen.len() < 20 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("a resync arrives")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.kind, EventKind::Resync, "no change was made: {ev:?}");
+        let stored = informer
+            .get(&ev.key)
+            .unwrap()
+            .expect("resync of a stored object");
+        assert_eq!(ev.new.as_ref(), Some(&stored));
+        *seen.entry(ev.key.to_string()).or_insert(0u32) += 1;
+    }
+    assert_eq!(seen.len(), 20);
+    let after = sim.stats();
+    assert_eq!(
+        after.list_requests, before.list_requests,
+        "resync makes no LIST"
+    );
+    informer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_list_switched_off_on_the_server_falls_back_to_paginated_list() {
+    let sim = kube_persist::sim::Simulator::start(kube_persist::sim::SimConfig {
+        pods: 120,
+        namespaces: 3,
+        watch_list: false,
+        page_size_max: 50,
+        bookmark_interval: Duration::from_millis(200),
+        ..kube_persist::sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let informer = pods(&sim, &dir.path().join("s"))
+        .streaming_list(true)
+        .page_size(50)
+        .start()
+        .await
+        .unwrap();
+    informer.wait_until_synced().await.unwrap();
+    assert_converged(&sim, &informer).await;
+    // 120 pods in pages of at most 50: at least three LIST pages were served.
+    assert!(sim.stats().list_requests >= 3, "{:?}", sim.stats());
+    informer.shutdown().await;
+    sim.shutdown().await;
+}
