@@ -306,7 +306,18 @@ async fn kubectl_get_chunked_create_delete_and_watch() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\n  namespace: ns-001\ndata:\n  greeting: hi\n",
     )
     .unwrap();
-    let created = k.run(&["create", "-f", manifest.to_str().unwrap()]).await;
+    // Older kubectl (Debian's 1.20) validates client-side against an
+    // OpenAPI v2 protobuf document, which the simulator does not serve (it
+    // serves OpenAPI v3 JSON, which newer kubectl uses); the server still
+    // validates the object either way.
+    let created = k
+        .run(&[
+            "create",
+            "--validate=false",
+            "-f",
+            manifest.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(created.trim(), "configmap/hello created");
     let stored = sim
         .get("configmaps", Some("ns-001"), "hello")
