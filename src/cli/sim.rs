@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use kube_persist::sim::{GoneMode, SimConfig, Simulator};
 
+use super::signals::Signals;
+
 /// Arguments of `kube-persist sim`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -98,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         // Handlers first: a signal that arrives once the URL is out must
         // stop the simulator cleanly, not kill the process.
-        let signals = Signals::install()?;
+        let mut signals = Signals::install()?;
         let sim = Simulator::start(config)
             .await
             .context("starting the simulator")?;
@@ -107,8 +109,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out.flush().context("writing to stdout")?;
         drop(out);
         let load = (args.load > 0.0).then(|| sim.start_load(args.load));
-        signals.wait().await;
-        tracing::info!("shutting down");
+        let sig = signals.recv().await;
+        tracing::info!(signal = sig, "shutting down");
         if let Some(load) = load {
             let writes = load.stop().await;
             tracing::info!(writes, "load stopped");
@@ -116,27 +118,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sim.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// SIGINT and SIGTERM, caught.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).context("installing a SIGINT handler")?,
-            term: signal(SignalKind::terminate()).context("installing a SIGTERM handler")?,
-        })
-    }
-
-    async fn wait(mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
 }
