@@ -1,59 +1,67 @@
-//! `kube-persist compact`: trim journals (this one writes).
-//!
-//! sled 0.34 frees removed records lazily and never shrinks its files, so the
-//! bytes on disk are reported before and after rather than promised smaller.
+//! `kube-persist compact`: trim journals and give the space back (this one
+//! writes).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use kube_persist::inspect::resource;
-use kube_persist::store::JournalLimits;
+use kube_persist::store::{CompactOptions, JournalLimits, Store};
 
 use super::output;
-use super::target::{self, StoreDir};
+use super::target::StoreDir;
 
 /// Arguments of `kube-persist compact`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     store: StoreDir,
-    /// Compact only this resource; every collection when omitted.
-    #[arg(long, short = 'r', value_name = "R")]
-    resource: Option<String>,
-    /// Journal entries to keep per collection, newest first (default: the
-    /// store's own bound). Durable consumers that acknowledged less than
-    /// what is dropped will have to resync.
+    /// Journal entries to keep per collection, newest first
+    /// [default: the store's own bound, 100000].
     #[arg(long, value_name = "N")]
     journal_keep: Option<u64>,
+    /// Also drop entries a durable consumer has not acknowledged (it will
+    /// resync from the store). By default they are kept.
+    #[arg(long)]
+    ignore_cursors: bool,
+    /// Only trim the journals; do not rewrite the database files (the
+    /// rewrite is what returns space, and needs room for a copy of the
+    /// trimmed store).
+    #[arg(long)]
+    no_rewrite: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let keep = args
-        .journal_keep
-        .unwrap_or_else(|| JournalLimits::default().max_entries);
-    let store = args.store.open()?;
-    let before = store.size_on_disk()?;
-    let collections = target::collections(&store, args.resource.as_deref())?;
+    let options = CompactOptions {
+        journal_keep: Some(
+            args.journal_keep
+                .unwrap_or_else(|| JournalLimits::default().max_entries),
+        ),
+        ignore_cursors: args.ignore_cursors,
+        rewrite: !args.no_rewrite,
+    };
+    let report = Store::compact(&args.store.dir, options)?;
     let mut out = output::stdout();
-    for c in &collections {
-        let removed = c.compact_journal(keep)?;
-        let left = c.meta()?.journal_len;
-        writeln!(
+    for c in &report.collections {
+        write!(
             out,
-            "{}: removed {removed} journal entries, {left} kept",
-            resource::display_name(c.id())
+            "{}: removed {} journal entries, {} kept",
+            resource::display_name(&c.id),
+            c.removed,
+            c.kept
         )?;
+        if let Some((consumer, seq)) = &c.held_for {
+            write!(
+                out,
+                " (held for consumer {consumer:?}, acknowledged up to seq {seq})"
+            )?;
+        }
+        writeln!(out)?;
     }
-    store.flush()?;
-    drop(collections);
-    let after = store.size_on_disk()?;
-    writeln!(out, "bytes on disk: {before} before, {after} after")?;
+    writeln!(
+        out,
+        "bytes on disk: {} before, {} after",
+        report.bytes_before, report.bytes_after
+    )?;
     out.flush()?;
-    if after >= before {
-        eprintln!(
-            "note: sled does not shrink its files when records are removed: the journal is \
-             trimmed, but the space is not returned to the filesystem"
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -57,7 +57,7 @@ enum Command {
     /// Export every stored object.
     #[command(after_help = exit::HELP)]
     Export(export::Args),
-    /// Trim the journal; reports bytes on disk before and after.
+    /// Trim the journals and rewrite the store into fresh files, returning the space; reports bytes before and after.
     #[command(after_help = exit::HELP)]
     Compact(compact::Args),
     /// Measure resume latency against a full relist and kube-runtime.

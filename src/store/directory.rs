@@ -4,6 +4,8 @@
 //! <store>/kube-persist.json   marker: {"format": "kube-persist", "schema_version": N}
 //! <store>/lock                held (flock) while a process has the store open
 //! <store>/db/                 the sled database
+//! <store>/db.compact/         a compaction's new database, until swapped in
+//! <store>/db.old/             the database a compaction replaced, until removed
 //! ```
 //!
 //! The schema version lives in the marker, outside sled, so that a store
@@ -15,6 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fs2::FileExt;
@@ -27,6 +30,10 @@ pub const MARKER_FILE: &str = "kube-persist.json";
 pub const LOCK_FILE: &str = "lock";
 /// Name of the sled directory.
 pub const DB_DIR: &str = "db";
+/// Where a compaction writes the new database before swapping it in.
+pub const COMPACT_DIR: &str = "db.compact";
+/// Where the replaced database waits for removal during a swap.
+pub const OLD_DIR: &str = "db.old";
 
 const FORMAT: &str = "kube-persist";
 
@@ -36,14 +43,15 @@ struct Marker {
     schema_version: u32,
 }
 
-/// A locked store directory. The lock is released when this is dropped.
-#[derive(Debug)]
+/// A locked store directory. The lock is released when the last clone is
+/// dropped (compaction keeps one while the store it opened is closed).
+#[derive(Debug, Clone)]
 pub(crate) struct StoreDir {
     pub path: PathBuf,
     /// The schema version the marker named when the directory was opened
     /// (`None` for a directory that was just created).
     pub found_schema: Option<u32>,
-    _lock: File,
+    _lock: Arc<File>,
 }
 
 impl StoreDir {
@@ -86,16 +94,40 @@ impl StoreDir {
         // Read again under the lock: another process may have created or
         // migrated the store meanwhile.
         let found_schema = read_marker(path)?;
+        if found_schema.is_some() {
+            finish_swap(path)?;
+        }
         Ok(StoreDir {
             path: path.to_path_buf(),
             found_schema,
-            _lock: lock,
+            _lock: Arc::new(lock),
         })
     }
 
     /// Where sled keeps its files.
     pub fn db_path(&self) -> PathBuf {
         self.path.join(DB_DIR)
+    }
+
+    /// Where a compaction builds the new database.
+    pub fn compact_path(&self) -> PathBuf {
+        self.path.join(COMPACT_DIR)
+    }
+
+    /// Replaces the database with the one compaction built in
+    /// [`compact_path`](Self::compact_path), which must be complete and
+    /// synced. Each step is a rename made durable before the next, so that
+    /// [`finish_swap`] can tell from the directories alone how far it got.
+    pub fn swap_in_compacted(
+        &self,
+        mut after_step: impl FnMut(SwapStep) -> Result<()>,
+    ) -> Result<()> {
+        let (db, new, old) = (self.db_path(), self.compact_path(), self.path.join(OLD_DIR));
+        rename_durably(&self.path, &db, &old)?;
+        after_step(SwapStep::OldMovedAside)?;
+        rename_durably(&self.path, &new, &db)?;
+        after_step(SwapStep::NewInPlace)?;
+        remove_dir_if_present(&old)
     }
 
     /// Records `schema_version` in the marker, atomically (write + rename).
@@ -109,6 +141,15 @@ impl StoreDir {
     }
 }
 
+/// The points of [`StoreDir::swap_in_compacted`] a crash can fall between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SwapStep {
+    /// `db` was renamed to `db.old`; there is no `db`.
+    OldMovedAside,
+    /// `db.compact` was renamed to `db`; `db.old` is still there.
+    NewInPlace,
+}
+
 impl Drop for StoreDir {
     /// Runs after the sled handles are dropped (they are declared before the
     /// `StoreDir` wherever one is held). sled lets go of its own file lock
@@ -116,25 +157,124 @@ impl Drop for StoreDir {
     /// "closed" mean closed, so the next opener (this process or another)
     /// does not find sled's lock still held.
     fn drop(&mut self) {
-        let sled_file = self.db_path().join("db");
-        let Ok(file) = File::open(&sled_file) else {
-            return;
-        };
-        let deadline = Instant::now() + SLED_RELEASE_WAIT;
-        loop {
-            match file.try_lock_exclusive() {
-                Ok(()) => {
-                    let _ = FileExt::unlock(&file);
-                    return;
-                }
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-                Err(e) => {
-                    tracing::warn!(path = %sled_file.display(), error = %e, "sled still holds its lock after close");
-                    return;
-                }
+        wait_for_sled_close(&self.db_path());
+    }
+}
+
+/// Waits until no sled instance of this process holds the database at
+/// `db_path` (sled releases its file lock from background threads).
+pub(crate) fn wait_for_sled_close(db_path: &Path) {
+    let sled_file = db_path.join("db");
+    let Ok(file) = File::open(&sled_file) else {
+        return;
+    };
+    let deadline = Instant::now() + SLED_RELEASE_WAIT;
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => {
+                let _ = FileExt::unlock(&file);
+                return;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => {
+                tracing::warn!(path = %sled_file.display(), error = %e, "sled still holds its lock after close");
+                return;
             }
         }
     }
+}
+
+/// Completes or undoes a compaction that a crash interrupted; run under the
+/// lock before sled opens. The swap renames `db` to `db.old` only once
+/// `db.compact` is complete, so:
+/// - `db` present: any `db.compact` is unfinished and any `db.old` is
+///   replaced; both are removed.
+/// - `db` missing, `db.old` and `db.compact` present: the swap stopped
+///   between its renames; `db.compact` is moved in and `db.old` removed.
+/// - `db` missing, only `db.old`: moved back.
+pub(crate) fn finish_swap(path: &Path) -> Result<()> {
+    let (db, new, old) = (
+        path.join(DB_DIR),
+        path.join(COMPACT_DIR),
+        path.join(OLD_DIR),
+    );
+    if exists(&db)? {
+        for leftover in [&new, &old] {
+            if exists(leftover)? {
+                tracing::info!(path = %leftover.display(), "removing what an interrupted compaction left");
+                remove_dir_if_present(leftover)?;
+            }
+        }
+        return Ok(());
+    }
+    match (exists(&new)?, exists(&old)?) {
+        (true, true) => {
+            tracing::info!(path = %path.display(), "finishing an interrupted compaction");
+            rename_durably(path, &new, &db)?;
+            remove_dir_if_present(&old)
+        }
+        (false, true) => {
+            tracing::info!(path = %path.display(), "undoing an interrupted compaction");
+            rename_durably(path, &old, &db)
+        }
+        // Never left by a compaction (it moves `db` aside only after the new
+        // database is complete), so whether it is whole cannot be known.
+        (true, false) => Err(Error::corrupt(
+            "(store)",
+            COMPACT_DIR,
+            format!("{DB_DIR}/ is missing and {COMPACT_DIR}/ may be incomplete; move one of them to {DB_DIR}/ by hand"),
+        )),
+        (false, false) => Ok(()),
+    }
+}
+
+/// Bytes the files below `p` take.
+pub(crate) fn size_of(p: &Path) -> Result<u64> {
+    let meta = fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+    if !meta.is_dir() {
+        return Ok(meta.len());
+    }
+    let mut total = 0;
+    for entry in fs::read_dir(p).map_err(|e| Error::io(p, e))? {
+        let entry = entry.map_err(|e| Error::io(p, e))?;
+        match size_of(&entry.path()) {
+            Ok(n) => total += n,
+            // sled deletes old segments and snapshots as it goes.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+fn exists(p: &Path) -> Result<bool> {
+    match fs::symlink_metadata(p) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+fn remove_dir_if_present(p: &Path) -> Result<()> {
+    match fs::remove_dir_all(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+/// Renames `from` to `to` inside the store directory `dir` and syncs `dir`,
+/// so the rename survives a power cut before the next step begins.
+fn rename_durably(dir: &Path, from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| Error::io(from, e))?;
+    sync_dir(dir)
+}
+
+/// Makes the entries of directory `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// How long closing a store waits for sled's background threads.
@@ -198,9 +338,7 @@ pub(crate) fn write_marker(path: &Path, schema_version: u32) -> Result<()> {
     let dst = path.join(MARKER_FILE);
     fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
     // The rename is only durable once the directory entry is.
-    File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(path, e))
+    sync_dir(path)
 }
 
 fn secure_tree(path: &Path) -> Result<()> {

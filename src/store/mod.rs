@@ -17,6 +17,7 @@ use serde_json::Value;
 
 mod apply;
 mod collection;
+mod compact;
 mod cursor;
 pub mod dictionary;
 pub mod directory;
@@ -29,6 +30,7 @@ pub(crate) mod state;
 mod verify;
 
 pub use collection::Collection;
+pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use error::{Error, Result};
 pub use journal::JournalLimits;
 pub use key::ObjectKey;
@@ -256,8 +258,14 @@ impl Store {
     }
 
     fn open_dir(path: &Path, options: StoreOptions, create: bool) -> Result<Store> {
+        Store::open_locked(StoreDir::open(path, create)?, options)
+    }
+
+    /// Opens the store in `dir`, whose lock the caller holds.
+    fn open_locked(dir: StoreDir, options: StoreOptions) -> Result<Store> {
         let supported = crate::migrations::SCHEMA_VERSION;
-        let dir = StoreDir::open(path, create)?;
+        let path = dir.path.clone();
+        let path = path.as_path();
         // Checked before sled opens: a newer store is left exactly as it was.
         if let Some(found) = dir.found_schema.filter(|&f| f > supported) {
             return Err(Error::NewerSchema {
@@ -392,25 +400,7 @@ impl Store {
 
     /// Bytes the store directory takes on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        fn walk(p: &Path) -> Result<u64> {
-            let meta = std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
-            if !meta.is_dir() {
-                return Ok(meta.len());
-            }
-            let mut total = 0;
-            for entry in std::fs::read_dir(p).map_err(|e| Error::io(p, e))? {
-                let entry = entry.map_err(|e| Error::io(p, e))?;
-                match walk(&entry.path()) {
-                    Ok(n) => total += n,
-                    // sled deletes old segments and snapshots as it goes.
-                    Err(Error::Io { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(total)
-        }
-        walk(self.path())
+        directory::size_of(self.path())
     }
 
     /// Flushes everything to disk (apply and ack already do).

@@ -1,0 +1,398 @@
+//! Compaction: trim every journal, then rewrite the database into fresh
+//! files and swap them in, so that the space trimmed records took is given
+//! back to the filesystem.
+//!
+//! sled 0.34 reuses the space of removed records but never shrinks its
+//! files, so trimming alone leaves a store as large as it ever was. The
+//! rewrite copies every tree into a new database next to the old one,
+//! checks both hold the same bytes, and swaps directories with durable
+//! renames; [`directory::finish_swap`] completes or undoes a swap a crash
+//! interrupted, so the store is whole whatever instant the process dies.
+//! The copy needs free space for one more store of the size left after the
+//! trim.
+
+use std::path::Path;
+
+use super::collection::Collection;
+use super::directory::{self, StoreDir, SwapStep};
+use super::error::{Error, Result};
+use super::{JournalLimits, Store, StoreOptions};
+
+/// What [`Store::compact`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactOptions {
+    /// Journal entries to keep per collection, newest first (`None`: the
+    /// store's default bound, [`JournalLimits::default`]).
+    pub journal_keep: Option<u64>,
+    /// Trim entries that a durable consumer has not acknowledged yet. Off by
+    /// default: such entries are kept, so that consumer still gets every
+    /// event after its cursor (I8).
+    pub ignore_cursors: bool,
+    /// Rewrite the database into fresh files (the part that returns space).
+    pub rewrite: bool,
+}
+
+impl Default for CompactOptions {
+    fn default() -> CompactOptions {
+        CompactOptions {
+            journal_keep: None,
+            ignore_cursors: false,
+            rewrite: true,
+        }
+    }
+}
+
+/// What compaction did to one collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionCompaction {
+    /// The collection.
+    pub id: super::CollectionId,
+    /// Journal entries removed.
+    pub removed: u64,
+    /// Journal entries kept.
+    pub kept: u64,
+    /// The consumer whose unacknowledged entries were kept beyond the
+    /// requested bound, and its cursor.
+    pub held_for: Option<(String, u64)>,
+}
+
+/// What [`Store::compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactReport {
+    /// One entry per collection.
+    pub collections: Vec<CollectionCompaction>,
+    /// Bytes the store directory took before.
+    pub bytes_before: u64,
+    /// Bytes it takes after.
+    pub bytes_after: u64,
+    /// Keys copied by the rewrite (0 when it was not asked for).
+    pub keys_copied: u64,
+}
+
+/// Keys per sled batch while copying: large enough to amortize the batch,
+/// small enough to keep the copy's memory flat.
+const COPY_BATCH: usize = 4096;
+
+impl Store {
+    /// Trims every collection's journal and rewrites the store into fresh
+    /// files, returning the space removed records held. Takes the store's
+    /// lock for the whole operation (fails with [`Error::InUse`] if another
+    /// process has it open); older schemas are migrated first.
+    ///
+    /// Crash-safe: the new database is complete and verified before the old
+    /// one is moved aside, and the next open finishes an interrupted swap.
+    pub fn compact(path: impl AsRef<Path>, options: CompactOptions) -> Result<CompactReport> {
+        compact_with(path.as_ref(), options, |_| Ok(()))
+    }
+}
+
+/// Points where tests stop a compaction to check what a crash there leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Journals trimmed and committed; nothing rewritten yet.
+    Trimmed,
+    /// Part of the data copied into `db.compact` (after each batch and tree).
+    Copying,
+    /// `db.compact` complete and synced; `db` untouched.
+    Copied,
+    /// A step of the directory swap.
+    Swap(SwapStep),
+}
+
+pub(crate) fn compact_with(
+    path: &Path,
+    options: CompactOptions,
+    mut at: impl FnMut(Step) -> Result<()>,
+) -> Result<CompactReport> {
+    let dir = StoreDir::open(path, false)?;
+    let mut report = CompactReport {
+        collections: Vec::new(),
+        bytes_before: 0,
+        bytes_after: 0,
+        keys_copied: 0,
+    };
+    {
+        // A clone of the lock: closing this store leaves the directory locked.
+        let store = Store::open_locked(dir.clone(), StoreOptions::default())?;
+        report.bytes_before = store.size_on_disk()?;
+        for id in store.collections()? {
+            let c = store.collection(&id)?;
+            report.collections.push(trim(&c, &options)?);
+        }
+        store.flush()?;
+    }
+    at(Step::Trimmed)?;
+    if options.rewrite {
+        report.keys_copied = rewrite(&dir, &mut at)?;
+        dir.swap_in_compacted(|s| at(Step::Swap(s)))?;
+        dir.secure()?;
+    }
+    report.bytes_after = directory::size_of(&dir.path)?;
+    Ok(report)
+}
+
+fn trim(c: &Collection, options: &CompactOptions) -> Result<CollectionCompaction> {
+    let requested = options
+        .journal_keep
+        .unwrap_or_else(|| JournalLimits::default().max_entries);
+    let last_seq = c.meta()?.journal_last_seq;
+    let mut keep = requested;
+    let mut held_for = None;
+    if !options.ignore_cursors {
+        // The slowest consumer needs every entry after its cursor.
+        if let Some((name, cursor)) = c.cursors()?.into_iter().min_by_key(|(_, seq)| *seq) {
+            let needed = last_seq.saturating_sub(cursor);
+            if needed > keep {
+                keep = needed;
+                held_for = Some((name, cursor));
+            }
+        }
+    }
+    let removed = c.compact_journal(keep)?;
+    Ok(CollectionCompaction {
+        id: c.id().clone(),
+        removed,
+        kept: c.meta()?.journal_len,
+        held_for,
+    })
+}
+
+/// Copies every tree of `db` into a fresh `db.compact` and checks that both
+/// hold the same keys and values. Returns the number of keys copied.
+///
+/// sled's own `export`/`import` would do the copy but panic on any i/o
+/// error; this returns the error and leaves the store as it was.
+fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u64> {
+    let new_path = dir.compact_path();
+    if new_path.exists() {
+        std::fs::remove_dir_all(&new_path).map_err(|e| Error::io(&new_path, e))?;
+    }
+    let mut copied = 0u64;
+    {
+        let old = sled::Config::new().path(dir.db_path()).open()?;
+        let new = sled::Config::new().path(&new_path).open()?;
+        for name in old.tree_names() {
+            let (src, dst) = (old.open_tree(&name)?, new.open_tree(&name)?);
+            let mut batch = sled::Batch::default();
+            let mut pending = 0;
+            for item in src.iter() {
+                let (k, v) = item?;
+                batch.insert(k, v);
+                pending += 1;
+                if pending == COPY_BATCH {
+                    dst.apply_batch(std::mem::take(&mut batch))?;
+                    copied += pending as u64;
+                    pending = 0;
+                    at(Step::Copying)?;
+                }
+            }
+            dst.apply_batch(batch)?;
+            copied += pending as u64;
+            at(Step::Copying)?;
+        }
+        let (want, got) = (old.checksum()?, new.checksum()?);
+        if want != got {
+            return Err(Error::corrupt(
+                "(store)",
+                directory::COMPACT_DIR,
+                format!("the copy's checksum {got:08x} differs from the original's {want:08x}; the original is kept"),
+            ));
+        }
+        new.flush()?;
+    }
+    directory::wait_for_sled_close(&dir.db_path());
+    directory::wait_for_sled_close(&new_path);
+    directory::sync_dir(&new_path)?;
+    directory::sync_dir(&dir.path)?;
+    at(Step::Copied)?;
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Batch, CollectionId, Delta};
+    use serde_json::{json, Value};
+
+    fn pods() -> CollectionId {
+        CollectionId {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "pods".into(),
+            kind: "Pod".into(),
+            namespaced: true,
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+        }
+    }
+
+    fn pod(name: &str, rv: u64) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"namespace": "default", "name": name, "resourceVersion": rv.to_string(),
+                         "labels": {"app": "web", "round": rv.to_string()}},
+            "spec": {"nodeName": format!("node-{}", rv % 3), "containers": [{"name": "c", "image": "nginx"}]},
+        })
+    }
+
+    /// A store with 40 pods written 10 times each (400 journal entries) and
+    /// a consumer that acknowledged up to seq 300.
+    fn build(dir: &Path) {
+        let store = Store::open(dir).unwrap();
+        let c = store.collection(&pods()).unwrap();
+        let mut rv = 0;
+        for _round in 0..10 {
+            let deltas = (0..40)
+                .map(|i| {
+                    rv += 1;
+                    Delta::Upsert(pod(&format!("p{i}"), rv))
+                })
+                .collect();
+            c.apply(Batch {
+                deltas,
+                rv: Some(rv.to_string()),
+            })
+            .unwrap();
+        }
+        c.ack("auditor", 300).unwrap();
+    }
+
+    /// Everything a reader can observe: objects, RV, cursors, journal seqs.
+    fn observe(dir: &Path) -> (Vec<Value>, Option<String>, Vec<(String, u64)>, Vec<u64>) {
+        let store = Store::open_existing(dir).unwrap();
+        let c = store.find_collection(&pods()).unwrap().unwrap();
+        let report = c.verify().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let seqs = c
+            .journal_since(c.meta().unwrap().journal_first_seq - 1)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        (
+            c.list().unwrap(),
+            c.meta().unwrap().last_rv,
+            c.cursors().unwrap(),
+            seqs,
+        )
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        [directory::COMPACT_DIR, directory::OLD_DIR]
+            .into_iter()
+            .filter(|d| dir.join(d).exists())
+            .map(String::from)
+            .collect()
+    }
+
+    const KEEP_50: CompactOptions = CompactOptions {
+        journal_keep: Some(50),
+        ignore_cursors: false,
+        rewrite: true,
+    };
+
+    #[test]
+    fn compaction_keeps_the_data_and_what_consumers_have_not_acknowledged() {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        let (objects, rv, cursors, _) = observe(tmp.path());
+        let report = Store::compact(tmp.path(), KEEP_50).unwrap();
+        let c = &report.collections[0];
+        // The consumer at 300 needs 301..=400: 100 entries, not 50.
+        assert_eq!((c.removed, c.kept), (300, 100));
+        assert_eq!(c.held_for, Some(("auditor".to_string(), 300)));
+        assert!(report.keys_copied > 0);
+        let after = observe(tmp.path());
+        assert_eq!((after.0, after.1, after.2), (objects, rv, cursors));
+        assert_eq!(after.3, (301..=400).collect::<Vec<_>>());
+        assert!(leftovers(tmp.path()).is_empty());
+
+        let ignore = CompactOptions {
+            ignore_cursors: true,
+            ..KEEP_50
+        };
+        let report = Store::compact(tmp.path(), ignore).unwrap();
+        assert_eq!(report.collections[0].removed, 50);
+        assert_eq!(report.collections[0].held_for, None);
+        assert_eq!(observe(tmp.path()).3, (351..=400).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_rewrite_returns_the_space_of_trimmed_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        let trim_only = CompactOptions {
+            journal_keep: Some(0),
+            ignore_cursors: true,
+            rewrite: false,
+        };
+        let trimmed = Store::compact(tmp.path(), trim_only).unwrap();
+        assert_eq!(trimmed.collections[0].removed, 400);
+        let rewritten = Store::compact(tmp.path(), CompactOptions::default()).unwrap();
+        assert!(
+            rewritten.bytes_after < trimmed.bytes_after,
+            "trimmed in place: {} bytes, rewritten: {} bytes",
+            trimmed.bytes_after,
+            rewritten.bytes_after
+        );
+    }
+
+    /// A crash at every point of a compaction leaves a store that opens with
+    /// exactly the data it had: the trim either happened or not, and the
+    /// swap is finished or undone by the next open.
+    #[test]
+    fn a_crash_anywhere_in_compaction_loses_nothing() {
+        let steps = [
+            Step::Trimmed,
+            Step::Copying,
+            Step::Copied,
+            Step::Swap(SwapStep::OldMovedAside),
+            Step::Swap(SwapStep::NewInPlace),
+        ];
+        for stop in steps {
+            let tmp = tempfile::tempdir().unwrap();
+            build(tmp.path());
+            let (objects, rv, cursors, _) = observe(tmp.path());
+            let result = compact_with(tmp.path(), KEEP_50, |s| {
+                if s == stop {
+                    Err(Error::InvalidArgument(format!("crash at {s:?}")))
+                } else {
+                    Ok(())
+                }
+            });
+            assert!(result.is_err(), "{stop:?} was never reached");
+            let after = observe(tmp.path());
+            assert_eq!(
+                (&after.0, &after.1, &after.2),
+                (&objects, &rv, &cursors),
+                "{stop:?}"
+            );
+            assert_eq!(after.3, (301..=400).collect::<Vec<_>>(), "{stop:?}");
+            assert!(
+                leftovers(tmp.path()).is_empty(),
+                "{stop:?}: {:?}",
+                leftovers(tmp.path())
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_db_beside_an_unfinished_copy_is_refused_not_guessed() {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        std::fs::rename(
+            tmp.path().join(directory::DB_DIR),
+            tmp.path().join(directory::COMPACT_DIR),
+        )
+        .unwrap();
+        match Store::open_existing(tmp.path()) {
+            Err(Error::Corrupt { key, reason, .. }) => {
+                assert_eq!(key, directory::COMPACT_DIR);
+                assert!(reason.contains("by hand"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+        }
+        assert!(tmp.path().join(directory::COMPACT_DIR).exists());
+    }
+}
