@@ -127,4 +127,17 @@ fn hundred_thousand_objects() {
 
     let (took, out) = timed(&["inspect", &dir]);
     eprintln!("scale: inspect: {took:.1?}\n{out}");
+
+    let (took, out) = timed(&["compact", &dir, "--journal-keep", "1000"]);
+    assert!(
+        out.starts_with("pods: removed 99000 journal entries, 1000 kept\n"),
+        "{out}"
+    );
+    eprintln!("scale: compact: {took:.1?}\n{out}");
+    let (took, out) = timed(&["get", &dir, "ns-077/app-099977", "-o", "json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        want
+    );
+    eprintln!("scale: get after compact: {took:.1?}");
 }

@@ -118,6 +118,31 @@ fn a_v1_store_is_migrated_on_open_and_keeps_everything() {
 }
 
 #[test]
+fn a_v1_store_read_only_is_read_migrated_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old");
+    v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options()).unwrap();
+    let before = snapshot(&path);
+    {
+        let store = Store::open_read_only(&path).unwrap();
+        let c = store.find_collection(&pods_id()).unwrap().unwrap();
+        let m = c.meta().unwrap();
+        assert_eq!((m.last_rv.as_deref(), m.objects), (Some("91"), 79));
+        assert!(c.verify().unwrap().is_ok());
+        assert_eq!(
+            c.get(&ObjectKey::namespaced("ns1", "p1")).unwrap().unwrap(),
+            pod("ns1", "p1", 91, &[("app", "changed")])
+        );
+    }
+    assert_eq!(
+        snapshot(&path),
+        before,
+        "the store must stay schema 1, untouched"
+    );
+    assert_eq!(marker(&path)["schema_version"], 1);
+}
+
+#[test]
 fn the_migration_is_idempotent_if_the_marker_update_was_lost() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old");
@@ -162,7 +187,11 @@ fn a_newer_store_is_refused_and_left_untouched() {
     }
     set_marker_schema(&path, SCHEMA_VERSION + 1);
     let before = snapshot(&path);
-    for result in [Store::open(&path), Store::open_existing(&path)] {
+    for result in [
+        Store::open(&path),
+        Store::open_existing(&path),
+        Store::open_read_only(&path),
+    ] {
         let err = result.err().expect("newer schema must be refused");
         match &err {
             Error::NewerSchema {

@@ -755,3 +755,214 @@ fn a_second_open_in_the_same_process_is_refused_while_the_first_lives() {
     drop(c);
     Store::open(&path).unwrap();
 }
+
+/// Every file below `dir` with its bytes and mode.
+fn files(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, (Vec<u8>, u32)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        if p.is_dir() {
+            out.insert(p.clone(), (Vec::new(), mode));
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            out.insert(p.clone(), (std::fs::read(&p).unwrap(), mode));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_read_only_store_reads_everything_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    {
+        let store = Store::open(&path).unwrap();
+        let c = store.collection(&pods_id()).unwrap();
+        c.apply(upserts(
+            (0..30)
+                .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
+                .collect(),
+            30,
+        ))
+        .unwrap();
+        c.ack("auditor", 10).unwrap();
+    }
+    let before = files(&path);
+    {
+        let store = Store::open_read_only(&path).unwrap();
+        assert!(store.is_read_only());
+        assert_eq!(store.path(), path);
+        let c = store.find_collection(&pods_id()).unwrap().unwrap();
+        assert_eq!(c.len(), 30);
+        assert_eq!(c.last_rv().unwrap().as_deref(), Some("30"));
+        assert_eq!(c.cursor("auditor").unwrap(), Some(10));
+        assert!(c.verify().unwrap().problems.is_empty());
+        // Two readers at once, and a writer may open while readers read.
+        let second = Store::open_read_only(&path).unwrap();
+        assert_eq!(second.collections().unwrap().len(), 1);
+        let read_only = |r: Result<(), Error>| matches!(r, Err(Error::ReadOnly { .. }));
+        let apply = c.apply(upserts(vec![pod("a", "new", 31, &[])], 31));
+        assert!(read_only(apply.map(drop)));
+        assert!(read_only(c.ack("auditor", 20)));
+        assert!(read_only(c.compact_journal(0).map(drop)));
+        assert!(read_only(store.collection(&nodes_id()).map(drop)));
+        assert!(read_only(store.drop_collection(&pods_id()).map(drop)));
+    }
+    assert_eq!(files(&path), before, "a read-only open changed the store");
+}
+
+#[test]
+fn a_writer_waits_out_readers_but_a_reader_is_refused_while_a_writer_has_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let writer = Store::open(&path).unwrap();
+    writer
+        .collection(&pods_id())
+        .unwrap()
+        .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
+        .unwrap();
+    assert!(matches!(
+        Store::open_read_only(&path),
+        Err(Error::InUse { .. })
+    ));
+    drop(writer);
+    let reader = Store::open_read_only(&path).unwrap();
+    // The reader holds no lock once its copy is made.
+    let writer = Store::open_existing(&path).unwrap();
+    writer
+        .collection(&pods_id())
+        .unwrap()
+        .apply(upserts(vec![pod("a", "q", 2, &[])], 2))
+        .unwrap();
+    // The reader keeps the state it copied.
+    let c = reader.find_collection(&pods_id()).unwrap().unwrap();
+    assert_eq!(c.len(), 1);
+    drop(writer);
+
+    // A reader mid-copy holds a shared lock; a writer waits for it to go
+    // rather than failing.
+    let lock = std::fs::File::open(path.join("lock")).unwrap();
+    fs2::FileExt::lock_shared(&lock).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(lock);
+    });
+    let writer = Store::open_existing(&path).unwrap();
+    release.join().unwrap();
+    assert_eq!(
+        writer.find_collection(&pods_id()).unwrap().unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn damaged_store_files_are_reported_not_recreated_or_panicked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .collection(&pods_id())
+            .unwrap()
+            .apply(upserts(
+                (0..1500)
+                    .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
+                    .collect(),
+                1500,
+            ))
+            .unwrap();
+    }
+    // A log truncated to nothing.
+    let db_file = path.join("db").join("db");
+    let emptied_log = dir.path().join("emptied-log");
+    copy_dir(&path, &emptied_log);
+    std::fs::File::create(emptied_log.join("db").join("db")).unwrap();
+    let before = files(&emptied_log);
+    match read_everything(&emptied_log) {
+        Err(Error::Damaged { file, .. }) => assert_eq!(file, "db/db"),
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    assert_eq!(files(&emptied_log), before);
+
+    // A log cut in the middle: sled recovers the writes up to the first
+    // segment it cannot find (segments are reused, so that may be an early
+    // state), or reports damage, or panics (caught). Whichever, what is read
+    // is whole: every object verifies, none is invented.
+    let len = std::fs::metadata(&db_file).unwrap().len();
+    let cut = dir.path().join("cut");
+    copy_dir(&path, &cut);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(cut.join("db").join("db"))
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let before = files(&cut);
+    match read_everything(&cut) {
+        Ok(objects) => assert!(objects <= 1500),
+        Err(Error::Damaged { file, .. }) => assert_eq!(file, "db/db"),
+        Err(Error::Corrupt { key, .. }) => assert_eq!(key, "db/db"),
+        Err(other) => panic!("expected damage or an older state, got {other}"),
+    }
+    assert_eq!(files(&cut), before);
+
+    // A database replaced by an empty one: the marker knows the store had
+    // collections.
+    let replaced = dir.path().join("replaced");
+    copy_dir(&path, &replaced);
+    std::fs::remove_dir_all(replaced.join("db")).unwrap();
+    drop(sled::open(replaced.join("db")).unwrap());
+    // sled lets go of its files from background threads; its flock says when.
+    let log = std::fs::File::open(replaced.join("db").join("db")).unwrap();
+    fs2::FileExt::lock_exclusive(&log).unwrap();
+    drop(log);
+    match read_everything(&replaced) {
+        Err(Error::Damaged { file, reason, .. }) => {
+            assert_eq!(file, "db/db");
+            assert!(reason.contains("no collections"), "{reason}");
+        }
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    // A writer starts empty instead (and heals by relisting).
+    assert!(Store::open_existing(&replaced)
+        .unwrap()
+        .collections()
+        .unwrap()
+        .is_empty());
+
+    // The database directory removed: a reader says so instead of finding
+    // an empty, "intact" store.
+    let emptied = dir.path().join("emptied");
+    copy_dir(&path, &emptied);
+    std::fs::remove_dir_all(emptied.join("db")).unwrap();
+    match Store::open_read_only(&emptied) {
+        Err(Error::Damaged { file, .. }) => assert_eq!(file, "db"),
+        other => panic!("expected Damaged, got {:?}", other.map(|_| ())),
+    }
+    assert!(!emptied.join("db").exists());
+}
+
+/// Opens `path` read-only and reads every record; the objects it found.
+fn read_everything(path: &std::path::Path) -> Result<u64, Error> {
+    let store = Store::open_read_only(path)?;
+    let mut objects = 0;
+    for id in store.collections()? {
+        let report = store.collection(&id)?.verify()?;
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        objects += report.objects;
+    }
+    Ok(objects)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}

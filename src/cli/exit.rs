@@ -93,7 +93,7 @@ fn store_code(err: &store::Error) -> u8 {
         store::Error::InUse { .. } => IN_USE,
         store::Error::NotAStore { .. } => NOT_A_STORE,
         store::Error::NewerSchema { .. } => NEWER_SCHEMA,
-        store::Error::Corrupt { .. } => CORRUPT,
+        store::Error::Corrupt { .. } | store::Error::Damaged { .. } => CORRUPT,
         _ => FAILED,
     }
 }

@@ -15,9 +15,10 @@ pub struct StoreDir {
 }
 
 impl StoreDir {
-    /// Open the store; never creates one, fails if another process has it.
+    /// Open the store for reading: nothing in it changes, and it fails if a
+    /// writer has it open.
     pub fn open(&self) -> anyhow::Result<Store> {
-        Ok(Store::open_existing(&self.dir)?)
+        Ok(Store::open_read_only(&self.dir)?)
     }
 }
 

@@ -315,6 +315,7 @@ impl Collection {
     /// the stored RV.
     pub fn apply(&self, batch: Batch) -> Result<Vec<Change>> {
         let inner = &self.inner;
+        inner.shared.writable()?;
         let validated = batch
             .deltas
             .iter()

@@ -258,8 +258,11 @@ mod tests {
         c.ack("auditor", 300).unwrap();
     }
 
-    /// Everything a reader can observe: objects, RV, cursors, journal seqs.
-    fn observe(dir: &Path) -> (Vec<Value>, Option<String>, Vec<(String, u64)>, Vec<u64>) {
+    /// Objects, RV, cursors and journal seqs.
+    type Observed = (Vec<Value>, Option<String>, Vec<(String, u64)>, Vec<u64>);
+
+    /// Everything a reader can observe.
+    fn observe(dir: &Path) -> Observed {
         let store = Store::open_existing(dir).unwrap();
         let c = store.find_collection(&pods()).unwrap().unwrap();
         let report = c.verify().unwrap();
@@ -387,8 +390,8 @@ mod tests {
         )
         .unwrap();
         match Store::open_existing(tmp.path()) {
-            Err(Error::Corrupt { key, reason, .. }) => {
-                assert_eq!(key, directory::COMPACT_DIR);
+            Err(Error::Damaged { file, reason, .. }) => {
+                assert_eq!(file, directory::COMPACT_DIR);
                 assert!(reason.contains("by hand"), "{reason}");
             }
             other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),

@@ -25,6 +25,7 @@ impl Collection {
     /// Cursors only move forward: acknowledging an older seq is a no-op.
     pub fn ack(&self, consumer: &str, seq: u64) -> Result<()> {
         let inner = &self.inner;
+        inner.shared.writable()?;
         if consumer.is_empty() {
             return Err(Error::InvalidArgument(
                 "consumer name must not be empty".into(),

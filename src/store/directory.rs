@@ -41,6 +41,11 @@ const FORMAT: &str = "kube-persist";
 struct Marker {
     format: String,
     schema_version: u32,
+    /// Set once the store has registered a collection: a database that then
+    /// holds none lost its log (sled reads a truncated log as an empty
+    /// database, which would otherwise look like a new store).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    had_collections: bool,
 }
 
 /// A locked store directory. The lock is released when the last clone is
@@ -58,23 +63,22 @@ impl StoreDir {
     /// Locks the store at `path`, creating the directory if `create` is set.
     /// Writes nothing but the lock file of an existing store.
     pub fn open(path: &Path, create: bool) -> Result<StoreDir> {
-        let not_a_store = || Error::NotAStore {
-            path: path.to_path_buf(),
-        };
-        match fs::metadata(path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(not_a_store()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+        let exists = match check_store_dir(path) {
+            Ok(_) => true,
+            Err(Error::NotAStore { what, .. }) if create && what == DOES_NOT_EXIST => {
                 fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+                false
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_a_store()),
-            Err(e) => return Err(Error::io(path, e)),
-        }
-        if read_marker(path)?.is_none() && (!create || !holds_only_a_lock(path)?) {
             // Refusing to create inside a non-empty directory keeps a typo in
             // a path from scattering sled files over someone's data.
-            return Err(not_a_store());
-        }
+            Err(Error::NotAStore { what, .. }) if create && what == NO_MARKER => {
+                if !holds_only_a_lock(path)? {
+                    return Err(not_a_store(path, NO_MARKER));
+                }
+                false
+            }
+            Err(e) => return Err(e),
+        };
         let lock_path = path.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
@@ -83,19 +87,16 @@ impl StoreDir {
             .mode(0o600)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        if let Err(e) = lock.try_lock_exclusive() {
-            if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() {
-                return Err(Error::InUse {
-                    path: path.to_path_buf(),
-                });
-            }
-            return Err(Error::io(&lock_path, e));
-        }
+        lock_exclusive(&lock, path)?;
         // Read again under the lock: another process may have created or
         // migrated the store meanwhile.
         let found_schema = read_marker(path)?;
         if found_schema.is_some() {
             finish_swap(path)?;
+            if exists && !path.join(DB_DIR).exists() {
+                // A writer heals this by relisting; it should not go unseen.
+                tracing::warn!(path = %path.display(), "the store's database is missing; starting an empty one");
+            }
         }
         Ok(StoreDir {
             path: path.to_path_buf(),
@@ -140,6 +141,40 @@ impl StoreDir {
         secure_tree(&self.path)
     }
 }
+
+/// Takes the store's lock for a writer. Readers hold it shared only while
+/// they copy the database (see `read_only`), so a writer that finds only
+/// readers waits for them rather than failing; another writer is
+/// [`Error::InUse`] at once.
+fn lock_exclusive(lock: &File, path: &Path) -> Result<()> {
+    let contended =
+        |e: &std::io::Error| e.raw_os_error() == fs2::lock_contended_error().raw_os_error();
+    let lock_err = |e| Error::io(path.join(LOCK_FILE), e);
+    let in_use = || Error::InUse {
+        path: path.to_path_buf(),
+    };
+    let deadline = Instant::now() + READER_WAIT;
+    loop {
+        match lock.try_lock_exclusive() {
+            Ok(()) => return Ok(()),
+            Err(e) if !contended(&e) => return Err(lock_err(e)),
+            Err(_) => {}
+        }
+        // A shared lock is granted only when no writer holds the store.
+        match FileExt::try_lock_shared(lock) {
+            Ok(()) => FileExt::unlock(lock).map_err(lock_err)?,
+            Err(e) if contended(&e) => return Err(in_use()),
+            Err(e) => return Err(lock_err(e)),
+        }
+        if Instant::now() >= deadline {
+            return Err(in_use());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Longest a writer waits for readers to finish copying.
+const READER_WAIT: Duration = Duration::from_secs(30);
 
 /// The points of [`StoreDir::swap_in_compacted`] a crash can fall between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,11 +254,7 @@ pub(crate) fn finish_swap(path: &Path) -> Result<()> {
         }
         // Never left by a compaction (it moves `db` aside only after the new
         // database is complete), so whether it is whole cannot be known.
-        (true, false) => Err(Error::corrupt(
-            "(store)",
-            COMPACT_DIR,
-            format!("{DB_DIR}/ is missing and {COMPACT_DIR}/ may be incomplete; move one of them to {DB_DIR}/ by hand"),
-        )),
+        (true, false) => Err(unfinished_copy_error(path)),
         (false, false) => Ok(()),
     }
 }
@@ -280,6 +311,49 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// How long closing a store waits for sled's background threads.
 const SLED_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
+const DOES_NOT_EXIST: &str = "does not exist";
+const NOT_A_DIRECTORY: &str = "is not a directory";
+const NO_MARKER: &str = "is not a kube-persist store";
+
+fn not_a_store(path: &Path, what: &'static str) -> Error {
+    Error::NotAStore {
+        path: path.to_path_buf(),
+        what,
+    }
+}
+
+/// Checks that `path` is a store directory; returns the schema version its
+/// marker names. Reads, never writes.
+pub(crate) fn check_store_dir(path: &Path) -> Result<u32> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(not_a_store(path, NOT_A_DIRECTORY)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_a_store(path, DOES_NOT_EXIST))
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    read_marker(path)?.ok_or_else(|| not_a_store(path, NO_MARKER))
+}
+
+/// A store whose `db/` is gone but a compaction's unfinished copy is there.
+pub(crate) fn unfinished_copy_error(path: &Path) -> Error {
+    Error::Damaged {
+        path: path.to_path_buf(),
+        file: COMPACT_DIR.into(),
+        reason: format!("{DB_DIR}/ is missing and {COMPACT_DIR}/ may be incomplete; move one of them to {DB_DIR}/ by hand"),
+    }
+}
+
+/// A store whose database directory is gone.
+pub(crate) fn missing_database_error(path: &Path) -> Error {
+    Error::Damaged {
+        path: path.to_path_buf(),
+        file: DB_DIR.into(),
+        reason: "the database directory is missing: the store's data was removed".into(),
+    }
+}
+
 fn holds_only_a_lock(path: &Path) -> Result<bool> {
     for entry in fs::read_dir(path).map_err(|e| Error::io(path, e))? {
         let entry = entry.map_err(|e| Error::io(path, e))?;
@@ -292,6 +366,30 @@ fn holds_only_a_lock(path: &Path) -> Result<bool> {
 
 /// The schema version a store directory's marker names, if it has one.
 pub(crate) fn read_marker(path: &Path) -> Result<Option<u32>> {
+    Ok(read_marker_full(path)?.map(|m| m.schema_version))
+}
+
+/// Whether the marker says the store has registered a collection.
+pub(crate) fn had_collections(path: &Path) -> Result<bool> {
+    Ok(read_marker_full(path)?.is_some_and(|m| m.had_collections))
+}
+
+/// Records in the marker that the store has registered a collection.
+pub(crate) fn mark_had_collections(path: &Path) -> Result<()> {
+    match read_marker_full(path)? {
+        Some(m) if m.had_collections => Ok(()),
+        Some(m) => store_marker(
+            path,
+            &Marker {
+                had_collections: true,
+                ..m
+            },
+        ),
+        None => Err(not_a_store(path, NO_MARKER)),
+    }
+}
+
+fn read_marker_full(path: &Path) -> Result<Option<Marker>> {
     let marker_path = path.join(MARKER_FILE);
     let text = match fs::read(&marker_path) {
         Ok(t) => t,
@@ -312,17 +410,28 @@ pub(crate) fn read_marker(path: &Path) -> Result<Option<u32>> {
             format!("format is {:?}, expected {FORMAT:?}", marker.format),
         ));
     }
-    Ok(Some(marker.schema_version))
+    Ok(Some(marker))
 }
 
 /// Writes the marker of the store at `path` (also used by migration fixtures).
 pub(crate) fn write_marker(path: &Path, schema_version: u32) -> Result<()> {
-    let marker = Marker {
-        format: FORMAT.into(),
-        schema_version,
-    };
+    let had_collections = read_marker_full(path)
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.had_collections);
+    store_marker(
+        path,
+        &Marker {
+            format: FORMAT.into(),
+            schema_version,
+            had_collections,
+        },
+    )
+}
+
+fn store_marker(path: &Path, marker: &Marker) -> Result<()> {
     let tmp = path.join(format!("{MARKER_FILE}.tmp"));
-    let body = serde_json::to_vec_pretty(&marker).map_err(|e| Error::Encode {
+    let body = serde_json::to_vec_pretty(marker).map_err(|e| Error::Encode {
         what: MARKER_FILE.into(),
         reason: e.to_string(),
     })?;

@@ -11,10 +11,19 @@ pub enum Error {
         /// The store directory.
         path: PathBuf,
     },
-    /// The directory holds no kube-persist store.
-    #[error("{path} is not a kube-persist store")]
+    /// The path holds no kube-persist store.
+    #[error("{path} {what}")]
     NotAStore {
-        /// The directory.
+        /// The path given.
+        path: PathBuf,
+        /// What the path is instead: "does not exist", "is not a
+        /// directory", "is not a kube-persist store".
+        what: &'static str,
+    },
+    /// A write was asked of a store opened read-only.
+    #[error("store {path} was opened read-only")]
+    ReadOnly {
+        /// The store directory.
         path: PathBuf,
     },
     /// The store was written by a newer kube-persist.
@@ -35,6 +44,17 @@ pub enum Error {
         /// Key of the bad record.
         key: String,
         /// What was wrong.
+        reason: String,
+    },
+    /// The store's files are damaged beyond one record: the storage engine
+    /// cannot open them, or a directory is missing.
+    #[error("store {path} is damaged: {file}: {reason}")]
+    Damaged {
+        /// The store directory.
+        path: PathBuf,
+        /// The file or directory at fault, relative to the store.
+        file: String,
+        /// What is wrong.
         reason: String,
     },
     /// An object lacks what the store needs (name, resourceVersion...).
@@ -81,9 +101,9 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
-    /// An error from sled.
+    /// An error from sled (its corruption reports become [`Error::Corrupt`]).
     #[error("storage engine error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
     /// An I/O error.
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -97,7 +117,30 @@ pub enum Error {
 /// Result type of the store layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Error {
+        Error::from_sled(e)
+    }
+}
+
 impl Error {
+    /// sled's corruption error prints a backtrace placeholder and no key; it
+    /// becomes a [`Error::Corrupt`] naming the database file, like any other
+    /// damage the store finds.
+    pub(crate) fn from_sled(e: sled::Error) -> Error {
+        match e {
+            sled::Error::Corruption { at, .. } => Error::corrupt(
+                "(store)",
+                "db/db",
+                match at {
+                    Some(at) => format!("the storage engine found corrupt data at {at}"),
+                    None => "the storage engine found corrupt data".to_string(),
+                },
+            ),
+            other => Error::Sled(other),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),

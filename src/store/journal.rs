@@ -178,6 +178,7 @@ impl Collection {
     /// Trims the journal to its newest `keep` entries; returns how many went.
     pub fn compact_journal(&self, keep: u64) -> Result<u64> {
         let inner = &self.inner;
+        inner.shared.writable()?;
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
         let mut sb = sled::Batch::default();

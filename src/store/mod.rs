@@ -9,7 +9,7 @@
 //! file, and the sled database (see [`directory`]).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -25,6 +25,7 @@ mod error;
 pub mod index;
 pub mod journal;
 mod key;
+mod read_only;
 pub mod record;
 pub(crate) mod state;
 mod verify;
@@ -205,23 +206,48 @@ impl Default for StoreOptions {
 }
 
 /// What every handle of one open store shares. Collections hold it too, so
-/// the lock lives as long as any handle.
+/// the lock (or the read-only copy) lives as long as any handle.
 pub(crate) struct Shared {
-    // Declared before `dir`: sled must close before the lock is released.
+    // Declared before `access`: sled must close before the lock is released
+    // or the copy removed.
     pub db: sled::Db,
     pub options: StoreOptions,
     pub schema_version: u32,
-    pub dir: StoreDir,
+    /// The store directory the caller named.
+    pub path: PathBuf,
+    pub access: Access,
+}
+
+/// How a store was opened.
+pub(crate) enum Access {
+    /// For writing, holding the store's lock.
+    Exclusive(StoreDir),
+    /// Read-only, through a private copy of the database.
+    ReadOnly { _copy: read_only::Copy },
+}
+
+impl Shared {
+    /// Fails unless the store was opened for writing.
+    pub fn writable(&self) -> Result<()> {
+        match self.access {
+            Access::Exclusive(_) => Ok(()),
+            Access::ReadOnly { .. } => Err(Error::ReadOnly {
+                path: self.path.clone(),
+            }),
+        }
+    }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         if let Err(e) = self.db.flush() {
-            tracing::warn!(path = %self.dir.path.display(), error = %e, "flush on close failed");
+            tracing::warn!(path = %self.path.display(), error = %e, "flush on close failed");
         }
         // sled creates snapshot files as it goes; make sure they end private too.
-        if let Err(e) = self.dir.secure() {
-            tracing::warn!(path = %self.dir.path.display(), error = %e, "could not secure store files");
+        if let Access::Exclusive(dir) = &self.access {
+            if let Err(e) = dir.secure() {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not secure store files");
+            }
         }
     }
 }
@@ -261,6 +287,47 @@ impl Store {
         Store::open_locked(StoreDir::open(path, create)?, options)
     }
 
+    /// Opens an existing store for reading only: nothing in its directory is
+    /// changed, whatever is found there (see [`read_only`] for how). Fails
+    /// with [`Error::InUse`] while a writer has it open; an older schema is
+    /// migrated in the private copy only. Writes fail with [`Error::ReadOnly`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        let opened = read_only::open(path)?;
+        let db = open_sled(&opened.copy.db_path(), path)?;
+        let supported = crate::migrations::SCHEMA_VERSION;
+        if opened.found_schema < supported {
+            tracing::info!(path = %path.display(), from = opened.found_schema, to = supported, "reading a migrated copy of an older store; the store itself is unchanged");
+            crate::migrations::run(&db, opened.found_schema)?;
+        }
+        if lost_its_collections(&db, path)? {
+            return Err(Error::Damaged {
+                path: path.to_path_buf(),
+                file: "db/db".into(),
+                reason: LOST_COLLECTIONS.into(),
+            });
+        }
+        Ok(Store::with_shared(Shared {
+            db,
+            options: StoreOptions::default(),
+            schema_version: supported,
+            path: path.to_path_buf(),
+            access: Access::ReadOnly { _copy: opened.copy },
+        }))
+    }
+
+    /// Whether this handle can write.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.shared.access, Access::ReadOnly { .. })
+    }
+
+    fn with_shared(shared: Shared) -> Store {
+        Store {
+            shared: Arc::new(shared),
+            collections: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
     /// Opens the store in `dir`, whose lock the caller holds.
     fn open_locked(dir: StoreDir, options: StoreOptions) -> Result<Store> {
         let supported = crate::migrations::SCHEMA_VERSION;
@@ -278,37 +345,30 @@ impl Store {
             dir.write_marker(supported)?;
         }
         dir.secure()?;
-        let db = sled::Config::new()
-            .path(dir.db_path())
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    Error::InUse {
-                        path: path.to_path_buf(),
-                    }
-                }
-                other => Error::Sled(other),
-            })?;
+        let db = open_sled(&dir.db_path(), path)?;
         if let Some(found) = dir.found_schema.filter(|&f| f < supported) {
             tracing::info!(path = %path.display(), from = found, to = supported, "migrating store");
             crate::migrations::run(&db, found)?;
             dir.write_marker(supported)?;
         }
+        if lost_its_collections(&db, path)? {
+            // A writer serves a controller: it starts empty and relists,
+            // which heals the store, rather than refusing to start.
+            tracing::error!(path = %path.display(), "{LOST_COLLECTIONS}; starting empty");
+        }
         dir.secure()?;
-        Ok(Store {
-            shared: Arc::new(Shared {
-                db,
-                options,
-                schema_version: supported,
-                dir,
-            }),
-            collections: Arc::new(Mutex::new(HashMap::new())),
-        })
+        Ok(Store::with_shared(Shared {
+            db,
+            options,
+            schema_version: supported,
+            path: path.to_path_buf(),
+            access: Access::Exclusive(dir),
+        }))
     }
 
     /// The store directory.
     pub fn path(&self) -> &Path {
-        &self.shared.dir.path
+        &self.shared.path
     }
 
     /// The schema version of the open store (always the current one: older
@@ -350,12 +410,14 @@ impl Store {
         let db = &self.shared.db;
         let reg = format!("{REGISTRY_PREFIX}{name}");
         if db.get(&reg)?.is_none() {
+            self.shared.writable()?;
             let body = serde_json::to_vec(id).map_err(|e| Error::Encode {
                 what: format!("collection id {name}"),
                 reason: e.to_string(),
             })?;
             db.insert(reg, body)?;
             db.flush()?;
+            directory::mark_had_collections(self.path())?;
         }
         let tree = db.open_tree(format!("{TREE_PREFIX}{name}"))?;
         let inner = Arc::new(collection::Inner::open(
@@ -385,6 +447,7 @@ impl Store {
     /// Removes a collection and everything it holds (e.g. to rebuild it from
     /// a relist after damage). Open handles to it must not be used after.
     pub fn drop_collection(&self, id: &CollectionId) -> Result<bool> {
+        self.shared.writable()?;
         let name = id.name();
         let mut open = self
             .collections
@@ -455,6 +518,68 @@ impl CollectionId {
         }
         Ok(())
     }
+}
+
+const LOST_COLLECTIONS: &str = "the database holds no collections although the store registered some: its log was truncated or replaced";
+
+/// Whether the store at `path` once registered collections and its database
+/// now holds none.
+fn lost_its_collections(db: &sled::Db, path: &Path) -> Result<bool> {
+    Ok(directory::had_collections(path)? && db.scan_prefix(REGISTRY_PREFIX).next().is_none())
+}
+
+/// Opens the sled database at `db_path` of the store at `store`, naming the
+/// store in the errors sled's own would not.
+///
+/// sled 0.34 panics on some damage (a truncated log) instead of returning an
+/// error; the panic is caught here and reported as the corruption it is. (A
+/// binary that wants sled's panic message off its stderr filters it in its
+/// panic hook: the message is in the returned error.)
+fn open_sled(db_path: &Path, store: &Path) -> Result<sled::Db> {
+    // sled takes an empty log for a new database: a store whose log was
+    // truncated to nothing would read as empty, not as damaged.
+    let log = db_path.join("db");
+    match std::fs::metadata(&log) {
+        Ok(m) if m.len() == 0 => {
+            return Err(Error::Damaged {
+                path: store.to_path_buf(),
+                file: "db/db".into(),
+                reason: "the database file is empty".into(),
+            })
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&log, e)),
+    }
+    let config = sled::Config::new().path(db_path);
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())).map_err(
+        |panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            Error::Damaged {
+                path: store.to_path_buf(),
+                file: "db/db".into(),
+                reason: format!("the storage engine could not read it ({what})"),
+            }
+        },
+    )?;
+    opened.map_err(|e| match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::InUse {
+            path: store.to_path_buf(),
+        },
+        sled::Error::Corruption { at, .. } => Error::Damaged {
+            path: store.to_path_buf(),
+            file: "db/db".into(),
+            reason: match at {
+                Some(at) => format!("the storage engine found corrupt data at {at}"),
+                None => "the storage engine found corrupt data".into(),
+            },
+        },
+        other => Error::from_sled(other),
+    })
 }
 
 /// Key of a collection's state record (for migrations).
