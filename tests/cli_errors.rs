@@ -44,15 +44,17 @@ fn not_a_store_exits_3() {
     std::fs::create_dir(&plain).unwrap();
     std::fs::write(plain.join("cat.jpg"), b"meow").unwrap();
     let missing = tmp.path().join("missing");
-    for dir in [&plain, &missing] {
+    let file = plain.join("cat.jpg");
+    for (dir, what) in [
+        (&plain, "is not a kube-persist store"),
+        (&missing, "does not exist"),
+        (&file, "is not a directory"),
+    ] {
         let dir = dir.to_str().unwrap();
         for cmd in READERS {
             let r = kp(&[cmd, dir]);
             assert_eq!(r.code, 3, "{cmd} {dir}: {}", r.stderr);
-            assert_eq!(
-                one_line(&r),
-                format!("error: {dir} is not a kube-persist store")
-            );
+            assert_eq!(one_line(&r), format!("error: {dir} {what}"));
         }
     }
     // Nothing was created, in either.
@@ -101,9 +103,9 @@ fn help_documents_exit_codes_and_bad_usage_exits_64() {
     for line in [
         "Exit codes:",
         "  2   the store is in use by another process; nothing was changed",
-        "  3   the directory is not a kube-persist store",
+        "  3   the path does not exist, is not a directory, or is not a kube-persist store",
         "  4   the store has a newer schema than this build supports; it was left untouched",
-        "  5   a corrupt record was found (the message names its key)",
+        "  5   the store is damaged: a corrupt record or unreadable files (the message names which)",
         "  64  invalid command line (option, resource name, key or selector)",
     ] {
         assert!(
@@ -128,4 +130,75 @@ fn every_store_command_documents_exit_codes() {
         let help = ok(&[cmd, "--help"]);
         assert!(help.contains("\nExit codes:\n"), "{cmd} --help:\n{help}");
     }
+}
+
+/// The read-only commands change no byte, mode or file of a store, and two
+/// can read it at once.
+#[test]
+fn reading_a_store_changes_nothing_in_it() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let before = snapshot_with_modes(dir.as_ref());
+    for args in [
+        vec!["inspect", &dir],
+        vec!["list", &dir, "-r", "pods", "-A"],
+        vec!["get", &dir, "-r", "pods", "default/web-0", "-o", "yaml"],
+        vec!["history", &dir, "-r", "pods", "default/web-0"],
+        vec!["verify", &dir],
+        vec!["export", &dir],
+    ] {
+        ok(&args);
+        assert_eq!(snapshot_with_modes(dir.as_ref()), before, "{args:?}");
+    }
+    let readers: Vec<_> = (0..4).map(|_| spawn(&["export", &dir])).collect();
+    for r in readers {
+        let r = finish(r);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+}
+
+/// Damage below the records (sled's own files) is one line naming the file,
+/// exit 5, and the damaged store is left exactly as it was.
+#[test]
+fn damaged_store_files_exit_5_and_are_left_as_they_were() {
+    let (tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let emptied_log = tmp.path().join("emptied-log");
+    let no_db = tmp.path().join("no-db");
+    for to in [&emptied_log, &no_db] {
+        copy_dir(dir.as_ref(), to);
+    }
+    std::fs::File::create(emptied_log.join("db").join("db")).unwrap();
+    std::fs::remove_dir_all(no_db.join("db")).unwrap();
+    for (store, file) in [(&emptied_log, "db/db"), (&no_db, "db")] {
+        let before = snapshot_with_modes(store);
+        let store_str = store.to_str().unwrap();
+        for cmd in ["inspect", "list", "verify", "export"] {
+            let r = kp(&[cmd, store_str]);
+            assert_eq!(r.code, 5, "{cmd}: {}", r.stderr);
+            assert!(
+                one_line(&r).starts_with(&format!("error: store {store_str} is damaged: {file}: ")),
+                "{}",
+                r.stderr
+            );
+        }
+        assert_eq!(snapshot_with_modes(store), before);
+    }
+}
+
+fn snapshot_with_modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out: Vec<_> = snapshot(dir)
+        .into_iter()
+        .map(|(p, bytes)| {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            (p, bytes, mode)
+        })
+        .collect();
+    out.push((
+        dir.to_path_buf(),
+        Vec::new(),
+        std::fs::metadata(dir).unwrap().permissions().mode(),
+    ));
+    out
 }

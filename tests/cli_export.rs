@@ -180,7 +180,7 @@ fn compact_killed_at_any_moment_loses_nothing() {
     let expected = ok(&["export", &dir]);
     let copy = |n: usize| {
         let to = tmp.path().join(format!("round-{n}"));
-        copy_tree(dir.as_ref(), &to);
+        copy_dir(dir.as_ref(), &to);
         to.to_str().unwrap().to_string()
     };
     // One whole run, to spread the kills over its length.
@@ -222,16 +222,4 @@ fn compact_killed_at_any_moment_loses_nothing() {
     }
     eprintln!("{interrupted} of {ROUNDS} kills landed while compact ran, {mid_rewrite} during the rewrite");
     assert!(interrupted > 0, "no kill landed while compact was running");
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }

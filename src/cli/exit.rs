@@ -28,15 +28,16 @@ Exit codes:
   0   success
   1   failure not listed below; for `verify`: the store is damaged (report on stdout)
   2   the store is in use by another process; nothing was changed
-  3   the directory is not a kube-persist store
+  3   the path does not exist, is not a directory, or is not a kube-persist store
   4   the store has a newer schema than this build supports; it was left untouched
-  5   a corrupt record was found (the message names its key)
+  5   the store is damaged: a corrupt record or unreadable files (the message names which)
   6   the object or resource is not in the store
   64  invalid command line (option, resource name, key or selector)
 
 Environment:
   RUST_LOG          log filter (logs go to stderr; default: info)
-  KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output";
+  KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output
+  TMPDIR            where read-only commands copy the store's database to read it (default /tmp)";
 
 /// Print a command-line error (or the help/version clap renders as one).
 pub fn usage(err: clap::Error) -> ExitCode {

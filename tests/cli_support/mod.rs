@@ -270,3 +270,16 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Ve
     }
     out
 }
+
+/// Copies a store directory (when no process has it open).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
