@@ -155,6 +155,50 @@ fn compact_trims_the_journal() {
     );
 }
 
+#[test]
+fn compact_keeps_what_a_durable_consumer_needs_and_trims_by_age() {
+    let (_tmp, dir) = store_dir();
+    with_store(dir.as_ref(), |store| {
+        for rv in 1..=50u64 {
+            apply(
+                store,
+                &pods(),
+                vec![pod("default", "web-0", rv, "node-a", rv % 2 == 0)],
+                rv,
+            );
+        }
+        store
+            .collection(&pods())
+            .unwrap()
+            .ack("auditor", 40)
+            .unwrap();
+    });
+    // Every entry is older than "0s ago"; the consumer still needs 41..=50.
+    let out = ok(&["compact", &dir, "--journal-max-age", "0s"]);
+    assert_eq!(
+        out.lines().next(),
+        Some("pods: removed 40 journal entries, 10 kept (held for consumer \"auditor\", acknowledged up to seq 40)")
+    );
+    let out = ok(&[
+        "compact",
+        &dir,
+        "--journal-max-age",
+        "0s",
+        "--ignore-cursors",
+    ]);
+    assert_eq!(
+        out.lines().next(),
+        Some("pods: removed 10 journal entries, 0 kept")
+    );
+    let r = kp(&["compact", &dir, "--journal-max-age", "soon"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("\"soon\" is not a duration"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// `compact` killed with SIGKILL at moments spread over its run: every time,
 /// the store opens afterwards with exactly the objects it had, verifies, and
 /// holds no leftover of the interrupted rewrite.

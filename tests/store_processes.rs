@@ -34,6 +34,7 @@ fn options() -> StoreOptions {
         journal: JournalLimits {
             max_entries: 400,
             max_bytes: 4 << 20,
+            max_age: None,
         },
         dictionary: DictionaryPolicy {
             min_objects: 60,

@@ -356,6 +356,7 @@ fn journal_is_bounded_by_count_and_bytes_and_says_when_it_was_trimmed() {
         journal: JournalLimits {
             max_entries: 4,
             max_bytes: u64::MAX,
+            max_age: None,
         },
         ..StoreOptions::default()
     };
@@ -431,6 +432,7 @@ fn journal_is_bounded_by_count_and_bytes_and_says_when_it_was_trimmed() {
         journal: JournalLimits {
             max_entries: u64::MAX,
             max_bytes: 1500,
+            max_age: None,
         },
         ..StoreOptions::default()
     };
@@ -965,4 +967,56 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
+}
+
+#[test]
+fn journal_entries_older_than_the_age_bound_are_trimmed_on_apply_and_by_trim_journal_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let age = std::time::Duration::from_millis(250);
+    let options = StoreOptions {
+        journal: JournalLimits {
+            max_age: Some(age),
+            ..JournalLimits::default()
+        },
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(dir.path().join("s"), options).unwrap();
+    let c = store.collection(&pods_id()).unwrap();
+    c.apply(upserts(
+        vec![pod("a", "p1", 1, &[]), pod("a", "p2", 2, &[])],
+        2,
+    ))
+    .unwrap();
+    // Only lower bounds on time: these two are at least `age` old below.
+    std::thread::sleep(age + std::time::Duration::from_millis(50));
+    c.apply(upserts(vec![pod("a", "p3", 3, &[])], 3)).unwrap();
+    let seqs: Vec<u64> = c.journal_since(0).map_or_else(
+        |e| match e {
+            Error::JournalTrimmed { first, .. } => c
+                .journal_since(first - 1)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect(),
+            other => panic!("{other}"),
+        },
+        |entries| entries.iter().map(|e| e.seq).collect(),
+    );
+    assert_eq!(seqs, [3]);
+    assert_eq!(c.meta().unwrap().journal_first_seq, 3);
+    // Nothing is trimmed by age alone until it is old enough...
+    let limits = JournalLimits {
+        max_age: Some(std::time::Duration::from_secs(3600)),
+        ..JournalLimits::default()
+    };
+    assert_eq!(c.trim_journal_to(limits).unwrap(), 0);
+    // ...and then it is, without an apply.
+    std::thread::sleep(age + std::time::Duration::from_millis(50));
+    let limits = JournalLimits {
+        max_age: Some(age),
+        ..JournalLimits::default()
+    };
+    assert_eq!(c.trim_journal_to(limits).unwrap(), 1);
+    assert_eq!(c.meta().unwrap().journal_len, 0);
+    assert_eq!(c.len(), 3, "objects are never trimmed");
 }

@@ -19,6 +19,10 @@ pub struct Args {
     /// [default: the store's own bound, 100000].
     #[arg(long, value_name = "N")]
     journal_keep: Option<u64>,
+    /// Also drop entries applied longer ago than this: `90m`, `12h`, `7d`,
+    /// `2w` (or an ISO 8601 duration such as `P7D`).
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    journal_max_age: Option<std::time::Duration>,
     /// Also drop entries a durable consumer has not acknowledged (it will
     /// resync from the store). By default they are kept.
     #[arg(long)]
@@ -37,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| JournalLimits::default().max_entries),
         ),
         ignore_cursors: args.ignore_cursors,
+        journal_max_age: args.journal_max_age,
         rewrite: !args.no_rewrite,
     };
     let report = Store::compact(&args.store.dir, options)?;
@@ -63,5 +68,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report.bytes_before, report.bytes_after
     )?;
     out.flush()?;
+    if !args.no_rewrite && !report.rewritten {
+        eprintln!("note: rewriting the files would not have made them smaller; they were kept");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A journal age: a span of weeks at most, days counted as 24 hours.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let span: jiff::Span = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a duration such as 12h or 7d: {e}"))?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("{text:?}: {e}"))?;
+    std::time::Duration::try_from(d).map_err(|_| format!("{text:?} is negative"))
 }

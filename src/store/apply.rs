@@ -367,6 +367,7 @@ impl Collection {
             &mut b.sb,
             inner.shared.options.journal,
             &b.journal,
+            0,
         )?;
         if batch.rv.is_some() {
             b.st.last_rv = batch.rv;

@@ -28,6 +28,8 @@ pub struct CompactOptions {
     /// default: such entries are kept, so that consumer still gets every
     /// event after its cursor (I8).
     pub ignore_cursors: bool,
+    /// Also drop entries applied longer ago than this.
+    pub journal_max_age: Option<std::time::Duration>,
     /// Rewrite the database into fresh files (the part that returns space).
     pub rewrite: bool,
 }
@@ -37,6 +39,7 @@ impl Default for CompactOptions {
         CompactOptions {
             journal_keep: None,
             ignore_cursors: false,
+            journal_max_age: None,
             rewrite: true,
         }
     }
@@ -67,6 +70,10 @@ pub struct CompactReport {
     pub bytes_after: u64,
     /// Keys copied by the rewrite (0 when it was not asked for).
     pub keys_copied: u64,
+    /// Whether the rewritten files replaced the old ones: they do only when
+    /// smaller (sled's file sizes vary with how it was written, so a store
+    /// rewritten before may not shrink again).
+    pub rewritten: bool,
 }
 
 /// Keys per sled batch while copying: large enough to amortize the batch,
@@ -110,6 +117,7 @@ pub(crate) fn compact_with(
         bytes_before: 0,
         bytes_after: 0,
         keys_copied: 0,
+        rewritten: false,
     };
     {
         // A clone of the lock: closing this store leaves the directory locked.
@@ -124,7 +132,13 @@ pub(crate) fn compact_with(
     at(Step::Trimmed)?;
     if options.rewrite {
         report.keys_copied = rewrite(&dir, &mut at)?;
-        dir.swap_in_compacted(|s| at(Step::Swap(s)))?;
+        let new_path = dir.compact_path();
+        if directory::size_of(&new_path)? < directory::size_of(&dir.db_path())? {
+            dir.swap_in_compacted(|s| at(Step::Swap(s)))?;
+            report.rewritten = true;
+        } else {
+            std::fs::remove_dir_all(&new_path).map_err(|e| Error::io(&new_path, e))?;
+        }
         dir.secure()?;
     }
     report.bytes_after = directory::size_of(&dir.path)?;
@@ -136,23 +150,32 @@ fn trim(c: &Collection, options: &CompactOptions) -> Result<CollectionCompaction
         .journal_keep
         .unwrap_or_else(|| JournalLimits::default().max_entries);
     let last_seq = c.meta()?.journal_last_seq;
-    let mut keep = requested;
+    let mut floor = 0;
     let mut held_for = None;
     if !options.ignore_cursors {
         // The slowest consumer needs every entry after its cursor.
         if let Some((name, cursor)) = c.cursors()?.into_iter().min_by_key(|(_, seq)| *seq) {
-            let needed = last_seq.saturating_sub(cursor);
-            if needed > keep {
-                keep = needed;
-                held_for = Some((name, cursor));
-            }
+            floor = last_seq.saturating_sub(cursor);
+            held_for = Some((name, cursor));
         }
     }
-    let removed = c.compact_journal(keep)?;
+    let limits = JournalLimits {
+        max_entries: requested,
+        max_bytes: u64::MAX,
+        max_age: options.journal_max_age,
+    };
+    let removed = c.trim_journal_keeping(limits, floor)?;
+    let kept = c.meta()?.journal_len;
+    // Named only when the consumer's entries are what stopped the trim.
+    let held =
+        floor > 0 && kept == floor && (kept > requested || options.journal_max_age.is_some());
+    if !held {
+        held_for = None;
+    }
     Ok(CollectionCompaction {
         id: c.id().clone(),
         removed,
-        kept: c.meta()?.journal_len,
+        kept,
         held_for,
     })
 }
@@ -292,6 +315,7 @@ mod tests {
     const KEEP_50: CompactOptions = CompactOptions {
         journal_keep: Some(50),
         ignore_cursors: false,
+        journal_max_age: None,
         rewrite: true,
     };
 
@@ -305,7 +329,7 @@ mod tests {
         // The consumer at 300 needs 301..=400: 100 entries, not 50.
         assert_eq!((c.removed, c.kept), (300, 100));
         assert_eq!(c.held_for, Some(("auditor".to_string(), 300)));
-        assert!(report.keys_copied > 0);
+        assert!(report.keys_copied > 0 && report.rewritten);
         let after = observe(tmp.path());
         assert_eq!((after.0, after.1, after.2), (objects, rv, cursors));
         assert_eq!(after.3, (301..=400).collect::<Vec<_>>());
@@ -328,6 +352,7 @@ mod tests {
         let trim_only = CompactOptions {
             journal_keep: Some(0),
             ignore_cursors: true,
+            journal_max_age: None,
             rewrite: false,
         };
         let trimmed = Store::compact(tmp.path(), trim_only).unwrap();

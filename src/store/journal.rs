@@ -108,6 +108,8 @@ pub struct JournalLimits {
     pub max_entries: u64,
     /// Most bytes (stored record sizes) kept.
     pub max_bytes: u64,
+    /// Oldest entry kept, by the time it was applied (`None`: no age bound).
+    pub max_age: Option<std::time::Duration>,
 }
 
 impl Default for JournalLimits {
@@ -115,6 +117,7 @@ impl Default for JournalLimits {
         JournalLimits {
             max_entries: 100_000,
             max_bytes: 64 << 20,
+            max_age: None,
         }
     }
 }
@@ -177,16 +180,28 @@ impl Collection {
 
     /// Trims the journal to its newest `keep` entries; returns how many went.
     pub fn compact_journal(&self, keep: u64) -> Result<u64> {
+        self.trim_journal_to(JournalLimits {
+            max_entries: keep,
+            max_bytes: u64::MAX,
+            max_age: None,
+        })
+    }
+
+    /// Trims the journal to within `limits` now; returns how many entries
+    /// went. (`apply` keeps it within the store's own limits as it goes.)
+    pub fn trim_journal_to(&self, limits: JournalLimits) -> Result<u64> {
+        self.trim_journal_keeping(limits, 0)
+    }
+
+    /// [`trim_journal_to`](Self::trim_journal_to), but never below `floor`
+    /// entries (what a lagging durable consumer still needs).
+    pub(crate) fn trim_journal_keeping(&self, limits: JournalLimits, floor: u64) -> Result<u64> {
         let inner = &self.inner;
         inner.shared.writable()?;
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
         let mut sb = sled::Batch::default();
-        let limits = JournalLimits {
-            max_entries: keep,
-            max_bytes: u64::MAX,
-        };
-        let removed = self.trim_journal(&mut st, &mut sb, limits, &[])?;
+        let removed = self.trim_journal(&mut st, &mut sb, limits, &[], floor)?;
         if removed > 0 {
             sb.insert(key::state_key(), record::seal_value(&st));
             inner.tree.apply_batch(sb)?;
@@ -217,9 +232,15 @@ impl Collection {
         sb: &mut sled::Batch,
         limits: JournalLimits,
         pending: &[(u64, String, u64)],
+        floor: u64,
     ) -> Result<u64> {
         let over =
             |st: &State| st.journal_len > limits.max_entries || st.journal_bytes > limits.max_bytes;
+        // Entries applied before this are too old (entries of the batch
+        // being built are new by definition).
+        let cutoff = limits
+            .max_age
+            .and_then(|age| std::time::SystemTime::now().checked_sub(age));
         let mut removed = 0;
         let mut drop_entry =
             |st: &mut State, sb: &mut sled::Batch, seq: u64, key: Option<&str>, len: u64| {
@@ -232,15 +253,17 @@ impl Collection {
                 st.journal_first = seq + 1;
                 removed += 1;
             };
-        if over(st) {
+        if over(st) || (cutoff.is_some() && st.journal_len > 0) {
             for item in self.inner.tree.scan_prefix([prefix::JOURNAL]) {
-                if !over(st) {
-                    break;
-                }
                 let (k, v) = item?;
                 let seq = key::journal_seq(&k)
                     .ok_or_else(|| self.inner.corrupt("journal", "malformed journal key"))?;
-                let key = match self.decode_entry(seq, &v) {
+                let entry = self.decode_entry(seq, &v);
+                let expired = matches!((&entry, cutoff), (Ok(e), Some(c)) if e.at < c);
+                if (!over(st) && !expired) || st.journal_len <= floor {
+                    break;
+                }
+                let key = match entry {
                     Ok(e) => Some(e.key.encode()),
                     Err(Error::Corrupt { reason, .. }) => {
                         // Its history entry stays behind; history() skips it.
@@ -253,7 +276,7 @@ impl Collection {
             }
         }
         for (seq, key, len) in pending {
-            if !over(st) {
+            if !over(st) || st.journal_len <= floor {
                 break;
             }
             drop_entry(st, sb, *seq, Some(key), *len);
