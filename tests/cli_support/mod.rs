@@ -40,7 +40,7 @@ pub fn with_store<R>(dir: &Path, f: impl FnOnce(&Store) -> R) -> R {
 /// the same flock waits exactly for that. (`Store` does this itself on
 /// close; only raw sled access here needs it.)
 pub fn wait_closed(dir: &Path) {
-    // fs2's flock, the one sled takes (std's File::lock is newer than our MSRV).
+    // fs2's flock: the very lock sled takes.
     let db_file = std::fs::File::open(dir.join("db").join("db")).unwrap();
     fs2::FileExt::lock_exclusive(&db_file).unwrap();
     fs2::FileExt::unlock(&db_file).unwrap();
