@@ -129,3 +129,40 @@ fn every_store_command_documents_exit_codes() {
         assert!(help.contains("\nExit codes:\n"), "{cmd} --help:\n{help}");
     }
 }
+
+/// `| head` closing the pipe is not an error: like ripgrep, every command
+/// stops quietly with exit 0, whatever the output form.
+#[test]
+fn a_reader_that_went_away_is_a_quiet_exit_0() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    // Well past the 8 KiB stdout buffer, so that writes fail mid-object too,
+    // not only at the final flush.
+    with_store(dir.as_ref(), |store| {
+        let many = (0..200)
+            .map(|i| pod("default", &format!("web-{i}"), 100 + i, "node-a", true))
+            .collect();
+        apply(store, &pods(), many, 400)
+    });
+    let runs: &[&[&str]] = &[
+        &["export", &dir],
+        &["export", &dir, "-o", "yaml"],
+        &["list", &dir, "-r", "pods"],
+        &["list", &dir, "-r", "pods", "-o", "wide"],
+        &["list", &dir, "-r", "pods", "-o", "name"],
+        &["list", &dir, "-r", "pods", "-o", "json"],
+        &["list", &dir, "-r", "pods", "-o", "yaml"],
+        &["get", &dir, "-r", "pods", "default/web-0"],
+        &["get", &dir, "-r", "pods", "default/web-0", "-o", "json"],
+        &["history", &dir, "-r", "pods", "default/web-0"],
+        &["history", &dir, "-r", "pods", "default/web-0", "-o", "json"],
+        &["inspect", &dir],
+        &["inspect", &dir, "-o", "json"],
+        &["verify", &dir],
+        &["verify", &dir, "-o", "json"],
+    ];
+    for args in runs {
+        let r = kp_reader_gone(args);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
+    }
+}

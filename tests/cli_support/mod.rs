@@ -174,6 +174,21 @@ pub fn kp(args: &[&str]) -> Run {
     finish(child)
 }
 
+/// Run with a standard output whose reader is already gone, as under
+/// `| head -1` once head has exited: every write to stdout fails with EPIPE.
+pub fn kp_reader_gone(args: &[&str]) -> Run {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = command(args);
+    cmd.stdout(writer).stderr(Stdio::piped());
+    let guard = fork_guard();
+    let child = cmd.spawn().unwrap();
+    drop(guard);
+    // `cmd` holds our copy of the write end.
+    drop(cmd);
+    finish(child)
+}
+
 /// Start the binary without waiting for it. Takes no guard: for a test that
 /// holds a store open on purpose while the child runs.
 pub fn spawn(args: &[&str]) -> std::process::Child {
