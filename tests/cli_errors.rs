@@ -104,7 +104,7 @@ fn help_documents_exit_codes_and_bad_usage_exits_64() {
         "  3   the directory is not a kube-persist store",
         "  4   the store has a newer schema than this build supports; it was left untouched",
         "  5   a corrupt record was found (the message names its key)",
-        "  64  invalid command line (option, resource name, key or selector)",
+        "  64  invalid command line (option, resource, namespace, key, selector, KUBE_PERSIST_NOW)",
     ] {
         assert!(
             help.lines().any(|l| l == line),

@@ -187,7 +187,9 @@ fn yaml_quotes_what_yaml_1_1_would_misread() {
     let list = ok(&["list", &dir, "-o", "yaml"]);
     assert_eq!(
         list,
-        format!("apiVersion: v1\nitems:\n{indented}kind: List\nmetadata:\n  resourceVersion: \"\"\n")
+        format!(
+            "apiVersion: v1\nitems:\n{indented}kind: List\nmetadata:\n  resourceVersion: \"\"\n"
+        )
     );
     assert_eq!(ok(&["export", &dir, "-o", "yaml"]), YAML11_CONFIGMAP);
 }

@@ -4,18 +4,29 @@ use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
 
+use super::exit::Usage;
+
 /// Environment variable that fixes "now", so that ages in output are
 /// reproducible (tests, documentation). RFC 3339, e.g. `2026-01-01T00:00:00Z`.
 pub const NOW_ENV: &str = "KUBE_PERSIST_NOW";
 
-/// The current time, or the one `KUBE_PERSIST_NOW` fixes.
+/// The current time, or the one `KUBE_PERSIST_NOW` fixes. Set but empty
+/// counts as unset (as `VAR= cmd` usually means "no value"); any other value
+/// that is not an RFC 3339 time is a usage error naming the variable.
 pub fn now() -> anyhow::Result<Timestamp> {
-    match std::env::var(NOW_ENV) {
-        Ok(fixed) => fixed
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{NOW_ENV}={fixed:?} is not an RFC 3339 time: {e}")),
-        Err(_) => Ok(Timestamp::now()),
-    }
+    let Some(fixed) = std::env::var_os(NOW_ENV).filter(|v| !v.is_empty()) else {
+        return Ok(Timestamp::now());
+    };
+    let parsed = match fixed.to_str() {
+        Some(text) => text.parse().map_err(|e: jiff::Error| e.to_string()),
+        None => Err("it is not valid UTF-8".to_string()),
+    };
+    parsed.map_err(|reason| {
+        Usage(format!(
+            "environment variable {NOW_ENV}={fixed:?} is not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z): {reason}"
+        ))
+        .into()
+    })
 }
 
 /// A stored time in RFC 3339 UTC, seconds precision.

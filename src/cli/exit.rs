@@ -32,11 +32,18 @@ Exit codes:
   4   the store has a newer schema than this build supports; it was left untouched
   5   a corrupt record was found (the message names its key)
   6   the object or resource is not in the store
-  64  invalid command line (option, resource name, key or selector)
+  64  invalid command line (option, resource, namespace, key, selector, KUBE_PERSIST_NOW)
 
 Environment:
   RUST_LOG          log filter (logs go to stderr; default: info)
-  KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output";
+  KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output
+                    (empty: unset)";
+
+/// A command-line mistake clap cannot see (an environment variable, a value
+/// that only makes sense once the store is open); exits with [`USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Print a command-line error (or the help/version clap renders as one).
 pub fn usage(err: clap::Error) -> ExitCode {
@@ -61,6 +68,9 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
 
 fn code_of(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause.is::<Usage>() {
+            return USAGE;
+        }
         if let Some(e) = cause.downcast_ref::<store::Error>() {
             return store_code(e);
         }
@@ -74,6 +84,7 @@ fn code_of(err: &anyhow::Error) -> u8 {
                 | inspect::Error::UnknownResource { .. }
                 | inspect::Error::NotFound { .. } => NOT_FOUND,
                 inspect::Error::ResourceRequired { .. }
+                | inspect::Error::EmptyResource
                 | inspect::Error::AmbiguousResource { .. }
                 | inspect::Error::BadKey { .. }
                 | inspect::Error::Selector(_) => USAGE,

@@ -32,12 +32,14 @@ pub struct Args {
     store: StoreDir,
     #[command(flatten)]
     resource: ResourceArg,
-    /// Only objects in this namespace.
+    /// Only objects in this namespace. Ignored for cluster-scoped resources
+    /// (nodes, namespaces...), as kubectl does.
     #[arg(
         long,
         short = 'n',
         value_name = "NS",
-        conflicts_with = "all_namespaces"
+        conflicts_with = "all_namespaces",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     namespace: Option<String>,
     /// Objects in all namespaces (the default when -n is not given).
@@ -56,16 +58,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = age::now()?;
-    let mut q = query::Query {
-        namespace: args.namespace.clone(),
-        labels: None,
-    };
+    let mut q = query::Query::default();
     if let Some(selector) = &args.selector {
         q = q.with_labels(selector)?;
     }
     let store = args.store.open()?;
     let collection = target::collection(&store, &args.resource)?;
     let id = collection.id().clone();
+    // Cluster-scoped objects have no namespace to match: -n does not apply.
+    let namespace = args.namespace.filter(|_| id.namespaced);
+    q.namespace = namespace.clone();
     let objects: Vec<Value> = query::list(&collection, &q)?
         .into_iter()
         .map(|o| view::present(&id, args.secrets.show_secrets, o))
@@ -83,13 +85,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Table | Format::Wide => {
             if objects.is_empty() {
                 // Like kubectl: say so on stderr, keep stdout empty for scripts.
-                match &args.namespace {
+                match &namespace {
                     Some(ns) => eprintln!("No {} found in namespace {ns}.", id.resource),
                     None => eprintln!("No {} found.", id.resource),
                 }
             } else {
                 let wide = args.output == Format::Wide;
-                let show_ns = id.namespaced && args.namespace.is_none();
+                let show_ns = id.namespaced && namespace.is_none();
                 let mut headers = Vec::new();
                 if show_ns {
                     headers.push("NAMESPACE");

@@ -168,8 +168,15 @@ pub struct Run {
 }
 
 pub fn kp(args: &[&str]) -> Run {
+    kp_env(args, &[])
+}
+
+/// [`kp`] with extra (or overriding) environment variables.
+pub fn kp_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = command(args);
+    cmd.envs(env.iter().copied()).stderr(Stdio::piped());
     let guard = fork_guard();
-    let child = spawn(args);
+    let child = cmd.spawn().unwrap();
     drop(guard);
     finish(child)
 }
