@@ -162,6 +162,20 @@ fn label_selectors() {
         ]),
         "pod/dns-0\n"
     );
+    for (selector, reason) in [
+        ("app in ()", "empty value set \"()\" at position 8: \"in\" needs at least one value"),
+        ("app notin ()", "empty value set \"()\" at position 11: \"notin\" needs at least one value"),
+        ("a=b=c", "unexpected \"=\" at position 4, expected \",\" or the end"),
+        ("a b", "unexpected \"b\" at position 3, expected an operator (=, ==, !=, in, notin) after key \"a\""),
+        ("a,!", "expected a label key, found the end"),
+    ] {
+        let r = kp(&["list", &dir, "-r", "pods", "-l", selector]);
+        assert_eq!((r.code, r.stdout.as_str()), (64, ""), "{selector}");
+        assert_eq!(
+            r.stderr,
+            format!("error: unable to parse label selector {selector:?}: {reason}\n")
+        );
+    }
     let r = kp(&["list", &dir, "-r", "pods", "-l", "app in (web"]);
     assert_eq!((r.code, r.stdout.as_str()), (64, ""));
     assert_eq!(r.stderr.lines().count(), 1);
