@@ -61,9 +61,28 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     let code = code_of(err);
     // A reader that went away (`| head`) is not an error worth a message.
     if code != OK {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", one_line(err));
     }
     ExitCode::from(code)
+}
+
+/// The error and its causes joined by `: `, on one line. A cause whose text
+/// the message so far already ends with is left out: library errors often
+/// print their source themselves (`i/o error on PATH: {source}`) and also
+/// return it from `source()`, which anyhow's `{:#}` would print twice.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 fn code_of(err: &anyhow::Error) -> u8 {
@@ -106,5 +125,30 @@ fn store_code(err: &store::Error) -> u8 {
         store::Error::NewerSchema { .. } => NEWER_SCHEMA,
         store::Error::Corrupt { .. } => CORRUPT,
         _ => FAILED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(libc::EACCES);
+        let err = anyhow::Error::from(store::Error::Io {
+            path: "/x/lock".into(),
+            source: io,
+        });
+        assert_eq!(
+            one_line(&err),
+            "i/o error on /x/lock: Permission denied (os error 13)"
+        );
+        // Context over it keeps every distinct part, still on one line.
+        let err = err.context("opening store /x\nfor list");
+        assert_eq!(
+            one_line(&err),
+            "opening store /x for list: i/o error on /x/lock: Permission denied (os error 13)"
+        );
+        assert_eq!(code_of(&err), FAILED);
     }
 }
