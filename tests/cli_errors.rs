@@ -103,7 +103,7 @@ fn help_documents_exit_codes_and_bad_usage_exits_64() {
         "  2   the store is in use by another process; nothing was changed",
         "  3   the directory is not a kube-persist store",
         "  4   the store has a newer schema than this build supports; it was left untouched",
-        "  5   a corrupt record was found (the message names its key)",
+        "  5   a corrupt record was found (the message names its key); export and list",
         "  64  invalid command line (option, resource, namespace, key, selector, KUBE_PERSIST_NOW)",
     ] {
         assert!(

@@ -30,7 +30,8 @@ Exit codes:
   2   the store is in use by another process; nothing was changed
   3   the directory is not a kube-persist store
   4   the store has a newer schema than this build supports; it was left untouched
-  5   a corrupt record was found (the message names its key)
+  5   a corrupt record was found (the message names its key); export and list
+      still write every readable object and name each bad key on stderr
   6   the object or resource is not in the store
   64  invalid command line (option, resource, namespace, key, selector, KUBE_PERSIST_NOW)
 
@@ -64,6 +65,18 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         eprintln!("error: {}", one_line(err));
     }
     ExitCode::from(code)
+}
+
+/// Tell about one record a salvaging read (`export`, `list`) left out, on
+/// one stderr line naming the collection, the key and what is wrong; the
+/// command goes on and exits with [`CORRUPT`] at the end.
+pub fn skipped(err: &store::Error) {
+    eprintln!("error: {}", err.to_string().replace('\n', " "));
+}
+
+/// The exit code of a salvaging read that left out `skipped` records.
+pub fn salvaged(skipped: usize) -> ExitCode {
+    ExitCode::from(if skipped == 0 { OK } else { CORRUPT })
 }
 
 /// The error and its causes joined by `: `, on one line. A cause whose text

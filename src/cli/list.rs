@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::table::Table;
 use super::target::{self, ResourceArg, SecretsArg, StoreDir};
-use super::{age, columns, output};
+use super::{age, columns, exit, output};
 
 /// Output format of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,7 +68,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Cluster-scoped objects have no namespace to match: -n does not apply.
     let namespace = args.namespace.filter(|_| id.namespaced);
     q.namespace = namespace.clone();
-    let objects: Vec<Value> = query::list(&collection, &q)?
+    let listing = query::list(&collection, &q)?;
+    for bad in &listing.corrupt {
+        exit::skipped(bad);
+    }
+    let objects: Vec<Value> = listing
+        .objects
         .into_iter()
         .map(|o| view::present(&id, args.secrets.show_secrets, o))
         .collect();
@@ -84,8 +89,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Format::Table | Format::Wide => {
             if objects.is_empty() {
-                // Like kubectl: say so on stderr, keep stdout empty for scripts.
+                // Like kubectl: say so on stderr, keep stdout empty for
+                // scripts. Not when records were left out: it may be untrue.
                 match &namespace {
+                    _ if !listing.corrupt.is_empty() => {}
                     Some(ns) => eprintln!("No {} found in namespace {ns}.", id.resource),
                     None => eprintln!("No {} found.", id.resource),
                 }
@@ -113,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::salvaged(listing.corrupt.len()))
 }
 
 fn field<'a>(object: &'a Value, name: &str) -> &'a str {

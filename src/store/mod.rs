@@ -26,6 +26,7 @@ pub mod index;
 pub mod journal;
 mod key;
 pub mod record;
+mod scan;
 pub(crate) mod state;
 mod verify;
 
