@@ -69,16 +69,16 @@ fn human(d: Duration) -> String {
     let years = days / 365;
     match () {
         _ if s < 120 => format!("{s}s"),
-        _ if m < 10 && s % 60 == 0 => format!("{m}m"),
+        _ if m < 10 && s.is_multiple_of(60) => format!("{m}m"),
         _ if m < 10 => format!("{m}m{}s", s % 60),
         _ if m < 180 => format!("{m}m"),
-        _ if h < 8 && m % 60 == 0 => format!("{h}h"),
+        _ if h < 8 && m.is_multiple_of(60) => format!("{h}h"),
         _ if h < 8 => format!("{h}h{}m", m % 60),
         _ if h < 48 => format!("{h}h"),
-        _ if h < 24 * 8 && h % 24 == 0 => format!("{days}d"),
+        _ if h < 24 * 8 && h.is_multiple_of(24) => format!("{days}d"),
         _ if h < 24 * 8 => format!("{days}d{}h", h % 24),
         _ if h < 24 * 365 * 2 => format!("{days}d"),
-        _ if h < 24 * 365 * 8 && days % 365 == 0 => format!("{years}y"),
+        _ if h < 24 * 365 * 8 && days.is_multiple_of(365) => format!("{years}y"),
         _ if h < 24 * 365 * 8 => format!("{years}y{}d", days % 365),
         _ => format!("{years}y"),
     }
