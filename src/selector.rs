@@ -18,7 +18,8 @@ use serde_json::Value;
 /// A selector that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// The label selector is malformed.
+    /// The label selector is malformed. The reason shows the offending
+    /// token as typed, with its position (characters counted from 1).
     #[error("unable to parse label selector {input:?}: {reason}")]
     Label {
         /// The selector as given.
@@ -36,14 +37,31 @@ pub enum Error {
     },
 }
 
-/// Parses a label selector. The empty string selects everything.
+/// Parses a label selector a person typed. The empty string selects
+/// everything; an empty value set (`app in ()`) is refused, as the API
+/// refuses an `In`/`NotIn` requirement without values.
 pub fn parse_label_selector(input: &str) -> Result<Selector, Error> {
+    parse(input, false)
+}
+
+/// Parses a label selector as the API server's query parameter parser
+/// (apimachinery's `labels.Parse`) does: there `app in ()` is accepted and
+/// reads as `app in ("")`. For the simulator, which must answer as a server.
+pub fn parse_label_selector_as_server(input: &str) -> Result<Selector, Error> {
+    parse(input, true)
+}
+
+fn parse(input: &str, empty_sets: bool) -> Result<Selector, Error> {
     let fail = |reason: String| Error::Label {
         input: input.to_string(),
         reason,
     };
-    let tokens = lex(input).map_err(fail)?;
-    let mut parser = LabelParser { tokens, pos: 0 };
+    let tokens = lex(input);
+    let mut parser = LabelParser {
+        tokens,
+        pos: 0,
+        empty_sets,
+    };
     let exprs = parser.parse().map_err(fail)?;
     Ok(Selector::from_iter(exprs))
 }
@@ -65,86 +83,116 @@ enum Token {
     Less,
 }
 
-fn lex(input: &str) -> Result<Vec<Token>, String> {
+impl Token {
+    /// The token as the user typed it, for error messages.
+    fn text(&self) -> &str {
+        match self {
+            Token::Ident(s) => s,
+            Token::Comma => ",",
+            Token::Equals => "=",
+            Token::DoubleEquals => "==",
+            Token::NotEquals => "!=",
+            Token::Bang => "!",
+            Token::Open => "(",
+            Token::Close => ")",
+            Token::In => "in",
+            Token::NotIn => "notin",
+            Token::Greater => ">",
+            Token::Less => "<",
+        }
+    }
+}
+
+/// A token and where it starts: a character position counted from 1, the
+/// way an editor's column is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Spanned {
+    token: Token,
+    at: usize,
+}
+
+impl Spanned {
+    /// `"=" at position 4`: what error messages show of a token.
+    fn describe(&self) -> String {
+        format!("{:?} at position {}", self.token.text(), self.at)
+    }
+}
+
+fn lex(input: &str) -> Vec<Spanned> {
     let mut out = Vec::new();
-    let mut chars = input.chars().peekable();
-    while let Some(&c) = chars.peek() {
+    let mut chars = input.chars().enumerate().peekable();
+    while let Some(&(i, c)) = chars.peek() {
+        let at = i + 1;
+        let mut single = |token: Token, chars: &mut std::iter::Peekable<_>| {
+            Iterator::next(chars);
+            out.push(Spanned { token, at });
+        };
         match c {
             c if c.is_whitespace() => {
                 chars.next();
             }
-            ',' => {
+            ',' => single(Token::Comma, &mut chars),
+            '(' => single(Token::Open, &mut chars),
+            ')' => single(Token::Close, &mut chars),
+            '>' => single(Token::Greater, &mut chars),
+            '<' => single(Token::Less, &mut chars),
+            '=' | '!' => {
                 chars.next();
-                out.push(Token::Comma);
-            }
-            '(' => {
-                chars.next();
-                out.push(Token::Open);
-            }
-            ')' => {
-                chars.next();
-                out.push(Token::Close);
-            }
-            '>' => {
-                chars.next();
-                out.push(Token::Greater);
-            }
-            '<' => {
-                chars.next();
-                out.push(Token::Less);
-            }
-            '=' => {
-                chars.next();
-                if chars.peek() == Some(&'=') {
+                let doubled = chars.peek().is_some_and(|&(_, n)| n == '=');
+                if doubled {
                     chars.next();
-                    out.push(Token::DoubleEquals);
-                } else {
-                    out.push(Token::Equals);
                 }
-            }
-            '!' => {
-                chars.next();
-                if chars.peek() == Some(&'=') {
-                    chars.next();
-                    out.push(Token::NotEquals);
-                } else {
-                    out.push(Token::Bang);
-                }
+                let token = match (c, doubled) {
+                    ('=', true) => Token::DoubleEquals,
+                    ('=', false) => Token::Equals,
+                    (_, true) => Token::NotEquals,
+                    (_, false) => Token::Bang,
+                };
+                out.push(Spanned { token, at });
             }
             _ => {
                 let mut word = String::new();
-                while let Some(&c) = chars.peek() {
+                while let Some(&(_, c)) = chars.peek() {
                     if c.is_whitespace() || ",()=!<>".contains(c) {
                         break;
                     }
                     word.push(c);
                     chars.next();
                 }
-                out.push(match word.as_str() {
+                let token = match word.as_str() {
                     "in" => Token::In,
                     "notin" => Token::NotIn,
                     _ => Token::Ident(word),
-                });
+                };
+                out.push(Spanned { token, at });
             }
         }
     }
-    Ok(out)
+    out
 }
 
 struct LabelParser {
-    tokens: Vec<Token>,
+    tokens: Vec<Spanned>,
     pos: usize,
+    /// Whether `()` is a set holding the empty value (the server's reading)
+    /// rather than an error.
+    empty_sets: bool,
 }
 
 impl LabelParser {
     fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.pos)
+        self.tokens.get(self.pos).map(|s| &s.token)
     }
 
-    fn next(&mut self) -> Option<Token> {
+    fn next(&mut self) -> Option<Spanned> {
         let t = self.tokens.get(self.pos).cloned();
         self.pos += 1;
         t
+    }
+
+    /// `unexpected "=" at position 4, expected ...`
+    fn unexpected(found: &Spanned, expected: &str) -> String {
+        format!("unexpected {}, expected {expected}", found.describe())
     }
 
     fn parse(&mut self) -> Result<Vec<Expression>, String> {
@@ -156,12 +204,15 @@ impl LabelParser {
             exprs.push(self.requirement()?);
             match self.next() {
                 None => return Ok(exprs),
-                Some(Token::Comma) => {
+                Some(Spanned {
+                    token: Token::Comma,
+                    at,
+                }) => {
                     if self.peek().is_none() {
-                        return Err("found trailing ','".into());
+                        return Err(format!("trailing \",\" at position {at}"));
                     }
                 }
-                Some(t) => return Err(format!("found {t:?}, expected ','")),
+                Some(t) => return Err(Self::unexpected(&t, "\",\" or the end")),
             }
         }
     }
@@ -185,49 +236,74 @@ impl LabelParser {
             }
             Some(Token::In) => {
                 self.next();
-                Ok(Expression::In(key, self.value_set()?))
+                Ok(Expression::In(key, self.value_set("in")?))
             }
             Some(Token::NotIn) => {
                 self.next();
-                Ok(Expression::NotIn(key, self.value_set()?))
+                Ok(Expression::NotIn(key, self.value_set("notin")?))
             }
             Some(Token::Greater) | Some(Token::Less) => Err(format!(
                 "operators '>' and '<' on {key:?} are not supported"
             )),
-            Some(t) => Err(format!(
-                "found {t:?} after key {key:?}, expected an operator"
-            )),
+            Some(_) => {
+                let found = &self.tokens[self.pos];
+                Err(Self::unexpected(
+                    found,
+                    &format!("an operator (=, ==, !=, in, notin) after key {key:?}"),
+                ))
+            }
         }
     }
 
     fn key(&mut self) -> Result<String, String> {
         match self.next() {
-            Some(Token::Ident(k)) => {
+            Some(Spanned {
+                token: Token::Ident(k),
+                ..
+            }) => {
                 validate_label_key(&k)?;
                 Ok(k)
             }
-            Some(t) => Err(format!("found {t:?}, expected a label key")),
-            None => Err("expected a label key, found end of input".into()),
+            Some(t) => Err(Self::unexpected(&t, "a label key")),
+            None => Err("expected a label key, found the end".into()),
         }
     }
 
     fn value(&mut self) -> Result<String, String> {
         match self.peek() {
             None | Some(Token::Comma) => Ok(String::new()),
-            Some(Token::Ident(_)) => match self.next() {
-                Some(Token::Ident(v)) => {
+            Some(_) => match self.next() {
+                Some(Spanned {
+                    token: Token::Ident(v),
+                    ..
+                }) => {
                     validate_label_value(&v)?;
                     Ok(v)
                 }
-                _ => unreachable!("peeked an identifier"),
+                Some(t) => Err(Self::unexpected(&t, "a label value")),
+                None => unreachable!("peeked a token"),
             },
-            Some(t) => Err(format!("found {t:?}, expected a label value")),
         }
     }
 
-    fn value_set(&mut self) -> Result<BTreeSet<String>, String> {
-        if self.next() != Some(Token::Open) {
-            return Err("expected '(' after 'in'/'notin'".into());
+    /// `(a, b)` after `in`/`notin` (`op`). Unless `empty_sets`, an empty set
+    /// is refused: typed by a person it matches only the empty value (`in`)
+    /// or nearly everything (`notin`), surely not what was meant.
+    fn value_set(&mut self, op: &str) -> Result<BTreeSet<String>, String> {
+        let open = match self.next() {
+            Some(
+                open @ Spanned {
+                    token: Token::Open, ..
+                },
+            ) => open,
+            Some(t) => return Err(Self::unexpected(&t, &format!("\"(\" after {op:?}"))),
+            None => return Err(format!("expected \"(\" after {op:?}, found the end")),
+        };
+        if self.peek() == Some(&Token::Close) && !self.empty_sets {
+            return Err(format!(
+                "empty value set \"()\" at position {}: {op:?} needs at least one value",
+                open.at
+            ));
         }
         let mut values = BTreeSet::new();
         loop {
@@ -237,10 +313,21 @@ impl LabelParser {
             };
             values.insert(v);
             match self.next() {
-                Some(Token::Comma) => continue,
-                Some(Token::Close) => return Ok(values),
-                Some(t) => return Err(format!("found {t:?} in value set, expected ',' or ')'")),
-                None => return Err("unterminated value set, expected ')'".into()),
+                Some(Spanned {
+                    token: Token::Comma,
+                    ..
+                }) => continue,
+                Some(Spanned {
+                    token: Token::Close,
+                    ..
+                }) => return Ok(values),
+                Some(t) => return Err(Self::unexpected(&t, "\",\" or \")\" in the value set")),
+                None => {
+                    return Err(format!(
+                        "value set opened at position {} is not closed with \")\"",
+                        open.at
+                    ))
+                }
             }
         }
     }
@@ -556,6 +643,42 @@ mod tests {
             let err = parse_label_selector(bad).expect_err(bad);
             assert!(err.to_string().contains(bad), "{err} names the input");
         }
+    }
+
+    #[test]
+    fn errors_show_what_was_typed_and_where() {
+        let reason = |input: &str| match parse_label_selector(input).unwrap_err() {
+            Error::Label { reason, .. } => reason,
+            other => panic!("{other}"),
+        };
+        for (input, want) in [
+            ("app=a=b", "unexpected \"=\" at position 6, expected \",\" or the end"),
+            ("a b", "unexpected \"b\" at position 3, expected an operator (=, ==, !=, in, notin) after key \"a\""),
+            ("=a", "unexpected \"=\" at position 1, expected a label key"),
+            ("!", "expected a label key, found the end"),
+            ("a=!", "unexpected \"!\" at position 3, expected a label value"),
+            ("app in a", "unexpected \"a\" at position 8, expected \"(\" after \"in\""),
+            ("app in (a b)", "unexpected \"b\" at position 11, expected \",\" or \")\" in the value set"),
+            ("app in (a", "value set opened at position 8 is not closed with \")\""),
+            ("app=a,", "trailing \",\" at position 6"),
+            ("app in ()", "empty value set \"()\" at position 8: \"in\" needs at least one value"),
+            ("x,app notin ( )", "empty value set \"()\" at position 13: \"notin\" needs at least one value"),
+        ] {
+            assert_eq!(reason(input), want, "{input}");
+        }
+        // The server's parser reads `()` as the empty value.
+        assert_eq!(
+            parse_label_selector_as_server("app in ()").unwrap(),
+            Selector::from_iter(vec![Expression::In("app".into(), [String::new()].into())])
+        );
+        // An empty value inside a set is a value (the empty label value).
+        assert_eq!(
+            parse_label_selector("app in (a,)").unwrap(),
+            Selector::from_iter(vec![Expression::In(
+                "app".into(),
+                ["a".into(), String::new()].into()
+            )])
+        );
     }
 
     #[test]

@@ -105,8 +105,8 @@ fn help_documents_exit_codes_and_bad_usage_exits_64() {
         "  2   the store is in use by another process; nothing was changed",
         "  3   the path does not exist, is not a directory, or is not a kube-persist store",
         "  4   the store has a newer schema than this build supports; it was left untouched",
-        "  5   the store is damaged: a corrupt record or unreadable files (the message names which)",
-        "  64  invalid command line (option, resource name, key or selector)",
+        "  5   the store is damaged: a corrupt record or unreadable files (the message",
+        "  64  invalid command line (option, resource, namespace, key, selector, KUBE_PERSIST_NOW)",
     ] {
         assert!(
             help.lines().any(|l| l == line),
@@ -201,4 +201,41 @@ fn snapshot_with_modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8
         std::fs::metadata(dir).unwrap().permissions().mode(),
     ));
     out
+}
+
+/// `| head` closing the pipe is not an error: like ripgrep, every command
+/// stops quietly with exit 0, whatever the output form.
+#[test]
+fn a_reader_that_went_away_is_a_quiet_exit_0() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    // Well past the 8 KiB stdout buffer, so that writes fail mid-object too,
+    // not only at the final flush.
+    with_store(dir.as_ref(), |store| {
+        let many = (0..200)
+            .map(|i| pod("default", &format!("web-{i}"), 100 + i, "node-a", true))
+            .collect();
+        apply(store, &pods(), many, 400)
+    });
+    let runs: &[&[&str]] = &[
+        &["export", &dir],
+        &["export", &dir, "-o", "yaml"],
+        &["list", &dir, "-r", "pods"],
+        &["list", &dir, "-r", "pods", "-o", "wide"],
+        &["list", &dir, "-r", "pods", "-o", "name"],
+        &["list", &dir, "-r", "pods", "-o", "json"],
+        &["list", &dir, "-r", "pods", "-o", "yaml"],
+        &["get", &dir, "-r", "pods", "default/web-0"],
+        &["get", &dir, "-r", "pods", "default/web-0", "-o", "json"],
+        &["history", &dir, "-r", "pods", "default/web-0"],
+        &["history", &dir, "-r", "pods", "default/web-0", "-o", "json"],
+        &["inspect", &dir],
+        &["inspect", &dir, "-o", "json"],
+        &["verify", &dir],
+        &["verify", &dir, "-o", "json"],
+    ];
+    for args in runs {
+        let r = kp_reader_gone(args);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
+    }
 }

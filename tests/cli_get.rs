@@ -11,18 +11,17 @@ fn get_yaml_is_the_object_with_its_type() {
     let out = ok(&["get", &dir, "-r", "cm", "default/settings"]);
     assert_eq!(
         out,
-        "\
-apiVersion: v1
+        r#"apiVersion: v1
 data:
-  a: '1'
-  b: '2'
+  a: "1"
+  b: "2"
 kind: ConfigMap
 metadata:
-  creationTimestamp: 2026-01-01T09:30:00Z
+  creationTimestamp: "2026-01-01T09:30:00Z"
   name: settings
   namespace: default
-  resourceVersion: '13'
-"
+  resourceVersion: "13"
+"#
     );
 }
 
@@ -118,4 +117,79 @@ fn cluster_scoped_objects_are_named_without_namespace() {
         ok(&["list", &dir]),
         "NAME     STATUS   AGE\nnode-a   Ready    <unknown>\n"
     );
+}
+
+/// A ConfigMap whose keys and values YAML 1.1 (kubectl's go-yaml v2, PyYAML)
+/// would read as something other than strings when left bare.
+fn yaml11_configmap() -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": "tricky", "namespace": "default", "resourceVersion": "20",
+            "creationTimestamp": "2026-11-23T13:39:13Z",
+            "labels": {"on": "yes", "off": "no", "y": "n", "enabled": "true", "t": "~"}},
+        "data": {
+            "eq": "=", "null": "null", "int": "123", "float": "1.5", "hex": "0x1F",
+            "sexagesimal": "1:20", "date": "2026-01-01", "empty": "", "plain": "web",
+            "merge": "<<", "lines": "a\nb\n"
+        }
+    })
+}
+
+/// What kubectl prints for it: every such string double-quoted, keys too.
+const YAML11_CONFIGMAP: &str = r#"apiVersion: v1
+data:
+  date: "2026-01-01"
+  empty: ""
+  eq: "="
+  float: "1.5"
+  hex: "0x1F"
+  int: "123"
+  lines: |
+    a
+    b
+  merge: "<<"
+  "null": "null"
+  plain: web
+  sexagesimal: "1:20"
+kind: ConfigMap
+metadata:
+  creationTimestamp: "2026-11-23T13:39:13Z"
+  labels:
+    enabled: "true"
+    "off": "no"
+    "on": "yes"
+    t: "~"
+    "y": "n"
+  name: tricky
+  namespace: default
+  resourceVersion: "20"
+"#;
+
+#[test]
+fn yaml_quotes_what_yaml_1_1_would_misread() {
+    let (_tmp, dir) = store_dir();
+    with_store(dir.as_ref(), |store| {
+        apply(store, &configmaps(), vec![yaml11_configmap()], 20)
+    });
+    let got = ok(&["get", &dir, "default/tricky"]);
+    assert_eq!(got, YAML11_CONFIGMAP);
+    // Strings stay strings when read back.
+    let back: serde_json::Value = serde_yaml::from_str(&got).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["get", &dir, "default/tricky", "-o", "json"])).unwrap();
+    assert_eq!(back, json);
+
+    // The same emitter serves `list -o yaml` and `export -o yaml`.
+    let indented: String = YAML11_CONFIGMAP
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("{}{l}\n", if i == 0 { "- " } else { "  " }))
+        .collect();
+    let list = ok(&["list", &dir, "-o", "yaml"]);
+    assert_eq!(
+        list,
+        format!(
+            "apiVersion: v1\nitems:\n{indented}kind: List\nmetadata:\n  resourceVersion: \"\"\n"
+        )
+    );
+    assert_eq!(ok(&["export", &dir, "-o", "yaml"]), YAML11_CONFIGMAP);
 }

@@ -82,6 +82,9 @@ fn json_has_patches() {
     let changes = v.as_array().unwrap();
     assert_eq!(changes.len(), 3);
     assert_eq!(changes[0]["type"], "Added");
+    // Only Modified entries list changed fields; the type says the rest.
+    assert_eq!(changes[0].get("changed"), None);
+    assert_eq!(changes[2].get("changed"), None);
     assert_eq!(changes[0]["patch"]["metadata"]["name"], "web-0");
     assert_eq!(changes[1]["type"], "Modified");
     assert_eq!(changes[1]["resourceVersion"], "11");

@@ -162,12 +162,105 @@ fn label_selectors() {
         ]),
         "pod/dns-0\n"
     );
+    for (selector, reason) in [
+        ("app in ()", "empty value set \"()\" at position 8: \"in\" needs at least one value"),
+        ("app notin ()", "empty value set \"()\" at position 11: \"notin\" needs at least one value"),
+        ("a=b=c", "unexpected \"=\" at position 4, expected \",\" or the end"),
+        ("a b", "unexpected \"b\" at position 3, expected an operator (=, ==, !=, in, notin) after key \"a\""),
+        ("a,!", "expected a label key, found the end"),
+    ] {
+        let r = kp(&["list", &dir, "-r", "pods", "-l", selector]);
+        assert_eq!((r.code, r.stdout.as_str()), (64, ""), "{selector}");
+        assert_eq!(
+            r.stderr,
+            format!("error: unable to parse label selector {selector:?}: {reason}\n")
+        );
+    }
     let r = kp(&["list", &dir, "-r", "pods", "-l", "app in (web"]);
     assert_eq!((r.code, r.stdout.as_str()), (64, ""));
     assert_eq!(r.stderr.lines().count(), 1);
     assert!(
         r.stderr
             .starts_with("error: unable to parse label selector \"app in (web\": "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn namespace_is_ignored_for_cluster_scoped_resources() {
+    let (_tmp, dir) = store_dir();
+    with_store(dir.as_ref(), |store| {
+        let node = |name: &str| {
+            serde_json::json!({"metadata": {"name": name, "resourceVersion": "3",
+                "creationTimestamp": "2026-01-01T11:00:00Z"},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        };
+        apply(store, &nodes(), vec![node("node-a"), node("node-b")], 3);
+    });
+    let all = "NAME     STATUS   AGE\nnode-a   Ready    60m\nnode-b   Ready    60m\n";
+    assert_eq!(ok(&["list", &dir]), all);
+    // As kubectl: -n means nothing to nodes, so every node is listed.
+    let r = kp(&["list", &dir, "-n", "default"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, all, ""));
+    assert_eq!(
+        ok(&["list", &dir, "-n", "kube-system", "-o", "name"]),
+        "node/node-a\nnode/node-b\n"
+    );
+}
+
+#[test]
+fn empty_or_bogus_arguments_exit_64() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let r = kp(&["list", &dir, "-r", ""]);
+    assert_eq!((r.code, r.stdout.as_str()), (64, ""), "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "error: --resource is empty; give a plural, singular, short name or kind (pods, po, Pod...)\n"
+    );
+    for args in [
+        vec!["get", &dir, "-r", " ", "default/web-0"],
+        vec!["export", &dir, "-r", ""],
+        vec!["history", &dir, "-r", "", "default/web-0"],
+    ] {
+        let r = kp(&args);
+        assert_eq!(r.code, 64, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("error: --resource is empty"),
+            "{}",
+            r.stderr
+        );
+    }
+
+    let r = kp(&["list", &dir, "-r", "pods", "-n", ""]);
+    assert_eq!((r.code, r.stdout.as_str()), (64, ""), "{}", r.stderr);
+    assert!(r.stderr.contains("'--namespace <NS>'"), "{}", r.stderr);
+}
+
+fn list_with_now(dir: &str, now: &str) -> Run {
+    kp_env(&["list", dir, "-r", "pods"], &[("KUBE_PERSIST_NOW", now)])
+}
+
+#[test]
+fn kube_persist_now_empty_is_unset_and_bogus_is_a_usage_error() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let r = list_with_now(&dir, "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Real "now" is long after the fixture's creation times.
+    assert!(
+        r.stdout.lines().nth(1).unwrap().contains("web-0"),
+        "{}",
+        r.stdout
+    );
+    let r = list_with_now(&dir, "yesterday");
+    assert_eq!((r.code, r.stdout.as_str()), (64, ""));
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with(
+            "error: environment variable KUBE_PERSIST_NOW=\"yesterday\" is not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z): "
+        ),
         "{}",
         r.stderr
     );

@@ -22,7 +22,7 @@ fn big_pod(i: usize) -> serde_json::Value {
             "name": format!("app-{i:06}"), "namespace": ns,
             "resourceVersion": (i + 1).to_string(), "uid": format!("{:08x}-4d2c-11ee-be56-{:012x}", i * 7919, i),
             "creationTimestamp": "2026-01-01T11:00:00Z",
-            "labels": {"app": format!("app-{}", i % 37), "tier": if i % 3 == 0 { "db" } else { "web" },
+            "labels": {"app": format!("app-{}", i % 37), "tier": if i.is_multiple_of(3) { "db" } else { "web" },
                 "pod-template-hash": format!("{:x}", i * 2654435761usize % 0xffffff)},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("app-{}-rs", i % 37),
                 "uid": format!("{:032x}", i % 37), "controller": true, "blockOwnerDeletion": true}]

@@ -76,8 +76,7 @@ fn exact_redacted_secret() {
     fixture(dir.as_ref());
     assert_eq!(
         ok(&["get", &dir, "-r", "secrets", "default/db"]),
-        "\
-apiVersion: v1
+        r#"apiVersion: v1
 data:
   password: <redacted 7 bytes>
   user: <redacted 5 bytes>
@@ -85,12 +84,12 @@ kind: Secret
 metadata:
   annotations:
     kubectl.kubernetes.io/last-applied-configuration: <redacted 36 bytes>
-  creationTimestamp: 2025-12-30T12:00:00Z
+  creationTimestamp: "2025-12-30T12:00:00Z"
   name: db
   namespace: default
-  resourceVersion: '14'
+  resourceVersion: "14"
 type: Opaque
-"
+"#
     );
 }
 

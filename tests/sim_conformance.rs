@@ -1000,3 +1000,63 @@ async fn load_writes_each_produce_exactly_one_event() {
     }
     assert_eq!(state.into_values().collect::<Vec<_>>(), sim.objects("pods"));
 }
+
+/// A Secret's `stringData` is write-only on a real API server: each value is
+/// base64-encoded into `data` (winning over a `data` key of the same name)
+/// and `stringData` is never stored, whether written by POST, PUT or PATCH.
+#[tokio::test]
+async fn secret_string_data_is_folded_into_data_on_every_write() {
+    let sim = sim(|_| {}).await;
+    let base = format!("{}/api/v1/namespaces/default/secrets", sim.url());
+    let send = |req: reqwest::RequestBuilder| async move {
+        let resp = req.send().await.expect("request");
+        let code = resp.status().as_u16();
+        let body: Value = resp.json().await.expect("JSON body");
+        assert!((200..300).contains(&code), "{code}: {body}");
+        body
+    };
+    let created = send(http().post(&base).json(&json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds"},
+        "data": {"user": "b2xk", "keep": "a2VlcA=="},
+        "stringData": {"user": "admin", "password": "hunter2"}
+    })))
+    .await;
+    let want = json!({"user": "YWRtaW4=", "password": "aHVudGVyMg==", "keep": "a2VlcA=="});
+    assert_eq!(created["data"], want);
+    assert_eq!(created.get("stringData"), None);
+    let stored = get_ok(&format!("{base}/creds")).await;
+    assert_eq!(stored["data"], want);
+    assert_eq!(stored.get("stringData"), None);
+
+    // PUT: the body's stringData lands in data.
+    let mut body = stored.clone();
+    body["stringData"] = json!({"token": "t0k"});
+    let replaced = send(http().put(format!("{base}/creds")).json(&body)).await;
+    assert_eq!(replaced["data"]["token"], "dDBr");
+    assert_eq!(replaced["data"]["user"], "YWRtaW4=");
+    assert_eq!(replaced.get("stringData"), None);
+
+    // PATCH (merge): likewise.
+    let patched = send(
+        http()
+            .patch(format!("{base}/creds"))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"stringData": {"user": "root"}}"#),
+    )
+    .await;
+    assert_eq!(patched["data"]["user"], "cm9vdA==");
+    assert_eq!(patched["data"]["token"], "dDBr");
+    assert_eq!(patched.get("stringData"), None);
+    assert_eq!(get_ok(&format!("{base}/creds")).await, patched);
+
+    // A stringData value that is not a string is refused, as by the server.
+    let resp = http()
+        .post(&base)
+        .json(&json!({"metadata": {"name": "bad"}, "stringData": {"n": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    sim.shutdown().await;
+}

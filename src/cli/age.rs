@@ -4,18 +4,29 @@ use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
 
+use super::exit::Usage;
+
 /// Environment variable that fixes "now", so that ages in output are
 /// reproducible (tests, documentation). RFC 3339, e.g. `2026-01-01T00:00:00Z`.
 pub const NOW_ENV: &str = "KUBE_PERSIST_NOW";
 
-/// The current time, or the one `KUBE_PERSIST_NOW` fixes.
+/// The current time, or the one `KUBE_PERSIST_NOW` fixes. Set but empty
+/// counts as unset (as `VAR= cmd` usually means "no value"); any other value
+/// that is not an RFC 3339 time is a usage error naming the variable.
 pub fn now() -> anyhow::Result<Timestamp> {
-    match std::env::var(NOW_ENV) {
-        Ok(fixed) => fixed
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{NOW_ENV}={fixed:?} is not an RFC 3339 time: {e}")),
-        Err(_) => Ok(Timestamp::now()),
-    }
+    let Some(fixed) = std::env::var_os(NOW_ENV).filter(|v| !v.is_empty()) else {
+        return Ok(Timestamp::now());
+    };
+    let parsed = match fixed.to_str() {
+        Some(text) => text.parse().map_err(|e: jiff::Error| e.to_string()),
+        None => Err("it is not valid UTF-8".to_string()),
+    };
+    parsed.map_err(|reason| {
+        Usage(format!(
+            "environment variable {NOW_ENV}={fixed:?} is not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z): {reason}"
+        ))
+        .into()
+    })
 }
 
 /// A stored time in RFC 3339 UTC, seconds precision.
@@ -58,16 +69,16 @@ fn human(d: Duration) -> String {
     let years = days / 365;
     match () {
         _ if s < 120 => format!("{s}s"),
-        _ if m < 10 && s % 60 == 0 => format!("{m}m"),
+        _ if m < 10 && s.is_multiple_of(60) => format!("{m}m"),
         _ if m < 10 => format!("{m}m{}s", s % 60),
         _ if m < 180 => format!("{m}m"),
-        _ if h < 8 && m % 60 == 0 => format!("{h}h"),
+        _ if h < 8 && m.is_multiple_of(60) => format!("{h}h"),
         _ if h < 8 => format!("{h}h{}m", m % 60),
         _ if h < 48 => format!("{h}h"),
-        _ if h < 24 * 8 && h % 24 == 0 => format!("{days}d"),
+        _ if h < 24 * 8 && h.is_multiple_of(24) => format!("{days}d"),
         _ if h < 24 * 8 => format!("{days}d{}h", h % 24),
         _ if h < 24 * 365 * 2 => format!("{days}d"),
-        _ if h < 24 * 365 * 8 && days % 365 == 0 => format!("{years}y"),
+        _ if h < 24 * 365 * 8 && days.is_multiple_of(365) => format!("{years}y"),
         _ if h < 24 * 365 * 8 => format!("{years}y{}d", days % 365),
         _ => format!("{years}y"),
     }

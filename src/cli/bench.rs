@@ -1,6 +1,7 @@
 //! `kube-persist bench`: the resume-latency comparison, and the hidden
 //! `bench child` each contender runs as.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -150,11 +151,13 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
     });
     bar.finish_and_clear();
     let report = report.context("running the resume benchmark")?;
-    print!("{}", report.render(a.output));
-    if let Some(path) = a.plot {
-        plot::draw(&report, &path)?;
+    // The plot first: a reader of stdout that goes away early (`| head`)
+    // ends the command, and must not cost the plot.
+    if let Some(path) = &a.plot {
+        plot::draw(&report, path)?;
         eprintln!("plot written to {}", path.display());
     }
+    std::io::stdout().write_all(report.render(a.output).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,6 +1,7 @@
 //! `kube-persist demo`: the whole flow on the built-in simulator, one
 //! command, nothing else to start.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -73,13 +74,15 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         .await?,
     );
 
-    print_table(&phases);
     let server = sim.objects("pods").len();
-    println!(
+    sim.shutdown().await;
+    let mut out = std::io::stdout().lock();
+    print_table(&mut out, &phases)?;
+    writeln!(
+        out,
         "\nserver holds {server} pods; the store holds {}",
         phases.last().map_or(0, |p| p.objects)
-    );
-    sim.shutdown().await;
+    )?;
     Ok(if phases.last().map(|p| p.objects) == Some(server) {
         ExitCode::SUCCESS
     } else {
@@ -131,13 +134,15 @@ async fn phase(
     })
 }
 
-fn print_table(phases: &[Phase]) {
-    println!(
+fn print_table(out: &mut impl Write, phases: &[Phase]) -> std::io::Result<()> {
+    writeln!(
+        out,
         "\n{:<48} {:>11} {:>10} {:>5} {:>6} {:>11} {:>8} {:>8}",
         "phase", "first read", "synced", "LIST", "WATCH", "bytes", "events", "objects"
-    );
+    )?;
     for p in phases {
-        println!(
+        writeln!(
+            out,
             "{:<48} {:>9.1}ms {:>8.0}ms {:>5} {:>6} {:>11} {:>8} {:>8}",
             p.name,
             p.first_read.as_secs_f64() * 1000.0,
@@ -147,8 +152,9 @@ fn print_table(phases: &[Phase]) {
             human_bytes(p.bytes),
             p.events,
             p.objects
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn human_bytes(n: u64) -> String {

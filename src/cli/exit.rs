@@ -30,14 +30,23 @@ Exit codes:
   2   the store is in use by another process; nothing was changed
   3   the path does not exist, is not a directory, or is not a kube-persist store
   4   the store has a newer schema than this build supports; it was left untouched
-  5   the store is damaged: a corrupt record or unreadable files (the message names which)
+  5   the store is damaged: a corrupt record or unreadable files (the message
+      names which); export and list still write every readable object and
+      name each bad key on stderr
   6   the object or resource is not in the store
-  64  invalid command line (option, resource name, key or selector)
+  64  invalid command line (option, resource, namespace, key, selector, KUBE_PERSIST_NOW)
 
 Environment:
   RUST_LOG          log filter (logs go to stderr; default: info)
   KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output
+                    (empty: unset)
   TMPDIR            where read-only commands copy the store's database to read it (default /tmp)";
+
+/// A command-line mistake clap cannot see (an environment variable, a value
+/// that only makes sense once the store is open); exits with [`USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Print a command-line error (or the help/version clap renders as one).
 pub fn usage(err: clap::Error) -> ExitCode {
@@ -55,13 +64,47 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     let code = code_of(err);
     // A reader that went away (`| head`) is not an error worth a message.
     if code != OK {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", one_line(err));
     }
     ExitCode::from(code)
 }
 
+/// Tell about one record a salvaging read (`export`, `list`) left out, on
+/// one stderr line naming the collection, the key and what is wrong; the
+/// command goes on and exits with [`CORRUPT`] at the end.
+pub fn skipped(err: &store::Error) {
+    eprintln!("error: {}", err.to_string().replace('\n', " "));
+}
+
+/// The exit code of a salvaging read that left out `skipped` records.
+pub fn salvaged(skipped: usize) -> ExitCode {
+    ExitCode::from(if skipped == 0 { OK } else { CORRUPT })
+}
+
+/// The error and its causes joined by `: `, on one line. A cause whose text
+/// the message so far already ends with is left out: library errors often
+/// print their source themselves (`i/o error on PATH: {source}`) and also
+/// return it from `source()`, which anyhow's `{:#}` would print twice.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
 fn code_of(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause.is::<Usage>() {
+            return USAGE;
+        }
         if let Some(e) = cause.downcast_ref::<store::Error>() {
             return store_code(e);
         }
@@ -75,6 +118,7 @@ fn code_of(err: &anyhow::Error) -> u8 {
                 | inspect::Error::UnknownResource { .. }
                 | inspect::Error::NotFound { .. } => NOT_FOUND,
                 inspect::Error::ResourceRequired { .. }
+                | inspect::Error::EmptyResource
                 | inspect::Error::AmbiguousResource { .. }
                 | inspect::Error::BadKey { .. }
                 | inspect::Error::Selector(_) => USAGE,
@@ -96,5 +140,30 @@ fn store_code(err: &store::Error) -> u8 {
         store::Error::NewerSchema { .. } => NEWER_SCHEMA,
         store::Error::Corrupt { .. } | store::Error::Damaged { .. } => CORRUPT,
         _ => FAILED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(libc::EACCES);
+        let err = anyhow::Error::from(store::Error::Io {
+            path: "/x/lock".into(),
+            source: io,
+        });
+        assert_eq!(
+            one_line(&err),
+            "i/o error on /x/lock: Permission denied (os error 13)"
+        );
+        // Context over it keeps every distinct part, still on one line.
+        let err = err.context("opening store /x\nfor list");
+        assert_eq!(
+            one_line(&err),
+            "opening store /x for list: i/o error on /x/lock: Permission denied (os error 13)"
+        );
+        assert_eq!(code_of(&err), FAILED);
     }
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use kube_persist::inspect::{query, view};
 
-use super::output;
 use super::target::{self, SecretsArg, StoreDir};
+use super::{exit, output};
 
 /// Output format of `export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,23 +38,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let collections = target::collections(&store, args.resource.as_deref())?;
     let mut out = output::stdout();
     let mut first = true;
+    let mut skipped = 0;
     for collection in collections {
         let id = collection.id().clone();
-        query::for_each(&collection, |object| -> anyhow::Result<()> {
-            let object = view::present(&id, args.secrets.show_secrets, object);
-            match args.output {
-                Format::Jsonl => output::json_line(&mut out, &object)?,
-                Format::Yaml => {
-                    if !first {
-                        writeln!(out, "---")?;
+        query::for_each(
+            &collection,
+            |object| -> anyhow::Result<()> {
+                let object = view::present(&id, args.secrets.show_secrets, object);
+                match args.output {
+                    Format::Jsonl => output::json_line(&mut out, &object)?,
+                    Format::Yaml => {
+                        if !first {
+                            writeln!(out, "---")?;
+                        }
+                        output::yaml(&mut out, &object)?;
                     }
-                    output::yaml(&mut out, &object)?;
                 }
-            }
-            first = false;
-            Ok(())
-        })?;
+                first = false;
+                Ok(())
+            },
+            |bad| {
+                skipped += 1;
+                exit::skipped(&bad);
+                Ok(())
+            },
+        )?;
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::salvaged(skipped))
 }

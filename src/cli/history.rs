@@ -15,7 +15,10 @@ use super::{age, output};
 pub enum Format {
     /// Aligned columns.
     Table,
-    /// A JSON array of changes, with their patches.
+    /// A JSON array of changes: seq, time, type (Added, Modified, Deleted),
+    /// resourceVersion, patch (the whole object for Added) and, for Modified
+    /// entries only, `changed`: the dotted paths set or removed (possibly
+    /// none). Added and Deleted entries have no `changed`: their type says it.
     Json,
 }
 
@@ -40,7 +43,9 @@ struct ChangeView {
     #[serde(rename = "type")]
     kind: ChangeKind,
     resource_version: String,
-    changed: Vec<String>,
+    /// Only for Modified entries; Added and Deleted change the whole object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<Vec<String>>,
     patch: serde_json::Value,
 }
 
@@ -64,8 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .map(|e| {
                     let changed = match e.kind {
-                        ChangeKind::Modified => history::changed_paths(&e.patch),
-                        _ => Vec::new(),
+                        ChangeKind::Modified => Some(history::changed_paths(&e.patch)),
+                        ChangeKind::Added | ChangeKind::Deleted => None,
                     };
                     let mut patch = e.patch;
                     redact::redact_if(&id, args.secrets.show_secrets, &mut patch);

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::table::Table;
 use super::target::{self, ResourceArg, SecretsArg, StoreDir};
-use super::{age, columns, output};
+use super::{age, columns, exit, output};
 
 /// Output format of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,12 +32,14 @@ pub struct Args {
     store: StoreDir,
     #[command(flatten)]
     resource: ResourceArg,
-    /// Only objects in this namespace.
+    /// Only objects in this namespace. Ignored for cluster-scoped resources
+    /// (nodes, namespaces...), as kubectl does.
     #[arg(
         long,
         short = 'n',
         value_name = "NS",
-        conflicts_with = "all_namespaces"
+        conflicts_with = "all_namespaces",
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     namespace: Option<String>,
     /// Objects in all namespaces (the default when -n is not given).
@@ -56,17 +58,22 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = age::now()?;
-    let mut q = query::Query {
-        namespace: args.namespace.clone(),
-        labels: None,
-    };
+    let mut q = query::Query::default();
     if let Some(selector) = &args.selector {
         q = q.with_labels(selector)?;
     }
     let store = args.store.open()?;
     let collection = target::collection(&store, &args.resource)?;
     let id = collection.id().clone();
-    let objects: Vec<Value> = query::list(&collection, &q)?
+    // Cluster-scoped objects have no namespace to match: -n does not apply.
+    let namespace = args.namespace.filter(|_| id.namespaced);
+    q.namespace = namespace.clone();
+    let listing = query::list(&collection, &q)?;
+    for bad in &listing.corrupt {
+        exit::skipped(bad);
+    }
+    let objects: Vec<Value> = listing
+        .objects
         .into_iter()
         .map(|o| view::present(&id, args.secrets.show_secrets, o))
         .collect();
@@ -82,14 +89,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Format::Table | Format::Wide => {
             if objects.is_empty() {
-                // Like kubectl: say so on stderr, keep stdout empty for scripts.
-                match &args.namespace {
+                // Like kubectl: say so on stderr, keep stdout empty for
+                // scripts. Not when records were left out: it may be untrue.
+                match &namespace {
+                    _ if !listing.corrupt.is_empty() => {}
                     Some(ns) => eprintln!("No {} found in namespace {ns}.", id.resource),
                     None => eprintln!("No {} found.", id.resource),
                 }
             } else {
                 let wide = args.output == Format::Wide;
-                let show_ns = id.namespaced && args.namespace.is_none();
+                let show_ns = id.namespaced && namespace.is_none();
                 let mut headers = Vec::new();
                 if show_ns {
                     headers.push("NAMESPACE");
@@ -111,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::salvaged(listing.corrupt.len()))
 }
 
 fn field<'a>(object: &'a Value, name: &str) -> &'a str {

@@ -1,5 +1,6 @@
 //! `kube-persist sync`: keep a store in sync with one resource.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -107,7 +108,10 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let m = informer.metrics();
-    println!(
+    // The status line is for whoever watches; a reader that went away must
+    // not stop the sync, so a failed write is ignored.
+    let _ = writeln!(
+        std::io::stdout(),
         "synced rv={} objects={} resumed={} list_requests={}",
         informer.last_rv().unwrap_or_default(),
         informer.len(),

@@ -27,6 +27,9 @@ pub enum Error {
         /// The collections, comma separated.
         available: String,
     },
+    /// `--resource` was given as the empty string.
+    #[error("--resource is empty; give a plural, singular, short name or kind (pods, po, Pod...)")]
+    EmptyResource,
     /// `--resource` matches several collections.
     #[error("resource {given:?} matches several collections ({candidates}); use the full name")]
     AmbiguousResource {

@@ -5,9 +5,7 @@ use serde_json::Value;
 
 use super::{Error, Result};
 use crate::selector::{self, Expression, Selector, SelectorExt};
-use std::collections::BTreeSet;
-
-use crate::store::Collection;
+use crate::store::{self, Collection, ObjectKey};
 
 /// Name of the store's built-in label index, whose values are `key=value`.
 const LABEL_INDEX: &str = "label";
@@ -29,6 +27,16 @@ impl Query {
         Ok(self)
     }
 
+    /// Whether the unreadable record `corrupt` names may be one this query
+    /// asks for: in its namespace (its labels cannot be read).
+    fn may_hold(&self, corrupt: &store::Error) -> bool {
+        let (Some(ns), store::Error::Corrupt { key, .. }) = (&self.namespace, corrupt) else {
+            return true;
+        };
+        key.parse::<ObjectKey>()
+            .map_or(true, |k| k.namespace.as_deref() == Some(ns.as_str()))
+    }
+
     fn matches(&self, object: &Value) -> bool {
         let in_namespace = match &self.namespace {
             Some(ns) => {
@@ -47,11 +55,24 @@ impl Query {
     }
 }
 
+/// What a read returned: the objects, and the records it could not read.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The readable objects that match.
+    pub objects: Vec<Value>,
+    /// One [`store::Error::Corrupt`] per unreadable record that may match
+    /// (its labels cannot be read, so a label selector cannot rule it out).
+    pub corrupt: Vec<store::Error>,
+}
+
 /// Objects of `collection` matching `query`, ordered by namespace then name.
 ///
 /// A namespace reads only that namespace's objects; without one, an
-/// equality term of the selector narrows the read to the label index.
-pub fn list(collection: &Collection, query: &Query) -> Result<Vec<Value>> {
+/// equality term of the selector narrows the read to the label index. If a
+/// record on the way is corrupt, the read is done again record by record
+/// ([`Collection::scan`]) so that every readable object is still returned,
+/// with each bad record in [`Listing::corrupt`].
+pub fn list(collection: &Collection, query: &Query) -> Result<Listing> {
     let indexed = query
         .labels
         .clone()
@@ -61,48 +82,56 @@ pub fn list(collection: &Collection, query: &Query) -> Result<Vec<Value>> {
             Expression::Equal(k, v) => Some(format!("{k}={v}")),
             _ => None,
         });
-    let mut objects = match (&query.namespace, &indexed) {
-        (Some(ns), _) => collection.list_namespace(ns)?,
-        (None, Some(label)) => collection.by_index(LABEL_INDEX, label)?,
-        (None, None) => collection.list()?,
+    let fast = match (&query.namespace, &indexed) {
+        (Some(ns), _) => collection.list_namespace(ns),
+        (None, Some(label)) => collection.by_index(LABEL_INDEX, label),
+        (None, None) => collection.list(),
     };
-    objects.retain(|o| query.matches(o));
-    objects.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
-    Ok(objects)
+    let mut listing = match fast {
+        Ok(objects) => Listing {
+            objects,
+            corrupt: Vec::new(),
+        },
+        Err(store::Error::Corrupt { .. }) => salvage(collection, query)?,
+        Err(e) => return Err(e.into()),
+    };
+    listing.objects.retain(|o| query.matches(o));
+    listing
+        .objects
+        .sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    Ok(listing)
 }
 
-/// Call `f` with every object of `collection`, ordered by namespace then
-/// name, holding one namespace in memory at a time: an export of a large
-/// store streams rather than building every object first. (Namespace by
-/// namespace keeps the store's fast prefix scans; a point read per object
-/// would be slower.)
+fn salvage(collection: &Collection, query: &Query) -> Result<Listing> {
+    let mut listing = Listing::default();
+    for item in collection.scan() {
+        match item {
+            Ok((_, object)) => listing.objects.push(object),
+            Err(e @ store::Error::Corrupt { .. }) => {
+                if query.may_hold(&e) {
+                    listing.corrupt.push(e);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(listing)
+}
+
+/// Call `f` with every object of `collection`, in key order (namespace by
+/// namespace, then by name), one at a time: an export of a large store
+/// streams. A corrupt record does not stop it: `on_corrupt` gets its error
+/// and the export goes on with the next record.
 pub fn for_each<E: From<Error>>(
     collection: &Collection,
     mut f: impl FnMut(Value) -> Result<(), E>,
+    mut on_corrupt: impl FnMut(store::Error) -> Result<(), E>,
 ) -> Result<(), E> {
-    let versions = collection.versions().map_err(Error::from)?;
-    if versions.len() != collection.len() {
-        // `versions()` leaves out records it cannot read, so that a relist
-        // heals them; an export must not silently lose them. The full scan
-        // fails naming the bad key.
-        for object in collection.list().map_err(Error::from)? {
-            f(object)?;
-        }
-        return Ok(());
-    }
-    let namespaces: BTreeSet<Option<String>> = versions.into_keys().map(|k| k.namespace).collect();
-    for namespace in namespaces {
-        let query = Query {
-            namespace: namespace.clone(),
-            labels: None,
-        };
-        let mut objects = list(collection, &query)?;
-        if namespace.is_none() {
-            // Cluster-scoped: `list` read everything; keep what has no namespace.
-            objects.retain(|o| o.pointer("/metadata/namespace").is_none());
-        }
-        for object in objects {
-            f(object)?;
+    for item in collection.scan() {
+        match item {
+            Ok((_, object)) => f(object)?,
+            Err(e @ store::Error::Corrupt { .. }) => on_corrupt(e)?,
+            Err(e) => return Err(Error::from(e).into()),
         }
     }
     Ok(())

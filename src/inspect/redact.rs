@@ -66,7 +66,7 @@ fn base64_decoded_len(s: &str) -> usize {
             3 => 2,
             _ => 0,
         }
-        - if len % 4 == 0 { padding } else { 0 }
+        - if len.is_multiple_of(4) { padding } else { 0 }
 }
 
 #[cfg(test)]

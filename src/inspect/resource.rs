@@ -168,6 +168,9 @@ pub fn resolve<'a>(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    if given.is_some_and(|g| g.trim().is_empty()) {
+        return Err(Error::EmptyResource);
+    }
     if collections.is_empty() {
         return Err(Error::Empty {
             path: path.to_path_buf(),
@@ -268,6 +271,12 @@ mod tests {
             "{err}"
         );
         assert!(matches!(resolve(path, &[], None), Err(Error::Empty { .. })));
+        for blank in ["", " "] {
+            assert!(matches!(
+                resolve(path, &all, Some(blank)),
+                Err(Error::EmptyResource)
+            ));
+        }
         assert_eq!(resolve(path, &all[..1], None).unwrap().resource, "pods");
         let mut other = all[0].clone();
         other.namespace = Some("kube-system".into());

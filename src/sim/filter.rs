@@ -6,7 +6,7 @@ use kube::core::{Selector, SelectorExt};
 use super::object::Stored;
 use super::resources::ResourceDef;
 use super::status::ApiError;
-use crate::selector::{parse_label_selector, FieldSelector};
+use crate::selector::{parse_label_selector_as_server, FieldSelector};
 
 /// The selection of one list or watch request.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +28,7 @@ impl Filter {
         label_selector: Option<&str>,
         field_selector: Option<&str>,
     ) -> Result<Filter, ApiError> {
-        let labels = parse_label_selector(label_selector.unwrap_or(""))
+        let labels = parse_label_selector_as_server(label_selector.unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = FieldSelector::parse(field_selector.unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
+use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -264,6 +265,7 @@ impl State {
     ) -> Result<Arc<Event>, ApiError> {
         let res = &RESOURCES[r];
         check_type(res, &value)?;
+        fold_string_data(res, &mut value)?;
         let ns = object_namespace(res, path_ns, &value)?;
         let meta = metadata_mut(&mut value)?;
         let name = match meta.get("name").and_then(Value::as_str) {
@@ -382,6 +384,7 @@ pub(crate) fn prepare_replace(
 ) -> Result<Option<Value>, ApiError> {
     let res = &RESOURCES[r];
     check_type(res, &value)?;
+    fold_string_data(res, &mut value)?;
     // Stored objects carry no type fields; compare like with like.
     if let Some(m) = value.as_object_mut() {
         m.remove("kind");
@@ -441,6 +444,48 @@ pub(crate) fn now() -> String {
         .round(jiff::Unit::Second)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// A Secret's `stringData` is write-only, as on a real API server: each
+/// value is base64-encoded into `data` (replacing a `data` key of the same
+/// name) and `stringData` is dropped, on create, update and patch alike.
+fn fold_string_data(res: &ResourceDef, value: &mut Value) -> Result<(), ApiError> {
+    if !(res.group.is_empty() && res.kind == "Secret") {
+        return Ok(());
+    }
+    let Some(object) = value.as_object_mut() else {
+        return Ok(());
+    };
+    let string_data = match object.remove("stringData") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Secret in version \"v1\" cannot be handled as a Secret: stringData must be an object of strings, not {other}"
+            )))
+        }
+    };
+    let data = object
+        .entry("data")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if data.is_null() {
+        *data = Value::Object(Default::default());
+    }
+    let Some(data) = data.as_object_mut() else {
+        return Err(ApiError::bad_request(
+            "Secret in version \"v1\" cannot be handled as a Secret: data must be an object",
+        ));
+    };
+    for (key, v) in string_data {
+        let Value::String(text) = v else {
+            return Err(ApiError::bad_request(format!(
+                "Secret in version \"v1\" cannot be handled as a Secret: stringData.{key} must be a string, not {v}"
+            )));
+        };
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        data.insert(key, Value::String(encoded));
+    }
+    Ok(())
 }
 
 fn check_type(res: &ResourceDef, value: &Value) -> Result<(), ApiError> {

@@ -27,6 +27,7 @@ pub mod journal;
 mod key;
 mod read_only;
 pub mod record;
+mod scan;
 pub(crate) mod state;
 mod verify;
 

@@ -40,7 +40,7 @@ pub fn with_store<R>(dir: &Path, f: impl FnOnce(&Store) -> R) -> R {
 /// the same flock waits exactly for that. (`Store` does this itself on
 /// close; only raw sled access here needs it.)
 pub fn wait_closed(dir: &Path) {
-    // fs2's flock, the one sled takes (std's File::lock is newer than our MSRV).
+    // fs2's flock: the very lock sled takes.
     let db_file = std::fs::File::open(dir.join("db").join("db")).unwrap();
     fs2::FileExt::lock_exclusive(&db_file).unwrap();
     fs2::FileExt::unlock(&db_file).unwrap();
@@ -168,9 +168,31 @@ pub struct Run {
 }
 
 pub fn kp(args: &[&str]) -> Run {
+    kp_env(args, &[])
+}
+
+/// [`kp`] with extra (or overriding) environment variables.
+pub fn kp_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = command(args);
+    cmd.envs(env.iter().copied()).stderr(Stdio::piped());
     let guard = fork_guard();
-    let child = spawn(args);
+    let child = cmd.spawn().unwrap();
     drop(guard);
+    finish(child)
+}
+
+/// Run with a standard output whose reader is already gone, as under
+/// `| head -1` once head has exited: every write to stdout fails with EPIPE.
+pub fn kp_reader_gone(args: &[&str]) -> Run {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = command(args);
+    cmd.stdout(writer).stderr(Stdio::piped());
+    let guard = fork_guard();
+    let child = cmd.spawn().unwrap();
+    drop(guard);
+    // `cmd` holds our copy of the write end.
+    drop(cmd);
     finish(child)
 }
 
