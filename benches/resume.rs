@@ -16,16 +16,7 @@ use serde_json::Value;
 const COUNTS: [usize; 2] = [1_000, 10_000];
 
 fn pods_id() -> CollectionId {
-    CollectionId {
-        group: String::new(),
-        version: "v1".into(),
-        resource: "pods".into(),
-        kind: "Pod".into(),
-        namespaced: true,
-        namespace: None,
-        label_selector: None,
-        field_selector: None,
-    }
+    CollectionId::of::<k8s_openapi::api::core::v1::Pod>()
 }
 
 /// `count` realistic pods, as the simulator serves them.

@@ -20,6 +20,16 @@ fn names(objects: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// `n` realistic pods `a/p0..` applied as one batch at RV `n`.
+fn realistic_pods(n: u64) -> Batch {
+    upserts(
+        (0..n)
+            .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
+            .collect(),
+        n,
+    )
+}
+
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("s")).unwrap();
@@ -615,13 +625,7 @@ fn a_dictionary_is_trained_once_enough_objects_exist_and_records_name_it() {
 fn counters_in_meta_match_what_is_stored() {
     let (_d, store) = store();
     let c = store.collection(&pods_id()).unwrap();
-    c.apply(upserts(
-        (0..30)
-            .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
-            .collect(),
-        30,
-    ))
-    .unwrap();
+    c.apply(realistic_pods(30)).unwrap();
     c.apply(Batch {
         deltas: (0..10)
             .map(|i| Delta::Delete(realistic_pod("a", &format!("p{i}"), 40 + i, i)))
@@ -698,13 +702,7 @@ fn store_files_are_private_and_open_existing_never_creates() {
     {
         let store = Store::open(&path).unwrap();
         let c = store.collection(&pods_id()).unwrap();
-        c.apply(upserts(
-            (0..50)
-                .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
-                .collect(),
-            50,
-        ))
-        .unwrap();
+        c.apply(realistic_pods(50)).unwrap();
         assert!(store.size_on_disk().unwrap() > 0);
     }
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -781,13 +779,7 @@ fn a_read_only_store_reads_everything_and_changes_nothing() {
     {
         let store = Store::open(&path).unwrap();
         let c = store.collection(&pods_id()).unwrap();
-        c.apply(upserts(
-            (0..30)
-                .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
-                .collect(),
-            30,
-        ))
-        .unwrap();
+        c.apply(realistic_pods(30)).unwrap();
         c.ack("auditor", 10).unwrap();
     }
     let before = files(&path);
@@ -867,12 +859,7 @@ fn damaged_store_files_are_reported_not_recreated_or_panicked_on() {
         store
             .collection(&pods_id())
             .unwrap()
-            .apply(upserts(
-                (0..1500)
-                    .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
-                    .collect(),
-                1500,
-            ))
+            .apply(realistic_pods(1500))
             .unwrap();
     }
     // A log truncated to nothing.

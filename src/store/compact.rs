@@ -238,16 +238,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn pods() -> CollectionId {
-        CollectionId {
-            group: String::new(),
-            version: "v1".into(),
-            resource: "pods".into(),
-            kind: "Pod".into(),
-            namespaced: true,
-            namespace: None,
-            label_selector: None,
-            field_selector: None,
-        }
+        CollectionId::of::<k8s_openapi::api::core::v1::Pod>()
     }
 
     fn pod(name: &str, rv: u64) -> Value {

@@ -479,6 +479,27 @@ impl Store {
 }
 
 impl CollectionId {
+    /// The collection of every object of the typed resource `K`, with no
+    /// namespace or selector: `CollectionId::of::<Pod>()`.
+    pub fn of<K>() -> CollectionId
+    where
+        K: kube::Resource<DynamicType = ()>,
+        K::Scope: 'static,
+    {
+        let api = kube::core::ApiResource::erase::<K>(&());
+        CollectionId {
+            group: api.group,
+            version: api.version,
+            resource: api.plural,
+            kind: api.kind,
+            namespaced: std::any::TypeId::of::<K::Scope>()
+                == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
+            namespace: None,
+            label_selector: None,
+            field_selector: None,
+        }
+    }
+
     /// The collection's name in the store: `group/version/resource`, with
     /// `core` for the core group, plus the namespace and selectors of the
     /// watch when set. Distinct watches get distinct names.

@@ -6,30 +6,12 @@ use serde_json::{json, Value};
 
 /// The collection id of all pods, cluster-wide.
 pub fn pods_id() -> CollectionId {
-    CollectionId {
-        group: String::new(),
-        version: "v1".into(),
-        resource: "pods".into(),
-        kind: "Pod".into(),
-        namespaced: true,
-        namespace: None,
-        label_selector: None,
-        field_selector: None,
-    }
+    CollectionId::of::<k8s_openapi::api::core::v1::Pod>()
 }
 
 /// The collection id of nodes (cluster-scoped).
 pub fn nodes_id() -> CollectionId {
-    CollectionId {
-        group: String::new(),
-        version: "v1".into(),
-        resource: "nodes".into(),
-        kind: "Node".into(),
-        namespaced: false,
-        namespace: None,
-        label_selector: None,
-        field_selector: None,
-    }
+    CollectionId::of::<k8s_openapi::api::core::v1::Node>()
 }
 
 /// A small deterministic PRNG (splitmix64), so generated objects depend only on their seed.
