@@ -792,7 +792,7 @@ fn a_read_only_store_reads_everything_and_changes_nothing() {
         assert_eq!(c.last_rv().unwrap().as_deref(), Some("30"));
         assert_eq!(c.cursor("auditor").unwrap(), Some(10));
         assert!(c.verify().unwrap().problems.is_empty());
-        // Two readers at once, and a writer may open while readers read.
+        // Two readers at once.
         let second = Store::open_read_only(&path).unwrap();
         assert_eq!(second.collections().unwrap().len(), 1);
         let read_only = |r: Result<(), Error>| matches!(r, Err(Error::ReadOnly { .. }));
@@ -842,12 +842,22 @@ fn a_writer_waits_out_readers_but_a_reader_is_refused_while_a_writer_has_the_sto
         std::thread::sleep(std::time::Duration::from_millis(300));
         drop(lock);
     });
+    let started = std::time::Instant::now();
     let writer = Store::open_existing(&path).unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
     release.join().unwrap();
     assert_eq!(
         writer.find_collection(&pods_id()).unwrap().unwrap().len(),
         2
     );
+
+    // Another writer is refused at once, not after the readers' wait.
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        Store::open_existing(&path),
+        Err(Error::InUse { .. })
+    ));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
 
 #[test]
@@ -913,12 +923,31 @@ fn damaged_store_files_are_reported_not_recreated_or_panicked_on() {
         }
         other => panic!("expected Damaged, got {other:?}"),
     }
-    // A writer starts empty instead (and heals by relisting).
+    // A writer starts empty instead (and heals by relisting)...
     assert!(Store::open_existing(&replaced)
         .unwrap()
         .collections()
         .unwrap()
         .is_empty());
+    // ...after which the store is an empty store, not a damaged one.
+    assert_eq!(read_everything(&replaced).unwrap(), 0);
+
+    // A store whose last collection was dropped on purpose is not damaged.
+    let dropped = dir.path().join("dropped");
+    copy_dir(&path, &dropped);
+    assert!(Store::open_existing(&dropped)
+        .unwrap()
+        .drop_collection(&pods_id())
+        .unwrap());
+    assert_eq!(read_everything(&dropped).unwrap(), 0);
+
+    // A store created and killed before sled wrote anything (its log is
+    // empty, it never registered a collection) opens as the new store it is.
+    let fresh = dir.path().join("fresh");
+    drop(Store::open(&fresh).unwrap());
+    std::fs::File::create(fresh.join("db").join("db")).unwrap();
+    assert_eq!(read_everything(&fresh).unwrap(), 0);
+    Store::open_existing(&fresh).unwrap();
 
     // The database directory removed: a reader says so instead of finding
     // an empty, "intact" store.

@@ -89,7 +89,19 @@ impl Store {
     /// Crash-safe: the new database is complete and verified before the old
     /// one is moved aside, and the next open finishes an interrupted swap.
     pub fn compact(path: impl AsRef<Path>, options: CompactOptions) -> Result<CompactReport> {
-        compact_with(path.as_ref(), options, |_| Ok(()))
+        let path = path.as_ref();
+        compact_with(path, options, |_| Ok(())).inspect_err(|_| {
+            // A failed rewrite (a full disk, say) must not leave its partial
+            // copy taking space, nor a swap half done: opening the directory
+            // again finishes or undoes it, as after a crash.
+            let left = [directory::COMPACT_DIR, directory::OLD_DIR];
+            if !left.iter().any(|d| path.join(d).exists()) {
+                return;
+            }
+            if let Err(e) = StoreDir::open(path, false) {
+                tracing::warn!(path = %path.display(), error = %e, "could not tidy up after a failed compaction");
+            }
+        })
     }
 }
 
@@ -153,8 +165,16 @@ fn trim(c: &Collection, options: &CompactOptions) -> Result<CollectionCompaction
     let mut floor = 0;
     let mut held_for = None;
     if !options.ignore_cursors {
-        // The slowest consumer needs every entry after its cursor.
-        if let Some((name, cursor)) = c.cursors()?.into_iter().min_by_key(|(_, seq)| *seq) {
+        // The slowest consumer needs every entry after its cursor; one whose
+        // cursor is already behind the journal resyncs whatever is kept.
+        let first = c.meta()?.journal_first_seq;
+        let behind = |seq: u64| seq + 1 < first;
+        if let Some((name, cursor)) = c
+            .cursors()?
+            .into_iter()
+            .filter(|(_, seq)| !behind(*seq))
+            .min_by_key(|(_, seq)| *seq)
+        {
             floor = last_seq.saturating_sub(cursor);
             held_for = Some((name, cursor));
         }
@@ -223,9 +243,14 @@ fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u6
         }
         new.flush()?;
     }
-    directory::wait_for_sled_close(&dir.db_path());
-    directory::wait_for_sled_close(&new_path);
-    directory::sync_dir(&new_path)?;
+    let closed = directory::wait_for_sled_close(&dir.db_path());
+    if !(closed && directory::wait_for_sled_close(&new_path)) {
+        return Err(Error::InvalidArgument(
+            "the storage engine did not close the databases in time; the store was left as it was"
+                .into(),
+        ));
+    }
+    directory::sync_tree(&new_path)?;
     directory::sync_dir(&dir.path)?;
     at(Step::Copied)?;
     Ok(copied)
@@ -334,6 +359,25 @@ mod tests {
         assert_eq!(report.collections[0].removed, 50);
         assert_eq!(report.collections[0].held_for, None);
         assert_eq!(observe(tmp.path()).3, (351..=400).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_consumer_already_behind_the_journal_holds_nothing_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        let ignore = CompactOptions {
+            ignore_cursors: true,
+            ..KEEP_50
+        };
+        Store::compact(tmp.path(), ignore).unwrap();
+        // The journal is 351..=400 now; the cursor at 300 is behind it.
+        let keep_10 = CompactOptions {
+            journal_keep: Some(10),
+            ..KEEP_50
+        };
+        let report = Store::compact(tmp.path(), keep_10).unwrap();
+        let c = &report.collections[0];
+        assert_eq!((c.removed, c.kept, &c.held_for), (40, 10, &None));
     }
 
     #[test]

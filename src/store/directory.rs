@@ -197,26 +197,44 @@ impl Drop for StoreDir {
 }
 
 /// Waits until no sled instance of this process holds the database at
-/// `db_path` (sled releases its file lock from background threads).
-pub(crate) fn wait_for_sled_close(db_path: &Path) {
+/// `db_path` (sled releases its file lock from background threads); false
+/// if it still does after [`SLED_RELEASE_WAIT`].
+pub(crate) fn wait_for_sled_close(db_path: &Path) -> bool {
     let sled_file = db_path.join("db");
     let Ok(file) = File::open(&sled_file) else {
-        return;
+        return true;
     };
     let deadline = Instant::now() + SLED_RELEASE_WAIT;
     loop {
         match file.try_lock_exclusive() {
             Ok(()) => {
                 let _ = FileExt::unlock(&file);
-                return;
+                return true;
             }
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
             Err(e) => {
                 tracing::warn!(path = %sled_file.display(), error = %e, "sled still holds its lock after close");
-                return;
+                return false;
             }
         }
     }
+}
+
+/// Makes every file and directory below `dir` durable: contents, sizes and
+/// entries (sled's own flush syncs data ranges, not file metadata).
+pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        if entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    sync_dir(dir)
 }
 
 /// Completes or undoes a compaction that a crash interrupted; run under the
@@ -374,14 +392,14 @@ pub(crate) fn had_collections(path: &Path) -> Result<bool> {
     Ok(read_marker_full(path)?.is_some_and(|m| m.had_collections))
 }
 
-/// Records in the marker that the store has registered a collection.
-pub(crate) fn mark_had_collections(path: &Path) -> Result<()> {
+/// Records in the marker whether the store registers collections.
+pub(crate) fn set_had_collections(path: &Path, had: bool) -> Result<()> {
     match read_marker_full(path)? {
-        Some(m) if m.had_collections => Ok(()),
+        Some(m) if m.had_collections == had => Ok(()),
         Some(m) => store_marker(
             path,
             &Marker {
-                had_collections: true,
+                had_collections: had,
                 ..m
             },
         ),

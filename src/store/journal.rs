@@ -102,6 +102,12 @@ impl Payload {
 }
 
 /// Bounds on what the journal keeps; the oldest entries go first.
+///
+/// These bounds win over durable consumers' cursors, so that the journal's
+/// size stays bounded whoever stops reading: a consumer whose unacknowledged
+/// entries were trimmed gets [`Error::JournalTrimmed`](super::Error::JournalTrimmed)
+/// and resyncs from the store. [`Store::compact`](super::Store::compact),
+/// an operator's action, keeps what consumers need unless told otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalLimits {
     /// Most entries kept.

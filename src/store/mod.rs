@@ -295,13 +295,13 @@ impl Store {
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         let opened = read_only::open(path)?;
-        let db = open_sled(&opened.copy.db_path(), path)?;
+        let db = open_sled(&opened.copy.db_path(), path, opened.had_collections)?;
         let supported = crate::migrations::SCHEMA_VERSION;
         if opened.found_schema < supported {
             tracing::info!(path = %path.display(), from = opened.found_schema, to = supported, "reading a migrated copy of an older store; the store itself is unchanged");
             crate::migrations::run(&db, opened.found_schema)?;
         }
-        if lost_its_collections(&db, path)? {
+        if opened.had_collections && !holds_collections(&db) {
             return Err(Error::Damaged {
                 path: path.to_path_buf(),
                 file: "db/db".into(),
@@ -346,16 +346,23 @@ impl Store {
             dir.write_marker(supported)?;
         }
         dir.secure()?;
-        let db = open_sled(&dir.db_path(), path)?;
+        let had_collections = directory::had_collections(path)?;
+        let db = open_sled(&dir.db_path(), path, had_collections)?;
         if let Some(found) = dir.found_schema.filter(|&f| f < supported) {
             tracing::info!(path = %path.display(), from = found, to = supported, "migrating store");
             crate::migrations::run(&db, found)?;
             dir.write_marker(supported)?;
         }
-        if lost_its_collections(&db, path)? {
-            // A writer serves a controller: it starts empty and relists,
-            // which heals the store, rather than refusing to start.
-            tracing::error!(path = %path.display(), "{LOST_COLLECTIONS}; starting empty");
+        match (had_collections, holds_collections(&db)) {
+            (true, false) => {
+                // A writer serves a controller: it starts empty and relists,
+                // which heals the store, rather than refusing to start.
+                tracing::error!(path = %path.display(), "{LOST_COLLECTIONS}; starting empty");
+                directory::set_had_collections(path, false)?;
+            }
+            // Stores written before the marker recorded this.
+            (false, true) => directory::set_had_collections(path, true)?,
+            _ => {}
         }
         dir.secure()?;
         Ok(Store::with_shared(Shared {
@@ -418,7 +425,7 @@ impl Store {
             })?;
             db.insert(reg, body)?;
             db.flush()?;
-            directory::mark_had_collections(self.path())?;
+            directory::set_had_collections(self.path(), true)?;
         }
         let tree = db.open_tree(format!("{TREE_PREFIX}{name}"))?;
         let inner = Arc::new(collection::Inner::open(
@@ -458,6 +465,9 @@ impl Store {
         let existed = db.remove(format!("{REGISTRY_PREFIX}{name}"))?.is_some();
         db.drop_tree(format!("{TREE_PREFIX}{name}"))?;
         db.flush()?;
+        if !holds_collections(db) {
+            directory::set_had_collections(self.path(), false)?;
+        }
         open.remove(&name);
         Ok(existed)
     }
@@ -542,12 +552,22 @@ impl CollectionId {
     }
 }
 
+thread_local! {
+    static CATCHING_SLED_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is inside a call that catches the storage
+/// engine's panics and returns them as [`Error::Damaged`]; a binary's panic
+/// hook can stay quiet for those (the error says what happened).
+pub fn catching_storage_panic() -> bool {
+    CATCHING_SLED_PANIC.get()
+}
+
 const LOST_COLLECTIONS: &str = "the database holds no collections although the store registered some: its log was truncated or replaced";
 
-/// Whether the store at `path` once registered collections and its database
-/// now holds none.
-fn lost_its_collections(db: &sled::Db, path: &Path) -> Result<bool> {
-    Ok(directory::had_collections(path)? && db.scan_prefix(REGISTRY_PREFIX).next().is_none())
+/// Whether the database registers any collection.
+fn holds_collections(db: &sled::Db) -> bool {
+    db.scan_prefix(REGISTRY_PREFIX).next().is_some()
 }
 
 /// Opens the sled database at `db_path` of the store at `store`, naming the
@@ -557,12 +577,13 @@ fn lost_its_collections(db: &sled::Db, path: &Path) -> Result<bool> {
 /// error; the panic is caught here and reported as the corruption it is. (A
 /// binary that wants sled's panic message off its stderr filters it in its
 /// panic hook: the message is in the returned error.)
-fn open_sled(db_path: &Path, store: &Path) -> Result<sled::Db> {
-    // sled takes an empty log for a new database: a store whose log was
-    // truncated to nothing would read as empty, not as damaged.
+fn open_sled(db_path: &Path, store: &Path, had_collections: bool) -> Result<sled::Db> {
+    // sled takes an empty log for a new database (it writes nothing until
+    // its first flush): a store that registered collections and whose log
+    // is now empty lost it.
     let log = db_path.join("db");
     match std::fs::metadata(&log) {
-        Ok(m) if m.len() == 0 => {
+        Ok(m) if m.len() == 0 && had_collections => {
             return Err(Error::Damaged {
                 path: store.to_path_buf(),
                 file: "db/db".into(),
@@ -574,20 +595,21 @@ fn open_sled(db_path: &Path, store: &Path) -> Result<sled::Db> {
         Err(e) => return Err(Error::io(&log, e)),
     }
     let config = sled::Config::new().path(db_path);
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())).map_err(
-        |panic| {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("no message");
-            Error::Damaged {
-                path: store.to_path_buf(),
-                file: "db/db".into(),
-                reason: format!("the storage engine could not read it ({what})"),
-            }
-        },
-    )?;
+    CATCHING_SLED_PANIC.set(true);
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    CATCHING_SLED_PANIC.set(false);
+    let opened = opened.map_err(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Error::Damaged {
+            path: store.to_path_buf(),
+            file: "db/db".into(),
+            reason: format!("the storage engine could not read it ({what})"),
+        }
+    })?;
     opened.map_err(|e| match e {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::InUse {
             path: store.to_path_buf(),

@@ -45,6 +45,8 @@ impl Drop for Copy {
 pub(crate) struct Opened {
     pub copy: Copy,
     pub found_schema: u32,
+    /// Whether the marker says the store registered collections.
+    pub had_collections: bool,
 }
 
 /// Copies the database of the store at `path` into a private temporary
@@ -52,6 +54,10 @@ pub(crate) struct Opened {
 /// (its database may be mid-write), and with [`Error::NewerSchema`] before
 /// copying anything a newer build wrote.
 pub(crate) fn open(path: &Path) -> Result<Opened> {
+    directory::check_store_dir(path)?;
+    let _lock = shared_lock(path)?;
+    // Read under the lock: a writer may have migrated the store or
+    // registered its first collection meanwhile.
     let found_schema = directory::check_store_dir(path)?;
     if found_schema > crate::migrations::SCHEMA_VERSION {
         return Err(Error::NewerSchema {
@@ -60,7 +66,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
             supported: crate::migrations::SCHEMA_VERSION,
         });
     }
-    let _lock = shared_lock(path)?;
+    let had_collections = directory::had_collections(path)?;
     let source = database_dir(path)?;
     let copy = Copy {
         dir: tempfile::Builder::new()
@@ -71,7 +77,11 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
     fs::set_permissions(copy.dir.path(), fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io(copy.dir.path(), e))?;
     copy_tree(&source, &copy.db_path())?;
-    Ok(Opened { copy, found_schema })
+    Ok(Opened {
+        copy,
+        found_schema,
+        had_collections,
+    })
 }
 
 /// A shared lock on the store, held while copying: any number of readers,
