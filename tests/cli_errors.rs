@@ -239,3 +239,35 @@ fn a_reader_that_went_away_is_a_quiet_exit_0() {
         assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
     }
 }
+
+/// A reader killed mid-read leaves its private copy under `$TMPDIR`; the
+/// next reader removes such copies, and never one whose reader still runs.
+#[test]
+fn copies_left_by_killed_readers_are_removed_and_live_ones_kept() {
+    let (tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let scratch = tmp.path().join("tmp");
+    let abandoned = scratch.join("kube-persist-read-abandoned");
+    let live = scratch.join("kube-persist-read-live");
+    for copy in [&abandoned, &live] {
+        std::fs::create_dir_all(copy.join("db")).unwrap();
+        std::fs::write(copy.join("db").join("db"), b"a copy of the store").unwrap();
+    }
+    std::fs::write(abandoned.join("owner.lock"), b"").unwrap();
+    let owner = std::fs::File::create(live.join("owner.lock")).unwrap();
+    fs2::FileExt::lock_exclusive(&owner).unwrap();
+
+    let r = kp_env(&["inspect", &dir], &[("TMPDIR", scratch.to_str().unwrap())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!abandoned.exists(), "the abandoned copy is still there");
+    assert!(
+        live.join("db").join("db").exists(),
+        "a live reader's copy was removed"
+    );
+    // The reader removed its own copy too.
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [live.file_name().unwrap()]);
+}

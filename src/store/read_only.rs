@@ -25,7 +25,16 @@ use super::error::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct Copy {
     dir: tempfile::TempDir,
+    /// Locked while this process lives: a copy whose owner lock can be
+    /// taken was left by a reader that was killed, and the next reader
+    /// removes it (see [`remove_abandoned_copies`]).
+    _owner: File,
 }
+
+/// Prefix of the copies' directories under `$TMPDIR`.
+const COPY_PREFIX: &str = "kube-persist-read-";
+/// The owner lock inside a copy's directory.
+const OWNER_FILE: &str = "owner.lock";
 
 impl Copy {
     /// Where sled opens the copy.
@@ -68,14 +77,18 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
     }
     let had_collections = directory::had_collections(path)?;
     let source = database_dir(path)?;
+    let tmp = std::env::temp_dir();
+    remove_abandoned_copies(&tmp);
+    let dir = tempfile::Builder::new()
+        .prefix(COPY_PREFIX)
+        .tempdir_in(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(dir.path(), e))?;
     let copy = Copy {
-        dir: tempfile::Builder::new()
-            .prefix("kube-persist-read-")
-            .tempdir()
-            .map_err(|e| Error::io(std::env::temp_dir(), e))?,
+        _owner: owner_lock(dir.path())?,
+        dir,
     };
-    fs::set_permissions(copy.dir.path(), fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io(copy.dir.path(), e))?;
     copy_tree(&source, &copy.db_path())?;
     Ok(Opened {
         copy,
@@ -114,6 +127,44 @@ fn shared_lock(path: &Path) -> Result<Option<File>> {
             })
         }
         Err(e) => Err(Error::io(&lock_path, e)),
+    }
+}
+
+/// Creates the owner lock of a copy, locked. It is locked under another
+/// name and then renamed (a lock belongs to the open file, not its name), so
+/// that no other reader ever finds `owner.lock` unlocked while we live.
+fn owner_lock(dir: &Path) -> Result<File> {
+    let (staging, owner) = (dir.join("owner.staging"), dir.join(OWNER_FILE));
+    let file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&staging)
+        .map_err(|e| Error::io(&staging, e))?;
+    FileExt::lock_exclusive(&file).map_err(|e| Error::io(&staging, e))?;
+    fs::rename(&staging, &owner).map_err(|e| Error::io(&owner, e))?;
+    Ok(file)
+}
+
+/// Removes the copies that readers killed before they could remove their
+/// own left under `tmp` (their owner lock is free). Best effort: a copy we
+/// cannot remove costs space, not correctness.
+fn remove_abandoned_copies(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(COPY_PREFIX) {
+            continue;
+        }
+        // No owner lock yet: a reader is still setting up; leave it.
+        let Ok(owner) = File::open(entry.path().join(OWNER_FILE)) else {
+            continue;
+        };
+        if FileExt::try_lock_exclusive(&owner).is_ok() {
+            tracing::debug!(path = %entry.path().display(), "removing a copy a killed reader left");
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 
