@@ -11,7 +11,7 @@ use kube_persist::store::{
     StoreOptions,
 };
 use serde_json::{json, Value};
-use store_support::{nodes_id, pod, pods_id, realistic_pod, upserts};
+use store_support::{copy_dir, nodes_id, pod, pods_id, realistic_pod, upserts};
 
 fn names(objects: &[Value]) -> Vec<String> {
     objects
@@ -974,18 +974,6 @@ fn read_everything(path: &std::path::Path) -> Result<u64, Error> {
         objects += report.objects;
     }
     Ok(objects)
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -8,7 +8,14 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
 use kube_persist::store::{Batch, CollectionId, Delta, Store};
+
+#[path = "../store_support/mod.rs"]
+mod store_support;
 use serde_json::{json, Value};
+// Each cli test crate uses some of this module; `dead_code` above does not
+// cover re-exports.
+#[allow(unused_imports)]
+pub use store_support::copy_dir;
 
 /// Held while this process has a store open and while it forks a child.
 ///
@@ -291,17 +298,4 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Ve
         }
     }
     out
-}
-
-/// Copies a store directory (when no process has it open).
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }

@@ -192,3 +192,16 @@ pub fn upserts(objects: Vec<Value>, rv: u64) -> Batch {
         rv: Some(rv.to_string()),
     }
 }
+
+/// Copies a store directory (when no process has it open).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
