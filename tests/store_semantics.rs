@@ -742,6 +742,38 @@ fn store_files_are_private_and_open_existing_never_creates() {
 }
 
 #[test]
+fn a_creation_killed_before_its_marker_was_renamed_is_taken_over() {
+    // What a process killed between writing the marker's temporary file and
+    // renaming it leaves: the lock and the temporary file, nothing else.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("lock"), b"").unwrap();
+    std::fs::write(path.join("kube-persist.json.tmp"), b"{\"format\": \"kube-").unwrap();
+    assert!(matches!(
+        Store::open_existing(&path),
+        Err(Error::NotAStore { .. })
+    ));
+    let store = Store::open(&path).unwrap();
+    store
+        .collection(&pods_id())
+        .unwrap()
+        .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
+        .unwrap();
+    drop(store);
+    assert!(!path.join("kube-persist.json.tmp").exists());
+    let store = Store::open_existing(&path).unwrap();
+    assert_eq!(store.collection(&pods_id()).unwrap().len(), 1);
+
+    // With anything else beside them, the directory is someone's data.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("kube-persist.json.tmp"), b"").unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    assert!(matches!(Store::open(&other), Err(Error::NotAStore { .. })));
+}
+
+#[test]
 fn a_second_open_in_the_same_process_is_refused_while_the_first_lives() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");

@@ -72,7 +72,7 @@ impl StoreDir {
             // Refusing to create inside a non-empty directory keeps a typo in
             // a path from scattering sled files over someone's data.
             Err(Error::NotAStore { what, .. }) if create && what == NO_MARKER => {
-                if !holds_only_a_lock(path)? {
+                if !holds_only_an_unfinished_creation(path)? {
                     return Err(not_a_store(path, NO_MARKER));
                 }
                 false
@@ -372,14 +372,23 @@ pub(crate) fn missing_database_error(path: &Path) -> Error {
     }
 }
 
-fn holds_only_a_lock(path: &Path) -> Result<bool> {
+/// Whether `path` holds nothing but what a creation killed before its marker
+/// was in place leaves behind: the lock file and the marker's temporary file.
+/// Such a directory is taken over; anything else in it is someone's data.
+fn holds_only_an_unfinished_creation(path: &Path) -> Result<bool> {
+    let marker_tmp = marker_tmp_name();
     for entry in fs::read_dir(path).map_err(|e| Error::io(path, e))? {
         let entry = entry.map_err(|e| Error::io(path, e))?;
-        if entry.file_name() != LOCK_FILE {
+        let name = entry.file_name();
+        if name != LOCK_FILE && name.to_str() != Some(marker_tmp.as_str()) {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+fn marker_tmp_name() -> String {
+    format!("{MARKER_FILE}.tmp")
 }
 
 /// The schema version a store directory's marker names, if it has one.
@@ -448,7 +457,7 @@ pub(crate) fn write_marker(path: &Path, schema_version: u32) -> Result<()> {
 }
 
 fn store_marker(path: &Path, marker: &Marker) -> Result<()> {
-    let tmp = path.join(format!("{MARKER_FILE}.tmp"));
+    let tmp = path.join(marker_tmp_name());
     let body = serde_json::to_vec_pretty(marker).map_err(|e| Error::Encode {
         what: MARKER_FILE.into(),
         reason: e.to_string(),
