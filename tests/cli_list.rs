@@ -38,10 +38,13 @@ web-1   0/1     CrashLoopBackOff   1          node-b   60m   10.0.0.7   11
         ok(&["list", &dir, "-r", "Pod", "-n", "kube-system", "-o", "name"]),
         "pod/dns-0\n"
     );
-    assert_eq!(
-        ok(&["list", &dir, "-r", "widgets.example.com", "-o", "name"]),
-        "widget.example.com/w1\n"
-    );
+    for name in ["widgets.example.com", "wd", "wd.example.com"] {
+        assert_eq!(
+            ok(&["list", &dir, "-r", name, "-o", "name"]),
+            "widget.example.com/w1\n",
+            "{name}"
+        );
+    }
 }
 
 #[test]

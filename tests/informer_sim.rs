@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use informer_support::{assert_converged, pod, pods, sim};
-use kube_persist::informer::{EventKind, State};
+use kube_persist::informer::{EventKind, Informer, ResourceSpec, State};
 use kube_persist::sim::Fault;
 use kube_persist::store::ObjectKey;
 
@@ -373,5 +373,78 @@ async fn streaming_list_switched_off_on_the_server_falls_back_to_paginated_list(
     // 120 pods in pages of at most 50: at least three LIST pages were served.
     assert!(sim.stats().list_requests >= 3, "{:?}", sim.stats());
     informer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_resource_resolves_by_any_kubectl_name_and_its_short_names_are_stored() {
+    let sim = sim(0, 1).await;
+    let client = sim.client();
+    for name in [
+        "widgets",
+        "widget",
+        "Widget",
+        "wd",
+        "WD",
+        "widgets.example.kube-persist.dev",
+        "wd.example.kube-persist.dev",
+    ] {
+        let spec = ResourceSpec::resolve(&client, name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (
+                spec.api.group.as_str(),
+                spec.api.version.as_str(),
+                spec.api.plural.as_str(),
+                spec.api.kind.as_str()
+            ),
+            ("example.kube-persist.dev", "v1", "widgets", "Widget"),
+            "{name}"
+        );
+        assert!(spec.namespaced);
+        assert_eq!(spec.short_names, ["wd"]);
+    }
+    // Core resources come first, and a group qualifier is honoured.
+    let svc = ResourceSpec::resolve(&client, "namespaces").await.unwrap();
+    assert_eq!((svc.api.group.as_str(), svc.namespaced), ("", false));
+    for unknown in ["gizmos", "wd.other.io", "pods/status"] {
+        let err = ResourceSpec::resolve(&client, unknown).await.unwrap_err();
+        assert!(err.to_string().contains(unknown), "{unknown}: {err}");
+    }
+
+    use kube_persist::sim::fixtures::widget;
+    sim.create("widgets", widget("ns-000", "w1", 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let spec = ResourceSpec::resolve(&client, "wd").await.unwrap();
+    let informer = Informer::builder(client.clone(), spec)
+        .store_path(&path)
+        .start()
+        .await
+        .unwrap();
+    informer.wait_until_synced().await.unwrap();
+    assert_eq!(informer.list().unwrap().len(), 1);
+    let id = informer.id().clone();
+    informer.shutdown().await;
+
+    let store = kube_persist::store::Store::open(&path).unwrap();
+    assert_eq!(store.short_names(&id).unwrap(), ["wd"]);
+    drop(store);
+    // A spec built without discovery leaves the recorded names alone.
+    sim.create("widgets", widget("ns-000", "w2", 2)).unwrap();
+    let spec = ResourceSpec {
+        short_names: Vec::new(),
+        ..ResourceSpec::resolve(&client, "widgets").await.unwrap()
+    };
+    let informer = Informer::builder(client, spec)
+        .store_path(&path)
+        .start()
+        .await
+        .unwrap();
+    informer.wait_until_synced().await.unwrap();
+    informer.shutdown().await;
+    let store = kube_persist::store::Store::open(&path).unwrap();
+    assert_eq!(store.short_names(&id).unwrap(), ["wd"]);
     sim.shutdown().await;
 }

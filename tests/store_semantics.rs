@@ -774,6 +774,57 @@ fn a_creation_killed_before_its_marker_was_renamed_is_taken_over() {
 }
 
 #[test]
+fn short_names_are_recorded_beside_a_collection_and_go_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let wd = vec!["wd".to_string()];
+    {
+        let store = Store::open(&path).unwrap();
+        // Only for a collection the store holds.
+        let err = store.set_short_names(&pods_id(), &wd).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        assert!(err.to_string().contains("no collection"), "{err}");
+        store.collection(&pods_id()).unwrap();
+        assert_eq!(store.short_names(&pods_id()).unwrap(), Vec::<String>::new());
+        for bad in ["", "w.d", "w/d", "w d"] {
+            let err = store
+                .set_short_names(&pods_id(), &[bad.to_string()])
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidArgument(_))
+                    && err.to_string().contains(&format!("{bad:?}")),
+                "{bad:?}: {err}"
+            );
+        }
+        store.set_short_names(&pods_id(), &wd).unwrap();
+        store.collection(&nodes_id()).unwrap();
+        assert_eq!(
+            store.short_names(&nodes_id()).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+    // They survive a reopen, and a reader sees them but cannot change them.
+    {
+        let reader = Store::open_read_only(&path).unwrap();
+        assert_eq!(reader.short_names(&pods_id()).unwrap(), wd);
+        reader.set_short_names(&pods_id(), &wd).unwrap();
+        assert!(matches!(
+            reader.set_short_names(&pods_id(), &["p".to_string()]),
+            Err(Error::ReadOnly { .. })
+        ));
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.short_names(&pods_id()).unwrap(), wd);
+    store.set_short_names(&pods_id(), &[]).unwrap();
+    assert_eq!(store.short_names(&pods_id()).unwrap(), Vec::<String>::new());
+    // Dropping the collection drops its names: a new one starts with none.
+    store.set_short_names(&pods_id(), &wd).unwrap();
+    assert!(store.drop_collection(&pods_id()).unwrap());
+    store.collection(&pods_id()).unwrap();
+    assert_eq!(store.short_names(&pods_id()).unwrap(), Vec::<String>::new());
+}
+
+#[test]
 fn a_second_open_in_the_same_process_is_refused_while_the_first_lives() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");

@@ -17,7 +17,10 @@ pub struct Args {
     /// Store directory (created if missing).
     #[arg(long)]
     pub store: PathBuf,
-    /// Resource to sync: plural, singular or short name (pods, cm, nodes...) or a custom resource.
+    /// Resource to sync: plural, singular, kind or short name, optionally
+    /// with its group (pods, cm, nodes, wd, widgets.example.com...). Custom
+    /// resources are found through discovery, and their short names are
+    /// recorded so the offline commands accept them too.
     #[arg(long)]
     pub resource: String,
     /// Only this namespace.

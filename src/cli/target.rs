@@ -53,8 +53,12 @@ pub struct SecretsArg {
 
 /// The collection `--resource` names in `store`.
 pub fn collection(store: &Store, resource: &ResourceArg) -> anyhow::Result<Collection> {
-    let ids = store.collections()?;
-    let id = resource::resolve(store.path(), &ids, resource.resource.as_deref())?;
+    let mut named = Vec::new();
+    for id in store.collections()? {
+        let short_names = store.short_names(&id)?;
+        named.push((id, short_names));
+    }
+    let id = resource::resolve(store.path(), &named, resource.resource.as_deref())?;
     find(store, id)
 }
 

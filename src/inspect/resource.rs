@@ -2,10 +2,11 @@
 //! (`pods`), singular (`pod`), short name (`po`) or kind (`Pod`), optionally
 //! qualified by group (`deployments.apps`, `deploy.v1.apps`).
 //!
-//! Short names are not stored with a collection, so the built-in resources'
-//! ones are listed here; plural, kind and group come from k8s-openapi so they
-//! cannot drift from the API. Custom resources answer to their own plural,
-//! singular (lower-cased kind) and kind.
+//! The built-in resources' short names are listed here, with plural, kind and
+//! group taken from k8s-openapi so they cannot drift from the API. Custom
+//! resources answer to their own plural, singular (lower-cased kind) and kind,
+//! and to the short names discovery gave when they were synced, which the
+//! store records beside the collection.
 
 use k8s_openapi::api::{
     admissionregistration::v1 as admissionregistration, apps::v1 as apps,
@@ -137,8 +138,9 @@ pub fn type_name(id: &CollectionId) -> String {
 }
 
 /// Whether `given` (a plural, singular, short name or kind, optionally
-/// followed by `.group` or `.version.group`) names the collection.
-pub fn matches(id: &CollectionId, given: &str) -> bool {
+/// followed by `.group` or `.version.group`) names the collection, whose
+/// resource discovery gave `short_names`.
+pub fn matches(id: &CollectionId, short_names: &[String], given: &str) -> bool {
     let given = given.to_lowercase();
     let (name, qualifier) = match given.split_once('.') {
         Some((n, q)) => (n, Some(q)),
@@ -151,20 +153,23 @@ pub fn matches(id: &CollectionId, given: &str) -> bool {
         }
     }
     let kind = id.kind.to_lowercase();
-    name == id.resource || name == kind || builtin(id).is_some_and(|b| b.short.contains(&name))
+    name == id.resource
+        || name == kind
+        || builtin(id).is_some_and(|b| b.short.contains(&name))
+        || short_names.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
-/// Pick the collection `given` names among `collections`; with no name, the
-/// store must hold exactly one.
+/// Pick the collection `given` names among `collections`, each with the
+/// short names recorded for it; with no name, the store must hold exactly one.
 pub fn resolve<'a>(
     path: &std::path::Path,
-    collections: &'a [CollectionId],
+    collections: &'a [(CollectionId, Vec<String>)],
     given: Option<&str>,
 ) -> Result<&'a CollectionId> {
     let available = || {
         collections
             .iter()
-            .map(display_name)
+            .map(|(id, _)| display_name(id))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -178,13 +183,17 @@ pub fn resolve<'a>(
     }
     let Some(given) = given else {
         return match collections {
-            [only] => Ok(only),
+            [(only, _)] => Ok(only),
             _ => Err(Error::ResourceRequired {
                 available: available(),
             }),
         };
     };
-    let found: Vec<&CollectionId> = collections.iter().filter(|c| matches(c, given)).collect();
+    let found: Vec<&CollectionId> = collections
+        .iter()
+        .filter(|(id, short)| matches(id, short, given))
+        .map(|(id, _)| id)
+        .collect();
     match found.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::UnknownResource {
@@ -224,10 +233,11 @@ mod tests {
         let pods = id("", "v1", "pods", "Pod");
         let deploy = id("apps", "v1", "deployments", "Deployment");
         let widgets = id("example.com", "v1", "widgets", "Widget");
+        let wd = vec!["wd".to_string()];
         for name in ["pods", "pod", "po", "Pod", "PODS"] {
-            assert!(matches(&pods, name), "{name}");
+            assert!(matches(&pods, &[], name), "{name}");
         }
-        assert!(!matches(&pods, "pods.apps"));
+        assert!(!matches(&pods, &[], "pods.apps"));
         for name in [
             "deployments",
             "deployment",
@@ -236,10 +246,10 @@ mod tests {
             "deployments.apps",
             "deploy.v1.apps",
         ] {
-            assert!(matches(&deploy, name), "{name}");
+            assert!(matches(&deploy, &[], name), "{name}");
         }
-        assert!(!matches(&deploy, "deployments.batch"));
-        assert!(!matches(&deploy, "po"));
+        assert!(!matches(&deploy, &[], "deployments.batch"));
+        assert!(!matches(&deploy, &[], "po"));
         for name in [
             "widgets",
             "widget",
@@ -247,27 +257,41 @@ mod tests {
             "widgets.example.com",
             "widget.v1.example.com",
         ] {
-            assert!(matches(&widgets, name), "{name}");
+            assert!(matches(&widgets, &wd, name), "{name}");
         }
-        assert!(!matches(&widgets, "wd"));
+        // A custom resource's short name is known only once recorded.
+        assert!(!matches(&widgets, &[], "wd"));
+        for name in ["wd", "WD", "wd.example.com", "wd.v1.example.com"] {
+            assert!(matches(&widgets, &wd, name), "{name}");
+        }
+        assert!(!matches(&widgets, &wd, "wd.other.io"));
+        assert!(!matches(&pods, &wd, "po.apps"));
     }
 
     #[test]
     fn resolve_explains_what_went_wrong() {
         let path = std::path::Path::new("/s");
         let all = vec![
-            id("", "v1", "pods", "Pod"),
-            id("", "v1", "configmaps", "ConfigMap"),
+            (id("", "v1", "pods", "Pod"), vec![]),
+            (id("", "v1", "configmaps", "ConfigMap"), vec![]),
+            (
+                id("example.com", "v1", "widgets", "Widget"),
+                vec!["wd".to_string()],
+            ),
         ];
         assert_eq!(
             resolve(path, &all, Some("cm")).unwrap().resource,
             "configmaps"
         );
+        assert_eq!(resolve(path, &all, Some("wd")).unwrap().resource, "widgets");
         let err = resolve(path, &all, None).unwrap_err().to_string();
-        assert!(err.contains("pods, configmaps"), "{err}");
+        assert!(
+            err.contains("pods, configmaps, widgets.example.com"),
+            "{err}"
+        );
         let err = resolve(path, &all, Some("deploy")).unwrap_err().to_string();
         assert!(
-            err.contains("\"deploy\"") && err.contains("pods, configmaps"),
+            err.contains("\"deploy\"") && err.contains("pods, configmaps, widgets.example.com"),
             "{err}"
         );
         assert!(matches!(resolve(path, &[], None), Err(Error::Empty { .. })));
@@ -279,7 +303,7 @@ mod tests {
         }
         assert_eq!(resolve(path, &all[..1], None).unwrap().resource, "pods");
         let mut other = all[0].clone();
-        other.namespace = Some("kube-system".into());
+        other.0.namespace = Some("kube-system".into());
         let two = vec![all[0].clone(), other];
         let err = resolve(path, &two, Some("po")).unwrap_err().to_string();
         assert!(err.contains("pods [namespace=kube-system]"), "{err}");

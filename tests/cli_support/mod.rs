@@ -160,6 +160,10 @@ pub fn fixture(dir: &Path) {
         );
         apply(store, &secrets(), vec![secret("default", "db", 14)], 14);
         apply(store, &widgets(), vec![widget("default", "w1", 15)], 15);
+        // What an informer records when discovery resolved the resource.
+        store
+            .set_short_names(&widgets(), &["wd".to_string()])
+            .unwrap();
     })
 }
 
