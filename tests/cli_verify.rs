@@ -143,3 +143,66 @@ fn progress_bar_on_a_terminal() {
     assert!(drawn.contains("verifying"), "nothing drawn: {drawn:?}");
     assert!(drawn.contains("records"), "{drawn:?}");
 }
+
+#[test]
+fn a_damaged_short_names_record_is_reported_and_costs_only_the_shortcut() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    assert_eq!(
+        ok(&["list", &dir, "-r", "wd", "-o", "name"]),
+        "widget.example.com/w1\n"
+    );
+    overwrite_default_tree(
+        dir.as_ref(),
+        &format!("short-names/{}", widgets().name()),
+        b"[\"wd\"",
+    );
+
+    let r = kp(&["verify", &dir]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines[3].starts_with("widgets.example.com: ") && lines[3].ends_with(": 1 problem"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[4].starts_with(&format!(
+            "  short-names/{}: short names do not parse",
+            widgets().name()
+        )),
+        "{}",
+        r.stdout
+    );
+    // Every other name still works; the damage is named on stderr.
+    let r = kp(&["list", &dir, "-r", "widgets", "-o", "name"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "widget.example.com/w1\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("short names do not parse"),
+        "{}",
+        r.stderr
+    );
+    let r = kp(&["list", &dir, "-r", "wd"]);
+    assert!(
+        r.code != 0 && r.stderr.contains("no resource named \"wd\""),
+        "{}",
+        r.stderr
+    );
+
+    // The next writer that records them replaces the damaged record.
+    with_store(dir.as_ref(), |store| {
+        store
+            .set_short_names(&widgets(), &["wd".to_string()])
+            .unwrap()
+    });
+    assert_eq!(kp(&["verify", &dir]).code, 0);
+    assert_eq!(
+        ok(&["list", &dir, "-r", "wd", "-o", "name"]),
+        "widget.example.com/w1\n"
+    );
+}

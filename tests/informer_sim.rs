@@ -388,6 +388,7 @@ async fn a_custom_resource_resolves_by_any_kubectl_name_and_its_short_names_are_
         "WD",
         "widgets.example.kube-persist.dev",
         "wd.example.kube-persist.dev",
+        "wd.v1.example.kube-persist.dev",
     ] {
         let spec = ResourceSpec::resolve(&client, name)
             .await
@@ -403,48 +404,49 @@ async fn a_custom_resource_resolves_by_any_kubectl_name_and_its_short_names_are_
             "{name}"
         );
         assert!(spec.namespaced);
-        assert_eq!(spec.short_names, ["wd"]);
+        assert_eq!(spec.short_names, Some(vec!["wd".to_string()]));
     }
-    // Core resources come first, and a group qualifier is honoured.
-    let svc = ResourceSpec::resolve(&client, "namespaces").await.unwrap();
-    assert_eq!((svc.api.group.as_str(), svc.namespaced), ("", false));
-    for unknown in ["gizmos", "wd.other.io", "pods/status"] {
+    for unknown in [
+        "gizmos",
+        "wd.other.io",
+        "wd.v2.example.kube-persist.dev",
+        "pods/status",
+    ] {
         let err = ResourceSpec::resolve(&client, unknown).await.unwrap_err();
         assert!(err.to_string().contains(unknown), "{unknown}: {err}");
     }
 
-    use kube_persist::sim::fixtures::widget;
-    sim.create("widgets", widget("ns-000", "w1", 1)).unwrap();
+    sim.create(
+        "widgets",
+        kube_persist::sim::fixtures::widget("ns-000", "w1", 1),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let spec = ResourceSpec::resolve(&client, "wd").await.unwrap();
-    let informer = Informer::builder(client.clone(), spec)
-        .store_path(&path)
-        .start()
-        .await
-        .unwrap();
-    informer.wait_until_synced().await.unwrap();
-    assert_eq!(informer.list().unwrap().len(), 1);
-    let id = informer.id().clone();
-    informer.shutdown().await;
-
-    let store = kube_persist::store::Store::open(&path).unwrap();
-    assert_eq!(store.short_names(&id).unwrap(), ["wd"]);
-    drop(store);
-    // A spec built without discovery leaves the recorded names alone.
-    sim.create("widgets", widget("ns-000", "w2", 2)).unwrap();
-    let spec = ResourceSpec {
-        short_names: Vec::new(),
-        ..ResourceSpec::resolve(&client, "widgets").await.unwrap()
+    let discovered = ResourceSpec::resolve(&client, "wd").await.unwrap();
+    let with_names = |names: Option<&[&str]>| ResourceSpec {
+        short_names: names.map(|n| n.iter().map(|s| s.to_string()).collect()),
+        ..discovered.clone()
     };
-    let informer = Informer::builder(client, spec)
-        .store_path(&path)
-        .start()
-        .await
-        .unwrap();
-    informer.wait_until_synced().await.unwrap();
-    informer.shutdown().await;
-    let store = kube_persist::store::Store::open(&path).unwrap();
-    assert_eq!(store.short_names(&id).unwrap(), ["wd"]);
+    // What each start records: discovery's names replace the recorded ones
+    // (the CRD may have changed them); a spec not from discovery keeps them.
+    for (spec, recorded) in [
+        (discovered.clone(), vec!["wd"]),
+        (with_names(None), vec!["wd"]),
+        (with_names(Some(&["w", "wdg"])), vec!["w", "wdg"]),
+        (with_names(Some(&[])), vec![]),
+    ] {
+        let informer = Informer::builder(client.clone(), spec.clone())
+            .store_path(&path)
+            .start()
+            .await
+            .unwrap();
+        informer.wait_until_synced().await.unwrap();
+        assert_eq!(informer.list().unwrap().len(), 1);
+        let id = informer.id().clone();
+        informer.shutdown().await;
+        let store = kube_persist::store::Store::open(&path).unwrap();
+        assert_eq!(store.short_names(&id).unwrap(), recorded, "{spec:?}");
+    }
     sim.shutdown().await;
 }

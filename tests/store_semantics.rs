@@ -781,9 +781,11 @@ fn short_names_are_recorded_beside_a_collection_and_go_with_it() {
     {
         let store = Store::open(&path).unwrap();
         // Only for a collection the store holds.
-        let err = store.set_short_names(&pods_id(), &wd).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
-        assert!(err.to_string().contains("no collection"), "{err}");
+        for names in [&wd[..], &[]] {
+            let err = store.set_short_names(&pods_id(), names).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+            assert!(err.to_string().contains("no collection"), "{err}");
+        }
         store.collection(&pods_id()).unwrap();
         assert_eq!(store.short_names(&pods_id()).unwrap(), Vec::<String>::new());
         for bad in ["", "w.d", "w/d", "w d"] {
@@ -803,7 +805,10 @@ fn short_names_are_recorded_beside_a_collection_and_go_with_it() {
             Vec::<String>::new()
         );
     }
-    // They survive a reopen, and a reader sees them but cannot change them.
+    // They survive a compaction and a reopen, and a reader sees them but
+    // cannot change them.
+    let report = Store::compact(&path, kube_persist::store::CompactOptions::default()).unwrap();
+    assert!(report.keys_copied > 0);
     {
         let reader = Store::open_read_only(&path).unwrap();
         assert_eq!(reader.short_names(&pods_id()).unwrap(), wd);

@@ -55,7 +55,11 @@ pub struct SecretsArg {
 pub fn collection(store: &Store, resource: &ResourceArg) -> anyhow::Result<Collection> {
     let mut named = Vec::new();
     for id in store.collections()? {
-        let short_names = store.short_names(&id)?;
+        // Damage to a shortcut must not stop every lookup; verify reports it.
+        let short_names = store.short_names(&id).unwrap_or_else(|e| {
+            tracing::warn!("{e}; its short names are ignored");
+            Vec::new()
+        });
         named.push((id, short_names));
     }
     let id = resource::resolve(store.path(), &named, resource.resource.as_deref())?;

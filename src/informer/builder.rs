@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
-use kube::core::gvk::{GroupVersion, GroupVersionKind, ParseGroupVersionError};
 use kube::core::ApiResource;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -24,10 +22,11 @@ pub struct ResourceSpec {
     pub api: ApiResource,
     /// Whether objects live in namespaces.
     pub namespaced: bool,
-    /// Short names discovery gave (`wd`); recorded in the store so offline
-    /// commands accept them. Empty for typed resources, whose short names
-    /// the offline tools already know.
-    pub short_names: Vec<String>,
+    /// Short names discovery gave (`wd`), recorded in the store (replacing
+    /// what was recorded) so that offline commands accept them. `None` when
+    /// the spec did not come from discovery: typed resources, whose short
+    /// names the offline tools know already.
+    pub short_names: Option<Vec<String>>,
 }
 
 impl ResourceSpec {
@@ -41,7 +40,7 @@ impl ResourceSpec {
             api: ApiResource::erase::<K>(&()),
             namespaced: TypeId::of::<K::Scope>()
                 == TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
-            short_names: Vec::new(),
+            short_names: None,
         }
     }
 
@@ -61,70 +60,15 @@ impl ResourceSpec {
     }
 
     /// A built-in resource, or one found through the server's discovery
-    /// endpoints, kubectl-style: by plural, singular, kind or short name,
-    /// optionally qualified by group (`widgets.example.com`). Core resources
-    /// win over groups, as in kubectl. A discovered resource carries the
+    /// documents the way kubectl finds it: by plural, singular, kind or short
+    /// name, optionally qualified by group (`widgets.example.com`) or version
+    /// and group (`wd.v1.example.com`). A discovered resource carries the
     /// short names the server gave, which the store records for offline use.
     pub async fn resolve(client: &kube::Client, name: &str) -> Result<ResourceSpec, kube::Error> {
-        if let Some(spec) = Self::builtin(name) {
-            return Ok(spec);
+        match Self::builtin(name) {
+            Some(spec) => Ok(spec),
+            None => super::discovery::resolve(client, name).await,
         }
-        let wanted = name.to_ascii_lowercase();
-        let (wanted, group) = match wanted.split_once('.') {
-            Some((n, g)) => (n.to_string(), Some(g.to_string())),
-            None => (wanted, None),
-        };
-        let mut lists = Vec::new();
-        if group.is_none() {
-            let core = client.list_core_api_versions().await?;
-            if let Some(v) = core.versions.first() {
-                lists.push(client.list_core_api_resources(v).await?);
-            }
-        }
-        for g in client.list_api_groups().await?.groups {
-            if group.as_ref().is_some_and(|want| *want != g.name) {
-                continue;
-            }
-            let Some(version) = g.preferred_version.as_ref().or_else(|| g.versions.first()) else {
-                continue;
-            };
-            lists.push(
-                client
-                    .list_api_group_resources(&version.group_version)
-                    .await?,
-            );
-        }
-        for list in &lists {
-            let found = list.resources.iter().find(|r| {
-                !r.name.contains('/')
-                    && (r.name == wanted
-                        || r.singular_name.to_ascii_lowercase() == wanted
-                        || r.kind.to_ascii_lowercase() == wanted
-                        || r.short_names.iter().flatten().any(|s| *s == wanted))
-            });
-            if let Some(r) = found {
-                return Self::from_discovery(r, &list.group_version);
-            }
-        }
-        Err(kube::Error::Discovery(
-            kube::error::DiscoveryError::MissingResource(name.to_string()),
-        ))
-    }
-
-    fn from_discovery(r: &APIResource, group_version: &str) -> Result<ResourceSpec, kube::Error> {
-        let gv: GroupVersion = group_version.parse().map_err(|e: ParseGroupVersionError| {
-            kube::Error::Discovery(kube::error::DiscoveryError::InvalidGroupVersion(e.0))
-        })?;
-        let group = r.group.clone().unwrap_or(gv.group);
-        let version = r.version.clone().unwrap_or(gv.version);
-        Ok(ResourceSpec {
-            api: ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk(&group, &version, &r.kind),
-                &r.name,
-            ),
-            namespaced: r.namespaced,
-            short_names: r.short_names.clone().unwrap_or_default(),
-        })
     }
 }
 
@@ -275,10 +219,8 @@ impl InformerBuilder {
             let short_names = self.resource.short_names.clone();
             blocking(move || {
                 let collection = store.collection(&id)?;
-                // A spec built without discovery knows no short names; that
-                // must not erase the ones a discovered spec recorded.
-                if !short_names.is_empty() {
-                    store.set_short_names(&id, &short_names)?;
+                if let Some(short_names) = &short_names {
+                    store.set_short_names(&id, short_names)?;
                 }
                 for (name, f) in indexers {
                     collection.add_indexer(&name, f)?;

@@ -26,6 +26,7 @@ use crate::store::{Collection, CollectionId, ObjectKey, Store};
 
 mod builder;
 pub mod controller;
+mod discovery;
 mod driver;
 mod events;
 mod metrics;

@@ -137,10 +137,19 @@ pub fn type_name(id: &CollectionId) -> String {
     }
 }
 
-/// Whether `given` (a plural, singular, short name or kind, optionally
-/// followed by `.group` or `.version.group`) names the collection, whose
-/// resource discovery gave `short_names`.
-pub fn matches(id: &CollectionId, short_names: &[String], given: &str) -> bool {
+/// How a name matched a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Match {
+    /// By plural, singular or kind.
+    Name,
+    /// By a short name: a shortcut, which loses to another collection's name.
+    ShortName,
+}
+
+/// Whether and how `given` (a plural, singular, short name or kind,
+/// optionally followed by `.group` or `.version.group`) names the
+/// collection, whose resource discovery gave `short_names`.
+pub fn matches(id: &CollectionId, short_names: &[String], given: &str) -> Option<Match> {
     let given = given.to_lowercase();
     let (name, qualifier) = match given.split_once('.') {
         Some((n, q)) => (n, Some(q)),
@@ -149,14 +158,18 @@ pub fn matches(id: &CollectionId, short_names: &[String], given: &str) -> bool {
     if let Some(q) = qualifier {
         let group_ok = q == id.group || q == format!("{}.{}", id.version, id.group);
         if !group_ok {
-            return false;
+            return None;
         }
     }
-    let kind = id.kind.to_lowercase();
-    name == id.resource
-        || name == kind
-        || builtin(id).is_some_and(|b| b.short.contains(&name))
+    if name == id.resource || name == id.kind.to_lowercase() {
+        Some(Match::Name)
+    } else if builtin(id).is_some_and(|b| b.short.contains(&name))
         || short_names.iter().any(|s| s.eq_ignore_ascii_case(name))
+    {
+        Some(Match::ShortName)
+    } else {
+        None
+    }
 }
 
 /// Pick the collection `given` names among `collections`, each with the
@@ -189,10 +202,16 @@ pub fn resolve<'a>(
             }),
         };
     };
-    let found: Vec<&CollectionId> = collections
+    // As in kubectl, a name anywhere wins over a shortcut anywhere.
+    let matched: Vec<(Match, &CollectionId)> = collections
         .iter()
-        .filter(|(id, short)| matches(id, short, given))
-        .map(|(id, _)| id)
+        .filter_map(|(id, short)| Some((matches(id, short, given)?, id)))
+        .collect();
+    let best = matched.iter().map(|(m, _)| *m).min();
+    let found: Vec<&CollectionId> = matched
+        .iter()
+        .filter(|(m, _)| Some(*m) == best)
+        .map(|(_, id)| *id)
         .collect();
     match found.as_slice() {
         [one] => Ok(one),
@@ -235,9 +254,9 @@ mod tests {
         let widgets = id("example.com", "v1", "widgets", "Widget");
         let wd = vec!["wd".to_string()];
         for name in ["pods", "pod", "po", "Pod", "PODS"] {
-            assert!(matches(&pods, &[], name), "{name}");
+            assert!(matches(&pods, &[], name).is_some(), "{name}");
         }
-        assert!(!matches(&pods, &[], "pods.apps"));
+        assert!(matches(&pods, &[], "pods.apps").is_none());
         for name in [
             "deployments",
             "deployment",
@@ -246,10 +265,10 @@ mod tests {
             "deployments.apps",
             "deploy.v1.apps",
         ] {
-            assert!(matches(&deploy, &[], name), "{name}");
+            assert!(matches(&deploy, &[], name).is_some(), "{name}");
         }
-        assert!(!matches(&deploy, &[], "deployments.batch"));
-        assert!(!matches(&deploy, &[], "po"));
+        assert!(matches(&deploy, &[], "deployments.batch").is_none());
+        assert!(matches(&deploy, &[], "po").is_none());
         for name in [
             "widgets",
             "widget",
@@ -257,15 +276,38 @@ mod tests {
             "widgets.example.com",
             "widget.v1.example.com",
         ] {
-            assert!(matches(&widgets, &wd, name), "{name}");
+            assert!(matches(&widgets, &wd, name).is_some(), "{name}");
         }
         // A custom resource's short name is known only once recorded.
-        assert!(!matches(&widgets, &[], "wd"));
+        assert!(matches(&widgets, &[], "wd").is_none());
         for name in ["wd", "WD", "wd.example.com", "wd.v1.example.com"] {
-            assert!(matches(&widgets, &wd, name), "{name}");
+            assert!(matches(&widgets, &wd, name).is_some(), "{name}");
         }
-        assert!(!matches(&widgets, &wd, "wd.other.io"));
-        assert!(!matches(&pods, &wd, "po.apps"));
+        assert!(matches(&widgets, &wd, "wd.other.io").is_none());
+        assert!(matches(&pods, &wd, "po.apps").is_none());
+        assert_eq!(matches(&pods, &[], "pod"), Some(Match::Name));
+        assert_eq!(matches(&pods, &[], "po"), Some(Match::ShortName));
+        assert_eq!(matches(&widgets, &wd, "WD"), Some(Match::ShortName));
+    }
+
+    #[test]
+    fn a_name_wins_over_a_shortcut_and_equal_shortcuts_are_ambiguous() {
+        let path = std::path::Path::new("/s");
+        let all = vec![
+            (id("", "v1", "pods", "Pod"), vec![]),
+            (
+                id("a.io", "v1", "foos", "Foo"),
+                vec!["bar".to_string(), "po".to_string()],
+            ),
+            (id("b.io", "v1", "bars", "Bar"), vec![]),
+        ];
+        assert_eq!(resolve(path, &all, Some("bar")).unwrap().resource, "bars");
+        assert_eq!(resolve(path, &all, Some("pod")).unwrap().resource, "pods");
+        let err = resolve(path, &all, Some("po")).unwrap_err();
+        assert!(
+            matches!(&err, Error::AmbiguousResource { candidates, .. } if candidates == "pods, foos.a.io"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod key;
 mod read_only;
 pub mod record;
 mod scan;
+mod short_names;
 pub(crate) mod state;
 mod verify;
 
@@ -36,6 +37,7 @@ pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use error::{Error, Result};
 pub use journal::JournalLimits;
 pub use key::ObjectKey;
+pub use short_names::is_short_name;
 pub use verify::{Problem, VerifyReport};
 
 use directory::StoreDir;
@@ -261,10 +263,6 @@ pub struct Store {
 }
 
 const REGISTRY_PREFIX: &str = "collection/";
-/// Short names of a collection's resource, as discovery served them. Kept
-/// apart from the [`CollectionId`] because they are not part of what a
-/// collection is: a CRD may gain or lose one without the data changing.
-const SHORT_NAMES_PREFIX: &str = "short-names/";
 pub(crate) const TREE_PREFIX: &str = "collection:";
 
 impl Store {
@@ -456,59 +454,6 @@ impl Store {
         self.collection(id).map(Some)
     }
 
-    /// The short names (`po`, `wd`) the API server's discovery gave for the
-    /// resource of collection `id`, so that offline tools can take them the
-    /// way kubectl does. Empty when none were recorded.
-    pub fn short_names(&self, id: &CollectionId) -> Result<Vec<String>> {
-        let name = id.name();
-        let Some(body) = self.shared.db.get(format!("{SHORT_NAMES_PREFIX}{name}"))? else {
-            return Ok(Vec::new());
-        };
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::corrupt(&name, "short names", format!("does not parse: {e}")))
-    }
-
-    /// Records the short names of the resource of collection `id`, which
-    /// must exist. Writes nothing when they are already recorded, so an
-    /// informer may call it on every start.
-    pub fn set_short_names(&self, id: &CollectionId, short_names: &[String]) -> Result<()> {
-        if self.short_names(id)? == short_names {
-            return Ok(());
-        }
-        self.shared.writable()?;
-        let name = id.name();
-        if let Some(bad) = short_names
-            .iter()
-            .find(|n| n.is_empty() || n.contains(['.', '/']) || n.chars().any(char::is_whitespace))
-        {
-            return Err(Error::InvalidArgument(format!(
-                "short name {bad:?} of {name}: a short name is one word, without dots or slashes"
-            )));
-        }
-        if self
-            .shared
-            .db
-            .get(format!("{REGISTRY_PREFIX}{name}"))?
-            .is_none()
-        {
-            return Err(Error::InvalidArgument(format!(
-                "the store has no collection {name} to record short names for"
-            )));
-        }
-        let key = format!("{SHORT_NAMES_PREFIX}{name}");
-        if short_names.is_empty() {
-            self.shared.db.remove(key)?;
-        } else {
-            let body = serde_json::to_vec(short_names).map_err(|e| Error::Encode {
-                what: format!("short names of {name}"),
-                reason: e.to_string(),
-            })?;
-            self.shared.db.insert(key, body)?;
-        }
-        self.shared.db.flush()?;
-        Ok(())
-    }
-
     /// Removes a collection and everything it holds (e.g. to rebuild it from
     /// a relist after damage). Open handles to it must not be used after.
     pub fn drop_collection(&self, id: &CollectionId) -> Result<bool> {
@@ -519,8 +464,14 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let db = &self.shared.db;
-        let existed = db.remove(format!("{REGISTRY_PREFIX}{name}"))?.is_some();
-        db.remove(format!("{SHORT_NAMES_PREFIX}{name}"))?;
+        let registry_key = format!("{REGISTRY_PREFIX}{name}");
+        let existed = db.contains_key(&registry_key)?;
+        // One batch: a crash must not leave short names that a collection
+        // created later under the same name would inherit.
+        let mut batch = sled::Batch::default();
+        batch.remove(registry_key.as_bytes());
+        batch.remove(short_names::key(&name).as_bytes());
+        db.apply_batch(batch)?;
         db.drop_tree(format!("{TREE_PREFIX}{name}"))?;
         db.flush()?;
         if !holds_collections(db) {

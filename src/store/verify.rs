@@ -9,6 +9,7 @@ use super::error::{Error, Result};
 use super::index;
 use super::key::{self, prefix};
 use super::record;
+use super::short_names;
 use super::ObjectKey;
 
 /// One thing `verify` found wrong.
@@ -71,6 +72,12 @@ impl Collection {
         let inner = &self.inner;
         let mut report = VerifyReport::default();
         let st = inner.state();
+
+        if let Some(body) = inner.shared.db.get(short_names::key(&inner.name))? {
+            if let Err(e) = short_names::decode(&inner.name, &body) {
+                report.record(e);
+            }
+        }
 
         for item in inner.tree.scan_prefix([prefix::DICTIONARY]) {
             let (k, v) = item?;

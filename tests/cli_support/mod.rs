@@ -280,6 +280,18 @@ pub fn flip_byte(dir: &Path, id: &CollectionId, key: &[u8]) {
     wait_closed(dir);
 }
 
+/// Overwrite the value stored under `key` in sled's default tree, where the
+/// store keeps its registry and short names (`short-names/<id.name()>`).
+pub fn overwrite_default_tree(dir: &Path, key: &str, value: &[u8]) {
+    let _guard = fork_guard();
+    let db = sled::open(dir.join("db")).unwrap();
+    assert!(db.get(key).unwrap().is_some(), "no record under {key}");
+    db.insert(key, value).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    wait_closed(dir);
+}
+
 /// Sled key of an object record.
 pub fn object_record(ns_name: &str) -> Vec<u8> {
     let mut k = vec![b'o'];

@@ -1,0 +1,86 @@
+//! The short names (`po`, `wd`) of a collection's resource, as the API
+//! server's discovery gave them, so that offline tools accept them the way
+//! kubectl does.
+//!
+//! They live beside the collection, in sled's default tree under
+//! `short-names/<collection>`, not in the [`CollectionId`]: they are not part
+//! of what a collection is, and a CRD may gain or lose one without its data
+//! changing. Older builds never read these keys.
+
+use std::sync::PoisonError;
+
+use super::{CollectionId, Error, Result, Store, REGISTRY_PREFIX};
+
+const PREFIX: &str = "short-names/";
+
+/// The key of the short names of the collection named `name`.
+pub(crate) fn key(name: &str) -> String {
+    format!("{PREFIX}{name}")
+}
+
+/// Whether `name` can be a short name: one word, without dots (which
+/// separate a group) or slashes (which name a subresource).
+pub fn is_short_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['.', '/']) && !name.chars().any(char::is_whitespace)
+}
+
+/// Decodes a short-names record of collection `name`.
+pub(crate) fn decode(name: &str, body: &[u8]) -> Result<Vec<String>> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::corrupt(name, key(name), format!("short names do not parse: {e}")))
+}
+
+impl Store {
+    /// The short names recorded for the resource of collection `id`; empty
+    /// when none were.
+    pub fn short_names(&self, id: &CollectionId) -> Result<Vec<String>> {
+        let name = id.name();
+        match self.shared.db.get(key(&name))? {
+            Some(body) => decode(&name, &body),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Records the short names of the resource of collection `id`, which
+    /// must exist; an empty list clears them. Writes nothing when they are
+    /// already recorded, so an informer may call it on every start, and
+    /// replaces a record that no longer parses.
+    pub fn set_short_names(&self, id: &CollectionId, short_names: &[String]) -> Result<()> {
+        let name = id.name();
+        if let Some(bad) = short_names.iter().find(|n| !is_short_name(n)) {
+            return Err(Error::InvalidArgument(format!(
+                "short name {bad:?} of {name}: a short name is one word, without dots or slashes"
+            )));
+        }
+        // Held so that a concurrent drop_collection cannot leave the names
+        // of a collection that no longer exists.
+        let _open = self
+            .collections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let db = &self.shared.db;
+        if !db.contains_key(format!("{REGISTRY_PREFIX}{name}"))? {
+            return Err(Error::InvalidArgument(format!(
+                "the store has no collection {name} to record short names for"
+            )));
+        }
+        let recorded = db.get(key(&name))?;
+        if recorded.as_deref().map_or(short_names.is_empty(), |body| {
+            decode(&name, body).is_ok_and(|r| r == short_names)
+        }) {
+            return Ok(());
+        }
+        self.shared.writable()?;
+        if short_names.is_empty() {
+            db.remove(key(&name))?;
+        } else {
+            let body = serde_json::to_vec(short_names).map_err(|e| Error::Encode {
+                what: format!("short names of {name}"),
+                reason: e.to_string(),
+            })?;
+            db.insert(key(&name), body)?;
+        }
+        db.flush()?;
+        Ok(())
+    }
+}
