@@ -59,6 +59,14 @@ async fn restart_with_valid_rv_watches_without_listing_and_delivers_only_the_cha
     sim.mutate(100);
     let writes = sim.current_rv() - rv_down;
     let lists_before = sim.stats().list_requests;
+    // The first watch is turned away for 3 s, so that nothing of the 100
+    // writes can be applied before the checks of what was read from disk,
+    // however the threads are scheduled.
+    sim.inject(Fault::Status {
+        code: 429,
+        count: 1,
+        retry_after: Some(3),
+    });
 
     let informer = pods(&sim, &store)
         .streaming_list(false)

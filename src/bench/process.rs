@@ -334,10 +334,9 @@ mod tests {
 
     #[test]
     fn a_hung_child_is_killed_at_the_deadline() {
-        let (_dir, mut run) = sh(
-            "echo started >&2; exec sleep 600",
-            Duration::from_millis(300),
-        );
+        // The deadline runs from the spawn, so it leaves the shell ample
+        // time to start and write before it.
+        let (_dir, mut run) = sh("echo started >&2; exec sleep 600", Duration::from_secs(3));
         let pid = run.pid;
         match run.next_line() {
             Err(Error::Timeout { stderr_tail, .. }) => assert!(stderr_tail.contains("started")),
@@ -350,7 +349,7 @@ mod tests {
 
     #[test]
     fn a_child_that_hangs_after_reporting_is_killed_at_finish() {
-        let (_dir, mut run) = sh("echo '{}'; exec sleep 600", Duration::from_millis(300));
+        let (_dir, mut run) = sh("echo '{}'; exec sleep 600", Duration::from_secs(3));
         let _: serde_json::Value = run.next_report().unwrap();
         assert!(matches!(run.finish(), Err(Error::Timeout { .. })));
     }
