@@ -830,6 +830,51 @@ fn short_names_are_recorded_beside_a_collection_and_go_with_it() {
 }
 
 #[test]
+fn a_database_whose_creation_was_killed_never_stops_the_next_open() {
+    // sled writes its config in two steps; cut after the first, the
+    // database never opens again.
+    let dir = tempfile::tempdir().unwrap();
+    let half = dir.path().join("half");
+    drop(sled::open(&half).unwrap());
+    let conf = half.join("conf");
+    let len = std::fs::metadata(&conf).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&conf)
+        .unwrap()
+        .set_len(len - 4)
+        .unwrap();
+    let sled_result = std::panic::catch_unwind(|| sled::open(&half).map(drop));
+    assert!(
+        !matches!(sled_result, Ok(Ok(()))),
+        "sled opened a half-written config"
+    );
+
+    // The store creates its database aside, so such a half-made one is
+    // only ever found there, and is discarded.
+    let path = dir.path().join("s");
+    drop(Store::open(&path).unwrap());
+    std::fs::remove_dir_all(path.join("db")).unwrap();
+    copy_dir(&half, &path.join("db.init"));
+    let store = Store::open(&path).unwrap();
+    assert!(!path.join("db.init").exists());
+    store
+        .collection(&pods_id())
+        .unwrap()
+        .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
+        .unwrap();
+    drop(store);
+    assert_eq!(
+        Store::open(&path)
+            .unwrap()
+            .collection(&pods_id())
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn a_second_open_in_the_same_process_is_refused_while_the_first_lives() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
@@ -1032,10 +1077,21 @@ fn damaged_store_files_are_reported_not_recreated_or_panicked_on() {
         .unwrap());
     assert_eq!(read_everything(&dropped).unwrap(), 0);
 
-    // A store created and killed before sled wrote anything (its log is
-    // empty, it never registered a collection) opens as the new store it is.
+    // A store that an older build created in place and that was killed
+    // before sled wrote anything (a config, an empty log, no snapshot; it
+    // never registered a collection) opens as the new store it is.
     let fresh = dir.path().join("fresh");
     drop(Store::open(&fresh).unwrap());
+    for entry in std::fs::read_dir(fresh.join("db")).unwrap() {
+        let entry = entry.unwrap().path();
+        if entry.file_name().unwrap() != "conf" {
+            if entry.is_dir() {
+                std::fs::remove_dir_all(entry).unwrap();
+            } else {
+                std::fs::remove_file(entry).unwrap();
+            }
+        }
+    }
     std::fs::File::create(fresh.join("db").join("db")).unwrap();
     assert_eq!(read_everything(&fresh).unwrap(), 0);
     Store::open_existing(&fresh).unwrap();

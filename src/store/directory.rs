@@ -6,6 +6,7 @@
 //! <store>/db/                 the sled database
 //! <store>/db.compact/         a compaction's new database, until swapped in
 //! <store>/db.old/             the database a compaction replaced, until removed
+//! <store>/db.init/            a new database while sled writes its first files
 //! ```
 //!
 //! The schema version lives in the marker, outside sled, so that a store
@@ -34,6 +35,8 @@ pub const DB_DIR: &str = "db";
 pub const COMPACT_DIR: &str = "db.compact";
 /// Where the replaced database waits for removal during a swap.
 pub const OLD_DIR: &str = "db.old";
+/// Where a new database is created before it is renamed to [`DB_DIR`].
+pub const INIT_DIR: &str = "db.init";
 
 const FORMAT: &str = "kube-persist";
 
@@ -108,6 +111,27 @@ impl StoreDir {
     /// Where sled keeps its files.
     pub fn db_path(&self) -> PathBuf {
         self.path.join(DB_DIR)
+    }
+
+    /// Creates an empty database at [`db_path`](Self::db_path) if there is
+    /// none. It is built aside and renamed into place once sled has written
+    /// its first files: sled writes its config in two steps, and a process
+    /// killed between them would leave a database that never opens again.
+    pub fn create_database_if_missing(&self) -> Result<()> {
+        let (db, init) = (self.db_path(), self.path.join(INIT_DIR));
+        // Left by a process killed while creating; never holds data.
+        remove_dir_if_present(&init)?;
+        if exists(&db)? {
+            return Ok(());
+        }
+        drop(sled::Config::new().path(&init).open()?);
+        if !wait_for_sled_close(&init) {
+            return Err(Error::InUse {
+                path: self.path.clone(),
+            });
+        }
+        sync_tree(&init)?;
+        rename_durably(&self.path, &init, &db)
     }
 
     /// Where a compaction builds the new database.

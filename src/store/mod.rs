@@ -349,6 +349,7 @@ impl Store {
         }
         dir.secure()?;
         let had_collections = directory::had_collections(path)?;
+        dir.create_database_if_missing()?;
         let db = open_sled(&dir.db_path(), path, had_collections)?;
         if let Some(found) = dir.found_schema.filter(|&f| f < supported) {
             tracing::info!(path = %path.display(), from = found, to = supported, "migrating store");
