@@ -403,7 +403,7 @@ rv = page.metadata.resource_version
 print(json.dumps({"names": names, "pages": pages, "rv": rv}), flush=True)
 events = []
 for ev in watch.Watch().stream(api.list_namespaced_pod, namespace="ns-000",
-                               resource_version=rv, timeout_seconds=2):
+                               resource_version=rv, timeout_seconds=5):
     events.append([ev["type"], ev["object"].metadata.name])
 print(json.dumps(events), flush=True)
 "#;

@@ -172,7 +172,7 @@ async fn case05_label_and_field_selectors_filter_list_and_watch_alike() {
         .unwrap()
         .to_string();
     let mut w = WatchStream::open(&format!(
-        "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=2&{sel}",
+        "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=4&{sel}",
         sim.url()
     ))
     .await;
@@ -266,7 +266,7 @@ async fn case07_watch_from_list_rv_sees_create_update_delete_once_in_order() {
     let list = get_ok(&format!("{}/api/v1/pods", sim.url())).await;
     let rv = rv_of(&list);
     let mut w = WatchStream::open(&format!(
-        "{}/api/v1/pods?watch=true&resourceVersion={rv}&timeoutSeconds=2",
+        "{}/api/v1/pods?watch=true&resourceVersion={rv}&timeoutSeconds=4",
         sim.url()
     ))
     .await;
@@ -373,7 +373,7 @@ async fn case10_deleted_carries_last_state_and_deletion_rv() {
     let last = sim.replace("pods", pod("a", "p", &[("k", "v2")])).unwrap();
     let from = sim.current_rv();
     let mut w = WatchStream::open(&format!(
-        "{}/api/v1/namespaces/a/pods?watch=1&resourceVersion={from}&timeoutSeconds=1",
+        "{}/api/v1/namespaces/a/pods?watch=1&resourceVersion={from}&timeoutSeconds=3",
         sim.url()
     ))
     .await;
@@ -510,7 +510,7 @@ async fn case14_streaming_list_refused_when_switched_off_list_still_works() {
     let list = get_ok(&format!("{}/api/v1/pods?limit=500", sim.url())).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 4);
     let mut w = WatchStream::open(&format!(
-        "{}/api/v1/pods?watch=1&resourceVersion={}&timeoutSeconds=1",
+        "{}/api/v1/pods?watch=1&resourceVersion={}&timeoutSeconds=3",
         sim.url(),
         rv_of(&list)
     ))
@@ -557,7 +557,7 @@ async fn case15_throttling_errors_cuts_and_stalls_are_injectable() {
 
     // Cut mid-line: half a line, then the connection breaks.
     let from = sim.current_rv();
-    let watch_url = format!("{url}?watch=1&resourceVersion={from}&timeoutSeconds=2");
+    let watch_url = format!("{url}?watch=1&resourceVersion={from}&timeoutSeconds=4");
     sim.inject(Fault::CutMidLine);
     let mut w = WatchStream::open(&watch_url).await;
     sim.mutate(1);
@@ -597,7 +597,7 @@ async fn case16_malformed_line_and_unknown_event_type_then_normal_events() {
     let sim = sim(|c| c.pods = 3).await;
     let from = sim.current_rv();
     let url = format!(
-        "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=1",
+        "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=3",
         sim.url()
     );
     sim.inject(Fault::MalformedLine);
@@ -622,7 +622,7 @@ async fn case17_namespace_watch_sees_only_its_namespace() {
     let sim = sim(|_| {}).await;
     let from = sim.current_rv();
     let mut w = WatchStream::open(&format!(
-        "{}/api/v1/namespaces/mine/pods?watch=1&resourceVersion={from}&timeoutSeconds=1",
+        "{}/api/v1/namespaces/mine/pods?watch=1&resourceVersion={from}&timeoutSeconds=3",
         sim.url()
     ))
     .await;
@@ -961,7 +961,7 @@ async fn load_writes_each_produce_exactly_one_event() {
     .await;
     let from = sim.current_rv();
     let mut w = WatchStream::open(&format!(
-        "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=3",
+        "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=8",
         sim.url()
     ))
     .await;
