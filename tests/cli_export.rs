@@ -69,7 +69,11 @@ fn yaml_documents_match_jsonl() {
 fn inspect_describes_each_collection() {
     let (_tmp, dir) = store_dir();
     fixture(dir.as_ref());
-    let out = ok(&["inspect", &dir]);
+    // The fixture's last sync happened a moment ago, on the real clock.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(3)).to_string();
+    let r = kp_env(&["inspect", &dir], &[("KUBE_PERSIST_NOW", &later)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.stdout;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("Store:          {dir}"));
     assert_eq!(lines[1], "Collections:    4");
@@ -84,7 +88,7 @@ fn inspect_describes_each_collection() {
     );
     assert_eq!(pods[3], "  Last RV:         12");
     assert!(
-        pods[4].starts_with("  Last sync:       20") && pods[4].ends_with(" ago)"),
+        pods[4].starts_with("  Last sync:       20") && pods[4].ends_with(" (3h ago)"),
         "{}",
         pods[4]
     );
