@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use kube_persist::migrations::{v1, SCHEMA_VERSION};
 use kube_persist::store::{Batch, Delta, DictionaryPolicy, Error, ObjectKey, Store, StoreOptions};
 use serde_json::Value;
-use store_support::{pod, pods_id, realistic_pod, upserts};
+use store_support::{pod, pods_id, realistic_pod, store_one_pod, upserts};
 
 fn marker(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path.join("kube-persist.json")).unwrap()).unwrap()
@@ -179,11 +179,7 @@ fn a_newer_store_is_refused_and_left_untouched() {
     let path = dir.path().join("new");
     {
         let store = Store::open(&path).unwrap();
-        store
-            .collection(&pods_id())
-            .unwrap()
-            .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
-            .unwrap();
+        store_one_pod(&store);
     }
     set_marker_schema(&path, SCHEMA_VERSION + 1);
     let before = snapshot(&path);

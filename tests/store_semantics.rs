@@ -11,7 +11,7 @@ use kube_persist::store::{
     StoreOptions,
 };
 use serde_json::{json, Value};
-use store_support::{copy_dir, nodes_id, pod, pods_id, realistic_pod, upserts};
+use store_support::{copy_dir, nodes_id, pod, pods_id, realistic_pod, store_one_pod, upserts};
 
 fn names(objects: &[Value]) -> Vec<String> {
     objects
@@ -659,11 +659,7 @@ fn collections_are_registered_found_and_dropped() {
         assert!(store.collections().unwrap().is_empty());
         let mut ns_only = pods_id();
         ns_only.namespace = Some("a".into());
-        store
-            .collection(&pods_id())
-            .unwrap()
-            .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
-            .unwrap();
+        store_one_pod(&store);
         store.collection(&ns_only).unwrap();
         store.collection(&nodes_id()).unwrap();
         let mut bad = nodes_id();
@@ -755,11 +751,7 @@ fn a_creation_killed_before_its_marker_was_renamed_is_taken_over() {
         Err(Error::NotAStore { .. })
     ));
     let store = Store::open(&path).unwrap();
-    store
-        .collection(&pods_id())
-        .unwrap()
-        .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
-        .unwrap();
+    store_one_pod(&store);
     drop(store);
     assert!(!path.join("kube-persist.json.tmp").exists());
     let store = Store::open_existing(&path).unwrap();
@@ -858,11 +850,7 @@ fn a_database_whose_creation_was_killed_never_stops_the_next_open() {
     copy_dir(&half, &path.join("db.init"));
     let store = Store::open(&path).unwrap();
     assert!(!path.join("db.init").exists());
-    store
-        .collection(&pods_id())
-        .unwrap()
-        .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
-        .unwrap();
+    store_one_pod(&store);
     drop(store);
     assert_eq!(
         Store::open(&path)
@@ -944,11 +932,7 @@ fn a_writer_waits_out_readers_but_a_reader_is_refused_while_a_writer_has_the_sto
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let writer = Store::open(&path).unwrap();
-    writer
-        .collection(&pods_id())
-        .unwrap()
-        .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
-        .unwrap();
+    store_one_pod(&writer);
     assert!(matches!(
         Store::open_read_only(&path),
         Err(Error::InUse { .. })

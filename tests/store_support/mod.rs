@@ -1,7 +1,7 @@
 //! Shared by the store tests and benches: realistic Pod JSON and helpers.
 #![allow(dead_code)]
 
-use kube_persist::store::{Batch, CollectionId, Delta};
+use kube_persist::store::{Batch, CollectionId, Delta, Store};
 use serde_json::{json, Value};
 
 /// The collection id of all pods, cluster-wide.
@@ -194,6 +194,15 @@ pub fn upserts(objects: Vec<Value>, rv: u64) -> Batch {
 }
 
 /// Copies a store directory (when no process has it open).
+/// Stores one pod, `a/p` at resourceVersion 1, in the pods collection.
+pub fn store_one_pod(store: &Store) {
+    store
+        .collection(&pods_id())
+        .unwrap()
+        .apply(upserts(vec![pod("a", "p", 1, &[])], 1))
+        .unwrap();
+}
+
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
