@@ -31,7 +31,7 @@
 //!     .store_path(dir.path().join("pods"))
 //!     .start()
 //!     .await?;
-//! assert!(matches!(informer.state(), State::Restored { .. } | State::Synced));
+//! assert!(matches!(informer.opened_state(), State::Restored { .. }));
 //! assert_eq!(informer.list()?.len(), 50);
 //! informer.wait_until_synced().await?;
 //! assert_eq!(sim.stats().list_requests, lists_before);

@@ -172,15 +172,11 @@ fn bad_options_are_refused_naming_the_option() {
 
 #[test]
 fn a_contender_that_cannot_reach_its_server_fails_with_its_logs() {
-    // A loopback port nothing listens on: bind, note the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A loopback port nothing listens on: port 1 (tcpmux) is privileged, so
+    // never handed out as an ephemeral port to another test, and unused.
     let out = bench()
         .args(["bench", "child", "reflector", "--probe", "default/x"])
-        .args(["--server", &format!("http://127.0.0.1:{port}")])
+        .args(["--server", "http://127.0.0.1:1"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -40,6 +40,11 @@ async fn restart_with_valid_rv_watches_without_listing_and_delivers_only_the_cha
     assert_eq!(informer.state(), State::Empty);
     informer.wait_until_synced().await.unwrap();
     assert_converged(&sim, &informer).await;
+    assert_eq!(
+        informer.opened_state(),
+        &State::Empty,
+        "a fresh store opened empty, and stays so recorded once synced"
+    );
     assert!(
         informer.metrics().list_requests >= 6,
         "300 pods in pages of 50"
@@ -80,6 +85,14 @@ async fn restart_with_valid_rv_watches_without_listing_and_delivers_only_the_cha
     assert_eq!(informer.len(), 300, "reads work before sync");
     informer.wait_until_synced().await.unwrap();
     assert_converged(&sim, &informer).await;
+    match informer.opened_state() {
+        State::Restored { rv, saved_at } => {
+            let rv: u64 = rv.parse().unwrap();
+            assert!(rv <= rv_down, "the stored RV {rv}, not a later one");
+            assert!(saved_at.is_some(), "the time of the last stored batch");
+        }
+        other => panic!("opened restored, recorded as {other:?}"),
+    }
     assert_eq!(
         sim.stats().list_requests,
         lists_before,

@@ -247,7 +247,7 @@ async fn run_persist(spec: &ChildSpec, main_ns: u64, out: &mut dyn Write) -> Res
         .store_path(store)
         .start()
         .await?;
-    let restored = matches!(informer.state(), State::Restored { .. });
+    let restored = matches!(informer.opened_state(), State::Restored { .. });
     let (namespace, name) = probe_parts(&spec.probe);
     let key = ObjectKey {
         namespace: Some(namespace.to_owned()),

@@ -91,7 +91,7 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         .start()
         .await
         .with_context(|| format!("opening store {}", args.store.display()))?;
-    let restored = matches!(informer.state(), State::Restored { .. });
+    let restored = matches!(informer.opened_state(), State::Restored { .. });
     let consumer = match &args.consumer {
         Some(name) => Some(tokio::spawn(consume(
             informer

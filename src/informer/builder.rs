@@ -248,7 +248,7 @@ impl InformerBuilder {
         Metrics::set(&metrics.open_ms, started.elapsed().as_millis() as u64);
         let shared = Arc::new(Shared {
             collection,
-            state: watch::Sender::new(state),
+            state: watch::Sender::new(state.clone()),
             rv: watch::Sender::new(meta.last_rv.clone()),
             events: broadcast::Sender::new(self.event_buffer),
             metrics,
@@ -280,6 +280,7 @@ impl InformerBuilder {
         }
         Ok(Informer {
             shared,
+            opened: state,
             store,
             cancel,
             task: Some(task),

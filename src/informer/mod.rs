@@ -115,6 +115,8 @@ pub(crate) struct Shared {
 /// waiting; [`Informer::shutdown`] waits for the last batch to be stored.
 pub struct Informer {
     shared: Arc<Shared>,
+    /// What was read from disk at open: `Empty` or `Restored`.
+    opened: State,
     store: Store,
     cancel: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -150,9 +152,21 @@ impl Informer {
         self.shared.collection.id()
     }
 
-    /// How fresh the cache is.
+    /// How fresh the cache is. This changes as the watch runs (to
+    /// `Synced` as soon as it has caught up, possibly before `start`
+    /// returns to the caller's code); to learn whether the informer resumed
+    /// from disk, use [`Informer::opened_state`].
     pub fn state(&self) -> State {
         self.shared.state.borrow().clone()
+    }
+
+    /// The state the informer opened its store in, fixed for its lifetime:
+    /// [`State::Restored`] with the stored resourceVersion when the store
+    /// held one (a resume), [`State::Empty`] when it did not (the first list
+    /// starts from scratch). Never `Synced`, however fast the watch catches
+    /// up.
+    pub fn opened_state(&self) -> &State {
+        &self.opened
     }
 
     /// How stale reads may be: `None` once synced, the age of the last
