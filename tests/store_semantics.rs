@@ -848,6 +848,11 @@ fn a_database_whose_creation_was_killed_never_stops_the_next_open() {
     drop(Store::open(&path).unwrap());
     std::fs::remove_dir_all(path.join("db")).unwrap();
     copy_dir(&half, &path.join("db.init"));
+    // A reader finds the empty store it is and leaves the remains alone.
+    let reader = Store::open_read_only(&path).unwrap();
+    assert!(reader.collections().unwrap().is_empty());
+    drop(reader);
+    assert!(path.join("db.init").exists() && !path.join("db").exists());
     let store = Store::open(&path).unwrap();
     assert!(!path.join("db.init").exists());
     store_one_pod(&store);

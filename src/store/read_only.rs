@@ -76,7 +76,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         });
     }
     let had_collections = directory::had_collections(path)?;
-    let source = database_dir(path)?;
+    let source = database_dir(path, had_collections)?;
     let tmp = std::env::temp_dir();
     remove_abandoned_copies(&tmp);
     let dir = tempfile::Builder::new()
@@ -89,7 +89,10 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         _owner: owner_lock(dir.path())?,
         dir,
     };
-    copy_tree(&source, &copy.db_path())?;
+    // With no database yet, sled creates an empty one in the copy.
+    if let Some(source) = source {
+        copy_tree(&source, &copy.db_path())?;
+    }
     Ok(Opened {
         copy,
         found_schema,
@@ -177,21 +180,24 @@ fn is_read_only(e: &std::io::Error) -> bool {
 
 /// The directory holding the store's current database. A reader must not
 /// finish an interrupted compaction, so it picks the database the next
-/// writer's open would settle on (see [`directory::finish_swap`]).
-fn database_dir(path: &Path) -> Result<PathBuf> {
+/// writer's open would settle on (see [`directory::finish_swap`]). `None`
+/// for a store that never registered a collection and has no database yet
+/// (its creator was stopped before creating it): an empty store.
+fn database_dir(path: &Path, had_collections: bool) -> Result<Option<PathBuf>> {
     let (db, new, old) = (
         path.join(DB_DIR),
         path.join(COMPACT_DIR),
         path.join(OLD_DIR),
     );
     if db.is_dir() {
-        return Ok(db);
+        return Ok(Some(db));
     }
     match (new.is_dir(), old.is_dir()) {
-        (true, true) => Ok(new),
-        (false, true) => Ok(old),
+        (true, true) => Ok(Some(new)),
+        (false, true) => Ok(Some(old)),
         (true, false) => Err(directory::unfinished_copy_error(path)),
-        (false, false) => Err(directory::missing_database_error(path)),
+        (false, false) if had_collections => Err(directory::missing_database_error(path)),
+        (false, false) => Ok(None),
     }
 }
 
