@@ -126,7 +126,9 @@ pub(crate) fn compact_with(
     let dir = StoreDir::open(path, false)?;
     let mut report = CompactReport {
         collections: Vec::new(),
-        bytes_before: 0,
+        // Measured before sled opens: opening writes to its log, and the
+        // report is about what the user had.
+        bytes_before: directory::size_of(&dir.path)?,
         bytes_after: 0,
         keys_copied: 0,
         rewritten: false,
@@ -134,7 +136,6 @@ pub(crate) fn compact_with(
     {
         // A clone of the lock: closing this store leaves the directory locked.
         let store = Store::open_locked(dir.clone(), StoreOptions::default())?;
-        report.bytes_before = store.size_on_disk()?;
         for id in store.collections()? {
             let c = store.collection(&id)?;
             report.collections.push(trim(&c, &options)?);
