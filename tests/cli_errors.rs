@@ -132,6 +132,23 @@ fn every_store_command_documents_exit_codes() {
     }
 }
 
+#[test]
+fn every_resource_option_documents_the_same_forms() {
+    let forms = "plural, singular, short name or kind, optionally followed by .group or \
+                 .version.group (pods, po, Pod, deployments.apps, deploy.v1.apps); or a \
+                 collection's full name as inspect prints it, restrictions included \
+                 ('pods [namespace=default]')";
+    for cmd in ["get", "list", "history", "export"] {
+        let help = ok(&[cmd, "--help"]);
+        assert!(help.contains(forms), "{cmd} --help:\n{help}");
+    }
+    let help = ok(&["export", "--help"]);
+    assert!(
+        help.contains("nothing says which collection it came from"),
+        "{help}"
+    );
+}
+
 /// The read-only commands change no byte, mode or file of a store, and two
 /// can read it at once.
 #[test]

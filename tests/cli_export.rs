@@ -81,33 +81,42 @@ fn inspect_describes_each_collection() {
     let pods_at = lines.iter().position(|l| *l == "pods").expect(&out);
     let pods: Vec<&str> = lines[pods_at + 1..pods_at + 13].to_vec();
     assert_eq!(pods[0], "  Resource:        v1 Pod (namespaced)");
-    assert_eq!(pods[1], "  Schema version:  2");
+    assert_eq!(pods[1], "  Short names:     po");
+    assert_eq!(pods[2], "  Schema version:  2");
     assert_eq!(
-        pods[2],
+        pods[3],
         "  State:           resumable (a restart serves these objects and resumes the watch)"
     );
-    assert_eq!(pods[3], "  Last RV:         12");
+    assert_eq!(pods[4], "  Last RV:         12");
     assert!(
-        pods[4].starts_with("  Last sync:       20") && pods[4].ends_with(" (3h ago)"),
+        pods[5].starts_with("  Last sync:       20") && pods[5].ends_with(" (3h ago)"),
         "{}",
-        pods[4]
+        pods[5]
     );
-    assert_eq!(pods[5], "  Objects:         3");
-    assert!(pods[6].starts_with("  Raw JSON:        "), "{}", pods[6]);
-    assert!(pods[7].starts_with("  Stored:          "), "{}", pods[7]);
+    assert_eq!(pods[6], "  Objects:         3");
+    assert!(pods[7].starts_with("  Raw JSON:        "), "{}", pods[7]);
+    assert!(pods[8].starts_with("  Stored:          "), "{}", pods[8]);
     assert!(
-        pods[8].starts_with("  Compression:     ") && pods[8].ends_with('x'),
-        "{}",
-        pods[8]
-    );
-    assert!(
-        pods[9].starts_with("  Journal:         3 entries, ") && pods[9].contains("seq 1..3"),
+        pods[9].starts_with("  Compression:     ") && pods[9].ends_with('x'),
         "{}",
         pods[9]
     );
-    assert_eq!(pods[10], "  Dictionary:      none");
-    assert!(out
-        .contains("widgets.example.com\n  Resource:        example.com/v1 Widget (namespaced)\n"));
+    assert!(
+        pods[10].starts_with("  Journal:         3 entries, ") && pods[10].contains("seq 1..3"),
+        "{}",
+        pods[10]
+    );
+    assert_eq!(pods[11], "  Dictionary:      none");
+    assert!(out.contains(
+        "widgets.example.com\n  Resource:        example.com/v1 Widget (namespaced)\n  \
+         Short names:     wd\n"
+    ));
+    assert!(
+        out.contains(
+            "secrets\n  Resource:        v1 Secret (namespaced)\n  Short names:     none\n"
+        ),
+        "{out}"
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&ok(&["inspect", &dir, "-o", "json"])).unwrap();
@@ -120,6 +129,10 @@ fn inspect_describes_each_collection() {
     assert_eq!(pods["journal"]["first"]["seq"], 1);
     assert_eq!(pods["journal"]["last"]["seq"], 3);
     assert_eq!(pods["state"], "resumable");
+    assert_eq!(pods["shortNames"], serde_json::json!(["po"]));
+    assert_eq!(pods["shortNamesDamaged"], false);
+    let widgets = cols.iter().find(|c| c["resource"] == "widgets").unwrap();
+    assert_eq!(widgets["shortNames"], serde_json::json!(["wd"]));
     assert!(pods["rawJsonBytes"].as_u64().unwrap() > 0);
     assert!(json["bytesOnDisk"].as_u64().unwrap() > 0);
 }

@@ -91,6 +91,17 @@ fn wrong_names_and_keys_say_what_is_wrong() {
         "error: invalid object key \"web-0\": pods are namespaced; expected NAMESPACE/NAME\n"
     );
 
+    for command in ["get", "history"] {
+        let r = kp(&[command, &dir, "-r", "pods", "Bad_NS/web-0"]);
+        assert_eq!((r.code, r.stdout.as_str()), (64, ""), "{}", r.stderr);
+        assert_eq!(
+            r.stderr,
+            "error: invalid object key \"Bad_NS/web-0\": namespace \"Bad_NS\" is invalid: a \
+             namespace is at most 63 lowercase letters, digits and '-', starting and ending with \
+             a letter or digit\n"
+        );
+    }
+
     let r = kp(&["get", &dir, "-r", "pods", "default/web-0", "-o", "xml"]);
     assert_eq!(r.code, 64);
     assert!(r.stderr.contains("xml"), "{}", r.stderr);

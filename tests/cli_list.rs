@@ -268,3 +268,88 @@ fn kube_persist_now_empty_is_unset_and_bogus_is_a_usage_error() {
         r.stderr
     );
 }
+
+#[test]
+fn collections_of_one_resource_are_named_in_full() {
+    let (_tmp, dir) = store_dir();
+    overlapping_pods(dir.as_ref());
+    let names = |r: &str| ok(&["list", &dir, "-r", r, "-o", "name"]);
+    // The plain name is the unrestricted collection's full name.
+    assert_eq!(names("pods"), "pod/web-0\npod/web-1\npod/dns-0\n");
+    assert_eq!(names("pods [namespace=default]"), "pod/web-0\npod/web-1\n");
+    assert_eq!(names("pods [labels=app=web]"), "pod/web-0\npod/web-1\n");
+    assert_eq!(names("po [namespace=default]"), "pod/web-0\npod/web-1\n");
+
+    let r = kp(&["list", &dir, "-r", "po"]);
+    assert_eq!((r.code, r.stdout.as_str()), (64, ""), "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "error: resource \"po\" matches several collections: pods, pods [labels=app=web], \
+         pods [namespace=default]; give one in full, e.g. -r 'pods [labels=app=web]'\n"
+    );
+    // The suggestion works as printed.
+    assert_eq!(names("pods [labels=app=web]"), "pod/web-0\npod/web-1\n");
+
+    let r = kp(&["list", &dir, "-r", "pods [namespace=nope]"]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "error: the store holds no resource named \"pods [namespace=nope]\" (it holds: pods, \
+         pods [labels=app=web], pods [namespace=default])\n"
+    );
+
+    // get, history and export take the same names.
+    let got: serde_json::Value = serde_json::from_str(&ok(&[
+        "get",
+        &dir,
+        "-r",
+        "pods [namespace=default]",
+        "default/web-1",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(got["metadata"]["name"], "web-1");
+    let history = ok(&[
+        "history",
+        &dir,
+        "-r",
+        "pods [labels=app=web]",
+        "default/web-0",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&history)
+            .unwrap()
+            .len(),
+        1
+    );
+    let exported = ok(&["export", &dir, "-r", "pods [namespace=default]"]);
+    assert_eq!(exported.lines().count(), 2);
+    // Without -r, every collection in turn: shared objects once per collection.
+    assert_eq!(ok(&["export", &dir]).lines().count(), 7);
+}
+
+#[test]
+fn a_malformed_namespace_is_a_usage_error() {
+    let (_tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    for ns in ["a/b", "Bad_NS", "x-", &"a".repeat(64)] {
+        let r = kp(&["list", &dir, "-r", "pods", "-n", ns]);
+        assert_eq!((r.code, r.stdout.as_str()), (64, ""), "{ns}: {}", r.stderr);
+        assert_eq!(
+            r.stderr,
+            format!(
+                "error: invalid namespace {ns:?}: a namespace is at most 63 lowercase letters, \
+                 digits and '-', starting and ending with a letter or digit\n"
+            )
+        );
+    }
+    // Also where -n does not apply: it is a typing mistake all the same.
+    let r = kp(&["list", &dir, "-r", "pods", "-n", "a/b", "-o", "json"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    // The longest valid namespace is just empty.
+    let r = kp(&["list", &dir, "-r", "pods", "-n", &"a".repeat(63)]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+}

@@ -193,6 +193,21 @@ fn a_damaged_short_names_record_is_reported_and_costs_only_the_shortcut() {
         "{}",
         r.stderr
     );
+    // inspect still describes the store, and says the record is damaged.
+    let out = ok(&["inspect", &dir]);
+    assert!(
+        out.contains(
+            "  Short names:     none (the record of discovered ones is damaged; see verify)\n"
+        ),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", &dir, "-o", "json"])).unwrap();
+    let listed = &json["collections"].as_array().unwrap()[3];
+    assert_eq!(
+        (&listed["resource"], &listed["shortNamesDamaged"]),
+        (&"widgets".into(), &true.into())
+    );
 
     // The next writer that records them replaces the damaged record.
     with_store(dir.as_ref(), |store| {

@@ -121,6 +121,7 @@ fn code_of(err: &anyhow::Error) -> u8 {
                 | inspect::Error::EmptyResource
                 | inspect::Error::AmbiguousResource { .. }
                 | inspect::Error::BadKey { .. }
+                | inspect::Error::BadNamespace { .. }
                 | inspect::Error::Selector(_) => USAGE,
             };
         }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use kube_persist::inspect::{query, view};
 
-use super::target::{self, SecretsArg, StoreDir};
+use super::target::{self, resource_forms, SecretsArg, StoreDir};
 use super::{exit, output};
 
 /// Output format of `export`.
@@ -22,9 +22,16 @@ pub enum Format {
 pub struct Args {
     #[command(flatten)]
     store: StoreDir,
-    /// Export only this resource (plural, singular, short name or kind);
-    /// every collection when omitted.
-    #[arg(long, short = 'r', value_name = "R")]
+    #[arg(
+        long,
+        short = 'r',
+        value_name = "R",
+        help = concat!(
+            "Export only this resource: ",
+            resource_forms!(),
+            ". Every collection when omitted."
+        )
+    )]
     resource: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "jsonl")]

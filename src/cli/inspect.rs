@@ -82,6 +82,19 @@ fn write_collection(
         "  Resource:        {api_version} {} ({scope})",
         id.kind
     )?;
+    let short_names = if c.short_names.is_empty() {
+        "none".to_string()
+    } else {
+        c.short_names.join(", ")
+    };
+    if c.short_names_damaged {
+        writeln!(
+            out,
+            "  Short names:     {short_names} (the record of discovered ones is damaged; see verify)"
+        )?;
+    } else {
+        writeln!(out, "  Short names:     {short_names}")?;
+    }
     let restrictions = [
         ("namespace", &id.namespace),
         ("labels", &id.label_selector),
@@ -153,6 +166,8 @@ fn to_json(s: &StoreSummary) -> Value {
                 "version": id.version,
                 "kind": id.kind,
                 "namespaced": id.namespaced,
+                "shortNames": c.short_names,
+                "shortNamesDamaged": c.short_names_damaged,
                 "watch": {
                     "namespace": id.namespace,
                     "labelSelector": id.label_selector,

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use kube_persist::inspect::{query, resource, view};
+use kube_persist::inspect::{key, query, resource, view};
 use serde_json::Value;
 
 use super::table::Table;
@@ -61,6 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut q = query::Query::default();
     if let Some(selector) = &args.selector {
         q = q.with_labels(selector)?;
+    }
+    // Checked even where -n is ignored (cluster-scoped resources): a
+    // malformed namespace is a typing mistake either way.
+    if let Some(ns) = &args.namespace {
+        key::check_namespace(ns)?;
     }
     let store = args.store.open()?;
     let collection = target::collection(&store, &args.resource)?;

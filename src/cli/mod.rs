@@ -55,6 +55,14 @@ enum Command {
     #[command(after_help = exit::HELP)]
     Verify(verify::Args),
     /// Export every stored object.
+    ///
+    /// Collection by collection, in the order inspect lists them, each in key
+    /// order (namespace, then name); every object carries its apiVersion and
+    /// kind, but nothing says which collection it came from. A store with
+    /// overlapping collections of one resource (`pods` and
+    /// `pods [namespace=default]`) therefore exports an object they share once
+    /// per collection, and the copies cannot be told apart: use -r to export
+    /// one collection.
     #[command(after_help = exit::HELP)]
     Export(export::Args),
     /// Trim the journals and rewrite the store into fresh files, returning the space; reports bytes before and after.

@@ -22,12 +22,31 @@ impl StoreDir {
     }
 }
 
+/// The forms `--resource` takes, shared by every command's help so that they
+/// cannot drift apart (a macro, not a const: `concat!` needs a literal).
+macro_rules! resource_forms {
+    () => {
+        "plural, singular, short name or kind, optionally followed by .group or \
+         .version.group (pods, po, Pod, deployments.apps, deploy.v1.apps); or a \
+         collection's full name as inspect prints it, restrictions included \
+         ('pods [namespace=default]')"
+    };
+}
+pub(crate) use resource_forms;
+
 /// `--resource`, for commands that read one collection.
 #[derive(Debug, clap::Args)]
 pub struct ResourceArg {
-    /// Resource type: plural, singular, short name or kind (pods, pod, po, Pod,
-    /// deployments.apps...). May be omitted when the store holds one collection.
-    #[arg(long, short = 'r', value_name = "R")]
+    #[arg(
+        long,
+        short = 'r',
+        value_name = "R",
+        help = concat!(
+            "Resource type: ",
+            resource_forms!(),
+            ". May be omitted when the store holds one collection."
+        )
+    )]
     pub resource: Option<String>,
 }
 

@@ -31,16 +31,28 @@ pub enum Error {
     #[error("--resource is empty; give a plural, singular, short name or kind (pods, po, Pod...)")]
     EmptyResource,
     /// `--resource` matches several collections.
-    #[error("resource {given:?} matches several collections ({candidates}); use the full name")]
+    #[error(
+        "resource {given:?} matches several collections: {candidates}; give one in full, e.g. -r {example}"
+    )]
     AmbiguousResource {
         /// What the user typed.
         given: String,
-        /// The matching collections, comma separated.
+        /// The matching collections' display names, comma separated.
         candidates: String,
+        /// One of them as `-r` takes it, quoted for a shell where needed.
+        example: String,
     },
     /// An object key could not be parsed.
     #[error("invalid object key {given:?}: {reason}")]
     BadKey {
+        /// What the user typed.
+        given: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A namespace (`--namespace`) is not a valid namespace name.
+    #[error("invalid namespace {given:?}: {reason}")]
+    BadNamespace {
         /// What the user typed.
         given: String,
         /// What is wrong with it.

@@ -4,6 +4,36 @@
 use super::{Error, Result};
 use crate::store::{CollectionId, ObjectKey};
 
+/// The longest namespace name: a DNS-1123 label.
+const MAX_NAMESPACE_LEN: usize = 63;
+
+/// What a namespace name must be, as errors say it.
+const NAMESPACE_RULE: &str = "a namespace is at most 63 lowercase letters, digits and '-', \
+                              starting and ending with a letter or digit";
+
+/// Check that `ns` can name a namespace: a DNS-1123 label, as the API server
+/// requires (lowercase letters, digits and '-', starting and ending with a
+/// letter or digit, at most 63 characters). No stored object can be in any
+/// other, so a query for one is a typing mistake, not an empty answer.
+pub fn check_namespace(ns: &str) -> Result<()> {
+    if is_namespace(ns) {
+        Ok(())
+    } else {
+        Err(Error::BadNamespace {
+            given: ns.to_string(),
+            reason: NAMESPACE_RULE.to_string(),
+        })
+    }
+}
+
+fn is_namespace(ns: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    ns.len() <= MAX_NAMESPACE_LEN
+        && ns.chars().all(|c| alnum(c) || c == '-')
+        && ns.starts_with(alnum)
+        && ns.ends_with(alnum)
+}
+
 /// Parse `given` as a key of an object of collection `id`.
 pub fn parse(id: &CollectionId, given: &str) -> Result<ObjectKey> {
     let bad = |reason: &str| Error::BadKey {
@@ -21,10 +51,17 @@ pub fn parse(id: &CollectionId, given: &str) -> Result<ObjectKey> {
         return Err(bad("a key has at most one '/'"));
     }
     match (id.namespaced, namespace) {
-        (true, Some(ns)) if !ns.is_empty() => Ok(ObjectKey {
-            namespace: Some(ns.to_string()),
-            name: name.to_string(),
-        }),
+        (true, Some(ns)) if !ns.is_empty() => {
+            if !is_namespace(ns) {
+                return Err(bad(&format!(
+                    "namespace {ns:?} is invalid: {NAMESPACE_RULE}"
+                )));
+            }
+            Ok(ObjectKey {
+                namespace: Some(ns.to_string()),
+                name: name.to_string(),
+            })
+        }
         (true, _) => Err(bad(&format!(
             "{} are namespaced; expected NAMESPACE/NAME",
             id.resource
@@ -85,5 +122,44 @@ mod tests {
         }
         let err = parse(&id(false), "default/node-1").unwrap_err().to_string();
         assert!(err.contains("cluster-scoped"), "{err}");
+    }
+
+    #[test]
+    fn namespaces_are_dns_1123_labels() {
+        let longest = "a".repeat(63);
+        for good in [
+            "default",
+            "ns-000",
+            "a",
+            "0",
+            "kube-system",
+            longest.as_str(),
+        ] {
+            assert!(check_namespace(good).is_ok(), "{good}");
+        }
+        let too_long = "a".repeat(64);
+        for bad in [
+            "",
+            "Bad_NS",
+            "a/b",
+            "-a",
+            "a-",
+            "a.b",
+            "Default",
+            too_long.as_str(),
+        ] {
+            let err = check_namespace(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid namespace {bad:?}: ")),
+                "{err}"
+            );
+        }
+        let err = parse(&id(true), "Bad_NS/web-0").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid object key \"Bad_NS/web-0\": namespace \"Bad_NS\" is invalid: a namespace \
+             is at most 63 lowercase letters, digits and '-', starting and ending with a letter \
+             or digit"
+        );
     }
 }

@@ -104,13 +104,25 @@ pub fn builtin(id: &CollectionId) -> Option<&'static Builtin> {
 }
 
 /// How a collection is named to users: `pods`, `deployments.apps`, with the
-/// watch's namespace and selectors when it was restricted.
+/// watch's namespace and selectors when it was restricted
+/// (`pods [namespace=default, labels=app=api]`). `--resource` accepts it
+/// back as it is printed ([`resolve`]).
 pub fn display_name(id: &CollectionId) -> String {
     let mut name = if id.group.is_empty() {
         id.resource.clone()
     } else {
         format!("{}.{}", id.resource, id.group)
     };
+    if let Some(restrictions) = restrictions(id) {
+        name.push(' ');
+        name.push_str(&restrictions);
+    }
+    name
+}
+
+/// The `[namespace=..., labels=..., fields=...]` part of a display name, or
+/// `None` when the watch was not restricted.
+fn restrictions(id: &CollectionId) -> Option<String> {
     let mut restrictions = Vec::new();
     if let Some(ns) = &id.namespace {
         restrictions.push(format!("namespace={ns}"));
@@ -121,10 +133,22 @@ pub fn display_name(id: &CollectionId) -> String {
     if let Some(f) = &id.field_selector {
         restrictions.push(format!("fields={f}"));
     }
-    if !restrictions.is_empty() {
-        name.push_str(&format!(" [{}]", restrictions.join(", ")));
+    (!restrictions.is_empty()).then(|| format!("[{}]", restrictions.join(", ")))
+}
+
+/// The short names `--resource` accepts for collection `id`: kubectl's for a
+/// built-in resource, then those discovery gave (`recorded`) that are not
+/// among them already.
+pub fn short_names(id: &CollectionId, recorded: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = builtin(id)
+        .map(|b| b.short.iter().map(|s| s.to_string()).collect())
+        .unwrap_or_default();
+    for name in recorded {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.clone());
+        }
     }
-    name
+    names
 }
 
 /// The name kubectl prints with `-o name`: `pod`, `deployment.apps`.
@@ -174,6 +198,13 @@ pub fn matches(id: &CollectionId, short_names: &[String], given: &str) -> Option
 
 /// Pick the collection `given` names among `collections`, each with the
 /// short names recorded for it; with no name, the store must hold exactly one.
+///
+/// `given` is either a collection's display name exactly as [`display_name`]
+/// prints it (`pods`, `pods [namespace=ns-000]`), or a kubectl-style name
+/// ([`matches`]), optionally followed by the bracketed restrictions of a
+/// display name (`po [namespace=ns-000]`). A store may hold several
+/// collections of one resource (watches of different namespaces or
+/// selectors): the display name is how each of them is picked.
 pub fn resolve<'a>(
     path: &std::path::Path,
     collections: &'a [(CollectionId, Vec<String>)],
@@ -202,10 +233,26 @@ pub fn resolve<'a>(
             }),
         };
     };
+    // A display name picks its collection even where the kubectl-style name
+    // in it would match several: it is the only way to name an unrestricted
+    // `pods` beside `pods [namespace=...]`. Two versions of one resource
+    // share a display name; then the kubectl rules below must tell them apart.
+    let exact: Vec<&CollectionId> = collections
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| display_name(id) == given)
+        .collect();
+    if let [one] = exact.as_slice() {
+        return Ok(one);
+    }
+    let (name, wanted_restrictions) = split_restrictions(given);
     // As in kubectl, a name anywhere wins over a shortcut anywhere.
     let matched: Vec<(Match, &CollectionId)> = collections
         .iter()
-        .filter_map(|(id, short)| Some((matches(id, short, given)?, id)))
+        .filter(|(id, _)| {
+            wanted_restrictions.is_none_or(|w| restrictions(id).as_deref() == Some(w))
+        })
+        .filter_map(|(id, short)| Some((matches(id, short, name)?, id)))
         .collect();
     let best = matched.iter().map(|(m, _)| *m).min();
     let found: Vec<&CollectionId> = matched
@@ -219,14 +266,43 @@ pub fn resolve<'a>(
             given: given.to_string(),
             available: available(),
         }),
-        many => Err(Error::AmbiguousResource {
-            given: given.to_string(),
-            candidates: many
+        many => {
+            // Show the bracketed form if any candidate has one: it is the
+            // form a user who typed a plain name has not seen work.
+            let example = many
                 .iter()
-                .map(|c| display_name(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+                .find(|c| restrictions(c).is_some())
+                .unwrap_or(&many[0]);
+            Err(Error::AmbiguousResource {
+                given: given.to_string(),
+                candidates: many
+                    .iter()
+                    .map(|c| display_name(c))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                example: shell_quote(&display_name(example)),
+            })
+        }
+    }
+}
+
+/// `po [namespace=x]` as (`po`, `Some("[namespace=x]")`); a name without a
+/// bracketed suffix as itself and `None`.
+fn split_restrictions(given: &str) -> (&str, Option<&str>) {
+    match given.find(" [") {
+        Some(at) if given.ends_with(']') => (given[..at].trim_end(), Some(&given[at + 1..])),
+        _ => (given, None),
+    }
+}
+
+/// `name` as a shell word: unchanged when it is one already, else in single
+/// quotes, so that an error's suggestion can be pasted as it is.
+fn shell_quote(name: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/');
+    if !name.is_empty() && name.chars().all(plain) {
+        name.to_string()
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
     }
 }
 
@@ -305,7 +381,8 @@ mod tests {
         assert_eq!(resolve(path, &all, Some("pod")).unwrap().resource, "pods");
         let err = resolve(path, &all, Some("po")).unwrap_err();
         assert!(
-            matches!(&err, Error::AmbiguousResource { candidates, .. } if candidates == "pods, foos.a.io"),
+            matches!(&err, Error::AmbiguousResource { candidates, example, .. }
+                if candidates == "pods, foos.a.io" && example == "pods"),
             "{err}"
         );
     }
@@ -349,6 +426,67 @@ mod tests {
         let two = vec![all[0].clone(), other];
         let err = resolve(path, &two, Some("po")).unwrap_err().to_string();
         assert!(err.contains("pods [namespace=kube-system]"), "{err}");
+    }
+
+    #[test]
+    fn collections_of_one_resource_are_picked_by_their_full_name() {
+        let path = std::path::Path::new("/s");
+        let pods = id("", "v1", "pods", "Pod");
+        let mut in_ns = pods.clone();
+        in_ns.namespace = Some("ns-000".into());
+        let mut api = pods.clone();
+        api.label_selector = Some("app=api".into());
+        let mut both = in_ns.clone();
+        both.label_selector = Some("app=api".into());
+        let all: Vec<(CollectionId, Vec<String>)> = [&pods, &api, &in_ns, &both]
+            .into_iter()
+            .map(|c| (c.clone(), vec![]))
+            .collect();
+        for c in [&pods, &api, &in_ns, &both] {
+            assert_eq!(resolve(path, &all, Some(&display_name(c))).unwrap(), c);
+        }
+        assert_eq!(
+            display_name(&both),
+            "pods [namespace=ns-000, labels=app=api]"
+        );
+        // Any kubectl name with the restrictions as printed.
+        assert_eq!(
+            resolve(path, &all, Some("po [namespace=ns-000]")).unwrap(),
+            &in_ns
+        );
+        assert_eq!(
+            resolve(path, &all, Some("Pod [labels=app=api]")).unwrap(),
+            &api
+        );
+        let err = resolve(path, &all, Some("po")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "resource \"po\" matches several collections: pods, pods [labels=app=api], \
+             pods [namespace=ns-000], pods [namespace=ns-000, labels=app=api]; give one in \
+             full, e.g. -r 'pods [labels=app=api]'"
+        );
+        // Without an unrestricted collection, the plain name is ambiguous.
+        let err = resolve(path, &all[1..], Some("pods")).unwrap_err();
+        assert!(matches!(err, Error::AmbiguousResource { .. }), "{err}");
+        // Restrictions must be as printed; the store's list says how.
+        let err = resolve(path, &all, Some("pods [namespace=other]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("the store holds no resource named \"pods [namespace=other]\""),
+            "{err}"
+        );
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn short_names_are_kubectls_then_discovered_ones() {
+        let pods = id("", "v1", "pods", "Pod");
+        let widgets = id("example.com", "v1", "widgets", "Widget");
+        assert_eq!(short_names(&pods, &[]), ["po"]);
+        assert_eq!(short_names(&pods, &["po".into(), "p".into()]), ["po", "p"]);
+        assert_eq!(short_names(&widgets, &[]), Vec::<String>::new());
+        assert_eq!(short_names(&widgets, &["wd".into()]), ["wd"]);
     }
 
     #[test]

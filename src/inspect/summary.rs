@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::store::{CollectionId, CollectionMeta, Store};
 
-use super::Result;
+use super::{resource, Result};
 
 /// A store, summarised.
 #[derive(Debug, Clone)]
@@ -52,6 +52,12 @@ pub enum State {
 pub struct CollectionSummary {
     /// What it holds.
     pub id: CollectionId,
+    /// The short names `--resource` accepts for it: kubectl's for a built-in
+    /// resource, and those discovery gave when it was synced.
+    pub short_names: Vec<String>,
+    /// Whether the record of the short names discovery gave is damaged (and
+    /// left out of [`Self::short_names`]); `verify` names the damage.
+    pub short_names_damaged: bool,
     /// Its meta record: freshness, counts and sizes.
     pub meta: CollectionMeta,
     /// Whether a restart can resume from it.
@@ -86,6 +92,14 @@ pub fn summarize(store: &Store) -> Result<StoreSummary> {
             continue;
         };
         let meta = collection.meta()?;
+        // A damaged record costs only the shortcuts it held, as it does when
+        // resolving `--resource`: the rest of the summary is still true.
+        let (recorded, short_names_damaged) = match store.short_names(&id) {
+            Ok(recorded) => (recorded, false),
+            Err(crate::store::Error::Corrupt { .. }) => (Vec::new(), true),
+            Err(e) => return Err(e.into()),
+        };
+        let short_names = resource::short_names(&id, &recorded);
         let journal = if meta.journal_len == 0 {
             JournalSpan::default()
         } else {
@@ -107,6 +121,8 @@ pub fn summarize(store: &Store) -> Result<StoreSummary> {
         };
         collections.push(CollectionSummary {
             id,
+            short_names,
+            short_names_damaged,
             meta,
             state,
             journal,

@@ -167,6 +167,37 @@ pub fn fixture(dir: &Path) {
     })
 }
 
+/// `pods` watched three ways into one store, as `sync --resource pods`, then
+/// with `-n default`, then with `-l app=web` would leave it: all three pods,
+/// the two in `default`, and the two labelled `app=web`.
+pub fn overlapping_pods(dir: &Path) {
+    with_store(dir, |store| {
+        apply(store, &pods(), three_pods(), 12);
+        apply(store, &pods_in_default(), three_pods()[..2].to_vec(), 12);
+        let web: Vec<Value> = three_pods()
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "web")
+            .collect();
+        apply(store, &web_pods(), web, 12);
+    })
+}
+
+/// The collection of `pods` watched in namespace `default` only.
+pub fn pods_in_default() -> CollectionId {
+    CollectionId {
+        namespace: Some("default".into()),
+        ..pods()
+    }
+}
+
+/// The collection of `pods` watched with label selector `app=web`.
+pub fn web_pods() -> CollectionId {
+    CollectionId {
+        label_selector: Some("app=web".into()),
+        ..pods()
+    }
+}
+
 /// A store holding only the three pods.
 pub fn pods_only(dir: &Path) {
     with_store(dir, |store| apply(store, &pods(), three_pods(), 12))
