@@ -106,7 +106,8 @@ fn help_documents_exit_codes_and_bad_usage_exits_64() {
         "  3   the path does not exist, is not a directory, or is not a kube-persist store",
         "  4   the store has a newer schema than this build supports; it was left untouched",
         "  5   the store is damaged: a corrupt record or unreadable files (the message",
-        "  64  invalid command line (option, resource, namespace, key, selector, KUBE_PERSIST_NOW)",
+        "  64  invalid command line (option, resource, namespace, key, selector, --server URL,",
+        "      KUBE_PERSIST_NOW)",
     ] {
         assert!(
             help.lines().any(|l| l == line),

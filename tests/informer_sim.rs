@@ -471,3 +471,84 @@ async fn a_custom_resource_resolves_by_any_kubectl_name_and_its_short_names_are_
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_the_server_would_refuse_fails_start_before_the_store_is_opened() {
+    use kube_persist::informer::Error;
+    use kube_persist::watcher;
+
+    let sim = sim(3, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    for (labels, fields, named) in [
+        (Some("a in (b"), None, "\"a in (b\""),
+        (None, Some("bogus"), "\"bogus\""),
+        (
+            Some("app=x"),
+            Some("metadata.name=a,b"),
+            "\"metadata.name=a,b\"",
+        ),
+    ] {
+        let mut builder = pods(&sim, &path);
+        if let Some(l) = labels {
+            builder = builder.labels(l);
+        }
+        if let Some(f) = fields {
+            builder = builder.fields(f);
+        }
+        let Err(err) = builder.start().await else {
+            panic!("{labels:?} {fields:?} started");
+        };
+        assert!(
+            matches!(err, Error::Watcher(watcher::Error::Selector(_))),
+            "{err}"
+        );
+        assert!(err.to_string().contains(named), "{err}");
+    }
+    // Refused before the store was opened: no collection registered.
+    assert!(!path.exists());
+
+    // The server's syntax passes, and selects.
+    let informer = pods(&sim, &path)
+        .labels("app!=nothing-has-this")
+        .fields("metadata.namespace==ns-000,metadata.name!=x")
+        .start()
+        .await
+        .unwrap();
+    informer.wait_until_synced().await.unwrap();
+    assert_eq!(informer.len(), 3);
+    informer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolving_tells_an_unknown_resource_from_an_unreachable_server() {
+    use kube_persist::informer::Error;
+
+    let sim = sim(0, 1).await;
+    let client = sim.client();
+    let err = ResourceSpec::resolve(&client, "gizmo").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownResource { name, failed } if name == "gizmo" && failed.is_empty()),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the server has no resource named \"gizmo\""
+    );
+    let err = ResourceSpec::resolve(&client, " ").await.unwrap_err();
+    assert!(matches!(err, Error::EmptyResource), "{err}");
+    sim.shutdown().await;
+
+    // A port nothing listens on: connection refused, at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let err = ResourceSpec::resolve(&client, "gizmo").await.unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with("cannot reach the API server"),
+        "{err}"
+    );
+}

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use kube_persist::inspect;
 use kube_persist::store;
+use kube_persist::{informer, watcher};
 
 /// The command did what was asked.
 pub const OK: u8 = 0;
@@ -17,8 +18,14 @@ pub const NOT_A_STORE: u8 = 3;
 pub const NEWER_SCHEMA: u8 = 4;
 /// A record failed its checksum or could not be decoded.
 pub const CORRUPT: u8 = 5;
-/// The object or resource asked for is not in the store.
+/// The object or resource asked for is not in the store (`sync`: the
+/// server has no such resource).
 pub const NOT_FOUND: u8 = 6;
+/// `sync`: the API server could not be reached.
+pub const UNREACHABLE: u8 = 7;
+/// `sync`: stopped by SIGINT or SIGTERM before the store was synced (128 +
+/// SIGINT's number, as shells report an interrupted command).
+pub const INTERRUPTED: u8 = 130;
 /// The command line was wrong (unknown option, bad selector or key...).
 pub const USAGE: u8 = 64;
 
@@ -33,8 +40,11 @@ Exit codes:
   5   the store is damaged: a corrupt record or unreadable files (the message
       names which); export and list still write every readable object and
       name each bad key on stderr
-  6   the object or resource is not in the store
-  64  invalid command line (option, resource, namespace, key, selector, KUBE_PERSIST_NOW)
+  6   the object or resource is not in the store; for `sync`: not on the server
+  7   `sync`: the API server could not be reached
+  64  invalid command line (option, resource, namespace, key, selector, --server URL,
+      KUBE_PERSIST_NOW)
+  130 `sync`: stopped by SIGINT or SIGTERM before the store was synced
 
 Environment:
   RUST_LOG          log filter (logs go to stderr; default: info)
@@ -111,6 +121,14 @@ fn code_of(err: &anyhow::Error) -> u8 {
         if let Some(kube_persist::Error::Store(e)) = cause.downcast_ref::<kube_persist::Error>() {
             return store_code(e);
         }
+        // `sync`: the informer's errors wrap the store's transparently, so
+        // the store error is not a cause of its own in the chain.
+        if let Some(e) = cause.downcast_ref::<informer::Error>() {
+            return informer_code(e);
+        }
+        if cause.is::<watcher::Error>() {
+            return USAGE;
+        }
         if let Some(e) = cause.downcast_ref::<inspect::Error>() {
             return match e {
                 inspect::Error::Store(e) => store_code(e),
@@ -132,6 +150,17 @@ fn code_of(err: &anyhow::Error) -> u8 {
         }
     }
     FAILED
+}
+
+fn informer_code(err: &informer::Error) -> u8 {
+    match err {
+        informer::Error::Store(e) => store_code(e),
+        // Every watcher setting `sync` passes comes from its command line.
+        informer::Error::Watcher(_) | informer::Error::EmptyResource => USAGE,
+        informer::Error::UnknownResource { .. } => NOT_FOUND,
+        informer::Error::Unreachable { .. } => UNREACHABLE,
+        _ => FAILED,
+    }
 }
 
 fn store_code(err: &store::Error) -> u8 {
@@ -166,5 +195,27 @@ mod tests {
             "opening store /x for list: i/o error on /x/lock: Permission denied (os error 13)"
         );
         assert_eq!(code_of(&err), FAILED);
+    }
+
+    #[test]
+    fn store_errors_inside_informer_errors_keep_their_codes() {
+        let in_use = informer::Error::Store(store::Error::InUse { path: "/s".into() });
+        let err = anyhow::Error::from(in_use).context("opening store /s");
+        assert_eq!(code_of(&err), IN_USE);
+        let not_a_store = informer::Error::Store(store::Error::NotAStore {
+            path: "/s".into(),
+            what: "is not a directory",
+        });
+        assert_eq!(code_of(&anyhow::Error::from(not_a_store)), NOT_A_STORE);
+        let unknown = informer::Error::UnknownResource {
+            name: "gizmo".into(),
+            failed: Vec::new(),
+        };
+        assert_eq!(code_of(&anyhow::Error::from(unknown)), NOT_FOUND);
+        let selector = watcher::Error::Selector(kube_persist::selector::Error::Field {
+            input: "bogus".into(),
+            reason: "no operator".into(),
+        });
+        assert_eq!(code_of(&anyhow::Error::from(selector)), USAGE);
     }
 }

@@ -36,6 +36,7 @@ enum Command {
     /// Run the built-in Kubernetes API-server simulator.
     Sim(sim::Args),
     /// Sync a resource from an API server into a store, resuming from its stored resourceVersion.
+    #[command(after_help = exit::HELP)]
     Sync(sync::Args),
     /// Show the whole flow on the built-in simulator: sync, restart and resume, relist after 410.
     Demo(demo::Args),

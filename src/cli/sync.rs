@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use kube_persist::informer::{Informer, ResourceSpec, State};
+use kube_persist::watcher;
 
+use super::exit::Usage;
 use super::signals::Signals;
 
 /// Arguments of `kube-persist sync`.
@@ -55,12 +57,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(sync(args))
 }
 
-async fn client(server: Option<&str>) -> anyhow::Result<kube::Client> {
+/// Checks `--server` before anything uses it: kube-client panics on a URL
+/// without a scheme instead of returning an error.
+fn server_url(text: &str) -> Result<http::Uri, Usage> {
+    let bad = |why: &str| {
+        Usage(format!(
+            "--server {text:?} is not a valid API server URL: {why} (e.g. https://127.0.0.1:6443)"
+        ))
+    };
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(bad(&format!("scheme {other:?} is not http or https"))),
+        None => return Err(bad("it has no http:// or https:// scheme")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    Ok(uri)
+}
+
+async fn client(server: Option<http::Uri>) -> anyhow::Result<kube::Client> {
     match server {
-        Some(url) => {
-            let uri = url
-                .parse()
-                .with_context(|| format!("--server {url:?} is not a valid URL"))?;
+        Some(uri) => {
             kube::Client::try_from(kube::Config::new(uri)).context("building a client for --server")
         }
         None => kube::Client::try_default()
@@ -70,22 +91,32 @@ async fn client(server: Option<&str>) -> anyhow::Result<kube::Client> {
 }
 
 async fn sync(args: Args) -> anyhow::Result<ExitCode> {
-    let client = client(args.server.as_deref()).await?;
-    let spec = ResourceSpec::resolve(&client, &args.resource)
-        .await
-        .with_context(|| format!("unknown resource {:?}", args.resource))?;
+    // Mistakes on the command line first: before any request is made and
+    // before the store is opened, so a typo neither waits on the network
+    // nor leaves a collection registered in the store.
+    let server = args.server.as_deref().map(server_url).transpose()?;
+    if args.resource.trim().is_empty() {
+        return Err(Usage(
+            "--resource is empty; give a plural, singular, short name or kind (pods, po, Pod...)"
+                .into(),
+        )
+        .into());
+    }
+    let config = watcher::Config {
+        label_selector: args.selector.clone(),
+        field_selector: args.field_selector.clone(),
+        page_size: args.page_size,
+        streaming_list: !args.no_streaming_list,
+        ..watcher::Config::default()
+    };
+    config.validate()?;
+    let client = client(server).await?;
+    let spec = ResourceSpec::resolve(&client, &args.resource).await?;
     let mut builder = Informer::builder(client, spec)
         .store_path(&args.store)
-        .page_size(args.page_size)
-        .streaming_list(!args.no_streaming_list);
+        .configure(|c| *c = config);
     if let Some(ns) = &args.namespace {
         builder = builder.namespace(ns);
-    }
-    if let Some(sel) = &args.selector {
-        builder = builder.labels(sel);
-    }
-    if let Some(sel) = &args.field_selector {
-        builder = builder.fields(sel);
     }
     let informer = builder
         .start()
@@ -107,7 +138,7 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         sig = signals.recv() => {
             tracing::info!("{sig} before sync; shutting down");
             informer.shutdown().await;
-            return Ok(ExitCode::from(130));
+            return Ok(ExitCode::from(super::exit::INTERRUPTED));
         }
     }
     let m = informer.metrics();
@@ -115,10 +146,11 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     // not stop the sync, so a failed write is ignored.
     let _ = writeln!(
         std::io::stdout(),
-        "synced rv={} objects={} resumed={} list_requests={}",
+        "synced rv={} objects={} resumed={} relists={} list_requests={}",
         informer.last_rv().unwrap_or_default(),
         informer.len(),
         restored && m.relists == 0,
+        m.relists,
         m.list_requests
     );
     if !args.until_synced {
@@ -160,6 +192,37 @@ async fn consume(mut consumer: kube_persist::informer::Consumer) {
                 }
             }
             Err(err) => tracing::error!("consumer: {err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_must_be_an_absolute_http_url_with_a_host() {
+        for good in [
+            "http://127.0.0.1:6443",
+            "https://kube.example.com",
+            "https://[::1]:8443/prefix",
+        ] {
+            assert!(server_url(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("not-a-url", "it has no http:// or https:// scheme"),
+            ("127.0.0.1:6443", "it has no http:// or https:// scheme"),
+            ("ftp://host", "scheme \"ftp\" is not http or https"),
+            ("/just/a/path", "it has no http:// or https:// scheme"),
+            ("http://a b", "invalid uri character"),
+        ] {
+            let Usage(msg) = server_url(bad).unwrap_err();
+            assert!(
+                msg.starts_with(&format!("--server {bad:?} is not a valid API server URL: ")),
+                "{msg}"
+            );
+            assert!(msg.contains(why), "{bad}: {msg}");
+            assert!(!msg.contains('\n'), "{msg}");
         }
     }
 }

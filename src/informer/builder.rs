@@ -64,7 +64,15 @@ impl ResourceSpec {
     /// name, optionally qualified by group (`widgets.example.com`) or version
     /// and group (`wd.v1.example.com`). A discovered resource carries the
     /// short names the server gave, which the store records for offline use.
-    pub async fn resolve(client: &kube::Client, name: &str) -> Result<ResourceSpec, kube::Error> {
+    ///
+    /// Fails with [`Error::EmptyResource`] before any request for an empty
+    /// name, [`Error::UnknownResource`] when discovery names no such
+    /// resource, and [`Error::Unreachable`] or [`Error::Discovery`] when the
+    /// server could not answer.
+    pub async fn resolve(client: &kube::Client, name: &str) -> Result<ResourceSpec> {
+        if name.trim().is_empty() {
+            return Err(Error::EmptyResource);
+        }
         match Self::builtin(name) {
             Some(spec) => Ok(spec),
             None => super::discovery::resolve(client, name).await,
@@ -237,7 +245,20 @@ impl InformerBuilder {
             },
             None => State::Empty,
         };
-        tracing::info!(resource = %api.plural, objects = meta.objects, ?state, "informer opened its store");
+        match &state {
+            State::Restored { rv, saved_at } => tracing::info!(
+                resource = %api.plural,
+                objects = meta.objects,
+                rv = %rv,
+                saved_at = %saved_at.map(rfc3339).unwrap_or_else(|| "unknown".into()),
+                "informer opened its store; resuming from the stored resourceVersion"
+            ),
+            _ => tracing::info!(
+                resource = %api.plural,
+                objects = meta.objects,
+                "informer opened an empty collection; listing from scratch"
+            ),
+        }
         let stats = Arc::new(Stats::default());
         let metrics = Metrics::new(stats.clone());
         Metrics::set(&metrics.objects, meta.objects);
@@ -288,6 +309,21 @@ impl InformerBuilder {
     }
 }
 
+/// A time as RFC 3339 in UTC, to the second: what a person reading a log
+/// line can compare with other timestamps. Truncated, not rounded, so a
+/// save never reads as later than the log line reporting it.
+fn rfc3339(at: std::time::SystemTime) -> String {
+    let to_second = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Second)
+        .mode(jiff::RoundMode::Trunc);
+    match jiff::Timestamp::try_from(at) {
+        Ok(ts) => ts.round(to_second).unwrap_or(ts).to_string(),
+        // Outside jiff's range (year -9999..=9999): only a clock gone wrong
+        // stores that; show it raw rather than hide it.
+        Err(_) => format!("{at:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +335,11 @@ mod tests {
         let nodes = ResourceSpec::builtin("nodes").unwrap();
         assert_eq!((nodes.api.kind.as_str(), nodes.namespaced), ("Node", false));
         assert!(ResourceSpec::builtin("widgets").is_none());
+    }
+
+    #[test]
+    fn saved_at_reads_as_rfc3339() {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_767_268_800_900);
+        assert_eq!(rfc3339(at), "2026-01-01T12:00:00Z");
     }
 }

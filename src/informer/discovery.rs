@@ -12,26 +12,27 @@ use kube::core::gvk::{GroupVersion, GroupVersionKind, ParseGroupVersionError};
 use kube::core::ApiResource;
 use kube::error::DiscoveryError;
 
-use super::ResourceSpec;
+use super::{Error, ResourceSpec};
 use crate::store::is_short_name;
 
 /// Finds the resource `name` names on the server behind `client`.
-pub(super) async fn resolve(
-    client: &kube::Client,
-    name: &str,
-) -> Result<ResourceSpec, kube::Error> {
+pub(super) async fn resolve(client: &kube::Client, name: &str) -> Result<ResourceSpec, Error> {
     let wanted = Wanted::parse(name)?;
     // Preferred versions first; the others only when those lack the name,
     // as kubectl falls back to them.
     let (mut preferred, mut others) = (Vec::new(), Vec::new());
     if wanted.qualifier.is_none() {
-        let core = client.list_core_api_versions().await?.versions;
+        let core = client
+            .list_core_api_versions()
+            .await
+            .map_err(unanswered)?
+            .versions;
         if let Some((first, rest)) = core.split_first() {
             preferred.push(first.clone());
             others.extend(rest.iter().cloned());
         }
     }
-    for group in client.list_api_groups().await?.groups {
+    for group in client.list_api_groups().await.map_err(unanswered)?.groups {
         if let Some((first, rest)) = wanted.versions_in(&group) {
             preferred.push(first.group_version.clone());
             others.extend(rest.into_iter().map(|v| v.group_version.clone()));
@@ -44,7 +45,18 @@ pub(super) async fn resolve(
             return spec_of(resource, group_version);
         }
     }
-    Err(missing(name, &failed))
+    Err(missing(name, failed))
+}
+
+/// The error for a discovery request that got no usable answer: a server
+/// that answered with a status refused it; anything else (connection,
+/// DNS, TLS, timeout) never reached it. Telling them apart matters: neither
+/// says anything about whether the resource exists.
+fn unanswered(source: kube::Error) -> Error {
+    match source {
+        kube::Error::Api(_) => Error::Discovery { source },
+        source => Error::Unreachable { source },
+    }
 }
 
 /// A name as typed, split at its first dot.
@@ -57,14 +69,17 @@ struct Wanted {
 }
 
 impl Wanted {
-    fn parse(name: &str) -> Result<Wanted, kube::Error> {
+    fn parse(name: &str) -> Result<Wanted, Error> {
         let lower = name.trim().to_ascii_lowercase();
+        if lower.is_empty() {
+            return Err(Error::EmptyResource);
+        }
         let (resource, qualifier) = match lower.split_once('.') {
             Some((r, q)) => (r.to_string(), Some(q.to_string())),
             None => (lower, None),
         };
         if resource.is_empty() || qualifier.as_deref() == Some("") {
-            return Err(missing(name, &[]));
+            return Err(missing(name, Vec::new()));
         }
         Ok(Wanted {
             resource,
@@ -151,10 +166,13 @@ fn find<'a>(lists: &'a [APIResourceList], wanted: &str) -> Option<(&'a APIResour
         .or_else(|| resources().find(|(r, _)| r.short_names.iter().flatten().any(|s| is(s))))
 }
 
-fn spec_of(r: &APIResource, group_version: &str) -> Result<ResourceSpec, kube::Error> {
-    let gv: GroupVersion = group_version.parse().map_err(|ParseGroupVersionError(e)| {
-        kube::Error::Discovery(DiscoveryError::InvalidGroupVersion(e))
-    })?;
+fn spec_of(r: &APIResource, group_version: &str) -> Result<ResourceSpec, Error> {
+    let gv: GroupVersion =
+        group_version
+            .parse()
+            .map_err(|ParseGroupVersionError(e)| Error::Discovery {
+                source: kube::Error::Discovery(DiscoveryError::InvalidGroupVersion(e)),
+            })?;
     let group = r.group.clone().unwrap_or(gv.group);
     let version = r.version.clone().unwrap_or(gv.version);
     let (short_names, unusable): (Vec<String>, Vec<String>) = r
@@ -176,16 +194,11 @@ fn spec_of(r: &APIResource, group_version: &str) -> Result<ResourceSpec, kube::E
     })
 }
 
-fn missing(name: &str, failed: &[String]) -> kube::Error {
-    let what = if failed.is_empty() {
-        name.to_string()
-    } else {
-        format!(
-            "{name} (discovery of {} failed, so it may be there)",
-            failed.join(", ")
-        )
-    };
-    kube::Error::Discovery(DiscoveryError::MissingResource(what))
+fn missing(name: &str, failed: Vec<String>) -> Error {
+    Error::UnknownResource {
+        name: name.to_string(),
+        failed,
+    }
 }
 
 #[cfg(test)]
@@ -286,9 +299,16 @@ mod tests {
         ] {
             assert_eq!(versions(elsewhere, &g), None, "{elsewhere}");
         }
-        for bad in ["", " ", ".apps", "wd."] {
-            let err = Wanted::parse(bad).unwrap_err().to_string();
-            assert!(err.contains("Missing Resource"), "{bad:?}: {err}");
+        for empty in ["", " "] {
+            let err = Wanted::parse(empty).unwrap_err();
+            assert!(matches!(err, Error::EmptyResource), "{empty:?}: {err}");
+        }
+        for bad in [".apps", "wd."] {
+            let err = Wanted::parse(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::UnknownResource { name, .. } if name == bad),
+                "{bad:?}: {err}"
+            );
         }
     }
 
@@ -312,10 +332,15 @@ mod tests {
 
     #[test]
     fn a_failed_group_is_named_in_the_not_found_error() {
-        let err = missing("gizmos", &["metrics.k8s.io/v1beta1".to_string()]).to_string();
-        assert!(
-            err.contains("gizmos") && err.contains("metrics.k8s.io/v1beta1"),
-            "{err}"
+        let err = missing("gizmos", vec!["metrics.k8s.io/v1beta1".to_string()]).to_string();
+        assert_eq!(
+            err,
+            "the server has no resource named \"gizmos\" (discovery of \
+             metrics.k8s.io/v1beta1 failed, so it may be there)"
+        );
+        assert_eq!(
+            missing("gizmos", Vec::new()).to_string(),
+            "the server has no resource named \"gizmos\""
         );
     }
 }

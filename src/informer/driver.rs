@@ -106,7 +106,8 @@ impl<S: ListWatch + Clone> Driver<S> {
         if changed && state == State::Synced {
             let ms = self.shared.started.elapsed().as_millis() as u64;
             Metrics::set(&self.shared.metrics.resume_ms, ms);
-            tracing::info!(rv = ?self.shared.rv.borrow().clone(), after_ms = ms, "synced");
+            let rv = self.shared.rv.borrow().clone().unwrap_or_default();
+            tracing::info!(%rv, after_ms = ms, "synced");
         }
     }
 }

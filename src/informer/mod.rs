@@ -65,6 +65,47 @@ pub enum Error {
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
+    /// [`ResourceSpec::resolve`] was given an empty name.
+    #[error("the resource name is empty; give a plural, singular, kind or short name (pods, po, Pod...)")]
+    EmptyResource,
+    /// The server's discovery documents name no such resource.
+    #[error("the server has no resource named {name:?}{}", discovery_gaps(failed))]
+    UnknownResource {
+        /// The name as given.
+        name: String,
+        /// Group versions whose discovery failed; the resource may be
+        /// among them.
+        failed: Vec<String>,
+    },
+    /// The API server could not be reached (connection refused, DNS, TLS,
+    /// timeout): nothing is known about the resource.
+    #[error("cannot reach the API server: {source}")]
+    Unreachable {
+        /// What the client reported.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server answered discovery with an error (unauthorized,
+    /// forbidden...) or with documents that cannot be read.
+    #[error("resource discovery failed: {source}")]
+    Discovery {
+        /// What the client reported.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The note an [`Error::UnknownResource`] ends with when some group
+/// versions could not be searched.
+fn discovery_gaps(failed: &[String]) -> String {
+    if failed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (discovery of {} failed, so it may be there)",
+            failed.join(", ")
+        )
+    }
 }
 
 /// Result type of the informer.

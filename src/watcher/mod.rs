@@ -40,6 +40,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The label or field selector is malformed: the server would answer
+    /// every request with 400, so the watch could never start.
+    #[error(transparent)]
+    Selector(#[from] crate::selector::Error),
 }
 
 /// How the watcher lists and watches.
@@ -90,7 +94,9 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Checks the settings, naming the first bad one.
+    /// Checks the settings, naming the first bad one. Selectors are parsed
+    /// as the API server parses them, so one the server would refuse is an
+    /// error here rather than a watch that retries a 400 forever.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |setting, reason: &str| {
             Err(Error::InvalidConfig {
@@ -109,6 +115,13 @@ impl Config {
         }
         if self.backoff_initial.is_zero() {
             return bad("backoff_initial", "must be positive");
+        }
+        // The server's own grammar: what it accepts (`app in ()`) passes.
+        if let Some(labels) = &self.label_selector {
+            crate::selector::parse_label_selector_as_server(labels)?;
+        }
+        if let Some(fields) = &self.field_selector {
+            crate::selector::FieldSelector::parse(fields)?;
         }
         Ok(())
     }

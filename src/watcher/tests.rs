@@ -541,3 +541,36 @@ fn config_validation_names_the_bad_setting() {
     assert!(err.to_string().contains("page_size"), "{err}");
     assert!(Config::default().validate().is_ok());
 }
+
+#[test]
+fn selectors_the_server_would_refuse_are_invalid_and_named() {
+    let with = |labels: Option<&str>, fields: Option<&str>| Config {
+        label_selector: labels.map(String::from),
+        field_selector: fields.map(String::from),
+        ..Config::default()
+    };
+    for (labels, fields, named) in [
+        (Some("a in (b"), None, "a in (b"),
+        (Some("app=a=b"), None, "app=a=b"),
+        (None, Some("bogus"), "bogus"),
+        (None, Some("a=b,c"), "a=b,c"),
+    ] {
+        let err = with(labels, fields).validate().unwrap_err();
+        assert!(matches!(err, Error::Selector(_)), "{err}");
+        assert!(err.to_string().contains(&format!("{named:?}")), "{err}");
+    }
+    // The API server's syntax, as the server accepts it.
+    for (labels, fields) in [
+        ("app=a,tier!=db", "metadata.name=x"),
+        ("app==a,!legacy", "metadata.name==x"),
+        (
+            "env in (a,b),x notin (y)",
+            "metadata.namespace!=kube-system,status.phase=Running",
+        ),
+        ("app in ()", ""),
+        ("", "spec.nodeName="),
+    ] {
+        let cfg = with(Some(labels), Some(fields));
+        assert!(cfg.validate().is_ok(), "{labels:?} {fields:?}");
+    }
+}

@@ -1,0 +1,256 @@
+//! `kube-persist sync` against the in-process simulator: what it says and
+//! which documented exit code it picks when the command line, the store or
+//! the server is wrong, and the status line it prints once synced.
+
+mod cli_support;
+
+use std::path::Path;
+
+use cli_support::*;
+use kube_persist::sim::{SimConfig, Simulator};
+use kube_persist::store::Store;
+
+async fn sim() -> Simulator {
+    Simulator::start(SimConfig {
+        pods: 5,
+        namespaces: 1,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+/// The one `error:` line of a failed run. kube-client may log its own
+/// connection failure before it; nothing else may be printed, and nothing
+/// on stdout.
+fn error_line(r: &Run) -> &str {
+    assert_eq!(r.stdout, "");
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    errors[0]
+}
+
+fn sync(store: &Path, url: &str, extra: &[&str]) -> Run {
+    let store = store.to_str().unwrap();
+    let mut args = vec!["sync", "--store", store, "--server", url, "--until-synced"];
+    args.extend_from_slice(extra);
+    kp(&args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_server_url_is_a_usage_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    for (url, resource) in [
+        ("not-a-url", "pods"),
+        ("not-a-url", "wd"),
+        ("http://a b", "pods"),
+        ("ftp://host", "pods"),
+        ("127.0.0.1:6443", "pods"),
+    ] {
+        let r = sync(&store, url, &["--resource", resource]);
+        assert_eq!(r.code, 64, "{url} {resource}: {}", r.stderr);
+        let line = error_line(&r);
+        assert!(
+            line.starts_with(&format!(
+                "error: --server {url:?} is not a valid API server URL"
+            )),
+            "{line}"
+        );
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    assert!(!store.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_selector_is_a_usage_error_and_registers_no_collection() {
+    let sim = sim().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    for (option, value, line) in [
+        (
+            "-l",
+            "a in (b",
+            "error: unable to parse label selector \"a in (b\": value set opened at position 6 is not closed with \")\"",
+        ),
+        (
+            "--field-selector",
+            "bogus",
+            "error: invalid field selector \"bogus\": term \"bogus\" has no operator ('=', '==' or '!=')",
+        ),
+    ] {
+        let r = sync(&store, &sim.url(), &["--resource", "pods", option, value]);
+        assert_eq!(r.code, 64, "{option} {value}: {}", r.stderr);
+        assert_eq!(error_line(&r), line);
+        assert!(!store.exists(), "{option} {value} created the store");
+    }
+    // The server's syntax is accepted, and the offline commands find the
+    // one collection it made.
+    let r = sync(
+        &store,
+        &sim.url(),
+        &[
+            "--resource",
+            "pods",
+            "-l",
+            "app!=none",
+            "--field-selector",
+            "metadata.namespace==ns-000,metadata.name!=x",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list = ok(&["list", store.to_str().unwrap(), "-r", "pods", "-o", "name"]);
+    assert_eq!(list.lines().count(), 5, "{list}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_problems_exit_with_the_offline_commands_codes() {
+    let sim = sim().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::write(photos.join("cat.jpg"), b"meow").unwrap();
+    for (dir, what) in [
+        (&file, "is not a directory"),
+        (&photos, "is not a kube-persist store"),
+    ] {
+        let r = sync(dir, &sim.url(), &["--resource", "pods"]);
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        let d = dir.display();
+        assert_eq!(
+            error_line(&r),
+            format!("error: opening store {d}: {d} {what}")
+        );
+    }
+    assert_eq!(std::fs::read_dir(&photos).unwrap().count(), 1);
+
+    let store = tmp.path().join("s");
+    let held = Store::open(&store).unwrap();
+    // Held open on purpose while the child runs: no fork guard here.
+    let r = finish(spawn(&[
+        "sync",
+        "--store",
+        store.to_str().unwrap(),
+        "--server",
+        &sim.url(),
+        "--resource",
+        "pods",
+        "--until-synced",
+    ]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        error_line(&r).ends_with("is in use by another process"),
+        "{}",
+        r.stderr
+    );
+    drop(held);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_empty_and_unreachable_resources_are_told_apart() {
+    let sim = sim().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+
+    let r = sync(&store, &sim.url(), &["--resource", "gizmo"]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert_eq!(
+        error_line(&r),
+        "error: the server has no resource named \"gizmo\""
+    );
+    let r = sync(&store, &sim.url(), &["--resource", ""]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(error_line(&r).starts_with("error: --resource is empty"));
+    assert!(!store.exists());
+    sim.shutdown().await;
+
+    // A port nothing listens on: refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let r = sync(&store, &url, &["--resource", "gizmo"]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    let line = error_line(&r);
+    assert!(
+        line.starts_with("error: cannot reach the API server: "),
+        "{line}"
+    );
+    assert!(!line.contains("resource"), "{line}");
+    assert!(!store.exists());
+}
+
+fn status(r: &Run) -> &str {
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = r.stdout.lines().find_map(|l| l.strip_prefix("synced rv="));
+    // Everything after the rv, which the simulator's writes move.
+    line.unwrap().split_once(' ').unwrap().1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_line_shows_relists() {
+    let sim = sim().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    let args = ["--resource", "pods"];
+
+    let first = sync(&store, &sim.url(), &args);
+    assert_eq!(
+        status(&first),
+        "objects=5 resumed=false relists=1 list_requests=0"
+    );
+    let resumed = sync(&store, &sim.url(), &args);
+    assert_eq!(
+        status(&resumed),
+        "objects=5 resumed=true relists=0 list_requests=0"
+    );
+    // The stored resourceVersion compacted away: 410, then a streaming
+    // relist, which makes no LIST request but is a relist all the same.
+    sim.mutate(3);
+    sim.compact();
+    let objects = sim.objects("pods").len();
+    let relisted = sync(&store, &sim.url(), &args);
+    assert_eq!(
+        status(&relisted),
+        format!("objects={objects} resumed=false relists=1 list_requests=0")
+    );
+    // Without streaming lists the relist is paginated: LIST requests too.
+    sim.mutate(3);
+    sim.compact();
+    let objects = sim.objects("pods").len();
+    let paged = sync(
+        &store,
+        &sim.url(),
+        &["--resource", "pods", "--no-streaming-list"],
+    );
+    assert_eq!(
+        status(&paged),
+        format!("objects={objects} resumed=false relists=1 list_requests=1")
+    );
+    sim.shutdown().await;
+}
+
+#[test]
+fn sync_help_documents_its_exit_codes() {
+    for help in [ok(&["--help"]), ok(&["sync", "--help"])] {
+        for line in [
+            "Exit codes:",
+            "  6   the object or resource is not in the store; for `sync`: not on the server",
+            "  7   `sync`: the API server could not be reached",
+            "  130 `sync`: stopped by SIGINT or SIGTERM before the store was synced",
+        ] {
+            assert!(
+                help.lines().any(|l| l == line),
+                "missing {line:?} in:\n{help}"
+            );
+        }
+    }
+}
