@@ -100,20 +100,18 @@ fn damaged_marker_exits_5() {
 #[test]
 fn help_documents_exit_codes_and_bad_usage_exits_64() {
     let help = ok(&["--help"]);
-    for line in [
-        "Exit codes:",
-        "  2   the store is in use by another process; nothing was changed",
-        "  3   the path does not exist, is not a directory, or is not a kube-persist store",
-        "  4   the store has a newer schema than this build supports; it was left untouched",
-        "  5   the store is damaged: a corrupt record or unreadable files (the message",
-        "  64  invalid command line (option, resource, namespace, key, selector, --server URL,",
-        "      KUBE_PERSIST_NOW)",
-    ] {
-        assert!(
-            help.lines().any(|l| l == line),
-            "missing {line:?} in:\n{help}"
-        );
-    }
+    assert_has_lines(
+        &help,
+        &[
+            "Exit codes:",
+            "  2   the store is in use by another process; nothing was changed",
+            "  3   the path does not exist, is not a directory, or is not a kube-persist store",
+            "  4   the store has a newer schema than this build supports; it was left untouched",
+            "  5   the store is damaged: a corrupt record or unreadable files (the message",
+            "  64  invalid command line (option, resource, namespace, key, selector, --server URL,",
+            "      KUBE_PERSIST_NOW)",
+        ],
+    );
     let r = kp(&["list"]);
     assert_eq!(r.code, 64);
     assert!(r.stderr.contains("DIR"), "{}", r.stderr);

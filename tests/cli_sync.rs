@@ -134,17 +134,7 @@ async fn store_problems_exit_with_the_offline_commands_codes() {
 
     let store = tmp.path().join("s");
     let held = Store::open(&store).unwrap();
-    // Held open on purpose while the child runs: no fork guard here.
-    let r = finish(spawn(&[
-        "sync",
-        "--store",
-        store.to_str().unwrap(),
-        "--server",
-        &sim.url(),
-        "--resource",
-        "pods",
-        "--until-synced",
-    ]));
+    let r = sync(&store, &sim.url(), &["--resource", "pods"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         error_line(&r).ends_with("is in use by another process"),
@@ -241,16 +231,14 @@ async fn the_status_line_shows_relists() {
 #[test]
 fn sync_help_documents_its_exit_codes() {
     for help in [ok(&["--help"]), ok(&["sync", "--help"])] {
-        for line in [
-            "Exit codes:",
-            "  6   the object or resource is not in the store; for `sync`: not on the server",
-            "  7   `sync`: the API server could not be reached",
-            "  130 `sync`: stopped by SIGINT or SIGTERM before the store was synced",
-        ] {
-            assert!(
-                help.lines().any(|l| l == line),
-                "missing {line:?} in:\n{help}"
-            );
-        }
+        assert_has_lines(
+            &help,
+            &[
+                "Exit codes:",
+                "  6   the object or resource is not in the store; for `sync`: not on the server",
+                "  7   `sync`: the API server could not be reached",
+                "  130 `sync`: stopped by SIGINT or SIGTERM before the store was synced",
+            ],
+        );
     }
 }

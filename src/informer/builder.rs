@@ -70,9 +70,7 @@ impl ResourceSpec {
     /// resource, and [`Error::Unreachable`] or [`Error::Discovery`] when the
     /// server could not answer.
     pub async fn resolve(client: &kube::Client, name: &str) -> Result<ResourceSpec> {
-        if name.trim().is_empty() {
-            return Err(Error::EmptyResource);
-        }
+        // An empty name is refused by discovery's parser, before any request.
         match Self::builtin(name) {
             Some(spec) => Ok(spec),
             None => super::discovery::resolve(client, name).await,

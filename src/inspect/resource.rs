@@ -187,8 +187,9 @@ pub fn matches(id: &CollectionId, short_names: &[String], given: &str) -> Option
     }
     if name == id.resource || name == id.kind.to_lowercase() {
         Some(Match::Name)
-    } else if builtin(id).is_some_and(|b| b.short.contains(&name))
-        || short_names.iter().any(|s| s.eq_ignore_ascii_case(name))
+    } else if self::short_names(id, short_names)
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
     {
         Some(Match::ShortName)
     } else {

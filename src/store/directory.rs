@@ -367,6 +367,12 @@ fn not_a_store(path: &Path, what: &'static str) -> Error {
 /// Checks that `path` is a store directory; returns the schema version its
 /// marker names. Reads, never writes.
 pub(crate) fn check_store_dir(path: &Path) -> Result<u32> {
+    Ok(check_store_marker(path)?.0)
+}
+
+/// [`check_store_dir`], also returning whether the marker says the store
+/// has registered a collection: both from one read of the marker.
+pub(crate) fn check_store_marker(path: &Path) -> Result<(u32, bool)> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(not_a_store(path, NOT_A_DIRECTORY)),
@@ -375,7 +381,8 @@ pub(crate) fn check_store_dir(path: &Path) -> Result<u32> {
         }
         Err(e) => return Err(Error::io(path, e)),
     }
-    read_marker(path)?.ok_or_else(|| not_a_store(path, NO_MARKER))
+    let marker = read_marker_full(path)?.ok_or_else(|| not_a_store(path, NO_MARKER))?;
+    Ok((marker.schema_version, marker.had_collections))
 }
 
 /// A store whose `db/` is gone but a compaction's unfinished copy is there.

@@ -64,10 +64,14 @@ pub(crate) struct Opened {
 /// copying anything a newer build wrote.
 pub(crate) fn open(path: &Path) -> Result<Opened> {
     directory::check_store_dir(path)?;
+    // Before the lock: the scan of $TMPDIR does not touch the store, and a
+    // writer waiting for readers should not wait for it.
+    let tmp = std::env::temp_dir();
+    remove_abandoned_copies(&tmp);
     let _lock = shared_lock(path)?;
     // Read under the lock: a writer may have migrated the store or
     // registered its first collection meanwhile.
-    let found_schema = directory::check_store_dir(path)?;
+    let (found_schema, had_collections) = directory::check_store_marker(path)?;
     if found_schema > crate::migrations::SCHEMA_VERSION {
         return Err(Error::NewerSchema {
             path: path.to_path_buf(),
@@ -75,10 +79,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
             supported: crate::migrations::SCHEMA_VERSION,
         });
     }
-    let had_collections = directory::had_collections(path)?;
     let source = database_dir(path, had_collections)?;
-    let tmp = std::env::temp_dir();
-    remove_abandoned_copies(&tmp);
     let dir = tempfile::Builder::new()
         .prefix(COPY_PREFIX)
         .tempdir_in(&tmp)

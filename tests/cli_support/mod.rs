@@ -281,6 +281,16 @@ pub fn finish(child: std::process::Child) -> Run {
 }
 
 /// Run and require success; return stdout.
+/// Asserts that each of `lines` is a whole line of `text`.
+pub fn assert_has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+}
+
 pub fn ok(args: &[&str]) -> String {
     let r = kp(args);
     assert_eq!(r.code, 0, "{args:?} failed: {}", r.stderr);
