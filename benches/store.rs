@@ -5,7 +5,7 @@
 //! `cargo bench --bench store -- --measurement-time 2 --warm-up-time 1`
 //! (`KP_BENCH_SIZES=10000` to skip the 100k store).
 
-#[path = "../tests/store_support/mod.rs"]
+#[path = "../tests/it/support/store.rs"]
 mod store_support;
 
 use std::time::Duration;

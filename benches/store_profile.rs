@@ -7,7 +7,7 @@
 //! `cargo bench --bench store_profile --no-run`, then run the binary with
 //! `[objects] [phase,phase..]` (phases: modify, get, list, versions, open,
 //! levels). `KP_STORE=dir` keeps (or reuses) the store.
-#[path = "../tests/store_support/mod.rs"]
+#[path = "../tests/it/support/store.rs"]
 mod store_support;
 
 use std::time::Instant;

@@ -7,9 +7,6 @@ pub enum Error {
     /// The on-disk store failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
-    /// The API-server simulator failed.
-    #[error(transparent)]
-    Sim(#[from] crate::sim::Error),
     /// The list/watch state machine failed.
     #[error(transparent)]
     Watcher(#[from] crate::watcher::Error),

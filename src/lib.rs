@@ -7,8 +7,11 @@
 //! ```
 //! use k8s_openapi::api::core::v1::Pod;
 //! use kube_persist::informer::{Informer, State};
+//! # #[cfg(feature = "sim")]
 //! use kube_persist::sim::{SimConfig, Simulator};
 //!
+//! # #[cfg(not(feature = "sim"))] fn main() {}
+//! # #[cfg(feature = "sim")]
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // The built-in API-server simulator stands in for a cluster.
@@ -43,11 +46,15 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod error;
 pub mod informer;
+#[cfg(feature = "cli")]
 pub mod inspect;
+pub mod resource_version;
 pub mod selector;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
 pub mod watcher;

@@ -3,12 +3,11 @@
 //! client, and the `kube-persist sim` binary itself. A client that is not
 //! installed makes its test print why it skips; it never silently passes.
 
-mod sim_support;
-
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
+use crate::support::sim::*;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, GroupVersionKind};
@@ -17,7 +16,6 @@ use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::ResourceExt;
 use kube_persist::sim::{fixtures, Simulator};
 use serde_json::Value;
-use sim_support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 

@@ -8,6 +8,7 @@
 //! `KP_CRASH_ROUNDS` sets the number of kill rounds (default 50),
 //! `KP_CRASH_SEED` replays a failing run (the seed is printed).
 
+#[path = "it/support/store.rs"]
 mod store_support;
 
 use std::collections::BTreeMap;

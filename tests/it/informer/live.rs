@@ -2,13 +2,11 @@
 //! diff (I4), events after commit (I2), empty namespaces (I6), durable
 //! consumers (I8), wait_for_rv, paging, and the faults of LISTWATCH 15–16.
 
-mod informer_support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::informer::{assert_converged, pod, pods, sim};
 use futures::StreamExt;
-use informer_support::{assert_converged, pod, pods, sim};
 use kube_persist::informer::{EventKind, Informer, ResourceSpec, State};
 use kube_persist::sim::Fault;
 use kube_persist::store::ObjectKey;

@@ -1,8 +1,6 @@
 //! `kube-persist list` against a store built by the library.
 
-mod cli_support;
-
-use cli_support::*;
+use crate::support::cli::*;
 
 #[test]
 fn pods_table_all_namespaces() {

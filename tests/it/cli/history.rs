@@ -1,8 +1,6 @@
 //! `kube-persist history`: an object's journal, change by change.
 
-mod cli_support;
-
-use cli_support::*;
+use crate::support::cli::*;
 use kube_persist::store::{Batch, Delta};
 
 /// Replace RFC 3339 times (which depend on when the test ran) by `<T>`.

@@ -2,9 +2,7 @@
 //! one line on stderr naming the path and the problem, a documented exit
 //! code, nothing on stdout, nothing changed.
 
-mod cli_support;
-
-use cli_support::*;
+use crate::support::cli::*;
 use kube_persist::store::Store;
 
 const READERS: &[&str] = &["inspect", "list", "export", "verify", "compact"];

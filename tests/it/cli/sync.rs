@@ -2,11 +2,9 @@
 //! which documented exit code it picks when the command line, the store or
 //! the server is wrong, and the status line it prints once synced.
 
-mod cli_support;
-
 use std::path::Path;
 
-use cli_support::*;
+use crate::support::cli::*;
 use kube_persist::sim::{SimConfig, Simulator};
 use kube_persist::store::Store;
 

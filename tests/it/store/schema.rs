@@ -1,15 +1,13 @@
 //! Schema versions (I9): an older store is migrated on open, a newer one is
 //! refused and left byte-for-byte untouched.
 
-mod store_support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::support::store::{pod, pods_id, realistic_pod, store_one_pod, upserts};
 use kube_persist::migrations::{v1, SCHEMA_VERSION};
 use kube_persist::store::{Batch, Delta, DictionaryPolicy, Error, ObjectKey, Store, StoreOptions};
 use serde_json::Value;
-use store_support::{pod, pods_id, realistic_pod, store_one_pod, upserts};
 
 fn marker(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path.join("kube-persist.json")).unwrap()).unwrap()

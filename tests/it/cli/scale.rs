@@ -2,11 +2,9 @@
 //! they need; `verify` and `export` throughput. Times are printed (run with
 //! `--nocapture`), never asserted: they belong in the report, not in CI.
 
-mod cli_support;
-
 use std::time::Instant;
 
-use cli_support::*;
+use crate::support::cli::*;
 use kube_persist::store::{Batch, Delta};
 use serde_json::json;
 

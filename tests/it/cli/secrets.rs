@@ -1,9 +1,7 @@
 //! Secret values never reach stdout unless `--show-secrets` is given, in
 //! any output form (I10).
 
-mod cli_support;
-
-use cli_support::*;
+use crate::support::cli::*;
 use kube_persist::store::{Batch, Delta};
 
 /// Base64 of the password, of the user, and the password itself.

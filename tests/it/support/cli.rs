@@ -9,13 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use kube_persist::store::{Batch, CollectionId, Delta, Store};
 
-#[path = "../store_support/mod.rs"]
-mod store_support;
+pub use super::store::copy_dir;
 use serde_json::{json, Value};
-// Each cli test crate uses some of this module; `dead_code` above does not
-// cover re-exports.
-#[allow(unused_imports)]
-pub use store_support::copy_dir;
 
 /// Held while this process has a store open and while it forks a child.
 ///

@@ -1,8 +1,6 @@
 //! `kube-persist export` and `kube-persist inspect`.
 
-mod cli_support;
-
-use cli_support::*;
+use crate::support::cli::*;
 use serde::Deserialize;
 
 #[test]

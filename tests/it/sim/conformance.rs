@@ -3,14 +3,12 @@
 //! endpoints and the mutation load. Raw HTTP (reqwest) so the exact
 //! responses are checked, not what a client library makes of them.
 
-mod sim_support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::sim::*;
 use kube_persist::sim::{Fault, GoneMode, SimStats};
 use serde_json::{json, Value};
-use sim_support::*;
 
 #[tokio::test]
 async fn case01_paginated_list_is_one_snapshot_in_key_order() {

@@ -1,17 +1,15 @@
 //! The record codec: round-trips, every single-bit flip detected, and
 //! corrupt records in a store never served (I5).
 
-mod store_support;
-
 use std::path::Path;
 use std::sync::OnceLock;
 
+use crate::support::store::{pod, pods_id, realistic_pod, upserts};
 use kube_persist::store::dictionary::{Dictionary, ZstdContext, DEFAULT_LEVEL};
 use kube_persist::store::record::{self, RecordError, RecordMeta};
 use kube_persist::store::{Batch, Delta, Error, ObjectKey, Store};
 use proptest::prelude::*;
 use serde_json::Value;
-use store_support::{pod, pods_id, realistic_pod, upserts};
 
 fn dictionary() -> &'static Dictionary {
     static DICT: OnceLock<Dictionary> = OnceLock::new();

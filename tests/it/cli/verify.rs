@@ -1,9 +1,7 @@
 //! `kube-persist verify` on a clean store and on one with a flipped byte;
 //! what the reading commands do when they meet the damaged record.
 
-mod cli_support;
-
-use cli_support::*;
+use crate::support::cli::*;
 
 #[test]
 fn clean_store_is_intact() {

@@ -5,13 +5,11 @@
 //! `KP_INFORMER_CRASH_SEED` replays the kill times of a failing run (the
 //! seed is printed).
 
-mod informer_support;
-
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use informer_support::{sim, versions};
+use crate::support::informer::{sim, versions};
 use kube_persist::store::Store;
 use rand::{Rng as _, SeedableRng};
 use tokio::io::AsyncBufReadExt;

@@ -1,17 +1,17 @@
 //! apply / get / list / by_index / history / cursor semantics of the store.
 
-mod store_support;
-
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
+use crate::support::store::{
+    copy_dir, nodes_id, pod, pods_id, realistic_pod, store_one_pod, upserts,
+};
 use kube_persist::store::{
     Batch, ChangeKind, Delta, DictionaryPolicy, Error, JournalLimits, ObjectKey, Store,
     StoreOptions,
 };
 use serde_json::{json, Value};
-use store_support::{copy_dir, nodes_id, pod, pods_id, realistic_pod, store_one_pod, upserts};
 
 fn names(objects: &[Value]) -> Vec<String> {
     objects

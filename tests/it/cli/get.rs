@@ -1,8 +1,6 @@
 //! `kube-persist get` against a store built by the library.
 
-mod cli_support;
-
-use cli_support::*;
+use crate::support::cli::*;
 
 #[test]
 fn get_yaml_is_the_object_with_its_type() {

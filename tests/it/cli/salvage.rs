@@ -2,9 +2,7 @@
 //! so they write every readable object, name each bad key on stderr (one
 //! line each) and exit 5 at the end.
 
-mod cli_support;
-
-use cli_support::*;
+use crate::support::cli::*;
 use serde::Deserialize;
 
 const BAD: &str = "error: corrupt record in collection core/v1/pods, key default/web-1: ";

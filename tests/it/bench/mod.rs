@@ -1,0 +1,3 @@
+//! The `bench` command end to end.
+
+mod resume;

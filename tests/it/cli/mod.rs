@@ -1,0 +1,12 @@
+//! The `kube-persist` binary, run as a user runs it.
+
+mod errors;
+mod export;
+mod get;
+mod history;
+mod list;
+mod salvage;
+mod scale;
+mod secrets;
+mod sync;
+mod verify;

@@ -1,0 +1,4 @@
+//! The informer against the simulator, in process and as a killed child.
+
+mod crash;
+mod live;

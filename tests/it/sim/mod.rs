@@ -1,0 +1,4 @@
+//! The API-server simulator: protocol conformance and real clients.
+
+mod clients;
+mod conformance;
