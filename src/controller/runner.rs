@@ -202,6 +202,9 @@ where
                 && self.commit.is_none()
                 && !self.ledger.has_pending()
             {
+                // Waited for, not only aborted: the feeds hold the store
+                // open, and a caller may reopen it once the stream ends.
+                self.feed_tasks.shutdown().await;
                 tracing::info!("controller stopped");
                 self.finished = true;
                 continue;
@@ -221,7 +224,17 @@ where
                 }
                 _ = &mut self.shutdown, if !self.draining => self.begin_drain("shutdown requested"),
                 msg = self.feeds_rx.recv(), if !self.draining => match msg {
-                    Some((feed, item)) => self.on_feed(feed, item).await,
+                    Some((feed, item)) => {
+                        self.on_feed(feed, item).await;
+                        // Take what else has arrived before handing keys out,
+                        // so that one reconcile covers a key's changes so far.
+                        for _ in 0..FEED_BUFFER {
+                            let Ok((feed, item)) = self.feeds_rx.try_recv() else {
+                                break;
+                            };
+                            self.on_feed(feed, item).await;
+                        }
+                    }
                     None => self.begin_drain("the informers stopped"),
                 },
                 Some(()) = self.reconcile_all.next(), if !self.draining && !self.reconcile_all.is_empty() => {
