@@ -7,9 +7,11 @@
 //! The example re-executes itself as the controller process (`--child`),
 //! so that the kill is a real SIGKILL of the process holding the store.
 //!
-//! 1. First start, killed halfway through reconciling every pod: nothing
-//!    was acknowledged, so the next start reconciles every pod again.
-//! 2. That start finishes and is killed while idle.
+//! 1. First start, killed halfway through reconciling every pod (the store
+//!    was empty, so each pod comes as an event of the first list).
+//! 2. The restart reconciles the pods whose events start 1 had not
+//!    acknowledged (reconciled ones whose acknowledgement had not been
+//!    written yet are done again: at least once), and is killed while idle.
 //! 3. While it is down, some edge pods change (and pods of other nodes,
 //!    which the controller does not watch): the restart reconciles exactly
 //!    the changed edge pods.
@@ -143,9 +145,7 @@ async fn parent() -> anyhow::Result<()> {
     let n = run(Some(edge.len() / 2)).await??;
     println!("start 1 (first start), SIGKILL halfway: {n} reconciles");
     let n = run(None).await??;
-    println!(
-        "start 2 (the interrupted first sync is redone whole), SIGKILL when idle: {n} reconciles"
-    );
+    println!("start 2 (what start 1 had not acknowledged), SIGKILL when idle: {n} reconciles");
 
     let edge_versions = |sim: &Simulator| -> std::collections::BTreeMap<String, String> {
         sim.objects("pods")
