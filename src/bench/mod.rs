@@ -17,6 +17,7 @@
 pub mod child;
 pub mod clock;
 pub mod contender;
+pub mod outage;
 pub mod plot;
 pub mod process;
 pub mod report;
