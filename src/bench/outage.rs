@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::child::{ChildKind, ChildReport, ChildSpec};
 use super::clock;
 use super::process::Running;
-use super::runner::{probe_key, remove_dir, BACKGROUND_WRITES_PER_SEC};
+use super::runner::{keys, probe_key, remove_dir, BACKGROUND_WRITES_PER_SEC};
 use super::{Error, Result};
 use crate::sim::history::{HistoryConfig, DEFAULT_WINDOW};
 use crate::sim::{SimConfig, Simulator};
@@ -189,33 +189,28 @@ fn one_outage(
     let warm_up = DEFAULT_WINDOW * 2;
     sim.advance_with_writes(warm_up, plan.write_rate);
     // The first sync, then the informer goes down.
-    let probe = probe_key(&sim.objects("pods"), None)?;
-    let spec = |kind, store: Option<&Path>| ChildSpec {
+    let spec = |kind, store: Option<&Path>, probe: String| ChildSpec {
         kind,
         server: sim.url(),
         store: store.map(Path::to_owned),
-        probe: probe.clone(),
+        probe,
         steady: None,
     };
-    measure(
-        plan,
-        "outage first sync",
-        &spec(ChildKind::Persist, Some(&store)),
-    )?;
+    let synced = sim.objects("pods");
+    let first = spec(ChildKind::Persist, Some(&store), probe_key(&synced, None)?);
+    measure(plan, "outage first sync", &first)?;
     let writes = sim.advance_with_writes(outage, plan.write_rate);
     let expected = expected_outcome(&history, plan.write_rate, writes);
+    // The probes must exist now (writes delete pods); the restarted one's
+    // also in what the store synced, since it reads before catching up.
+    let now = sim.objects("pods");
+    let restart_probe = probe_key(&now, Some(&keys(&synced)))?;
+    let restart = spec(ChildKind::Persist, Some(&store), restart_probe);
     let before = sim.stats();
-    let (resumed, report) = measure(
-        plan,
-        "outage restart",
-        &spec(ChildKind::Persist, Some(&store)),
-    )?;
+    let (resumed, report) = measure(plan, "outage restart", &restart)?;
     let after = sim.stats();
-    let (_, reflector) = measure(
-        plan,
-        "outage kube-runtime",
-        &spec(ChildKind::Reflector, None),
-    )?;
+    let scratch = spec(ChildKind::Reflector, None, probe_key(&now, None)?);
+    let (_, reflector) = measure(plan, "outage kube-runtime", &scratch)?;
     rt.block_on(sim.shutdown());
     remove_dir(&store)?;
     Ok(OutageRow {

@@ -397,7 +397,7 @@ pub(crate) fn probe_key(
         })
 }
 
-fn keys(objects: &[Value]) -> HashSet<String> {
+pub(crate) fn keys(objects: &[Value]) -> HashSet<String> {
     objects.iter().filter_map(object_key).collect()
 }
 
