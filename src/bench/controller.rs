@@ -174,7 +174,6 @@ pub fn run(plan: &ControllerPlan, on_step: &mut dyn FnMut(&str)) -> Result<Contr
         namespaces: (plan.objects / 250).clamp(1, 200),
         seed: plan.seed,
         bookmark_interval: plan.bookmark_interval,
-        history: (writes + 10_000) * 2,
         gone: GoneMode::Http410,
         ..SimConfig::default()
     }))?;

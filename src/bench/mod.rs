@@ -21,6 +21,7 @@ pub mod child;
 pub mod clock;
 pub mod contender;
 pub mod controller;
+pub mod outage;
 pub mod plot;
 pub mod process;
 pub mod reconciler;

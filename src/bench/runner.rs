@@ -15,7 +15,7 @@ use super::process::Running;
 use super::report::{Report, Sample, Setup, SteadyRow};
 use super::steady::{self, Load, Phase, SteadyReport};
 use super::{Error, Result};
-use crate::sim::{GoneMode, SimConfig, Simulator};
+use crate::sim::{SimConfig, Simulator};
 
 /// The resource every contender caches.
 const RESOURCE: &str = "pods";
@@ -113,12 +113,6 @@ impl Plan {
     }
 
     fn sim_config(&self, pods: usize) -> SimConfig {
-        let writes_while_down: usize = self
-            .changed_pct
-            .iter()
-            .chain([&self.gone_changed_pct])
-            .map(|p| writes_for(pods, *p))
-            .sum();
         SimConfig {
             listen: ([127, 0, 0, 1], 0).into(),
             pods,
@@ -126,13 +120,14 @@ impl Plan {
             configmaps: 0,
             seed: self.seed,
             bookmark_interval: self.bookmark_interval,
-            compact_interval: None,
-            // Every write made while a contender is down must still be in
-            // the window when it resumes; only the 410 case compacts.
-            history: (writes_while_down + 10_000) * 2,
-            page_size_max: 10_000,
-            watch_list: true,
-            gone: GoneMode::Http410,
+            // A cluster's Lease renewals move the resourceVersion, and with
+            // it the bookmarks, even when no pod changes.
+            background_writes_per_sec: BACKGROUND_WRITES_PER_SEC,
+            // kube-apiserver's watch cache: every write made while a
+            // contender is down is still in it when it resumes (they are
+            // made in a burst, well inside 75 s, and fewer than 102,400);
+            // only the 410 case compacts.
+            ..SimConfig::default()
         }
     }
 }
@@ -153,6 +148,11 @@ pub(crate) fn parent_runtime(work_dir: &Path) -> Result<tokio::runtime::Runtime>
             source,
         })
 }
+
+/// resourceVersions a second spent on Lease renewals in the simulated
+/// cluster: a control plane's two leader elections every 2 s and a few
+/// kubelets every 10 s.
+pub const BACKGROUND_WRITES_PER_SEC: f64 = 1.5;
 
 /// Writes that change `pct` percent of `pods` (at least one if pct > 0).
 pub(crate) fn writes_for(pods: usize, pct: u32) -> usize {
@@ -388,7 +388,10 @@ fn write_load(sim: &Simulator, load: Load) -> Result<()> {
 /// contender reads its store before it has caught up, so its probe must
 /// also be among the keys that existed when the store last synced
 /// (`synced_keys`), or its first `get` would rightly miss.
-fn probe_key(objects: &[Value], synced_keys: Option<&HashSet<String>>) -> Result<String> {
+pub(crate) fn probe_key(
+    objects: &[Value],
+    synced_keys: Option<&HashSet<String>>,
+) -> Result<String> {
     objects
         .iter()
         .filter_map(object_key)
@@ -522,8 +525,10 @@ mod tests {
     #[test]
     fn the_simulator_keeps_every_write_made_while_down() {
         let c = plan().sim_config(100_000);
-        // 0% + 1% + 10% + 1% of 100k.
-        assert!(c.history >= 12_000, "{}", c.history);
+        assert_eq!(c.history, crate::sim::HistoryConfig::default());
+        // The largest burst of writes made while a contender is down fits
+        // the watch cache, which grows to hold a burst younger than 75 s.
+        assert!(writes_for(100_000, 100) <= c.history.upper_bound);
         assert!(c.listen.ip().is_loopback());
     }
 

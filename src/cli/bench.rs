@@ -10,6 +10,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use kube_persist::bench::controller::{self as bench_controller, ControllerPlan};
 use kube_persist::bench::reconciler::{self, ControllerKind, ReconcilerSpec};
+use kube_persist::bench::outage::{self, OutagePlan};
 use kube_persist::bench::runner::{self, SteadyPlan};
 use kube_persist::bench::steady::Load;
 use kube_persist::bench::{child, plot, ChildKind, ChildSpec, Format, Plan};
@@ -31,6 +32,18 @@ enum Command {
     /// scratch against kube-persist's resuming from its store, each in its
     /// own process, on one simulated cluster.
     Controller(ControllerArgs),
+    /// Restart an informer after outages of several lengths while the
+    /// server takes a steady write load, and report whether each restart
+    /// resumed its watch or got 410 and relisted, beside what
+    /// kube-apiserver's watch cache rule predicts and beside kube-runtime's
+    /// relist.
+    ///
+    /// No real minutes are waited: the simulator's clock is advanced by
+    /// each outage, with the writes of that time generated at their own
+    /// moments of it, so its watch cache (a ring that keeps ~75 s of
+    /// events, 100 to 102,400 of them) turns over exactly as
+    /// kube-apiserver's would have. Only the restart runs in real time.
+    Outage(OutageArgs),
     /// Run one contender (used by `bench resume`; prints JSON lines).
     #[command(hide = true)]
     Child(ChildArgs),
@@ -136,9 +149,11 @@ struct ResumeArgs {
     /// Time limit for one contender process, in seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// The simulator's bookmark interval, in milliseconds.
-    #[arg(long, default_value_t = 100)]
-    bookmark_ms: u64,
+    /// The simulator's bookmark interval, in milliseconds (default: the
+    /// cacher's, one minute, with a bookmark 2 s before each watch's
+    /// deadline).
+    #[arg(long)]
+    bookmark_ms: Option<u64>,
     /// Seed of the simulated objects and writes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -157,6 +172,36 @@ struct ResumeArgs {
     /// Writes in the steady-state burst (their rate gives events/s).
     #[arg(long, default_value_t = 2000)]
     burst_events: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct OutageArgs {
+    /// Pods in the simulated cluster.
+    #[arg(long, default_value_t = 10_000)]
+    objects: usize,
+    /// Pod writes per second while the informer is down (and for 150 s
+    /// before, so the watch cache is in its steady state).
+    #[arg(long, default_value_t = 100.0)]
+    write_rate: f64,
+    /// Outage lengths in seconds.
+    #[arg(long, value_delimiter = ',', default_value = "30,120,600")]
+    outage: Vec<f64>,
+    /// Output format: a table, `json` for `{"rows": [...]}`, or `csv`.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Directory for stores and child logs (default: a temporary one).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Time limit for one contender process, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// The simulator's bookmark interval, in milliseconds (default: the
+    /// cacher's minute).
+    #[arg(long)]
+    bookmark_ms: Option<u64>,
+    /// Seed of the simulated objects and writes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -184,6 +229,7 @@ struct ChildArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Resume(a) => resume(a),
+        Command::Outage(a) => outage(a),
         Command::Child(a) => run_child(a),
         Command::Controller(a) => controller(a),
         Command::Reconciler(a) => run_reconciler(a),
@@ -244,7 +290,10 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
         reps: a.reps,
         work_dir,
         timeout: Duration::from_secs(a.timeout),
-        bookmark_interval: Duration::from_millis(a.bookmark_ms),
+        bookmark_interval: a.bookmark_ms.map_or(
+            kube_persist::sim::DEFAULT_BOOKMARK_INTERVAL,
+            Duration::from_millis,
+        ),
         seed: a.seed,
         steady: (!a.no_steady).then_some(SteadyPlan {
             objects: a.steady_objects,
@@ -288,6 +337,41 @@ fn work_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile:
             (temp.path().to_owned(), Some(temp))
         }
     })
+}
+
+fn outage(a: OutageArgs) -> anyhow::Result<ExitCode> {
+    let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let outages = a
+        .outage
+        .iter()
+        .map(|s| {
+            Duration::try_from_secs_f64(*s)
+                .map_err(|_| anyhow::anyhow!("--outage {s} is not a number of seconds"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let plan = OutagePlan {
+        exe: std::env::current_exe().context("finding this executable to re-run as contenders")?,
+        objects: a.objects,
+        write_rate: a.write_rate,
+        outages,
+        work_dir,
+        timeout: Duration::from_secs(a.timeout),
+        bookmark_interval: a.bookmark_ms.map_or(
+            kube_persist::sim::DEFAULT_BOOKMARK_INTERVAL,
+            Duration::from_millis,
+        ),
+        seed: a.seed,
+    };
+    plan.validate()?;
+    let rows = outage::run(&plan, &mut |step| eprintln!("{step}..."))
+        .context("running the outage benchmark")?;
+    let text = match a.output {
+        Format::Json => outage::render_json(&rows),
+        Format::Csv => outage::render_csv(&rows),
+        Format::Table => outage::render_table(&plan, &rows),
+    };
+    writeln!(std::io::stdout(), "{text}")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_child(a: ChildArgs) -> anyhow::Result<ExitCode> {

@@ -15,7 +15,6 @@ pub async fn sim(pods: usize, namespaces: usize) -> Simulator {
         pods,
         namespaces,
         bookmark_interval: Duration::from_millis(200),
-        history: 100_000,
         ..SimConfig::default()
     })
     .await
