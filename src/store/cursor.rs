@@ -5,6 +5,7 @@
 use std::sync::PoisonError;
 
 use super::collection::Collection;
+use super::engine::WriteBatch;
 use super::error::{Error, Result};
 use super::key;
 use super::record;
@@ -13,7 +14,7 @@ impl Collection {
     /// The last seq `consumer` acknowledged, if it ever did.
     pub fn cursor(&self, consumer: &str) -> Result<Option<u64>> {
         let inner = &self.inner;
-        match inner.tree.get(key::cursor_key(consumer))? {
+        match inner.get(&key::cursor_key(consumer))? {
             None => Ok(None),
             Some(bytes) => record::unseal_value::<u64>(&bytes)
                 .map(Some)
@@ -53,17 +54,16 @@ impl Collection {
             }
             Err(e) => return Err(e),
         }
-        inner
-            .tree
-            .insert(key::cursor_key(consumer), record::seal_value(&seq))?;
-        inner.flush()
+        let mut batch = WriteBatch::default();
+        batch.put(key::cursor_key(consumer), record::seal_value(&seq));
+        inner.commit(batch)
     }
 
     /// Every consumer with a cursor, and its last acknowledged seq.
     pub fn cursors(&self) -> Result<Vec<(String, u64)>> {
         let inner = &self.inner;
         let mut out = Vec::new();
-        for item in inner.tree.scan_prefix([key::prefix::CURSOR]) {
+        for item in inner.scan_prefix(&[key::prefix::CURSOR])? {
             let (k, v) = item?;
             let name = String::from_utf8_lossy(&k[1..]).into_owned();
             let seq = record::unseal_value::<u64>(&v)
