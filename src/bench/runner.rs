@@ -137,8 +137,25 @@ impl Plan {
     }
 }
 
+/// Creates a run's work directory and the runtime the parent drives its
+/// simulator on.
+pub(crate) fn parent_runtime(work_dir: &Path) -> Result<tokio::runtime::Runtime> {
+    std::fs::create_dir_all(work_dir).map_err(|source| Error::Io {
+        path: work_dir.to_owned(),
+        source,
+    })?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            path: "<tokio runtime>".into(),
+            source,
+        })
+}
+
 /// Writes that change `pct` percent of `pods` (at least one if pct > 0).
-fn writes_for(pods: usize, pct: u32) -> usize {
+pub(crate) fn writes_for(pods: usize, pct: u32) -> usize {
     if pct == 0 {
         0
     } else {
@@ -149,18 +166,7 @@ fn writes_for(pods: usize, pct: u32) -> usize {
 /// Runs `plan`, calling `on_progress` before each measurement.
 pub fn run(plan: &Plan, on_progress: &mut dyn FnMut(&Progress)) -> Result<Report> {
     plan.validate()?;
-    std::fs::create_dir_all(&plan.work_dir).map_err(|source| Error::Io {
-        path: plan.work_dir.clone(),
-        source,
-    })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            path: "<tokio runtime>".into(),
-            source,
-        })?;
+    let runtime = parent_runtime(&plan.work_dir)?;
     let mut bench = Bench {
         plan,
         runtime,
@@ -394,7 +400,7 @@ fn probe_key(objects: &[Value], synced_keys: Option<&HashSet<String>>) -> Result
         })
 }
 
-fn keys(objects: &[Value]) -> HashSet<String> {
+pub(crate) fn keys(objects: &[Value]) -> HashSet<String> {
     objects.iter().filter_map(object_key).collect()
 }
 
@@ -434,7 +440,7 @@ pub fn dir_bytes(path: &Path) -> Result<u64> {
     Ok(total)
 }
 
-fn remove_dir(path: &Path) -> Result<()> {
+pub(crate) fn remove_dir(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
             path: path.to_owned(),

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use kube_persist::bench::controller::{self as bench_controller, ControllerPlan};
+use kube_persist::bench::reconciler::{self, ControllerKind, ReconcilerSpec};
 use kube_persist::bench::runner::{self, SteadyPlan};
 use kube_persist::bench::steady::Load;
 use kube_persist::bench::{child, plot, ChildKind, ChildSpec, Format, Plan};
@@ -25,9 +27,85 @@ enum Command {
     /// kube-runtime's reflector, each in its own process, on one simulated
     /// cluster.
     Resume(ResumeArgs),
+    /// Compare reconciles after a restart: kube-runtime's controller from
+    /// scratch against kube-persist's resuming from its store, each in its
+    /// own process, on one simulated cluster.
+    Controller(ControllerArgs),
     /// Run one contender (used by `bench resume`; prints JSON lines).
     #[command(hide = true)]
     Child(ChildArgs),
+    /// Run one controller (used by `bench controller` and the crash tests;
+    /// prints JSON lines).
+    #[command(hide = true)]
+    Reconciler(ReconcilerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ControllerArgs {
+    /// Pods in the simulated cluster.
+    #[arg(long, default_value_t = 100_000)]
+    objects: usize,
+    /// Percentage of pods written while kube-persist's controller is down.
+    #[arg(long, default_value_t = 1)]
+    changed: u32,
+    /// Output format: a table, or JSON (`{"rows": [...]}`).
+    #[arg(short = 'o', long, value_enum, default_value_t = ControllerFormat::Table)]
+    output: ControllerFormat,
+    /// Directory for the store and child logs (default: a temporary one,
+    /// removed afterwards).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Time limit for one child process, in seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// How long each child goes on after its last needed reconcile,
+    /// counting any more, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    quiet_ms: u64,
+    /// The simulator's bookmark interval, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    bookmark_ms: u64,
+    /// Seed of the simulated objects and writes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ControllerFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReconcilerArgs {
+    /// Which controller to run.
+    #[arg(value_enum)]
+    kind: ControllerKind,
+    /// API server URL.
+    #[arg(long)]
+    server: String,
+    /// Store directory (kube-persist).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// The kube-persist controller's name.
+    #[arg(long, default_value = "bench")]
+    name: String,
+    /// File of `namespace/name` lines to reconcile before stopping (without
+    /// it: run until SIGTERM).
+    #[arg(long)]
+    needed: Option<PathBuf>,
+    /// How long to go on after the last needed reconcile, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    quiet_ms: u64,
+    /// Print one JSON line per reconcile.
+    #[arg(long)]
+    print_reconciles: bool,
+    /// Fail the first attempt of one key in this many.
+    #[arg(long, default_value_t = 0)]
+    fail_one_in: u64,
+    /// Requeue one key in this many after 1 s.
+    #[arg(long, default_value_t = 0)]
+    requeue_one_in: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,18 +185,57 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Resume(a) => resume(a),
         Command::Child(a) => run_child(a),
+        Command::Controller(a) => controller(a),
+        Command::Reconciler(a) => run_reconciler(a),
     }
 }
 
-fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
-    let temp;
-    let work_dir = match a.work_dir {
-        Some(dir) => dir,
-        None => {
-            temp = tempfile::tempdir().context("creating a temporary work directory")?;
-            temp.path().to_owned()
-        }
+fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
+    let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let plan = ControllerPlan {
+        exe: std::env::current_exe().context("finding this executable to re-run as contenders")?,
+        objects: a.objects,
+        changed_pct: a.changed,
+        work_dir,
+        timeout: Duration::from_secs(a.timeout),
+        quiet: Duration::from_millis(a.quiet_ms),
+        bookmark_interval: Duration::from_millis(a.bookmark_ms),
+        seed: a.seed,
     };
+    plan.validate()?;
+    let report = bench_controller::run(&plan, &mut |step| eprintln!("{step}..."))
+        .context("running the controller benchmark")?;
+    let text = match a.output {
+        ControllerFormat::Table => report.table(),
+        ControllerFormat::Json => report.json(),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_reconciler(a: ReconcilerArgs) -> anyhow::Result<ExitCode> {
+    let spec = ReconcilerSpec {
+        kind: a.kind,
+        server: a.server,
+        store: a.store,
+        name: a.name,
+        needed: a.needed,
+        quiet: Duration::from_millis(a.quiet_ms),
+        print: a.print_reconciles,
+        fail_one_in: a.fail_one_in,
+        requeue_one_in: a.requeue_one_in,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Not locked: the reconciler prints from the runtime's threads too.
+    let mut stdout = std::io::stdout();
+    runtime
+        .block_on(reconciler::run(&spec, &mut stdout))
+        .with_context(|| format!("bench reconciler {}", spec.kind))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let (work_dir, _temp) = work_dir(a.work_dir)?;
     let plan = Plan {
         exe: std::env::current_exe().context("finding this executable to re-run as contenders")?,
         objects: a.objects,
@@ -159,6 +276,18 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
     }
     std::io::stdout().write_all(report.render(a.output).as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The work directory given, or a temporary one removed when the returned
+/// guard drops.
+fn work_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match given {
+        Some(dir) => (dir, None),
+        None => {
+            let temp = tempfile::tempdir().context("creating a temporary work directory")?;
+            (temp.path().to_owned(), Some(temp))
+        }
+    })
 }
 
 fn run_child(a: ChildArgs) -> anyhow::Result<ExitCode> {

@@ -5,9 +5,10 @@
 //! Layout, per collection, in ONE engine space (so that `apply` is one
 //! atomic write): `s` state (last RV, journal span, counters), `o` objects
 //! by `namespace/name`, `i` index entries, `j` journal by big-endian seq,
-//! `h` history index (key, seq), `c` cursors, `d` zstd dictionaries. The
-//! store directory holds a marker file with the schema version and the
-//! engine, a lock file, and the database (see [`directory`]).
+//! `h` history index (key, seq), `c` cursors, `r` durable consumers'
+//! progress records, `d` zstd dictionaries. The store directory holds a
+//! marker file with the schema version and the engine, a lock file, and
+//! the database (see [`directory`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,9 @@ pub(crate) mod engine;
 mod error;
 pub mod index;
 pub mod journal;
+mod json;
 mod key;
+mod progress;
 pub mod raw;
 mod read_only;
 pub mod record;
@@ -40,7 +43,9 @@ pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use engine::EngineKind;
 pub use error::{Error, Result};
 pub use journal::JournalLimits;
+pub use json::JsonObject;
 pub use key::ObjectKey;
+pub use progress::Progress;
 pub use short_names::is_short_name;
 pub use verify::{Problem, VerifyReport};
 
