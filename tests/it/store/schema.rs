@@ -240,3 +240,41 @@ engine_test! {
         assert!(err.to_string().contains("\"other\""), "{err}");
     }
 }
+
+engine_test! {
+    /// The engine is chosen at creation, recorded in the marker, and kept:
+    /// an open that names none uses it, one that names the other is refused
+    /// and changes nothing.
+    fn a_store_keeps_the_engine_it_was_created_with(engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        {
+            let store = Store::open_with(&path, on(engine)).unwrap();
+            assert_eq!(store.engine(), engine);
+            store_one_pod(&store);
+        }
+        assert_eq!(marker(&path)["engine"], engine.name());
+        assert_eq!(Store::open(&path).unwrap().engine(), engine);
+        assert_eq!(Store::open_read_only(&path).unwrap().engine(), engine);
+        let other = EngineKind::ALL.into_iter().find(|&k| k != engine).unwrap();
+        let before = snapshot(&path);
+        match Store::open_with(&path, on(other)) {
+            Err(Error::EngineMismatch { found, asked, .. }) => {
+                assert_eq!((found, asked), (engine, other))
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened a {engine} store as {other}"),
+        }
+        assert_eq!(snapshot(&path), before);
+        let c = Store::open(&path).unwrap().collection(&pods_id()).unwrap();
+        assert_eq!(c.len(), 1);
+    }
+}
+
+#[test]
+fn a_new_store_without_an_engine_gets_the_default_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s");
+    assert_eq!(Store::open(&path).unwrap().engine(), EngineKind::DEFAULT);
+    assert_eq!(marker(&path)["engine"], EngineKind::DEFAULT.name());
+}
