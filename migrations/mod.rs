@@ -6,6 +6,7 @@
 //! its layout and leaves it alone, so a crash between a step and the marker
 //! update is harmless (the step runs again on the next open).
 
+use crate::store::engine::Engine;
 use crate::store::{Error, Result};
 
 pub mod v1;
@@ -15,7 +16,7 @@ pub mod v2;
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Brings the database of a store at schema `from` up to [`SCHEMA_VERSION`].
-pub(crate) fn run(db: &sled::Db, from: u32) -> Result<()> {
+pub(crate) fn run(db: &dyn Engine, from: u32) -> Result<()> {
     for step in from + 1..=SCHEMA_VERSION {
         match step {
             1 => v1::migrate(db)?,
@@ -30,12 +31,11 @@ pub(crate) fn run(db: &sled::Db, from: u32) -> Result<()> {
     Ok(())
 }
 
-/// The collection trees of a database, by sled tree name.
-fn collection_trees(db: &sled::Db) -> Result<Vec<sled::Tree>> {
-    let prefix = crate::store::TREE_PREFIX.as_bytes();
-    db.tree_names()
+/// The spaces of a database holding a collection each (schema v1 and v2).
+fn collection_spaces(db: &dyn Engine) -> Result<Vec<String>> {
+    Ok(db
+        .spaces()?
         .into_iter()
-        .filter(|n| n.starts_with(prefix))
-        .map(|n| Ok(db.open_tree(n)?))
-        .collect()
+        .filter(|n| n.starts_with(crate::store::TREE_PREFIX))
+        .collect())
 }

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use bincode::{Decode, Encode};
 
+use crate::store::engine::{Engine, WriteBatch};
 use crate::store::state::State;
 use crate::store::{directory, record, Batch, CollectionId, Error, Result, Store, StoreOptions};
 
@@ -34,7 +35,7 @@ pub(crate) struct StateV1 {
 }
 
 /// Nothing to do: a fresh store starts empty, collections are created on use.
-pub(crate) fn migrate(_db: &sled::Db) -> Result<()> {
+pub(crate) fn migrate(_db: &dyn Engine) -> Result<()> {
     Ok(())
 }
 
@@ -56,8 +57,9 @@ pub fn build_fixture(
         for batch in batches {
             collection.apply(batch)?;
         }
-        for tree in super::collection_trees(store.db())? {
-            let Some(bytes) = tree.get(crate::store::state_key())? else {
+        let db = store.db();
+        for space in super::collection_spaces(db)? {
+            let Some(bytes) = db.get(&space, &crate::store::state_key())? else {
                 continue;
             };
             let st: State = record::unseal_value(&bytes)
@@ -73,9 +75,10 @@ pub fn build_fixture(
                 journal_bytes: st.journal_bytes,
                 objects: st.objects,
             };
-            tree.insert(crate::store::state_key(), record::seal_value(&v1))?;
+            let mut batch = WriteBatch::default();
+            batch.put(crate::store::state_key(), record::seal_value(&v1));
+            db.write(&space, batch, true)?;
         }
-        store.flush()?;
     }
-    directory::write_marker(path, 1)
+    directory::write_marker(path, 1, options.engine.unwrap_or_default())
 }

@@ -3,15 +3,16 @@
 //! and remembers when the dictionary was trained. The step computes the
 //! counters by reading every object's envelope once.
 
+use crate::store::engine::{self, Engine, WriteBatch};
 use crate::store::state::{State, STATE_LAYOUT};
 use crate::store::{record, state_key, Error, Result};
 
 use super::v1::{StateV1, LAYOUT as V1_LAYOUT};
 
-pub(crate) fn migrate(db: &sled::Db) -> Result<()> {
-    for tree in super::collection_trees(db)? {
-        let collection = String::from_utf8_lossy(&tree.name()).into_owned();
-        let Some(bytes) = tree.get(state_key())? else {
+pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
+    for space in super::collection_spaces(db)? {
+        let collection = space.clone();
+        let Some(bytes) = db.get(&space, &state_key())? else {
             continue;
         };
         match bytes.first().copied() {
@@ -28,7 +29,7 @@ pub(crate) fn migrate(db: &sled::Db) -> Result<()> {
         let v1: StateV1 = record::unseal_value(&bytes)
             .map_err(|e| Error::corrupt(&collection, "state", e.to_string()))?;
         let (mut stored_bytes, mut raw_bytes) = (0u64, 0u64);
-        for item in tree.scan_prefix([crate::store::OBJECT_PREFIX]) {
+        for item in engine::scan_prefix(db, &space, &[crate::store::OBJECT_PREFIX])? {
             let (_, v) = item?;
             stored_bytes += v.len() as u64;
             // A corrupt record counts no raw bytes, as `apply` counts it.
@@ -56,8 +57,9 @@ pub(crate) fn migrate(db: &sled::Db) -> Result<()> {
             stored_bytes,
             raw_bytes,
         };
-        tree.insert(state_key(), record::seal_value(&v2))?;
+        let mut batch = WriteBatch::default();
+        batch.put(state_key(), record::seal_value(&v2));
+        db.write(&space, batch, false)?;
     }
-    db.flush()?;
-    Ok(())
+    db.sync()
 }

@@ -1,12 +1,12 @@
 //! Store tests that need a second process: crash consistency under SIGKILL
-//! (I1) and the inter-process lock.
+//! (I1) and the inter-process lock, each on every storage engine.
 //!
 //! This binary runs without libtest's harness (see Cargo.toml) because it
 //! re-executes itself as the child: with `KP_CHILD` set it plays the writer
 //! or the lock holder instead of running the tests.
 //!
-//! `KP_CRASH_ROUNDS` sets the number of kill rounds (default 50),
-//! `KP_CRASH_SEED` replays a failing run (the seed is printed).
+//! `KP_CRASH_ROUNDS` sets the number of kill rounds per engine (default
+//! 50), `KP_CRASH_SEED` replays a failing run (the seed is printed).
 
 #[path = "it/support/store.rs"]
 mod store_support;
@@ -19,7 +19,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kube_persist::store::{
-    Batch, Delta, DictionaryPolicy, Error, JournalLimits, ObjectKey, Store, StoreOptions,
+    Batch, Delta, DictionaryPolicy, EngineKind, Error, JournalLimits, ObjectKey, Store,
+    StoreOptions,
 };
 use rand::{Rng as _, SeedableRng};
 use serde_json::{json, Value};
@@ -27,11 +28,13 @@ use store_support::{pods_id, realistic_pod, Rng};
 
 const CHILD: &str = "KP_CHILD";
 const STORE: &str = "KP_STORE";
+const ENGINE: &str = "KP_ENGINE";
 
 /// Small bounds so that dictionary training and journal trimming both
 /// happen while the writer is being killed.
-fn options() -> StoreOptions {
+fn options(engine: EngineKind) -> StoreOptions {
     StoreOptions {
+        engine: Some(engine),
         journal: JournalLimits {
             max_entries: 400,
             max_bytes: 4 << 20,
@@ -92,8 +95,8 @@ fn apply_to_model(model: &mut BTreeMap<String, Value>, n: u64) {
 
 /// The child writer: applies batch after batch, printing `ACK n` once
 /// batch `n` is durable, until it is killed.
-fn crash_writer(path: &Path) -> Result<(), Error> {
-    let store = Store::open_with(path, options())?;
+fn crash_writer(path: &Path, engine: EngineKind) -> Result<(), Error> {
+    let store = Store::open_with(path, options(engine))?;
     let c = store.collection(&pods_id())?;
     let mut n = batch_of_rv(&c.last_rv()?) + 1;
     let mut out = std::io::stdout().lock();
@@ -110,17 +113,18 @@ fn crash_writer(path: &Path) -> Result<(), Error> {
 
 /// The child lock holder: keeps the store open until stdin closes.
 fn lock_holder(path: &Path) -> Result<(), Error> {
-    let _store = Store::open(path)?;
+    let _store = Store::open_existing(path)?;
     println!("LOCKED");
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     Ok(())
 }
 
-fn spawn(role: &str, path: &Path) -> Child {
+fn spawn(role: &str, path: &Path, engine: EngineKind) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .env(CHILD, role)
         .env(STORE, path)
+        .env(ENGINE, engine.name())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -144,6 +148,12 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 fn crash_consistency() {
+    for engine in EngineKind::ALL {
+        crash_consistency_on(engine);
+    }
+}
+
+fn crash_consistency_on(engine: EngineKind) {
     let rounds: usize = std::env::var("KP_CRASH_ROUNDS")
         .ok()
         .map(|r| r.parse().expect("KP_CRASH_ROUNDS must be a number"))
@@ -152,7 +162,7 @@ fn crash_consistency() {
         .ok()
         .map(|s| s.parse().expect("KP_CRASH_SEED must be a number"))
         .unwrap_or_else(rand::random);
-    println!("crash_consistency: {rounds} rounds, KP_CRASH_SEED={seed}");
+    println!("crash_consistency on {engine}: {rounds} rounds, KP_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
@@ -162,7 +172,7 @@ fn crash_consistency() {
     let mut acked = 0u64;
     let (mut killed_mid_apply, mut killed_before_ready) = (0, 0);
     for round in 0..rounds {
-        let mut child = spawn("crash-writer", &path);
+        let mut child = spawn("crash-writer", &path, engine);
         let lines = lines_of(&mut child);
         let mut ready = false;
         if rng.random_bool(0.2) {
@@ -173,7 +183,7 @@ fn crash_consistency() {
             ready = lines
                 .recv_timeout(Duration::from_secs(30))
                 .is_ok_and(|l| l.starts_with("READY"));
-            assert!(ready, "round {round}: the writer did not start");
+            assert!(ready, "{engine} round {round}: the writer did not start");
             std::thread::sleep(Duration::from_micros(rng.random_range(0..100_000)));
         }
         child.kill().unwrap();
@@ -189,13 +199,14 @@ fn crash_consistency() {
             killed_before_ready += 1;
         }
 
-        let store = Store::open_with(&path, options())
-            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e} (KP_CRASH_SEED={seed})"));
+        let store = Store::open_with(&path, options(engine)).unwrap_or_else(|e| {
+            panic!("{engine} round {round}: reopen failed: {e} (KP_CRASH_SEED={seed})")
+        });
         let c = store.collection(&pods_id()).unwrap();
         let stored = batch_of_rv(&c.last_rv().unwrap());
         assert!(
             stored == acked || stored == acked + 1,
-            "round {round}: stored RV is batch {stored}, last acknowledged {acked} (KP_CRASH_SEED={seed})"
+            "{engine} round {round}: stored RV is batch {stored}, last acknowledged {acked} (KP_CRASH_SEED={seed})"
         );
         if stored == acked + 1 {
             killed_mid_apply += 1;
@@ -208,17 +219,17 @@ fn crash_consistency() {
         let report = c.verify().unwrap();
         assert!(
             report.is_ok(),
-            "round {round}: {report:?} (KP_CRASH_SEED={seed})"
+            "{engine} round {round}: {report:?} (KP_CRASH_SEED={seed})"
         );
         let got = c.list().unwrap();
         let want: Vec<&Value> = model.values().collect();
         assert_eq!(
             got.len(),
             want.len(),
-            "round {round}: object count (KP_CRASH_SEED={seed})"
+            "{engine} round {round}: object count (KP_CRASH_SEED={seed})"
         );
         for (g, w) in got.iter().zip(want) {
-            assert_eq!(g, w, "round {round}: objects differ from the state as of batch {stored} (KP_CRASH_SEED={seed})");
+            assert_eq!(g, w, "{engine} round {round}: objects differ from the state as of batch {stored} (KP_CRASH_SEED={seed})");
         }
         assert_eq!(c.len(), model.len());
         let versions = c.versions().unwrap();
@@ -234,22 +245,32 @@ fn crash_consistency() {
     }
     assert!(acked > 0, "the writer never committed a batch");
     println!(
-        "crash_consistency: {rounds} rounds ok, {acked} batches, {killed_mid_apply} kills between commit and ack, {killed_before_ready} kills before the store was open"
+        "crash_consistency on {engine}: {rounds} rounds ok, {acked} batches, {killed_mid_apply} kills between commit and ack, {killed_before_ready} kills before the store was open"
     );
 }
 
 fn lock_held_by_another_process() {
+    for engine in EngineKind::ALL {
+        lock_held_on(engine);
+    }
+}
+
+fn lock_held_on(engine: EngineKind) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
-    Store::open(&path).unwrap();
-    let mut child = spawn("lock-holder", &path);
+    Store::open_with(&path, options(engine)).unwrap();
+    let mut child = spawn("lock-holder", &path, engine);
     let lines = lines_of(&mut child);
     let line = lines
         .recv_timeout(Duration::from_secs(30))
         .expect("child opened the store");
     assert_eq!(line, "LOCKED");
 
-    for result in [Store::open(&path), Store::open_existing(&path)] {
+    for result in [
+        Store::open(&path),
+        Store::open_existing(&path),
+        Store::open_read_only(&path),
+    ] {
         let err = result.err().expect("second open must fail");
         assert!(matches!(err, Error::InUse { .. }), "{err}");
         assert_eq!(
@@ -266,8 +287,12 @@ fn lock_held_by_another_process() {
 fn main() {
     if let Ok(role) = std::env::var(CHILD) {
         let path = std::env::var(STORE).expect("KP_STORE");
+        let engine: EngineKind = std::env::var(ENGINE)
+            .expect("KP_ENGINE")
+            .parse()
+            .expect("KP_ENGINE names an engine");
         let result = match role.as_str() {
-            "crash-writer" => crash_writer(Path::new(&path)),
+            "crash-writer" => crash_writer(Path::new(&path), engine),
             "lock-holder" => lock_holder(Path::new(&path)),
             other => panic!("unknown child role {other}"),
         };

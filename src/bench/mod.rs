@@ -15,7 +15,8 @@
 //! and spread, [`report`] renders table/JSON/CSV and [`plot`] draws the PNG.
 //!
 //! `bench controller` ([`controller`]) compares reconciles after a restart
-//! the same way, its children running [`reconciler`].
+//! the same way, its children running [`reconciler`]. `bench store`
+//! ([`store`]) compares the storage engines under the store.
 
 pub mod child;
 pub mod clock;
@@ -28,6 +29,7 @@ pub mod reconciler;
 pub mod report;
 pub mod runner;
 pub mod steady;
+pub mod store;
 pub mod summary;
 
 pub use child::{ChildKind, ChildReport, ChildSpec, SteadyReport};

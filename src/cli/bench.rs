@@ -13,7 +13,9 @@ use kube_persist::bench::outage::{self, OutagePlan};
 use kube_persist::bench::reconciler::{self, ControllerKind, ReconcilerSpec};
 use kube_persist::bench::runner::{self, SteadyPlan};
 use kube_persist::bench::steady::Load;
+use kube_persist::bench::store::{self as bench_store, StorePlan};
 use kube_persist::bench::{child, plot, ChildKind, ChildSpec, Format, Plan};
+use kube_persist::store::EngineKind;
 
 /// Arguments of `kube-persist bench`.
 #[derive(Debug, clap::Args)]
@@ -44,6 +46,15 @@ enum Command {
     /// events, 100 to 102,400 of them) turns over exactly as
     /// kube-apiserver's would have. Only the restart runs in real time.
     Outage(OutageArgs),
+    /// Load realistic pods through the store on each storage engine and,
+    /// in the same run, through the bare engine with the same records:
+    /// durable objects/s, single-event applies, first read and `get` in a
+    /// fresh process, and disk as a share of the raw JSON.
+    Store(StoreArgs),
+    /// Open a store read-only and read one pod; print the ms that took
+    /// (used by `bench store`).
+    #[command(hide = true)]
+    StoreRead(StoreReadArgs),
     /// Run one contender (used by `bench resume`; prints JSON lines).
     #[command(hide = true)]
     Child(ChildArgs),
@@ -51,6 +62,31 @@ enum Command {
     /// prints JSON lines).
     #[command(hide = true)]
     Reconciler(ReconcilerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// Pods to load.
+    #[arg(long, default_value_t = 100_000)]
+    objects: usize,
+    /// Storage engines to compare.
+    #[arg(long, value_delimiter = ',', default_value = "sled,redb")]
+    engine: Vec<EngineKind>,
+    /// Output format: a table, or JSON (`{"rows": [...]}`).
+    #[arg(short = 'o', long, value_enum, default_value_t = ControllerFormat::Table)]
+    output: ControllerFormat,
+    /// Directory for the stores (default: a temporary one, removed
+    /// afterwards).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct StoreReadArgs {
+    /// Store directory.
+    store: PathBuf,
+    /// The pod, as NAMESPACE/NAME.
+    key: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -233,7 +269,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Child(a) => run_child(a),
         Command::Controller(a) => controller(a),
         Command::Reconciler(a) => run_reconciler(a),
+        Command::Store(a) => store(a),
+        Command::StoreRead(a) => {
+            let ms = bench_store::first_read(&a.store, &a.key)?;
+            println!("{ms:.3}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn store(a: StoreArgs) -> anyhow::Result<ExitCode> {
+    let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let plan = StorePlan {
+        exe: std::env::current_exe()
+            .context("finding this executable to re-run for fresh reads")?,
+        objects: a.objects,
+        engines: a.engine,
+        work_dir,
+    };
+    plan.validate()?;
+    let report = bench_store::run(&plan, &mut |step| eprintln!("{step}..."))
+        .context("running the store benchmark")?;
+    let text = match a.output {
+        ControllerFormat::Table => report.table(),
+        ControllerFormat::Json => report.json(),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {

@@ -27,8 +27,9 @@ pub struct Args {
     /// resync from the store). By default they are kept.
     #[arg(long)]
     ignore_cursors: bool,
-    /// Only trim the journals; do not rewrite the database files (the
-    /// rewrite is what returns space, and needs room for a copy of the
+    /// Only trim the journals; do not compact the database (what returns
+    /// space: redb compacts its file in place; sled's database is
+    /// rewritten into fresh files, which needs room for a copy of the
     /// trimmed store).
     #[arg(long)]
     no_rewrite: bool,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use kube_persist::informer::{Informer, ResourceSpec, State};
+use kube_persist::store::EngineKind;
 use kube_persist::watcher;
 
 use super::exit::Usage;
@@ -19,6 +20,10 @@ pub struct Args {
     /// Store directory (created if missing).
     #[arg(long)]
     pub store: PathBuf,
+    /// Storage engine of a store this creates: redb or sled. An existing
+    /// store keeps the engine it was created with; naming another fails.
+    #[arg(long)]
+    pub engine: Option<EngineKind>,
     /// Resource to sync: plural, singular, kind or short name, optionally
     /// with its group (pods, cm, nodes, wd, widgets.example.com...). Custom
     /// resources are found through discovery, and their short names are
@@ -117,6 +122,9 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         .configure(|c| *c = config);
     if let Some(ns) = &args.namespace {
         builder = builder.namespace(ns);
+    }
+    if let Some(engine) = args.engine {
+        builder = builder.engine(engine);
     }
     let informer = builder
         .start()

@@ -9,7 +9,9 @@ use kube_persist::store::{Collection, CollectionId, Store};
 /// The store directory argument every store command takes.
 #[derive(Debug, clap::Args)]
 pub struct StoreDir {
-    /// The store directory.
+    /// The store directory. Read-only commands read a redb store in place;
+    /// a sled store (sled cannot open read-only) through a private copy
+    /// under $TMPDIR.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 }

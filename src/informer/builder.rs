@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::driver::Driver;
 use super::metrics::Metrics;
 use super::{blocking, rv_number, Error, Informer, Result, Shared, State};
-use crate::store::{CollectionId, IndexFn, Store};
+use crate::store::{CollectionId, EngineKind, IndexFn, Store, StoreOptions};
 use crate::watcher::{self, ApiSource, Stats, Transform, Watcher};
 
 /// What to watch: the resource's API identity and whether it is namespaced.
@@ -89,6 +89,7 @@ pub struct InformerBuilder {
     resource: ResourceSpec,
     namespace: Option<String>,
     store: Option<StoreSource>,
+    engine: Option<EngineKind>,
     indexers: Vec<(String, IndexFn)>,
     transform: Transform,
     config: watcher::Config,
@@ -103,6 +104,7 @@ impl InformerBuilder {
             resource,
             namespace: None,
             store: None,
+            engine: None,
             indexers: Vec::new(),
             transform: watcher::strip_managed_fields(),
             config: watcher::Config::default(),
@@ -132,6 +134,14 @@ impl InformerBuilder {
     /// Open (or create) the store at this directory.
     pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.store = Some(StoreSource::Path(path.into()));
+        self
+    }
+
+    /// The storage engine a store created by [`Self::store_path`] gets
+    /// (default: [`EngineKind::DEFAULT`]). An existing store keeps its own;
+    /// naming another one fails with `EngineMismatch`.
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = Some(engine);
         self
     }
 
@@ -205,7 +215,13 @@ impl InformerBuilder {
         }
         let store = match self.store {
             Some(StoreSource::Open(store)) => store,
-            Some(StoreSource::Path(path)) => blocking(move || Ok(Store::open(path)?)).await?,
+            Some(StoreSource::Path(path)) => {
+                let options = StoreOptions {
+                    engine: self.engine,
+                    ..StoreOptions::default()
+                };
+                blocking(move || Ok(Store::open_with(path, options)?)).await?
+            }
             None => return Err(Error::NoStore),
         };
         let api = &self.resource.api;

@@ -1,4 +1,4 @@
-//! The write path: `apply` turns a batch of deltas into ONE sled batch
+//! The write path: `apply` turns a batch of deltas into ONE engine batch
 //! (object records, index entries, journal and history entries, any new
 //! dictionary, the state record with the last RV), commits it atomically
 //! and flushes before returning (I1).
@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::collection::{Collection, Inner};
 use super::dictionary::{Dictionary, ZstdContext};
+use super::engine::WriteBatch;
 use super::error::{Error, Result};
 use super::index;
 use super::journal::{self, merge_diff};
@@ -89,7 +90,7 @@ enum Patch<'a> {
 struct Builder<'a> {
     inner: &'a Inner,
     st: State,
-    sb: sled::Batch,
+    sb: WriteBatch,
     ctx: ZstdContext,
     dict: Option<Arc<Dictionary>>,
     indexers: BTreeMap<String, IndexFn>,
@@ -172,7 +173,7 @@ impl Builder<'_> {
             record_len: rec.len() as u64,
             raw_len: raw.len() as u64,
         };
-        self.sb.insert(key::object_key(&v.key_str), rec);
+        self.sb.put(key::object_key(&v.key_str), rec);
         let new = next.value();
         self.overlay.insert(v.key_str.clone(), next);
         let subject = new.clone().unwrap_or_default();
@@ -204,17 +205,17 @@ impl Builder<'_> {
         self.st.stored_bytes -= old_len;
         self.st.raw_bytes -= old_raw;
         self.reindex(&old_entries, &BTreeSet::new());
-        self.sb.remove(key::object_key(&v.key_str));
+        self.sb.delete(key::object_key(&v.key_str));
         self.overlay.insert(v.key_str.clone(), Prior::Absent);
         self.journal(ChangeKind::Deleted, v, Patch::Json(&diff), &obj, old, None)
     }
 
     fn reindex(&mut self, old: &BTreeSet<Vec<u8>>, new: &BTreeSet<Vec<u8>>) {
         for gone in old.difference(new) {
-            self.sb.remove(gone.as_slice());
+            self.sb.delete(gone.as_slice());
         }
         for added in new.difference(old) {
-            self.sb.insert(added.as_slice(), &[]);
+            self.sb.put(added.as_slice(), []);
         }
     }
 
@@ -261,8 +262,8 @@ impl Builder<'_> {
         self.st.journal_bytes += rec.len() as u64;
         self.journal
             .push((seq, v.key_str.clone(), rec.len() as u64));
-        self.sb.insert(&key::journal_key(seq), rec);
-        self.sb.insert(key::history_entry(&v.key_str, seq), &[]);
+        self.sb.put(key::journal_key(seq), rec);
+        self.sb.put(key::history_entry(&v.key_str, seq), []);
         self.changes.push(Pending {
             seq,
             kind,
@@ -326,7 +327,7 @@ impl Collection {
 
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
-        let mut sb = sled::Batch::default();
+        let mut sb = WriteBatch::default();
         let new_dict = self.maybe_train(&mut st, &batch, &mut sb)?;
         let dict = match (&new_dict, st.dictionary) {
             (Some(d), _) => Some(d.clone()),
@@ -380,9 +381,8 @@ impl Collection {
             changes,
             ..
         } = b;
-        sb.insert(key::state_key(), record::seal_value(&st));
-        inner.tree.apply_batch(sb)?;
-        inner.flush()?;
+        sb.put(key::state_key(), record::seal_value(&st));
+        inner.commit(sb)?;
         if let Some(d) = new_dict {
             inner
                 .dictionaries
@@ -412,7 +412,7 @@ impl Collection {
     /// final state of the keys it touched) is applied.
     fn recount(&self, overlay: &HashMap<String, Prior>) -> Result<(u64, u64)> {
         let (mut stored, mut raw) = (0u64, 0u64);
-        for item in self.inner.tree.scan_prefix([prefix::OBJECT]) {
+        for item in self.inner.scan_prefix(&[prefix::OBJECT])? {
             let (k, v) = item?;
             if overlay.contains_key(&key::object_key_from(&k)) {
                 continue;
@@ -437,7 +437,7 @@ impl Collection {
         &self,
         st: &mut State,
         batch: &Batch,
-        sb: &mut sled::Batch,
+        sb: &mut WriteBatch,
     ) -> Result<Option<Arc<Dictionary>>> {
         let inner = &self.inner;
         let opts = &inner.shared.options.dictionary;
@@ -467,8 +467,7 @@ impl Collection {
         if room > 0 && st.objects > 0 {
             let stride = (st.objects as usize / room).max(1);
             for item in inner
-                .tree
-                .scan_prefix([prefix::OBJECT])
+                .scan_prefix(&[prefix::OBJECT])?
                 .step_by(stride)
                 .take(room)
             {
@@ -488,10 +487,7 @@ impl Collection {
         ) {
             Ok(dict) => {
                 tracing::info!(collection = %inner.name, id, samples = samples.len(), bytes = dict.bytes().len(), "trained a zstd dictionary");
-                sb.insert(
-                    &key::dictionary_key(id),
-                    record::seal(dict.bytes().to_vec()),
-                );
+                sb.put(key::dictionary_key(id), record::seal(dict.bytes().to_vec()));
                 st.dictionary = id;
                 Ok(Some(Arc::new(dict)))
             }

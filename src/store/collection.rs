@@ -1,10 +1,10 @@
 //! One collection: reads, and `apply`, the single write path.
 //!
-//! Every `apply` builds ONE sled batch holding the object records, their
+//! Every `apply` builds ONE engine batch holding the object records, their
 //! index entries, the journal entries (plus their history-index entries),
-//! any newly trained dictionary and the new state record (last RV), applies
-//! it with `Tree::apply_batch` (atomic, also across crashes) and flushes
-//! before returning. Writers are serialized per collection; readers never
+//! any newly trained dictionary and the new state record (last RV), writes
+//! it atomically (also across crashes) and makes it durable before
+//! returning. Writers are serialized per collection; readers never
 //! block on the write lock.
 
 use std::cell::RefCell;
@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::apply::Prior;
 use super::dictionary::{Dictionary, ZstdContext};
+use super::engine::{self, Scan, WriteBatch};
 use super::error::{Error, Result};
 use super::index::{self, NAMESPACE_INDEX};
 use super::key::{self, prefix};
@@ -31,7 +32,8 @@ pub struct Collection {
 pub(crate) struct Inner {
     pub id: CollectionId,
     pub name: String,
-    pub tree: sled::Tree,
+    /// The engine space holding the collection.
+    pub space: String,
     pub shared: Arc<Shared>,
     /// Serializes writers (apply, add_indexer, compaction).
     pub write: Mutex<()>,
@@ -58,16 +60,16 @@ impl Inner {
         shared: Arc<Shared>,
         id: CollectionId,
         name: String,
-        tree: sled::Tree,
+        space: String,
     ) -> Result<Inner> {
-        let state = match tree.get(key::state_key())? {
+        let state = match shared.db.get(&space, &key::state_key())? {
             None => State::default(),
             Some(bytes) => decode_state(&name, &bytes)?,
         };
         Ok(Inner {
             id,
             name,
-            tree,
+            space,
             shared,
             write: Mutex::new(()),
             state: RwLock::new(state),
@@ -98,8 +100,7 @@ impl Inner {
         }
         let name = format!("dictionary {id}");
         let bytes = self
-            .tree
-            .get(key::dictionary_key(id))?
+            .get(&key::dictionary_key(id))?
             .ok_or_else(|| self.corrupt(&name, "missing"))?;
         let body = record::unseal(&bytes).map_err(|e| self.corrupt(&name, e))?;
         let dict = Dictionary::new(id, body.to_vec(), self.shared.options.compression_level)
@@ -139,7 +140,7 @@ impl Inner {
     }
 
     fn get_raw(&self, key: &str) -> Result<Option<Stored>> {
-        match self.tree.get(key::object_key(key))? {
+        match self.get(&key::object_key(key))? {
             None => Ok(None),
             Some(bytes) => self.decode_object(key, &bytes).map(Some),
         }
@@ -147,7 +148,7 @@ impl Inner {
 
     fn scan_objects(&self, prefix: &[u8]) -> Result<Vec<Value>> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(prefix) {
+        for item in self.scan_prefix(prefix)? {
             let (k, v) = item?;
             out.push(self.decode_object(&key::object_key_from(&k), &v)?.value);
         }
@@ -158,7 +159,7 @@ impl Inner {
     /// when the object's own record is unreadable.
     pub(crate) fn scan_index_entries_of(&self, object_key: &str) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix([prefix::INDEX]) {
+        for item in self.scan_prefix(&[prefix::INDEX])? {
             let (k, _) = item?;
             if key::parse_index_entry(&k).is_some_and(|(_, _, key)| key == object_key) {
                 out.push(k.to_vec());
@@ -168,7 +169,7 @@ impl Inner {
     }
 
     pub(crate) fn prior(&self, key: &str) -> Result<Prior> {
-        let Some(bytes) = self.tree.get(key::object_key(key))? else {
+        let Some(bytes) = self.get(&key::object_key(key))? else {
             return Ok(Prior::Absent);
         };
         match self.decode_object(key, &bytes) {
@@ -187,9 +188,19 @@ impl Inner {
         }
     }
 
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.shared.db.flush()?;
-        Ok(())
+    /// One record of the collection's space.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.shared.db.get(&self.space, key)
+    }
+
+    /// The records of the collection's space whose keys start with `prefix`.
+    pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan> {
+        engine::scan_prefix(self.shared.db.as_ref(), &self.space, prefix)
+    }
+
+    /// Writes `batch` to the collection's space atomically and durably.
+    pub(crate) fn commit(&self, batch: WriteBatch) -> Result<()> {
+        self.shared.db.write(&self.space, batch, true)
     }
 }
 
@@ -247,17 +258,17 @@ impl Collection {
         index::check_user_index_name(name).map_err(Error::InvalidArgument)?;
         let inner = &self.inner;
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut batch = sled::Batch::default();
-        for item in inner.tree.scan_prefix(key::index_name_prefix(name)) {
-            batch.remove(item?.0);
+        let mut batch = WriteBatch::default();
+        for item in inner.scan_prefix(&key::index_name_prefix(name))? {
+            batch.delete(item?.0);
         }
-        for item in inner.tree.scan_prefix([prefix::OBJECT]) {
+        for item in inner.scan_prefix(&[prefix::OBJECT])? {
             let (k, v) = item?;
             let key_str = key::object_key_from(&k);
             match inner.decode_object(&key_str, &v) {
                 Ok(stored) => {
                     for value in f(&stored.value) {
-                        batch.insert(key::index_entry(name, &value, &key_str), &[]);
+                        batch.put(key::index_entry(name, &value, &key_str), []);
                     }
                 }
                 // Unreadable objects are not served; their entries come with the heal.
@@ -267,8 +278,7 @@ impl Collection {
                 Err(e) => return Err(e),
             }
         }
-        inner.tree.apply_batch(batch)?;
-        inner.flush()?;
+        inner.commit(batch)?;
         inner
             .indexers
             .write()
@@ -334,7 +344,7 @@ impl Collection {
     pub fn versions(&self) -> Result<HashMap<ObjectKey, String>> {
         let inner = &self.inner;
         let mut out = HashMap::with_capacity(self.len());
-        for item in inner.tree.scan_prefix([prefix::OBJECT]) {
+        for item in inner.scan_prefix(&[prefix::OBJECT])? {
             let (k, v) = item?;
             let parsed = record::decode_rv(&v)
                 .map_err(|e| e.to_string())

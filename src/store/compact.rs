@@ -1,8 +1,8 @@
-//! Compaction: trim every journal, then rewrite the database into fresh
-//! files and swap them in, so that the space trimmed records took is given
-//! back to the filesystem.
+//! Compaction: trim every journal, then give the space trimmed records
+//! took back to the filesystem, the way the store's engine allows.
 //!
-//! sled 0.34 reuses the space of removed records but never shrinks its
+//! redb compacts its file in place ([`engine::compact_in_place`]), each
+//! step a crash-safe commit. sled 0.34 reuses the space of removed records but never shrinks its
 //! files, so trimming alone leaves a store as large as it ever was. The
 //! rewrite copies every tree into a new database next to the old one,
 //! checks both hold the same bytes, and swaps directories with durable
@@ -15,6 +15,7 @@ use std::path::Path;
 
 use super::collection::Collection;
 use super::directory::{self, StoreDir, SwapStep};
+use super::engine::{self, EngineKind};
 use super::error::{Error, Result};
 use super::{JournalLimits, Store, StoreOptions};
 
@@ -68,17 +69,15 @@ pub struct CompactReport {
     pub bytes_before: u64,
     /// Bytes it takes after.
     pub bytes_after: u64,
-    /// Keys copied by the rewrite (0 when it was not asked for).
+    /// Entries copied by a rewrite into fresh files (sled; 0 when no
+    /// rewrite was asked for, and on redb, which compacts in place).
     pub keys_copied: u64,
-    /// Whether the rewritten files replaced the old ones: they do only when
-    /// smaller (sled's file sizes vary with how it was written, so a store
-    /// rewritten before may not shrink again).
+    /// Whether the files were compacted: on sled, whether the rewritten
+    /// files replaced the old ones, which they do only when smaller (sled's
+    /// file sizes vary with how it was written, so a store rewritten before
+    /// may not shrink again); on redb, whether compaction ran.
     pub rewritten: bool,
 }
-
-/// Keys per sled batch while copying: large enough to amortize the batch,
-/// small enough to keep the copy's memory flat.
-const COPY_BATCH: usize = 4096;
 
 impl Store {
     /// Trims every collection's journal and rewrites the store into fresh
@@ -126,8 +125,8 @@ pub(crate) fn compact_with(
     let dir = StoreDir::open(path, false)?;
     let mut report = CompactReport {
         collections: Vec::new(),
-        // Measured before sled opens: opening writes to its log, and the
-        // report is about what the user had.
+        // Measured before the engine opens: sled's opening writes to its
+        // log, and the report is about what the user had.
         bytes_before: directory::size_of(&dir.path)?,
         bytes_after: 0,
         keys_copied: 0,
@@ -144,13 +143,21 @@ pub(crate) fn compact_with(
     }
     at(Step::Trimmed)?;
     if options.rewrite {
-        report.keys_copied = rewrite(&dir, &mut at)?;
-        let new_path = dir.compact_path();
-        if directory::size_of(&new_path)? < directory::size_of(&dir.db_path())? {
-            dir.swap_in_compacted(|s| at(Step::Swap(s)))?;
-            report.rewritten = true;
-        } else {
-            std::fs::remove_dir_all(&new_path).map_err(|e| Error::io(&new_path, e))?;
+        match dir.engine() {
+            EngineKind::Redb => {
+                engine::compact_in_place(dir.engine(), &dir.db_path(), &dir.path)?;
+                report.rewritten = true;
+            }
+            EngineKind::Sled => {
+                report.keys_copied = rewrite(&dir, &mut at)?;
+                let new_path = dir.compact_path();
+                if directory::size_of(&new_path)? < directory::size_of(&dir.db_path())? {
+                    dir.swap_in_compacted(|s| at(Step::Swap(s)))?;
+                    report.rewritten = true;
+                } else {
+                    std::fs::remove_dir_all(&new_path).map_err(|e| Error::io(&new_path, e))?;
+                }
+            }
         }
         dir.secure()?;
     }
@@ -201,51 +208,36 @@ fn trim(c: &Collection, options: &CompactOptions) -> Result<CollectionCompaction
     })
 }
 
-/// Copies every tree of `db` into a fresh `db.compact` and checks that both
-/// hold the same keys and values. Returns the number of keys copied.
+/// Copies every space of the database into a fresh `db.compact` through
+/// the engine seam and checks that both hold the same keys and values.
+/// Returns the number of entries copied.
 ///
 /// sled's own `export`/`import` would do the copy but panic on any i/o
 /// error; this returns the error and leaves the store as it was.
 fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u64> {
+    let kind = dir.engine();
     let new_path = dir.compact_path();
     if new_path.exists() {
         std::fs::remove_dir_all(&new_path).map_err(|e| Error::io(&new_path, e))?;
     }
-    let mut copied = 0u64;
-    {
-        let old = sled::Config::new().path(dir.db_path()).open()?;
-        let new = sled::Config::new().path(&new_path).open()?;
-        for name in old.tree_names() {
-            let (src, dst) = (old.open_tree(&name)?, new.open_tree(&name)?);
-            let mut batch = sled::Batch::default();
-            let mut pending = 0;
-            for item in src.iter() {
-                let (k, v) = item?;
-                batch.insert(k, v);
-                pending += 1;
-                if pending == COPY_BATCH {
-                    dst.apply_batch(std::mem::take(&mut batch))?;
-                    copied += pending as u64;
-                    pending = 0;
-                    at(Step::Copying)?;
-                }
-            }
-            dst.apply_batch(batch)?;
-            copied += pending as u64;
-            at(Step::Copying)?;
-        }
-        let (want, got) = (old.checksum()?, new.checksum()?);
-        if want != got {
+    let copied = {
+        let old = engine::open(kind, &dir.db_path(), &dir.path, engine::Access::Write)?;
+        engine::create(kind, &new_path, &dir.path)?;
+        let new = engine::open(kind, &new_path, &dir.path, engine::Access::Write)?;
+        let copied = engine::copy_all(old.as_ref(), new.as_ref(), || at(Step::Copying))?;
+        if let Some(space) = first_difference(old.as_ref(), new.as_ref())? {
             return Err(Error::corrupt(
                 "(store)",
                 directory::COMPACT_DIR,
-                format!("the copy's checksum {got:08x} differs from the original's {want:08x}; the original is kept"),
+                format!(
+                    "the copy of space {space:?} differs from the original; the original is kept"
+                ),
             ));
         }
-        new.flush()?;
-    }
-    let closed = directory::wait_for_sled_close(&dir.db_path());
-    if !(closed && directory::wait_for_sled_close(&new_path)) {
+        copied
+    };
+    let closed = engine::wait_closed(kind, &dir.db_path());
+    if !(closed && engine::wait_closed(kind, &new_path)) {
         return Err(Error::InvalidArgument(
             "the storage engine did not close the databases in time; the store was left as it was"
                 .into(),
@@ -255,6 +247,30 @@ fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u6
     directory::sync_dir(&dir.path)?;
     at(Step::Copied)?;
     Ok(copied)
+}
+
+/// The first space whose entries differ between `a` and `b`, read back
+/// through the engine.
+fn first_difference(a: &dyn engine::Engine, b: &dyn engine::Engine) -> Result<Option<String>> {
+    let (mut spaces_a, mut spaces_b) = (a.spaces()?, b.spaces()?);
+    spaces_a.sort();
+    spaces_b.sort();
+    if spaces_a != spaces_b {
+        return Ok(Some(format!("{spaces_a:?} / {spaces_b:?}")));
+    }
+    let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    for space in spaces_a {
+        let mut left = a.scan(&space, all.clone())?;
+        let mut right = b.scan(&space, all.clone())?;
+        loop {
+            match (left.next().transpose()?, right.next().transpose()?) {
+                (None, None) => break,
+                (l, r) if l == r => {}
+                _ => return Ok(Some(space)),
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -277,9 +293,15 @@ mod tests {
     }
 
     /// A store with 40 pods written 10 times each (400 journal entries) and
-    /// a consumer that acknowledged up to seq 300.
+    /// a consumer that acknowledged up to seq 300, on sled: its compaction
+    /// is the rewrite-and-swap these tests interrupt (redb's is one call
+    /// into the engine, whose commits are crash-safe).
     fn build(dir: &Path) {
-        let store = Store::open(dir).unwrap();
+        let options = crate::store::StoreOptions {
+            engine: Some(crate::store::EngineKind::Sled),
+            ..Default::default()
+        };
+        let store = Store::open_with(dir, options).unwrap();
         let c = store.collection(&pods()).unwrap();
         let mut rv = 0;
         for _round in 0..10 {

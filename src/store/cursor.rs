@@ -12,7 +12,7 @@ impl Collection {
     /// The last seq `consumer` acknowledged, if it ever did.
     pub fn cursor(&self, consumer: &str) -> Result<Option<u64>> {
         let inner = &self.inner;
-        match inner.tree.get(key::cursor_key(consumer))? {
+        match inner.get(&key::cursor_key(consumer))? {
             None => Ok(None),
             Some(bytes) => record::unseal_value::<u64>(&bytes)
                 .map(Some)
@@ -36,7 +36,7 @@ impl Collection {
     pub fn cursors(&self) -> Result<Vec<(String, u64)>> {
         let inner = &self.inner;
         let mut out = Vec::new();
-        for item in inner.tree.scan_prefix([key::prefix::CURSOR]) {
+        for item in inner.scan_prefix(&[key::prefix::CURSOR])? {
             let (k, v) = item?;
             let name = String::from_utf8_lossy(&k[1..]).into_owned();
             let seq = record::unseal_value::<u64>(&v)

@@ -3,16 +3,17 @@
 //! ```text
 //! <store>/kube-persist.json   marker: {"format": "kube-persist", "schema_version": N}
 //! <store>/lock                held (flock) while a process has the store open
-//! <store>/db/                 the sled database
-//! <store>/db.compact/         a compaction's new database, until swapped in
+//! <store>/db/                 the database (sled's files, or redb's data.redb)
+//! <store>/db.compact/         a sled compaction's new database, until swapped in
 //! <store>/db.old/             the database a compaction replaced, until removed
-//! <store>/db.init/            a new database while sled writes its first files
+//! <store>/db.init/            a new database while the engine writes its first files
 //! ```
 //!
-//! The schema version lives in the marker, outside sled, so that a store
-//! written by a newer build is refused before sled opens (and possibly
-//! rewrites) anything. Our own lock is taken before sled's so that a second
-//! process gets [`Error::InUse`] rather than sled's generic i/o error.
+//! The schema version and the engine live in the marker, outside the
+//! database, so that a store written by a newer build is refused before the
+//! engine opens (and possibly rewrites) anything. Our own lock is taken
+//! before the engine's so that a second process gets [`Error::InUse`]
+//! rather than the engine's generic error.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -23,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
+use super::engine::{self, EngineKind};
 use super::error::{Error, Result};
 
 /// Name of the marker file that makes a directory a store.
 pub const MARKER_FILE: &str = "kube-persist.json";
 /// Name of the lock file.
 pub const LOCK_FILE: &str = "lock";
-/// Name of the sled directory.
+/// Name of the database directory.
 pub const DB_DIR: &str = "db";
 /// Where a compaction writes the new database before swapping it in.
 pub const COMPACT_DIR: &str = "db.compact";
@@ -49,6 +51,16 @@ struct Marker {
     /// database, which would otherwise look like a new store).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     had_collections: bool,
+    /// The storage engine; absent in stores written before there was a
+    /// choice, which are all sled's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    engine: Option<EngineKind>,
+}
+
+impl Marker {
+    fn engine(&self) -> EngineKind {
+        self.engine.unwrap_or(EngineKind::Sled)
+    }
 }
 
 /// A locked store directory. The lock is released when the last clone is
@@ -59,6 +71,9 @@ pub(crate) struct StoreDir {
     /// The schema version the marker named when the directory was opened
     /// (`None` for a directory that was just created).
     pub found_schema: Option<u32>,
+    /// The store's engine: the marker's, or for a new store the one its
+    /// creator chose (set before the database is created).
+    pub engine: Option<EngineKind>,
     _lock: Arc<File>,
 }
 
@@ -66,7 +81,7 @@ impl StoreDir {
     /// Locks the store at `path`, creating the directory if `create` is set.
     /// Writes nothing but the lock file of an existing store.
     pub fn open(path: &Path, create: bool) -> Result<StoreDir> {
-        let exists = match check_store_dir(path) {
+        let exists = match check_store_marker(path) {
             Ok(_) => true,
             Err(Error::NotAStore { what, .. }) if create && what == DOES_NOT_EXIST => {
                 fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
@@ -93,7 +108,8 @@ impl StoreDir {
         lock_exclusive(&lock, path)?;
         // Read again under the lock: another process may have created or
         // migrated the store meanwhile.
-        let found_schema = read_marker(path)?;
+        let marker = read_marker_full(path)?;
+        let found_schema = marker.as_ref().map(|m| m.schema_version);
         if found_schema.is_some() {
             finish_swap(path)?;
             if exists && !path.join(DB_DIR).exists() {
@@ -104,19 +120,26 @@ impl StoreDir {
         Ok(StoreDir {
             path: path.to_path_buf(),
             found_schema,
+            engine: marker.as_ref().map(Marker::engine),
             _lock: Arc::new(lock),
         })
     }
 
-    /// Where sled keeps its files.
+    /// Where the engine keeps its files.
     pub fn db_path(&self) -> PathBuf {
         self.path.join(DB_DIR)
     }
 
+    /// The store's engine (set for every store that has a marker).
+    pub fn engine(&self) -> EngineKind {
+        self.engine.unwrap_or(EngineKind::Sled)
+    }
+
     /// Creates an empty database at [`db_path`](Self::db_path) if there is
-    /// none. It is built aside and renamed into place once sled has written
-    /// its first files: sled writes its config in two steps, and a process
-    /// killed between them would leave a database that never opens again.
+    /// none. It is built aside and renamed into place once the engine has
+    /// written its first files: sled writes its config in two steps, and a
+    /// process killed between them would leave a database that never opens
+    /// again; redb's header is written the same way.
     pub fn create_database_if_missing(&self) -> Result<()> {
         let (db, init) = (self.db_path(), self.path.join(INIT_DIR));
         // Left by a process killed while creating; never holds data.
@@ -124,13 +147,7 @@ impl StoreDir {
         if exists(&db)? {
             return Ok(());
         }
-        drop(sled::Config::new().path(&init).open()?);
-        if !wait_for_sled_close(&init) {
-            return Err(Error::InUse {
-                path: self.path.clone(),
-            });
-        }
-        sync_tree(&init)?;
+        engine::create(self.engine(), &init, &self.path)?;
         rename_durably(&self.path, &init, &db)
     }
 
@@ -155,9 +172,10 @@ impl StoreDir {
         remove_dir_if_present(&old)
     }
 
-    /// Records `schema_version` in the marker, atomically (write + rename).
+    /// Records `schema_version` and the engine in the marker, atomically
+    /// (write + rename).
     pub fn write_marker(&self, schema_version: u32) -> Result<()> {
-        write_marker(&self.path, schema_version)
+        write_marker(&self.path, schema_version, self.engine())
     }
 
     /// Makes the directory 0700 and every file below it 0600, whatever the umask.
@@ -210,42 +228,18 @@ pub(crate) enum SwapStep {
 }
 
 impl Drop for StoreDir {
-    /// Runs after the sled handles are dropped (they are declared before the
-    /// `StoreDir` wherever one is held). sled lets go of its own file lock
-    /// from background threads a little later; waiting for that here makes
-    /// "closed" mean closed, so the next opener (this process or another)
-    /// does not find sled's lock still held.
+    /// Runs after the engine handles are dropped (they are declared before
+    /// the `StoreDir` wherever one is held). sled lets go of its own file
+    /// lock from background threads a little later; waiting for that here
+    /// makes "closed" mean closed, so the next opener (this process or
+    /// another) does not find the engine's lock still held.
     fn drop(&mut self) {
-        wait_for_sled_close(&self.db_path());
-    }
-}
-
-/// Waits until no sled instance of this process holds the database at
-/// `db_path` (sled releases its file lock from background threads); false
-/// if it still does after [`SLED_RELEASE_WAIT`].
-pub(crate) fn wait_for_sled_close(db_path: &Path) -> bool {
-    let sled_file = db_path.join("db");
-    let Ok(file) = File::open(&sled_file) else {
-        return true;
-    };
-    let deadline = Instant::now() + SLED_RELEASE_WAIT;
-    loop {
-        match file.try_lock_exclusive() {
-            Ok(()) => {
-                let _ = FileExt::unlock(&file);
-                return true;
-            }
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => {
-                tracing::warn!(path = %sled_file.display(), error = %e, "sled still holds its lock after close");
-                return false;
-            }
-        }
+        engine::wait_closed(self.engine(), &self.db_path());
     }
 }
 
 /// Makes every file and directory below `dir` durable: contents, sizes and
-/// entries (sled's own flush syncs data ranges, not file metadata).
+/// entries (an engine's own flush may sync data ranges, not file metadata).
 pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -262,7 +256,7 @@ pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
 }
 
 /// Completes or undoes a compaction that a crash interrupted; run under the
-/// lock before sled opens. The swap renames `db` to `db.old` only once
+/// lock before the engine opens. The swap renames `db` to `db.old` only once
 /// `db.compact` is complete, so:
 /// - `db` present: any `db.compact` is unfinished and any `db.old` is
 ///   replaced; both are removed.
@@ -350,9 +344,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// How long closing a store waits for sled's background threads.
-const SLED_RELEASE_WAIT: Duration = Duration::from_secs(10);
-
 const DOES_NOT_EXIST: &str = "does not exist";
 const NOT_A_DIRECTORY: &str = "is not a directory";
 const NO_MARKER: &str = "is not a kube-persist store";
@@ -364,15 +355,17 @@ fn not_a_store(path: &Path, what: &'static str) -> Error {
     }
 }
 
-/// Checks that `path` is a store directory; returns the schema version its
-/// marker names. Reads, never writes.
-pub(crate) fn check_store_dir(path: &Path) -> Result<u32> {
-    Ok(check_store_marker(path)?.0)
+/// What a store's marker says.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MarkerInfo {
+    pub schema_version: u32,
+    pub had_collections: bool,
+    pub engine: EngineKind,
 }
 
-/// [`check_store_dir`], also returning whether the marker says the store
-/// has registered a collection: both from one read of the marker.
-pub(crate) fn check_store_marker(path: &Path) -> Result<(u32, bool)> {
+/// Checks that `path` is a store directory and returns what its marker
+/// says, from one read of it. Reads, never writes.
+pub(crate) fn check_store_marker(path: &Path) -> Result<MarkerInfo> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(not_a_store(path, NOT_A_DIRECTORY)),
@@ -382,7 +375,11 @@ pub(crate) fn check_store_marker(path: &Path) -> Result<(u32, bool)> {
         Err(e) => return Err(Error::io(path, e)),
     }
     let marker = read_marker_full(path)?.ok_or_else(|| not_a_store(path, NO_MARKER))?;
-    Ok((marker.schema_version, marker.had_collections))
+    Ok(MarkerInfo {
+        schema_version: marker.schema_version,
+        had_collections: marker.had_collections,
+        engine: marker.engine(),
+    })
 }
 
 /// A store whose `db/` is gone but a compaction's unfinished copy is there.
@@ -420,11 +417,6 @@ fn holds_only_an_unfinished_creation(path: &Path) -> Result<bool> {
 
 fn marker_tmp_name() -> String {
     format!("{MARKER_FILE}.tmp")
-}
-
-/// The schema version a store directory's marker names, if it has one.
-pub(crate) fn read_marker(path: &Path) -> Result<Option<u32>> {
-    Ok(read_marker_full(path)?.map(|m| m.schema_version))
 }
 
 /// Whether the marker says the store has registered a collection.
@@ -472,7 +464,7 @@ fn read_marker_full(path: &Path) -> Result<Option<Marker>> {
 }
 
 /// Writes the marker of the store at `path` (also used by migration fixtures).
-pub(crate) fn write_marker(path: &Path, schema_version: u32) -> Result<()> {
+pub(crate) fn write_marker(path: &Path, schema_version: u32, engine: EngineKind) -> Result<()> {
     let had_collections = read_marker_full(path)
         .ok()
         .flatten()
@@ -483,6 +475,7 @@ pub(crate) fn write_marker(path: &Path, schema_version: u32) -> Result<()> {
             format: FORMAT.into(),
             schema_version,
             had_collections,
+            engine: Some(engine),
         },
     )
 }

@@ -101,9 +101,35 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
-    /// An error from sled (its corruption reports become [`Error::Corrupt`]).
-    #[error("storage engine error: {0}")]
-    Sled(sled::Error),
+    /// An error of the storage engine that is not damage (its corruption
+    /// reports become [`Error::Corrupt`] or [`Error::Damaged`]).
+    #[error("storage engine {engine}: {reason}")]
+    Engine {
+        /// Which engine.
+        engine: super::EngineKind,
+        /// What it reported.
+        reason: String,
+    },
+    /// A store was opened asking for another engine than the one it was
+    /// created with.
+    #[error("store {path} is kept in {found}, not {asked}: a store keeps the engine it was created with")]
+    EngineMismatch {
+        /// The store directory.
+        path: PathBuf,
+        /// The engine the store uses.
+        found: super::EngineKind,
+        /// The engine asked for.
+        asked: super::EngineKind,
+    },
+    /// The store's writer stopped without closing it (it was killed), and
+    /// its engine must recover it before it can be read in place.
+    #[error(
+        "store {path} was not closed cleanly and needs recovery before it can be read in place"
+    )]
+    NotClosedCleanly {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// An I/O error.
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -117,30 +143,7 @@ pub enum Error {
 /// Result type of the store layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Error {
-        Error::from_sled(e)
-    }
-}
-
 impl Error {
-    /// sled's corruption error prints a backtrace placeholder and no key; it
-    /// becomes a [`Error::Corrupt`] naming the database file, like any other
-    /// damage the store finds.
-    pub(crate) fn from_sled(e: sled::Error) -> Error {
-        match e {
-            sled::Error::Corruption { at, .. } => Error::corrupt(
-                "(store)",
-                "db/db",
-                match at {
-                    Some(at) => format!("the storage engine found corrupt data at {at}"),
-                    None => "the storage engine found corrupt data".to_string(),
-                },
-            ),
-            other => Error::Sled(other),
-        }
-    }
-
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),

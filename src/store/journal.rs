@@ -11,6 +11,7 @@ use std::sync::PoisonError;
 use serde_json::{Map, Value};
 
 use super::collection::Collection;
+use super::engine::{self, WriteBatch};
 use super::error::{Error, Result};
 use super::key::{self, prefix};
 use super::record;
@@ -134,7 +135,7 @@ impl Collection {
         let inner = &self.inner;
         let pfx = key::history_prefix(&key.encode());
         let mut out = Vec::new();
-        for item in inner.tree.scan_prefix(&pfx) {
+        for item in inner.scan_prefix(&pfx)? {
             let (k, _) = item?;
             let Some(seq) = k
                 .get(pfx.len()..)
@@ -143,7 +144,7 @@ impl Collection {
             else {
                 return Err(inner.corrupt(format!("history of {key}"), "malformed history entry"));
             };
-            if let Some(bytes) = inner.tree.get(key::journal_key(seq))? {
+            if let Some(bytes) = inner.get(&key::journal_key(seq))? {
                 out.push(self.decode_entry(seq, &bytes)?);
             }
         }
@@ -169,10 +170,8 @@ impl Collection {
             });
         }
         let mut out = Vec::new();
-        for item in inner
-            .tree
-            .range(key::journal_key(after_seq.saturating_add(1))..)
-        {
+        let from = key::journal_key(after_seq.saturating_add(1));
+        for item in engine::scan_from(inner.shared.db.as_ref(), &inner.space, &from)? {
             let (k, v) = item?;
             if k.first() != Some(&prefix::JOURNAL) || out.len() >= limit {
                 break;
@@ -206,12 +205,11 @@ impl Collection {
         inner.shared.writable()?;
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
-        let mut sb = sled::Batch::default();
+        let mut sb = WriteBatch::default();
         let removed = self.trim_journal(&mut st, &mut sb, limits, &[], floor)?;
         if removed > 0 {
-            sb.insert(key::state_key(), record::seal_value(&st));
-            inner.tree.apply_batch(sb)?;
-            inner.flush()?;
+            sb.put(key::state_key(), record::seal_value(&st));
+            inner.commit(sb)?;
             *inner.state.write().unwrap_or_else(PoisonError::into_inner) = st;
         }
         Ok(removed)
@@ -235,7 +233,7 @@ impl Collection {
     pub(crate) fn trim_journal(
         &self,
         st: &mut State,
-        sb: &mut sled::Batch,
+        sb: &mut WriteBatch,
         limits: JournalLimits,
         pending: &[(u64, String, u64)],
         floor: u64,
@@ -249,10 +247,10 @@ impl Collection {
             .and_then(|age| std::time::SystemTime::now().checked_sub(age));
         let mut removed = 0;
         let mut drop_entry =
-            |st: &mut State, sb: &mut sled::Batch, seq: u64, key: Option<&str>, len: u64| {
-                sb.remove(&key::journal_key(seq));
+            |st: &mut State, sb: &mut WriteBatch, seq: u64, key: Option<&str>, len: u64| {
+                sb.delete(key::journal_key(seq));
                 if let Some(key) = key {
-                    sb.remove(key::history_entry(key, seq));
+                    sb.delete(key::history_entry(key, seq));
                 }
                 st.journal_len -= 1;
                 st.journal_bytes = st.journal_bytes.saturating_sub(len);
@@ -260,7 +258,7 @@ impl Collection {
                 removed += 1;
             };
         if over(st) || (cutoff.is_some() && st.journal_len > 0) {
-            for item in self.inner.tree.scan_prefix([prefix::JOURNAL]) {
+            for item in self.inner.scan_prefix(&[prefix::JOURNAL])? {
                 let (k, v) = item?;
                 let seq = key::journal_seq(&k)
                     .ok_or_else(|| self.inner.corrupt("journal", "malformed journal key"))?;

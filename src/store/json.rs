@@ -41,7 +41,7 @@ impl Collection {
     /// One object's JSON, checksum-verified; `None` if absent.
     pub fn get_json(&self, key: &ObjectKey) -> Result<Option<JsonObject>> {
         let raw = key::object_key(&key.encode());
-        match self.inner.tree.get(&raw)? {
+        match self.inner.get(&raw)? {
             None => Ok(None),
             Some(bytes) => self.inner.json_object(&raw, &bytes).map(Some),
         }
@@ -52,7 +52,7 @@ impl Collection {
     /// against. `None` if absent.
     pub fn object_rv(&self, key: &ObjectKey) -> Result<Option<String>> {
         let key_str = key.encode();
-        match self.inner.tree.get(key::object_key(&key_str))? {
+        match self.inner.get(&key::object_key(&key_str))? {
             None => Ok(None),
             Some(bytes) => record::decode_rv(&bytes)
                 .map(Some)
@@ -72,8 +72,12 @@ impl Collection {
             Some(ns) if ns.is_empty() || ns.contains('/') => return Box::new(std::iter::empty()),
             Some(ns) => key::namespace_prefix(ns),
         };
+        let records = match self.inner.scan_prefix(&pfx) {
+            Ok(records) => records,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         let inner = self.inner.clone();
-        Box::new(self.inner.tree.scan_prefix(pfx).map(move |item| {
+        Box::new(records.map(move |item| {
             let (k, v) = item?;
             inner.json_object(&k, &v)
         }))
@@ -92,7 +96,7 @@ impl Collection {
                 return Ok(Vec::new());
             }
             let mut out = Vec::new();
-            for item in inner.tree.scan_prefix(key::namespace_prefix(value)) {
+            for item in inner.scan_prefix(&key::namespace_prefix(value))? {
                 out.push(parse(&key::object_key_from(&item?.0))?);
             }
             return Ok(out);
@@ -111,7 +115,7 @@ impl Collection {
         }
         let pfx = key::index_prefix(index, value);
         let mut out = Vec::new();
-        for item in inner.tree.scan_prefix(&pfx) {
+        for item in inner.scan_prefix(&pfx)? {
             let (k, _) = item?;
             out.push(parse(&String::from_utf8_lossy(&k[pfx.len()..]))?);
         }
@@ -207,10 +211,12 @@ mod tests {
         })
         .unwrap();
         let raw = key::object_key("a/x");
-        let mut bytes = c.inner.tree.get(&raw).unwrap().unwrap().to_vec();
+        let mut bytes = c.inner.get(&raw).unwrap().unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x55;
-        c.inner.tree.insert(&raw, bytes).unwrap();
+        let mut batch = crate::store::engine::WriteBatch::default();
+        batch.put(raw, bytes);
+        c.inner.commit(batch).unwrap();
         let key = ObjectKey::namespaced("a", "x");
         for err in [
             c.get_json(&key).unwrap_err(),

@@ -1,13 +1,14 @@
-//! The on-disk store: one sled database holding one or more collections
-//! (watched resources), each with its objects, indexes, journal and cursors.
+//! The on-disk store: one database (sled or redb, behind the [`engine`]
+//! seam) holding one or more collections (watched resources), each with its
+//! objects, indexes, journal and cursors.
 //!
-//! Layout, per collection, in ONE sled tree (so that `apply` is one atomic
-//! `Tree::apply_batch`): `s` state (last RV, journal span, counters), `o`
-//! objects by `namespace/name`, `i` index entries, `j` journal by big-endian
-//! seq, `h` history index (key, seq), `c` cursors, `r` durable consumers'
-//! progress records, `d` zstd dictionaries.
-//! The store directory holds a marker file with the schema version, a lock
-//! file, and the sled database (see [`directory`]).
+//! Layout, per collection, in ONE engine space (so that `apply` is one
+//! atomic write): `s` state (last RV, journal span, counters), `o` objects
+//! by `namespace/name`, `i` index entries, `j` journal by big-endian seq,
+//! `h` history index (key, seq), `c` cursors, `r` durable consumers'
+//! progress records, `d` zstd dictionaries. The store directory holds a
+//! marker file with the schema version and the engine, a lock file, and
+//! the database (see [`directory`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,12 +23,14 @@ mod compact;
 mod cursor;
 pub mod dictionary;
 pub mod directory;
+pub(crate) mod engine;
 mod error;
 pub mod index;
 pub mod journal;
 mod json;
 mod key;
 mod progress;
+pub mod raw;
 mod read_only;
 pub mod record;
 mod scan;
@@ -37,6 +40,7 @@ mod verify;
 
 pub use collection::Collection;
 pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
+pub use engine::EngineKind;
 pub use error::{Error, Result};
 pub use journal::JournalLimits;
 pub use json::JsonObject;
@@ -192,9 +196,14 @@ impl Default for DictionaryPolicy {
     }
 }
 
-/// Tuning of an open store. Nothing here changes the on-disk format.
+/// How a store is opened. Only `engine` concerns the on-disk format, and
+/// only for a store being created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
+    /// The engine a store created by this open gets (`None`: the default,
+    /// [`EngineKind::DEFAULT`]). An existing store keeps the engine it was
+    /// created with; asking for another one is an error.
+    pub engine: Option<EngineKind>,
     /// How much journal each collection keeps.
     pub journal: JournalLimits,
     /// When dictionaries are trained.
@@ -206,6 +215,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
         StoreOptions {
+            engine: None,
             journal: JournalLimits::default(),
             dictionary: DictionaryPolicy::default(),
             compression_level: dictionary::DEFAULT_LEVEL,
@@ -216,9 +226,9 @@ impl Default for StoreOptions {
 /// What every handle of one open store shares. Collections hold it too, so
 /// the lock (or the read-only copy) lives as long as any handle.
 pub(crate) struct Shared {
-    // Declared before `access`: sled must close before the lock is released
-    // or the copy removed.
-    pub db: sled::Db,
+    // Declared before `access`: the engine must close before the lock is
+    // released or the copy removed.
+    pub db: engine::Db,
     pub options: StoreOptions,
     pub schema_version: u32,
     /// The store directory the caller named.
@@ -230,8 +240,9 @@ pub(crate) struct Shared {
 pub(crate) enum Access {
     /// For writing, holding the store's lock.
     Exclusive(StoreDir),
-    /// Read-only, through a private copy of the database.
-    ReadOnly { _copy: read_only::Copy },
+    /// Read-only: in place under the store's lock (shared), or through a
+    /// private copy of the database.
+    ReadOnly { _source: read_only::Source },
 }
 
 impl Shared {
@@ -248,10 +259,7 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Err(e) = self.db.flush() {
-            tracing::warn!(path = %self.path.display(), error = %e, "flush on close failed");
-        }
-        // sled creates snapshot files as it goes; make sure they end private too.
+        // Engines create files as they go (sled's snapshots); make sure they end private too.
         if let Access::Exclusive(dir) = &self.access {
             if let Err(e) = dir.secure() {
                 tracing::warn!(path = %self.path.display(), error = %e, "could not secure store files");
@@ -269,6 +277,8 @@ pub struct Store {
 
 const REGISTRY_PREFIX: &str = "collection/";
 pub(crate) const TREE_PREFIX: &str = "collection:";
+/// The space of the registry and the short names.
+pub(crate) const DEFAULT_SPACE: &str = "default";
 
 impl Store {
     /// Open (creating if missing) the store at `path`.
@@ -296,22 +306,46 @@ impl Store {
     }
 
     /// Opens an existing store for reading only: nothing in its directory is
-    /// changed, whatever is found there (see [`read_only`] for how). Fails
+    /// changed, whatever is found there (see [`read_only`] for how: redb
+    /// stores are read in place, sled stores through a private copy). Fails
     /// with [`Error::InUse`] while a writer has it open; an older schema is
-    /// migrated in the private copy only. Writes fail with [`Error::ReadOnly`].
+    /// migrated in a private copy only. Writes fail with [`Error::ReadOnly`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         let opened = read_only::open(path)?;
-        let db = open_sled(&opened.copy.db_path(), path, opened.had_collections)?;
+        let marker = opened.marker;
+        let kind = marker.engine;
+        let open_copy = |copy: read_only::Copy| -> Result<(engine::Db, read_only::Source)> {
+            let db_dir = copy.db_path();
+            check_not_emptied(kind, &db_dir, path, marker.had_collections)?;
+            let db = engine::open(kind, &db_dir, path, engine::Access::Write)?;
+            Ok((db, read_only::Source::Copy(copy)))
+        };
+        let (db, source) = match opened.source {
+            read_only::Source::InPlace { db_dir, _lock } => {
+                check_not_emptied(kind, &db_dir, path, marker.had_collections)?;
+                match engine::open(kind, &db_dir, path, engine::Access::ReadOnly) {
+                    Ok(db) => (db, read_only::Source::InPlace { db_dir, _lock }),
+                    Err(Error::NotClosedCleanly { .. }) => {
+                        tracing::info!(path = %path.display(), "the store was not closed cleanly; reading a recovered copy, the store itself is unchanged");
+                        let copy = read_only::copy(Some(&db_dir), kind)?;
+                        drop(_lock);
+                        open_copy(copy)?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            read_only::Source::Copy(copy) => open_copy(copy)?,
+        };
         let supported = crate::migrations::SCHEMA_VERSION;
-        if opened.found_schema < supported {
-            tracing::info!(path = %path.display(), from = opened.found_schema, to = supported, "reading a migrated copy of an older store; the store itself is unchanged");
-            crate::migrations::run(&db, opened.found_schema)?;
+        if marker.schema_version < supported {
+            tracing::info!(path = %path.display(), from = marker.schema_version, to = supported, "reading a migrated copy of an older store; the store itself is unchanged");
+            crate::migrations::run(db.as_ref(), marker.schema_version)?;
         }
-        if opened.had_collections && !holds_collections(&db) {
+        if marker.had_collections && !holds_collections(db.as_ref())? {
             return Err(Error::Damaged {
                 path: path.to_path_buf(),
-                file: "db/db".into(),
+                file: engine::main_file(kind).into(),
                 reason: LOST_COLLECTIONS.into(),
             });
         }
@@ -320,8 +354,13 @@ impl Store {
             options: StoreOptions::default(),
             schema_version: supported,
             path: path.to_path_buf(),
-            access: Access::ReadOnly { _copy: opened.copy },
+            access: Access::ReadOnly { _source: source },
         }))
+    }
+
+    /// The engine the store is kept in.
+    pub fn engine(&self) -> EngineKind {
+        self.shared.db.kind()
     }
 
     /// Whether this handle can write.
@@ -337,11 +376,11 @@ impl Store {
     }
 
     /// Opens the store in `dir`, whose lock the caller holds.
-    fn open_locked(dir: StoreDir, options: StoreOptions) -> Result<Store> {
+    fn open_locked(mut dir: StoreDir, options: StoreOptions) -> Result<Store> {
         let supported = crate::migrations::SCHEMA_VERSION;
         let path = dir.path.clone();
         let path = path.as_path();
-        // Checked before sled opens: a newer store is left exactly as it was.
+        // Checked before the engine opens: a newer store is left exactly as it was.
         if let Some(found) = dir.found_schema.filter(|&f| f > supported) {
             return Err(Error::NewerSchema {
                 path: path.to_path_buf(),
@@ -349,19 +388,34 @@ impl Store {
                 supported,
             });
         }
+        match (dir.engine, options.engine) {
+            (Some(found), Some(asked)) if found != asked => {
+                return Err(Error::EngineMismatch {
+                    path: path.to_path_buf(),
+                    found,
+                    asked,
+                })
+            }
+            (Some(_), _) => {}
+            (None, asked) => dir.engine = Some(asked.unwrap_or_default()),
+        }
+        let kind = dir.engine();
         if dir.found_schema.is_none() {
             dir.write_marker(supported)?;
         }
         dir.secure()?;
         let had_collections = directory::had_collections(path)?;
         dir.create_database_if_missing()?;
-        let db = open_sled(&dir.db_path(), path, had_collections)?;
+        if had_collections {
+            check_not_emptied(kind, &dir.db_path(), path, true)?;
+        }
+        let db = engine::open(kind, &dir.db_path(), path, engine::Access::Write)?;
         if let Some(found) = dir.found_schema.filter(|&f| f < supported) {
             tracing::info!(path = %path.display(), from = found, to = supported, "migrating store");
-            crate::migrations::run(&db, found)?;
+            crate::migrations::run(db.as_ref(), found)?;
             dir.write_marker(supported)?;
         }
-        match (had_collections, holds_collections(&db)) {
+        match (had_collections, holds_collections(db.as_ref())?) {
             (true, false) => {
                 // A writer serves a controller: it starts empty and relists,
                 // which heals the store, rather than refusing to start.
@@ -396,7 +450,7 @@ impl Store {
     /// Every collection the store holds.
     pub fn collections(&self) -> Result<Vec<CollectionId>> {
         let mut out = Vec::new();
-        for item in self.shared.db.scan_prefix(REGISTRY_PREFIX) {
+        for item in engine::scan_prefix(self.db(), DEFAULT_SPACE, REGISTRY_PREFIX.as_bytes())? {
             let (k, v) = item?;
             let id = serde_json::from_slice(&v).map_err(|e| {
                 Error::corrupt(
@@ -423,24 +477,24 @@ impl Store {
                 inner: inner.clone(),
             });
         }
-        let db = &self.shared.db;
+        let db = self.db();
         let reg = format!("{REGISTRY_PREFIX}{name}");
-        if db.get(&reg)?.is_none() {
+        if db.get(DEFAULT_SPACE, reg.as_bytes())?.is_none() {
             self.shared.writable()?;
             let body = serde_json::to_vec(id).map_err(|e| Error::Encode {
                 what: format!("collection id {name}"),
                 reason: e.to_string(),
             })?;
-            db.insert(reg, body)?;
-            db.flush()?;
+            let mut batch = engine::WriteBatch::default();
+            batch.put(reg, body);
+            db.write(DEFAULT_SPACE, batch, true)?;
             directory::set_had_collections(self.path(), true)?;
         }
-        let tree = db.open_tree(format!("{TREE_PREFIX}{name}"))?;
         let inner = Arc::new(collection::Inner::open(
             self.shared.clone(),
             id.clone(),
             name.clone(),
-            tree,
+            format!("{TREE_PREFIX}{name}"),
         )?);
         open.insert(name, inner.clone());
         Ok(Collection { inner })
@@ -449,12 +503,8 @@ impl Store {
     /// The collection for `id` if the store has it; never creates one.
     pub fn find_collection(&self, id: &CollectionId) -> Result<Option<Collection>> {
         id.validate()?;
-        if self
-            .shared
-            .db
-            .get(format!("{REGISTRY_PREFIX}{}", id.name()))?
-            .is_none()
-        {
+        let reg = format!("{REGISTRY_PREFIX}{}", id.name());
+        if self.db().get(DEFAULT_SPACE, reg.as_bytes())?.is_none() {
             return Ok(None);
         }
         self.collection(id).map(Some)
@@ -469,18 +519,17 @@ impl Store {
             .collections
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let db = &self.shared.db;
+        let db = self.db();
         let registry_key = format!("{REGISTRY_PREFIX}{name}");
-        let existed = db.contains_key(&registry_key)?;
+        let existed = db.get(DEFAULT_SPACE, registry_key.as_bytes())?.is_some();
         // One batch: a crash must not leave short names that a collection
         // created later under the same name would inherit.
-        let mut batch = sled::Batch::default();
-        batch.remove(registry_key.as_bytes());
-        batch.remove(short_names::key(&name).as_bytes());
-        db.apply_batch(batch)?;
-        db.drop_tree(format!("{TREE_PREFIX}{name}"))?;
-        db.flush()?;
-        if !holds_collections(db) {
+        let mut batch = engine::WriteBatch::default();
+        batch.delete(registry_key);
+        batch.delete(short_names::key(&name));
+        db.write(DEFAULT_SPACE, batch, true)?;
+        db.drop_space(&format!("{TREE_PREFIX}{name}"))?;
+        if !holds_collections(db)? {
             directory::set_had_collections(self.path(), false)?;
         }
         open.remove(&name);
@@ -494,12 +543,11 @@ impl Store {
 
     /// Flushes everything to disk (apply and ack already do).
     pub fn flush(&self) -> Result<()> {
-        self.shared.db.flush()?;
-        Ok(())
+        self.shared.db.sync()
     }
 
-    pub(crate) fn db(&self) -> &sled::Db {
-        &self.shared.db
+    pub(crate) fn db(&self) -> &dyn engine::Engine {
+        self.shared.db.as_ref()
     }
 }
 
@@ -567,78 +615,42 @@ impl CollectionId {
     }
 }
 
-thread_local! {
-    static CATCHING_SLED_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// Whether the current thread is inside a call that catches the storage
 /// engine's panics and returns them as [`Error::Damaged`]; a binary's panic
 /// hook can stay quiet for those (the error says what happened).
 pub fn catching_storage_panic() -> bool {
-    CATCHING_SLED_PANIC.get()
+    engine::catching_panic()
 }
 
 const LOST_COLLECTIONS: &str = "the database holds no collections although the store registered some: its log was truncated or replaced";
 
 /// Whether the database registers any collection.
-fn holds_collections(db: &sled::Db) -> bool {
-    db.scan_prefix(REGISTRY_PREFIX).next().is_some()
+fn holds_collections(db: &dyn engine::Engine) -> Result<bool> {
+    match engine::scan_prefix(db, DEFAULT_SPACE, REGISTRY_PREFIX.as_bytes())?.next() {
+        None => Ok(false),
+        Some(item) => item.map(|_| true),
+    }
 }
 
-/// Opens the sled database at `db_path` of the store at `store`, naming the
-/// store in the errors sled's own would not.
-///
-/// sled 0.34 panics on some damage (a truncated log) instead of returning an
-/// error; the panic is caught here and reported as the corruption it is. (A
-/// binary that wants sled's panic message off its stderr filters it in its
-/// panic hook: the message is in the returned error.)
-fn open_sled(db_path: &Path, store: &Path, had_collections: bool) -> Result<sled::Db> {
-    // sled takes an empty log for a new database (it writes nothing until
-    // its first flush): a store that registered collections and whose log
-    // is now empty lost it.
-    let log = db_path.join("db");
-    match std::fs::metadata(&log) {
-        Ok(m) if m.len() == 0 && had_collections => {
-            return Err(Error::Damaged {
-                path: store.to_path_buf(),
-                file: "db/db".into(),
-                reason: "the database file is empty".into(),
-            })
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&log, e)),
+/// Fails when the database of a store that registered collections looks
+/// emptied (see [`engine::looks_emptied`]).
+fn check_not_emptied(
+    kind: EngineKind,
+    db_dir: &Path,
+    store: &Path,
+    had_collections: bool,
+) -> Result<()> {
+    if !had_collections {
+        return Ok(());
     }
-    let config = sled::Config::new().path(db_path);
-    CATCHING_SLED_PANIC.set(true);
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
-    CATCHING_SLED_PANIC.set(false);
-    let opened = opened.map_err(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("no message");
-        Error::Damaged {
+    match engine::looks_emptied(kind, db_dir)? {
+        Some(reason) => Err(Error::Damaged {
             path: store.to_path_buf(),
-            file: "db/db".into(),
-            reason: format!("the storage engine could not read it ({what})"),
-        }
-    })?;
-    opened.map_err(|e| match e {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::InUse {
-            path: store.to_path_buf(),
-        },
-        sled::Error::Corruption { at, .. } => Error::Damaged {
-            path: store.to_path_buf(),
-            file: "db/db".into(),
-            reason: match at {
-                Some(at) => format!("the storage engine found corrupt data at {at}"),
-                None => "the storage engine found corrupt data".into(),
-            },
-        },
-        other => Error::from_sled(other),
-    })
+            file: engine::main_file(kind).into(),
+            reason: reason.into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Key of a collection's state record (for migrations).

@@ -4,12 +4,13 @@
 //! atomic batch, so that moving the cursor past an event and recording what
 //! is still owed for it can never be torn apart by a crash.
 //!
-//! Records live in the collection's own tree under `r` + len16 consumer
+//! Records live in the collection's own engine space under `r` + len16 consumer
 //! name + record key; values carry a crc like every other record.
 
 use std::sync::PoisonError;
 
 use super::collection::Collection;
+use super::engine::WriteBatch;
 use super::error::{Error, Result};
 use super::key::{self, prefix};
 use super::record;
@@ -71,7 +72,7 @@ impl Collection {
         let inner = &self.inner;
         let pfx = records_prefix(consumer);
         let mut out = Vec::new();
-        for item in inner.tree.scan_prefix(&pfx) {
+        for item in inner.scan_prefix(&pfx)? {
             let (k, v) = item?;
             let name = String::from_utf8_lossy(&k[pfx.len()..]).into_owned();
             let body = record::unseal(&v).map_err(|e| {
@@ -99,7 +100,7 @@ impl Collection {
         // Held so the cursor check and the batch are not interleaved with an
         // apply (last_seq) or another ack of the same consumer.
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut batch = sled::Batch::default();
+        let mut batch = WriteBatch::default();
         if let Some(seq) = progress.ack {
             let last = inner.state().last_seq;
             if seq > last {
@@ -121,17 +122,16 @@ impl Collection {
                 Err(e) => return Err(e),
             };
             if current.is_none_or(|c| c < seq) {
-                batch.insert(key::cursor_key(consumer), record::seal_value(&seq));
+                batch.put(key::cursor_key(consumer), record::seal_value(&seq));
             }
         }
         for name in &progress.remove {
-            batch.remove(record_key(consumer, name));
+            batch.delete(record_key(consumer, name));
         }
         for (name, value) in &progress.put {
-            batch.insert(record_key(consumer, name), record::seal(value.clone()));
+            batch.put(record_key(consumer, name), record::seal(value.clone()));
         }
-        inner.tree.apply_batch(batch)?;
-        inner.flush()
+        inner.commit(batch)
     }
 }
 
@@ -256,9 +256,11 @@ mod tests {
         )
         .unwrap();
         let raw = record_key("ctl", "n/a");
-        let mut bytes = c.inner.tree.get(&raw).unwrap().unwrap().to_vec();
+        let mut bytes = c.inner.get(&raw).unwrap().unwrap();
         bytes[0] ^= 1;
-        c.inner.tree.insert(&raw, bytes).unwrap();
+        let mut batch = crate::store::engine::WriteBatch::default();
+        batch.put(raw, bytes);
+        c.inner.commit(batch).unwrap();
         match c.progress_records("ctl").unwrap_err() {
             Error::Corrupt { key, .. } => {
                 assert!(key.contains("n/a") && key.contains("ctl"), "{key}")

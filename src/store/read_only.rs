@@ -1,5 +1,11 @@
-//! Read-only opening: a store is read through a private copy of its
-//! database, so reading never changes a byte of it.
+//! Read-only opening: reading never changes a byte of the store.
+//!
+//! On redb the store is read in place: redb opens a database read-only,
+//! from several processes at once, and the reader holds the store's lock
+//! shared for as long as it is open, so no writer opens it meanwhile (a
+//! writer waits for readers, see `directory`). A redb store whose writer was
+//! killed needs a repair before redb reads it, and a store of an older
+//! schema needs migrating: both are read through a private copy instead.
 //!
 //! sled 0.34 has no read-only mode. Opening a database writes to it (a new
 //! snapshot, the log's tail) and, when the log holds a corrupt message,
@@ -17,13 +23,15 @@ use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
 
-use super::directory::{self, COMPACT_DIR, DB_DIR, LOCK_FILE, OLD_DIR};
+use super::directory::{self, MarkerInfo, COMPACT_DIR, DB_DIR, LOCK_FILE, OLD_DIR};
+use super::engine::{self, EngineKind};
 use super::error::{Error, Result};
 
 /// The private copy a read-only store reads; removed when dropped (after
-/// sled has let go of it).
+/// the engine has let go of it).
 #[derive(Debug)]
 pub(crate) struct Copy {
+    engine: EngineKind,
     dir: tempfile::TempDir,
     /// Locked while this process lives: a copy whose owner lock can be
     /// taken was left by a reader that was killed, and the next reader
@@ -37,7 +45,7 @@ const COPY_PREFIX: &str = "kube-persist-read-";
 const OWNER_FILE: &str = "owner.lock";
 
 impl Copy {
-    /// Where sled opens the copy.
+    /// Where the engine opens the copy.
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join(DB_DIR)
     }
@@ -45,41 +53,70 @@ impl Copy {
 
 impl Drop for Copy {
     fn drop(&mut self) {
-        directory::wait_for_sled_close(&self.db_path());
+        engine::wait_closed(self.engine, &self.db_path());
     }
 }
 
-/// What a read-only opening found: the copy, and the schema version the
-/// store's marker names.
-pub(crate) struct Opened {
-    pub copy: Copy,
-    pub found_schema: u32,
-    /// Whether the marker says the store registered collections.
-    pub had_collections: bool,
+/// Where a read-only store's data is read from.
+pub(crate) enum Source {
+    /// The store's own database directory, under the store's lock (shared),
+    /// which is held as long as this lives. `None` when the lock file
+    /// cannot exist (a store on a read-only filesystem).
+    InPlace {
+        db_dir: PathBuf,
+        _lock: Option<File>,
+    },
+    /// A private copy.
+    Copy(Copy),
 }
 
-/// Copies the database of the store at `path` into a private temporary
-/// directory. Fails with [`Error::InUse`] while a writer has the store open
-/// (its database may be mid-write), and with [`Error::NewerSchema`] before
-/// copying anything a newer build wrote.
+/// What a read-only opening found.
+pub(crate) struct Opened {
+    pub source: Source,
+    /// What the marker said, read under the lock.
+    pub marker: MarkerInfo,
+}
+
+/// Locks the store at `path` shared and finds its database: in place when
+/// its engine reads in place, its schema is current and it has a database,
+/// else copied into a private temporary directory. Fails with
+/// [`Error::InUse`] while a writer has the store open (its database may be
+/// mid-write), and with [`Error::NewerSchema`] before reading anything a
+/// newer build wrote.
 pub(crate) fn open(path: &Path) -> Result<Opened> {
-    directory::check_store_dir(path)?;
+    directory::check_store_marker(path)?;
     // Before the lock: the scan of $TMPDIR does not touch the store, and a
     // writer waiting for readers should not wait for it.
     let tmp = std::env::temp_dir();
     remove_abandoned_copies(&tmp);
-    let _lock = shared_lock(path)?;
+    let lock = shared_lock(path)?;
     // Read under the lock: a writer may have migrated the store or
     // registered its first collection meanwhile.
-    let (found_schema, had_collections) = directory::check_store_marker(path)?;
-    if found_schema > crate::migrations::SCHEMA_VERSION {
+    let marker = directory::check_store_marker(path)?;
+    if marker.schema_version > crate::migrations::SCHEMA_VERSION {
         return Err(Error::NewerSchema {
             path: path.to_path_buf(),
-            found: found_schema,
+            found: marker.schema_version,
             supported: crate::migrations::SCHEMA_VERSION,
         });
     }
-    let source = database_dir(path, had_collections)?;
+    let source = database_dir(path, marker.had_collections)?;
+    let current = marker.schema_version == crate::migrations::SCHEMA_VERSION;
+    let source = match source {
+        Some(db_dir) if marker.engine.reads_in_place() && current => Source::InPlace {
+            db_dir,
+            _lock: lock,
+        },
+        source => Source::Copy(copy(source.as_deref(), marker.engine)?),
+    };
+    Ok(Opened { source, marker })
+}
+
+/// Copies the database in `source` (none: an empty store) of engine
+/// `engine` into a private temporary directory. The caller holds the
+/// store's lock, shared.
+pub(crate) fn copy(source: Option<&Path>, engine: EngineKind) -> Result<Copy> {
+    let tmp = std::env::temp_dir();
     let dir = tempfile::Builder::new()
         .prefix(COPY_PREFIX)
         .tempdir_in(&tmp)
@@ -87,18 +124,15 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io(dir.path(), e))?;
     let copy = Copy {
+        engine,
         _owner: owner_lock(dir.path())?,
         dir,
     };
-    // With no database yet, sled creates an empty one in the copy.
-    if let Some(source) = source {
-        copy_tree(&source, &copy.db_path())?;
+    match source {
+        Some(source) => copy_tree(source, &copy.db_path())?,
+        None => engine::create(engine, &copy.db_path(), copy.dir.path())?,
     }
-    Ok(Opened {
-        copy,
-        found_schema,
-        had_collections,
-    })
+    Ok(copy)
 }
 
 /// A shared lock on the store, held while copying: any number of readers,
@@ -203,7 +237,7 @@ fn database_dir(path: &Path, had_collections: bool) -> Result<Option<PathBuf>> {
 }
 
 /// Copies directory `from` to `to` (created private), files and
-/// subdirectories; sled keeps nothing else there.
+/// subdirectories; engines keep nothing else there.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .mode(0o700)

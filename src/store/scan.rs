@@ -20,7 +20,10 @@ impl Collection {
     /// Records are decoded lazily, one at a time, so exporting a large
     /// collection holds one object in memory, not all of them.
     pub fn scan(&self) -> impl Iterator<Item = Result<(ObjectKey, Value)>> {
-        let records = self.inner.tree.scan_prefix([prefix::OBJECT]);
+        let records = match self.inner.scan_prefix(&[prefix::OBJECT]) {
+            Ok(records) => records,
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
         let inner = self.inner.clone();
         records.map(move |item| {
             let (raw_key, bytes) = item?;
@@ -52,10 +55,12 @@ mod tests {
         })
         .unwrap();
         let raw = key::object_key("ns/b");
-        let mut bytes = c.inner.tree.get(&raw).unwrap().unwrap().to_vec();
+        let mut bytes = c.inner.get(&raw).unwrap().unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x55;
-        c.inner.tree.insert(&raw, bytes).unwrap();
+        let mut batch = crate::store::engine::WriteBatch::default();
+        batch.put(raw, bytes);
+        c.inner.commit(batch).unwrap();
 
         let results: Vec<_> = c.scan().collect();
         assert_eq!(results.len(), 3);

@@ -2,14 +2,15 @@
 //! server's discovery gave them, so that offline tools accept them the way
 //! kubectl does.
 //!
-//! They live beside the collection, in sled's default tree under
+//! They live beside the collection, in the default space under
 //! `short-names/<collection>`, not in the [`CollectionId`]: they are not part
 //! of what a collection is, and a CRD may gain or lose one without its data
 //! changing. Older builds never read these keys.
 
 use std::sync::PoisonError;
 
-use super::{CollectionId, Error, Result, Store, REGISTRY_PREFIX};
+use super::engine::WriteBatch;
+use super::{CollectionId, Error, Result, Store, DEFAULT_SPACE, REGISTRY_PREFIX};
 
 const PREFIX: &str = "short-names/";
 
@@ -35,7 +36,7 @@ impl Store {
     /// when none were.
     pub fn short_names(&self, id: &CollectionId) -> Result<Vec<String>> {
         let name = id.name();
-        match self.shared.db.get(key(&name))? {
+        match self.db().get(DEFAULT_SPACE, key(&name).as_bytes())? {
             Some(body) => decode(&name, &body),
             None => Ok(Vec::new()),
         }
@@ -58,29 +59,30 @@ impl Store {
             .collections
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let db = &self.shared.db;
-        if !db.contains_key(format!("{REGISTRY_PREFIX}{name}"))? {
+        let db = self.db();
+        let registered = format!("{REGISTRY_PREFIX}{name}");
+        if db.get(DEFAULT_SPACE, registered.as_bytes())?.is_none() {
             return Err(Error::InvalidArgument(format!(
                 "the store has no collection {name} to record short names for"
             )));
         }
-        let recorded = db.get(key(&name))?;
+        let recorded = db.get(DEFAULT_SPACE, key(&name).as_bytes())?;
         if recorded.as_deref().map_or(short_names.is_empty(), |body| {
             decode(&name, body).is_ok_and(|r| r == short_names)
         }) {
             return Ok(());
         }
         self.shared.writable()?;
+        let mut batch = WriteBatch::default();
         if short_names.is_empty() {
-            db.remove(key(&name))?;
+            batch.delete(key(&name));
         } else {
             let body = serde_json::to_vec(short_names).map_err(|e| Error::Encode {
                 what: format!("short names of {name}"),
                 reason: e.to_string(),
             })?;
-            db.insert(key(&name), body)?;
+            batch.put(key(&name), body);
         }
-        db.flush()?;
-        Ok(())
+        db.write(DEFAULT_SPACE, batch, true)
     }
 }

@@ -73,13 +73,18 @@ impl Collection {
         let mut report = VerifyReport::default();
         let st = inner.state();
 
-        if let Some(body) = inner.shared.db.get(short_names::key(&inner.name))? {
+        let short_names_key = short_names::key(&inner.name);
+        if let Some(body) = inner
+            .shared
+            .db
+            .get(super::DEFAULT_SPACE, short_names_key.as_bytes())?
+        {
             if let Err(e) = short_names::decode(&inner.name, &body) {
                 report.record(e);
             }
         }
 
-        for item in inner.tree.scan_prefix([prefix::DICTIONARY]) {
+        for item in inner.scan_prefix(&[prefix::DICTIONARY])? {
             let (k, v) = item?;
             report.dictionaries += 1;
             let id = key::dictionary_id(&k).unwrap_or(0);
@@ -95,7 +100,7 @@ impl Collection {
             .clone();
         let mut expected = BTreeSet::new();
         let (mut stored_bytes, mut raw_bytes) = (0u64, 0u64);
-        for item in inner.tree.scan_prefix([prefix::OBJECT]) {
+        for item in inner.scan_prefix(&[prefix::OBJECT])? {
             let (k, v) = item?;
             report.objects += 1;
             progress();
@@ -148,7 +153,7 @@ impl Collection {
             .chain([index::LABEL_INDEX])
             .collect();
         let mut actual = BTreeSet::new();
-        for item in inner.tree.scan_prefix([prefix::INDEX]) {
+        for item in inner.scan_prefix(&[prefix::INDEX])? {
             let (k, _) = item?;
             match key::parse_index_entry(&k) {
                 Some((name, _, _)) if !checked.contains(name.as_str()) => {}
@@ -183,7 +188,7 @@ impl Collection {
 
         let mut journal_bytes = 0u64;
         let mut seqs = BTreeSet::new();
-        for item in inner.tree.scan_prefix([prefix::JOURNAL]) {
+        for item in inner.scan_prefix(&[prefix::JOURNAL])? {
             let (k, v) = item?;
             report.journal_entries += 1;
             progress();
@@ -215,7 +220,7 @@ impl Collection {
                 ),
             );
         }
-        for item in inner.tree.scan_prefix([prefix::HISTORY]) {
+        for item in inner.scan_prefix(&[prefix::HISTORY])? {
             let (k, _) = item?;
             let seq = k
                 .len()
@@ -233,7 +238,7 @@ impl Collection {
             }
         }
 
-        for item in inner.tree.scan_prefix([prefix::CURSOR]) {
+        for item in inner.scan_prefix(&[prefix::CURSOR])? {
             let (k, v) = item?;
             report.cursors += 1;
             if let Err(e) = record::unseal_value::<u64>(&v) {

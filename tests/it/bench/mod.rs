@@ -1,3 +1,4 @@
 //! The `bench` command end to end.
 
 mod resume;
+mod store;

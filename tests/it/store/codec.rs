@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::support::store::{pod, pods_id, realistic_pod, upserts};
+use crate::engine_test;
+use crate::support::store::{on, pod, pods_id, realistic_pod, upserts};
 use kube_persist::store::dictionary::{Dictionary, ZstdContext, DEFAULT_LEVEL};
+use kube_persist::store::raw::{RawStore, Record};
 use kube_persist::store::record::{self, RecordError, RecordMeta};
-use kube_persist::store::{Batch, Delta, Error, ObjectKey, Store};
+use kube_persist::store::{Batch, Delta, Error, ObjectKey, Store, StoreOptions};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -124,203 +126,196 @@ fn a_payload_needing_a_missing_dictionary_is_an_error() {
     );
 }
 
-/// Rewrites one raw value of the pods collection with `f` (store closed).
-fn tamper(store_path: &Path, key: &[u8], f: impl FnOnce(&mut Vec<u8>)) {
-    let db = sled::open(store_path.join("db")).unwrap();
-    let tree = db
-        .open_tree(format!("collection:{}", pods_id().name()))
-        .unwrap();
-    let mut v = tree
-        .get(key)
+/// Rewrites one raw record of the pods collection with `f` (store closed).
+fn tamper(store_path: &Path, record: Record, f: impl FnOnce(&mut Vec<u8>)) {
+    let raw = RawStore::open(store_path).unwrap();
+    let mut v = raw
+        .get(&pods_id(), &record)
         .unwrap()
-        .expect("value to tamper with")
-        .to_vec();
+        .expect("record to tamper with");
     f(&mut v);
-    tree.insert(key, v).unwrap();
-    db.flush().unwrap();
+    raw.put(&pods_id(), &record, v).unwrap();
 }
 
-fn object_key(k: &str) -> Vec<u8> {
-    let mut v = vec![b'o'];
-    v.extend_from_slice(k.as_bytes());
-    v
+fn object(ns: &str, name: &str) -> Record {
+    Record::Object(ObjectKey::namespaced(ns, name))
 }
 
-#[test]
-fn a_corrupt_object_is_never_served_is_reported_and_heals_on_rewrite() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    {
-        let store = Store::open(&path).unwrap();
-        let c = store.collection(&pods_id()).unwrap();
-        c.apply(upserts(
-            vec![
-                pod("a", "good", 1, &[("app", "web")]),
-                pod("a", "bad", 2, &[("app", "web"), ("old", "x")]),
-            ],
-            2,
-        ))
-        .unwrap();
-    }
-    tamper(&path, &object_key("a/bad"), |v| {
-        let mid = v.len() / 2;
-        v[mid] ^= 0x10;
-    });
-
-    let store = Store::open(&path).unwrap();
-    let c = store.collection(&pods_id()).unwrap();
-    let err = c.get(&ObjectKey::namespaced("a", "bad")).unwrap_err();
-    match &err {
-        Error::Corrupt {
-            collection,
-            key,
-            reason,
-        } => {
-            assert_eq!(collection, "core/v1/pods");
-            assert_eq!(key, "a/bad");
-            assert!(reason.contains("checksum"), "{reason}");
+engine_test! {
+    fn a_corrupt_object_is_never_served_is_reported_and_heals_on_rewrite(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        {
+            let store = Store::open_with(&path, on(engine)).unwrap();
+            let c = store.collection(&pods_id()).unwrap();
+            c.apply(upserts(
+                vec![
+                    pod("a", "good", 1, &[("app", "web")]),
+                    pod("a", "bad", 2, &[("app", "web"), ("old", "x")]),
+                ],
+                2,
+            ))
+            .unwrap();
         }
-        other => panic!("expected Corrupt, got {other}"),
-    }
-    assert!(err.to_string().contains("a/bad"));
-    assert!(c
-        .get(&ObjectKey::namespaced("a", "good"))
-        .unwrap()
-        .is_some());
-    assert!(matches!(c.list(), Err(Error::Corrupt { .. })));
-    assert!(matches!(
-        c.by_index("label", "app=web"),
-        Err(Error::Corrupt { .. })
-    ));
-    // versions() leaves it out, so a relist diff re-writes it.
-    let versions = c.versions().unwrap();
-    assert_eq!(versions.len(), 1);
-    assert!(versions.contains_key(&ObjectKey::namespaced("a", "good")));
-    let report = c.verify().unwrap();
-    assert_eq!(report.problems.len(), 1, "{report:?}");
-    assert_eq!(report.problems[0].key, "a/bad");
+        tamper(&path, object("a", "bad"), |v| {
+            let mid = v.len() / 2;
+            v[mid] ^= 0x10;
+        });
 
-    // The heal: the relist's version replaces it; its old index entries
-    // (found by scanning, since the old record is unreadable) go away.
-    let ch = c
-        .apply(upserts(vec![pod("a", "bad", 3, &[("app", "api")])], 3))
-        .unwrap();
-    assert_eq!(ch[0].old, None);
-    assert_eq!(c.len(), 2);
-    assert_eq!(c.list().unwrap().len(), 2);
-    assert_eq!(c.by_index("label", "app=web").unwrap().len(), 1);
-    assert!(c.by_index("label", "old=x").unwrap().is_empty());
-    let report = c.verify().unwrap();
-    assert!(report.is_ok(), "{report:?}");
+        let store = Store::open_with(&path, on(engine)).unwrap();
+        let c = store.collection(&pods_id()).unwrap();
+        let err = c.get(&ObjectKey::namespaced("a", "bad")).unwrap_err();
+        match &err {
+            Error::Corrupt {
+                collection,
+                key,
+                reason,
+            } => {
+                assert_eq!(collection, "core/v1/pods");
+                assert_eq!(key, "a/bad");
+                assert!(reason.contains("checksum"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other}"),
+        }
+        assert!(err.to_string().contains("a/bad"));
+        assert!(c
+            .get(&ObjectKey::namespaced("a", "good"))
+            .unwrap()
+            .is_some());
+        assert!(matches!(c.list(), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            c.by_index("label", "app=web"),
+            Err(Error::Corrupt { .. })
+        ));
+        // versions() leaves it out, so a relist diff re-writes it.
+        let versions = c.versions().unwrap();
+        assert_eq!(versions.len(), 1);
+        assert!(versions.contains_key(&ObjectKey::namespaced("a", "good")));
+        let report = c.verify().unwrap();
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems[0].key, "a/bad");
+
+        // The heal: the relist's version replaces it; its old index entries
+        // (found by scanning, since the old record is unreadable) go away.
+        let ch = c
+            .apply(upserts(vec![pod("a", "bad", 3, &[("app", "api")])], 3))
+            .unwrap();
+        assert_eq!(ch[0].old, None);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.list().unwrap().len(), 2);
+        assert_eq!(c.by_index("label", "app=web").unwrap().len(), 1);
+        assert!(c.by_index("label", "old=x").unwrap().is_empty());
+        let report = c.verify().unwrap();
+        assert!(report.is_ok(), "{report:?}");
+    }
 }
 
-#[test]
-fn deleting_a_corrupt_object_removes_it_and_its_index_entries() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    {
-        let store = Store::open(&path).unwrap();
+engine_test! {
+    fn deleting_a_corrupt_object_removes_it_and_its_index_entries(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        {
+            let store = Store::open_with(&path, on(engine)).unwrap();
+            let c = store.collection(&pods_id()).unwrap();
+            c.apply(upserts(vec![pod("a", "bad", 2, &[("app", "web")])], 2))
+                .unwrap();
+        }
+        tamper(&path, object("a", "bad"), |v| v[3] ^= 1);
+        let store = Store::open_with(&path, on(engine)).unwrap();
         let c = store.collection(&pods_id()).unwrap();
-        c.apply(upserts(vec![pod("a", "bad", 2, &[("app", "web")])], 2))
+        let ch = c
+            .apply(Batch {
+                deltas: vec![Delta::Delete(pod("a", "bad", 4, &[("app", "web")]))],
+                rv: Some("4".into()),
+            })
             .unwrap();
+        assert_eq!(ch.len(), 1);
+        assert!(c.is_empty());
+        assert!(c.by_index("label", "app=web").unwrap().is_empty());
+        assert!(c.verify().unwrap().is_ok());
     }
-    tamper(&path, &object_key("a/bad"), |v| v[3] ^= 1);
-    let store = Store::open(&path).unwrap();
-    let c = store.collection(&pods_id()).unwrap();
-    let ch = c
-        .apply(Batch {
-            deltas: vec![Delta::Delete(pod("a", "bad", 4, &[("app", "web")]))],
-            rv: Some("4".into()),
-        })
-        .unwrap();
-    assert_eq!(ch.len(), 1);
-    assert!(c.is_empty());
-    assert!(c.by_index("label", "app=web").unwrap().is_empty());
-    assert!(c.verify().unwrap().is_ok());
 }
 
-#[test]
-fn corrupt_journal_entries_cursors_and_state_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    {
-        let store = Store::open(&path).unwrap();
-        let c = store.collection(&pods_id()).unwrap();
-        c.apply(upserts(vec![pod("a", "p", 1, &[])], 1)).unwrap();
-        c.apply(upserts(vec![pod("a", "p", 2, &[("x", "y")])], 2))
-            .unwrap();
-        c.ack("ctrl", 1).unwrap();
+engine_test! {
+    fn corrupt_journal_entries_cursors_and_state_are_named(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        {
+            let store = Store::open_with(&path, on(engine)).unwrap();
+            let c = store.collection(&pods_id()).unwrap();
+            c.apply(upserts(vec![pod("a", "p", 1, &[])], 1)).unwrap();
+            c.apply(upserts(vec![pod("a", "p", 2, &[("x", "y")])], 2))
+                .unwrap();
+            c.ack("ctrl", 1).unwrap();
+        }
+        tamper(&path, Record::Journal(2), |v| v[5] ^= 4);
+        tamper(&path, Record::Cursor("ctrl".into()), |v| v[0] ^= 1);
+        {
+            let store = Store::open_with(&path, on(engine)).unwrap();
+            let c = store.collection(&pods_id()).unwrap();
+            let err = c.history(&ObjectKey::namespaced("a", "p")).unwrap_err();
+            assert!(err.to_string().contains("journal seq 2"), "{err}");
+            assert!(matches!(c.journal_since(1), Err(Error::Corrupt { .. })));
+            assert!(c.journal_since(2).unwrap().is_empty());
+            let err = c.cursor("ctrl").unwrap_err();
+            assert!(err.to_string().contains("cursor \"ctrl\""), "{err}");
+            let keys: Vec<String> = c
+                .verify()
+                .unwrap()
+                .problems
+                .into_iter()
+                .map(|p| p.key)
+                .collect();
+            assert_eq!(keys, ["journal seq 2", "cursor \"ctrl\""]);
+            // Acknowledging again replaces the bad cursor.
+            c.ack("ctrl", 2).unwrap();
+            assert_eq!(c.cursor("ctrl").unwrap(), Some(2));
+            // Trimming the bad entry leaves the journal clean again.
+            c.compact_journal(0).unwrap();
+        }
+        tamper(&path, Record::State, |v| v[2] ^= 1);
+        let store = Store::open_with(&path, on(engine)).unwrap();
+        let err = store.collection(&pods_id()).err().unwrap();
+        assert!(
+            matches!(&err, Error::Corrupt { key, .. } if key == "state"),
+            "{err}"
+        );
     }
-    let mut jkey = vec![b'j'];
-    jkey.extend_from_slice(&2u64.to_be_bytes());
-    tamper(&path, &jkey, |v| v[5] ^= 4);
-    tamper(&path, b"cctrl", |v| v[0] ^= 1);
-    {
-        let store = Store::open(&path).unwrap();
+}
+
+engine_test! {
+    fn a_corrupt_dictionary_fails_reads_that_need_it_by_name(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let opts = kube_persist::store::StoreOptions {
+            dictionary: kube_persist::store::DictionaryPolicy {
+                min_objects: 50,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        {
+            let store = Store::open_with(&path, StoreOptions { engine: Some(engine), ..opts }).unwrap();
+            let c = store.collection(&pods_id()).unwrap();
+            c.apply(upserts(
+                (0..60)
+                    .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
+                    .collect(),
+                60,
+            ))
+            .unwrap();
+            assert_eq!(c.meta().unwrap().dictionary_id, Some(1));
+        }
+        tamper(&path, Record::Dictionary(1), |v| v[100] ^= 0x40);
+        let store = Store::open_with(&path, StoreOptions { engine: Some(engine), ..opts }).unwrap();
         let c = store.collection(&pods_id()).unwrap();
-        let err = c.history(&ObjectKey::namespaced("a", "p")).unwrap_err();
-        assert!(err.to_string().contains("journal seq 2"), "{err}");
-        assert!(matches!(c.journal_since(1), Err(Error::Corrupt { .. })));
-        assert!(c.journal_since(2).unwrap().is_empty());
-        let err = c.cursor("ctrl").unwrap_err();
-        assert!(err.to_string().contains("cursor \"ctrl\""), "{err}");
-        let keys: Vec<String> = c
+        let err = c.get(&ObjectKey::namespaced("a", "p1")).unwrap_err();
+        assert!(err.to_string().contains("dictionary 1"), "{err}");
+        assert!(c
             .verify()
             .unwrap()
             .problems
-            .into_iter()
-            .map(|p| p.key)
-            .collect();
-        assert_eq!(keys, ["journal seq 2", "cursor \"ctrl\""]);
-        // Acknowledging again replaces the bad cursor.
-        c.ack("ctrl", 2).unwrap();
-        assert_eq!(c.cursor("ctrl").unwrap(), Some(2));
-        // Trimming the bad entry leaves the journal clean again.
-        c.compact_journal(0).unwrap();
+            .iter()
+            .any(|p| p.key == "dictionary 1"));
     }
-    tamper(&path, b"s", |v| v[2] ^= 1);
-    let store = Store::open(&path).unwrap();
-    let err = store.collection(&pods_id()).err().unwrap();
-    assert!(
-        matches!(&err, Error::Corrupt { key, .. } if key == "state"),
-        "{err}"
-    );
-}
-
-#[test]
-fn a_corrupt_dictionary_fails_reads_that_need_it_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    let opts = kube_persist::store::StoreOptions {
-        dictionary: kube_persist::store::DictionaryPolicy {
-            min_objects: 50,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    {
-        let store = Store::open_with(&path, opts).unwrap();
-        let c = store.collection(&pods_id()).unwrap();
-        c.apply(upserts(
-            (0..60)
-                .map(|i| realistic_pod("a", &format!("p{i}"), i, i))
-                .collect(),
-            60,
-        ))
-        .unwrap();
-        assert_eq!(c.meta().unwrap().dictionary_id, Some(1));
-    }
-    let mut dkey = vec![b'd'];
-    dkey.extend_from_slice(&1u32.to_be_bytes());
-    tamper(&path, &dkey, |v| v[100] ^= 0x40);
-    let store = Store::open_with(&path, opts).unwrap();
-    let c = store.collection(&pods_id()).unwrap();
-    let err = c.get(&ObjectKey::namespaced("a", "p1")).unwrap_err();
-    assert!(err.to_string().contains("dictionary 1"), "{err}");
-    assert!(c
-        .verify()
-        .unwrap()
-        .problems
-        .iter()
-        .any(|p| p.key == "dictionary 1"));
 }

@@ -4,17 +4,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::support::store::{pod, pods_id, realistic_pod, store_one_pod, upserts};
+use crate::engine_test;
+use crate::support::store::{on, pod, pods_id, realistic_pod, store_one_pod, upserts};
 use kube_persist::migrations::{v1, SCHEMA_VERSION};
-use kube_persist::store::{Batch, Delta, DictionaryPolicy, Error, ObjectKey, Store, StoreOptions};
+use kube_persist::store::{
+    Batch, Delta, DictionaryPolicy, EngineKind, Error, ObjectKey, Store, StoreOptions,
+};
 use serde_json::Value;
 
 fn marker(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path.join("kube-persist.json")).unwrap()).unwrap()
 }
 
+/// Rewrites the schema version in the marker, keeping the rest of it.
 fn set_marker_schema(path: &Path, schema: u32) {
-    let body = serde_json::json!({"format": "kube-persist", "schema_version": schema});
+    let mut body = marker(path);
+    body["schema_version"] = schema.into();
     std::fs::write(path.join("kube-persist.json"), body.to_string()).unwrap();
 }
 
@@ -59,9 +64,10 @@ fn fixture_batches() -> Vec<Batch> {
     ]
 }
 
-fn fixture_options() -> StoreOptions {
+fn fixture_options(engine: EngineKind) -> StoreOptions {
     // A dictionary in the fixture too, so its records use both codecs.
     StoreOptions {
+        engine: Some(engine),
         dictionary: DictionaryPolicy {
             min_objects: 50,
             ..DictionaryPolicy::default()
@@ -70,161 +76,205 @@ fn fixture_options() -> StoreOptions {
     }
 }
 
-#[test]
-fn a_v1_store_is_migrated_on_open_and_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old");
-    v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options()).unwrap();
-    assert_eq!(marker(&path)["schema_version"], 1);
+engine_test! {
+    fn a_v1_store_is_migrated_on_open_and_keeps_everything(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old");
+        v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options(engine)).unwrap();
+        assert_eq!(marker(&path)["schema_version"], 1);
 
-    let store = Store::open_with(&path, fixture_options()).unwrap();
-    assert_eq!(store.schema_version(), SCHEMA_VERSION);
-    assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
-    let c = store
-        .find_collection(&pods_id())
-        .unwrap()
-        .expect("collection survives");
-    let m = c.meta().unwrap();
-    assert_eq!(m.schema_version, SCHEMA_VERSION);
-    assert_eq!(m.last_rv.as_deref(), Some("91"));
-    assert_eq!(m.objects, 79);
-    assert_eq!(m.journal_len, 82);
-    assert_eq!(m.dictionary_id, Some(1));
-    // The counters the migration computed match the records (verify checks them).
-    assert!(m.raw_bytes > m.stored_bytes && m.stored_bytes > 0, "{m:?}");
-    let report = c.verify().unwrap();
-    assert!(report.is_ok(), "{report:?}");
-    assert_eq!(report.objects, 79);
-    assert_eq!(
-        c.get(&ObjectKey::namespaced("ns1", "p1")).unwrap().unwrap(),
-        pod("ns1", "p1", 91, &[("app", "changed")])
-    );
-    assert_eq!(c.get(&ObjectKey::namespaced("ns0", "p0")).unwrap(), None);
-    assert_eq!(c.by_index("label", "app=changed").unwrap().len(), 1);
-    assert_eq!(
-        c.history(&ObjectKey::namespaced("ns1", "p1"))
+        let store = Store::open_with(&path, fixture_options(engine)).unwrap();
+        assert_eq!(store.schema_version(), SCHEMA_VERSION);
+        assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
+        let c = store
+            .find_collection(&pods_id())
             .unwrap()
-            .len(),
-        2
-    );
-    // And it keeps working: writes, counters, journal seqs continue.
-    let ch = c
-        .apply(upserts(vec![pod("ns9", "new", 100, &[])], 100))
-        .unwrap();
-    assert_eq!(ch[0].seq, 83);
-    assert!(c.verify().unwrap().is_ok());
-}
-
-#[test]
-fn a_v1_store_read_only_is_read_migrated_and_left_as_it_was() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old");
-    v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options()).unwrap();
-    let before = snapshot(&path);
-    {
-        let store = Store::open_read_only(&path).unwrap();
-        let c = store.find_collection(&pods_id()).unwrap().unwrap();
+            .expect("collection survives");
         let m = c.meta().unwrap();
-        assert_eq!((m.last_rv.as_deref(), m.objects), (Some("91"), 79));
-        assert!(c.verify().unwrap().is_ok());
+        assert_eq!(m.schema_version, SCHEMA_VERSION);
+        assert_eq!(m.last_rv.as_deref(), Some("91"));
+        assert_eq!(m.objects, 79);
+        assert_eq!(m.journal_len, 82);
+        assert_eq!(m.dictionary_id, Some(1));
+        // The counters the migration computed match the records (verify checks them).
+        assert!(m.raw_bytes > m.stored_bytes && m.stored_bytes > 0, "{m:?}");
+        let report = c.verify().unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.objects, 79);
         assert_eq!(
             c.get(&ObjectKey::namespaced("ns1", "p1")).unwrap().unwrap(),
             pod("ns1", "p1", 91, &[("app", "changed")])
         );
-    }
-    assert_eq!(
-        snapshot(&path),
-        before,
-        "the store must stay schema 1, untouched"
-    );
-    assert_eq!(marker(&path)["schema_version"], 1);
-}
-
-#[test]
-fn the_migration_is_idempotent_if_the_marker_update_was_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old");
-    v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options()).unwrap();
-    let before = {
-        let store = Store::open(&path).unwrap();
-        let c = store.collection(&pods_id()).unwrap();
-        (c.list().unwrap(), c.meta().unwrap().raw_bytes)
-    };
-    // As if the process died after migrating the data but before the marker.
-    set_marker_schema(&path, 1);
-    let store = Store::open(&path).unwrap();
-    let c = store.collection(&pods_id()).unwrap();
-    assert_eq!((c.list().unwrap(), c.meta().unwrap().raw_bytes), before);
-    assert!(c.verify().unwrap().is_ok());
-    assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
-}
-
-#[test]
-fn without_the_migration_step_a_v1_store_does_not_read_as_v2() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old");
-    v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options()).unwrap();
-    // Claim v2 without migrating: the v1 state record is recognised and refused.
-    set_marker_schema(&path, SCHEMA_VERSION);
-    let store = Store::open(&path).unwrap();
-    let err = store.collection(&pods_id()).err().unwrap();
-    assert!(err.to_string().contains("state layout Some(1)"), "{err}");
-}
-
-#[test]
-fn a_newer_store_is_refused_and_left_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("new");
-    {
-        let store = Store::open(&path).unwrap();
-        store_one_pod(&store);
-    }
-    set_marker_schema(&path, SCHEMA_VERSION + 1);
-    let before = snapshot(&path);
-    for result in [
-        Store::open(&path),
-        Store::open_existing(&path),
-        Store::open_read_only(&path),
-    ] {
-        let err = result.err().expect("newer schema must be refused");
-        match &err {
-            Error::NewerSchema {
-                found, supported, ..
-            } => {
-                assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
-            }
-            other => panic!("expected NewerSchema, got {other}"),
-        }
-        let msg = err.to_string();
-        assert!(
-            msg.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
-            "{msg}"
+        assert_eq!(c.get(&ObjectKey::namespaced("ns0", "p0")).unwrap(), None);
+        assert_eq!(c.by_index("label", "app=changed").unwrap().len(), 1);
+        assert_eq!(
+            c.history(&ObjectKey::namespaced("ns1", "p1"))
+                .unwrap()
+                .len(),
+            2
         );
-        assert!(msg.contains("left untouched"), "{msg}");
+        // And it keeps working: writes, counters, journal seqs continue.
+        let ch = c
+            .apply(upserts(vec![pod("ns9", "new", 100, &[])], 100))
+            .unwrap();
+        assert_eq!(ch[0].seq, 83);
+        assert!(c.verify().unwrap().is_ok());
     }
-    assert_eq!(snapshot(&path), before, "nothing in the store may change");
+}
+
+engine_test! {
+    fn a_v1_store_read_only_is_read_migrated_and_left_as_it_was(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old");
+        v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options(engine)).unwrap();
+        let before = snapshot(&path);
+        {
+            let store = Store::open_read_only(&path).unwrap();
+            let c = store.find_collection(&pods_id()).unwrap().unwrap();
+            let m = c.meta().unwrap();
+            assert_eq!((m.last_rv.as_deref(), m.objects), (Some("91"), 79));
+            assert!(c.verify().unwrap().is_ok());
+            assert_eq!(
+                c.get(&ObjectKey::namespaced("ns1", "p1")).unwrap().unwrap(),
+                pod("ns1", "p1", 91, &[("app", "changed")])
+            );
+        }
+        assert_eq!(
+            snapshot(&path),
+            before,
+            "the store must stay schema 1, untouched"
+        );
+        assert_eq!(marker(&path)["schema_version"], 1);
+    }
+}
+
+engine_test! {
+    fn the_migration_is_idempotent_if_the_marker_update_was_lost(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old");
+        v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options(engine)).unwrap();
+        let before = {
+            let store = Store::open_with(&path, on(engine)).unwrap();
+            let c = store.collection(&pods_id()).unwrap();
+            (c.list().unwrap(), c.meta().unwrap().raw_bytes)
+        };
+        // As if the process died after migrating the data but before the marker.
+        set_marker_schema(&path, 1);
+        let store = Store::open_with(&path, on(engine)).unwrap();
+        let c = store.collection(&pods_id()).unwrap();
+        assert_eq!((c.list().unwrap(), c.meta().unwrap().raw_bytes), before);
+        assert!(c.verify().unwrap().is_ok());
+        assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
+    }
+}
+
+engine_test! {
+    fn without_the_migration_step_a_v1_store_does_not_read_as_v2(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old");
+        v1::build_fixture(&path, &pods_id(), fixture_batches(), fixture_options(engine)).unwrap();
+        // Claim v2 without migrating: the v1 state record is recognised and refused.
+        set_marker_schema(&path, SCHEMA_VERSION);
+        let store = Store::open_with(&path, on(engine)).unwrap();
+        let err = store.collection(&pods_id()).err().unwrap();
+        assert!(err.to_string().contains("state layout Some(1)"), "{err}");
+    }
+}
+
+engine_test! {
+    fn a_newer_store_is_refused_and_left_untouched(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new");
+        {
+            let store = Store::open_with(&path, on(engine)).unwrap();
+            store_one_pod(&store);
+        }
+        set_marker_schema(&path, SCHEMA_VERSION + 1);
+        let before = snapshot(&path);
+        for result in [
+            Store::open_with(&path, on(engine)),
+            Store::open_existing(&path),
+            Store::open_read_only(&path),
+        ] {
+            let err = result.err().expect("newer schema must be refused");
+            match &err {
+                Error::NewerSchema {
+                    found, supported, ..
+                } => {
+                    assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+                }
+                other => panic!("expected NewerSchema, got {other}"),
+            }
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+                "{msg}"
+            );
+            assert!(msg.contains("left untouched"), "{msg}");
+        }
+        assert_eq!(snapshot(&path), before, "nothing in the store may change");
+    }
+}
+
+engine_test! {
+    fn a_damaged_marker_is_reported_not_overwritten(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        drop(Store::open_with(&path, on(engine)).unwrap());
+        std::fs::write(path.join("kube-persist.json"), "{not json").unwrap();
+        let err = Store::open_with(&path, on(engine)).err().unwrap();
+        assert!(
+            matches!(&err, Error::Corrupt { key, .. } if key == "kube-persist.json"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(path.join("kube-persist.json")).unwrap(),
+            b"{not json"
+        );
+        std::fs::write(
+            path.join("kube-persist.json"),
+            r#"{"format":"other","schema_version":1}"#,
+        )
+        .unwrap();
+        let err = Store::open_with(&path, on(engine)).err().unwrap();
+        assert!(err.to_string().contains("\"other\""), "{err}");
+    }
+}
+
+engine_test! {
+    /// The engine is chosen at creation, recorded in the marker, and kept:
+    /// an open that names none uses it, one that names the other is refused
+    /// and changes nothing.
+    fn a_store_keeps_the_engine_it_was_created_with(engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        {
+            let store = Store::open_with(&path, on(engine)).unwrap();
+            assert_eq!(store.engine(), engine);
+            store_one_pod(&store);
+        }
+        assert_eq!(marker(&path)["engine"], engine.name());
+        assert_eq!(Store::open(&path).unwrap().engine(), engine);
+        assert_eq!(Store::open_read_only(&path).unwrap().engine(), engine);
+        let other = EngineKind::ALL.into_iter().find(|&k| k != engine).unwrap();
+        let before = snapshot(&path);
+        match Store::open_with(&path, on(other)) {
+            Err(Error::EngineMismatch { found, asked, .. }) => {
+                assert_eq!((found, asked), (engine, other))
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened a {engine} store as {other}"),
+        }
+        assert_eq!(snapshot(&path), before);
+        let c = Store::open(&path).unwrap().collection(&pods_id()).unwrap();
+        assert_eq!(c.len(), 1);
+    }
 }
 
 #[test]
-fn a_damaged_marker_is_reported_not_overwritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    drop(Store::open(&path).unwrap());
-    std::fs::write(path.join("kube-persist.json"), "{not json").unwrap();
-    let err = Store::open(&path).err().unwrap();
-    assert!(
-        matches!(&err, Error::Corrupt { key, .. } if key == "kube-persist.json"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::read(path.join("kube-persist.json")).unwrap(),
-        b"{not json"
-    );
-    std::fs::write(
-        path.join("kube-persist.json"),
-        r#"{"format":"other","schema_version":1}"#,
-    )
-    .unwrap();
-    let err = Store::open(&path).err().unwrap();
-    assert!(err.to_string().contains("\"other\""), "{err}");
+fn a_new_store_without_an_engine_gets_the_default_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s");
+    assert_eq!(Store::open(&path).unwrap().engine(), EngineKind::DEFAULT);
+    assert_eq!(marker(&path)["engine"], EngineKind::DEFAULT.name());
 }

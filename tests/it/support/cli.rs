@@ -27,10 +27,15 @@ fn fork_guard() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Open (creating) the store at `dir`, run `f`, close the store.
+/// Open (creating) the store at `dir`, run `f`, close the store. A store
+/// created here is on sled: the damage helpers below write sled's files.
 pub fn with_store<R>(dir: &Path, f: impl FnOnce(&Store) -> R) -> R {
     let _guard = fork_guard();
-    let store = Store::open(dir).unwrap();
+    let options = kube_persist::store::StoreOptions {
+        engine: Some(kube_persist::store::EngineKind::Sled),
+        ..Default::default()
+    };
+    let store = Store::open_with(dir, options).unwrap();
     f(&store)
 }
 

@@ -1,8 +1,58 @@
 //! Shared by the store tests and benches: realistic Pod JSON and helpers.
 #![allow(dead_code)]
 
-use kube_persist::store::{Batch, CollectionId, Delta, Store};
+use std::path::Path;
+
+use kube_persist::store::{Batch, CollectionId, Delta, EngineKind, Store, StoreOptions};
 use serde_json::{json, Value};
+
+/// One test body, run once per storage engine: `engine_test! { fn name(engine) { ... } }`
+/// defines a module `name` holding one `#[test]` per engine (`name::sled`,
+/// `name::redb`), each calling the body with its engine.
+#[macro_export]
+macro_rules! engine_test {
+    ($(#[$meta:meta])* fn $name:ident($engine:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($engine: kube_persist::store::EngineKind) $body
+
+            #[test]
+            fn sled() {
+                body(kube_persist::store::EngineKind::Sled)
+            }
+
+            #[test]
+            fn redb() {
+                body(kube_persist::store::EngineKind::Redb)
+            }
+        }
+    };
+}
+
+/// The file holding a store's data on `engine`, relative to the store
+/// directory (what damage reports name).
+pub fn main_file(engine: EngineKind) -> &'static str {
+    match engine {
+        EngineKind::Sled => "db/db",
+        EngineKind::Redb => "db/data.redb",
+    }
+}
+
+/// Store options that create a store on `engine`.
+pub fn on(engine: EngineKind) -> StoreOptions {
+    StoreOptions {
+        engine: Some(engine),
+        ..StoreOptions::default()
+    }
+}
+
+/// Opens (creating it on `engine` if missing) the store at `path`.
+pub fn open(engine: EngineKind, path: impl AsRef<Path>) -> Store {
+    Store::open_with(path, on(engine)).unwrap()
+}
 
 /// The collection id of all pods, cluster-wide.
 pub fn pods_id() -> CollectionId {

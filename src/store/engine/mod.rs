@@ -1,0 +1,299 @@
+//! The engine seam: the few operations the store needs from an ordered,
+//! transactional key-value store, and the engines that provide them.
+//!
+//! Records, journal, indexes, cursors and migrations sit above this module
+//! and name no engine. An engine holds named *spaces* (sled trees, redb
+//! tables), each an ordered map of byte keys to byte values, and offers:
+//! a point get, an ordered range scan, an atomic write of a batch of puts
+//! and deletes to one space, a sync that makes every write so far durable,
+//! and its size on disk. Opening, read-only access and compaction depend on
+//! how an engine keeps its files, so they are per engine ([`EngineKind`]).
+//!
+//! Engine errors never leave this module as the engine's own types: they
+//! become the store's [`Error`] (`Engine`, `Damaged`, `Corrupt`, `InUse`).
+
+use std::fmt;
+use std::ops::Bound;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use super::error::{Error, Result};
+
+mod redb;
+mod sled;
+
+pub(crate) use self::sled::catching_panic;
+
+/// The storage engine a store is kept in, chosen when the store is created
+/// and recorded in its marker file; every later open uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// sled 0.34: a log-structured engine. Readers work on a private copy
+    /// (sled cannot open a database without writing to it), and compaction
+    /// rewrites the database into fresh files.
+    Sled,
+    /// redb: a copy-on-write B-tree in one file with checksummed pages.
+    /// Several processes may read a store in place at once; compaction
+    /// happens inside the file.
+    Redb,
+}
+
+impl EngineKind {
+    /// Every engine, in the order benchmarks and tests run them.
+    pub const ALL: [EngineKind; 2] = [EngineKind::Sled, EngineKind::Redb];
+
+    /// The engine a new store gets when none is asked for: redb, whose
+    /// stores are read in place (no copy), reopen at once after a big
+    /// sync, and shrink with `compact` (see README.md for the measurements
+    /// behind the choice).
+    pub const DEFAULT: EngineKind = EngineKind::Redb;
+
+    /// The name used in the marker file and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Sled => "sled",
+            EngineKind::Redb => "redb",
+        }
+    }
+
+    /// Whether a read-only open reads the store's own files (redb) rather
+    /// than a private copy of them (sled).
+    pub fn reads_in_place(self) -> bool {
+        match self {
+            EngineKind::Sled => false,
+            EngineKind::Redb => true,
+        }
+    }
+}
+
+impl Default for EngineKind {
+    fn default() -> EngineKind {
+        EngineKind::DEFAULT
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for EngineKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<EngineKind> {
+        EngineKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("unknown storage engine {s:?} (known: sled, redb)"))
+            })
+    }
+}
+
+/// A key and its value, as a scan yields them.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
+/// An ordered scan over a range of one space. It reads a consistent
+/// snapshot on redb; on sled it sees writes made while it runs.
+pub(crate) type Scan = Box<dyn Iterator<Item = Result<Entry>> + Send>;
+
+/// Puts and deletes to one space, applied atomically and in order (a later
+/// operation on a key wins).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct WriteBatch {
+    pub ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+}
+
+/// What the store needs from a storage engine.
+pub(crate) trait Engine: Send + Sync {
+    /// Which engine this is.
+    fn kind(&self) -> EngineKind;
+
+    /// The value of `key` in `space`; `None` when either is absent.
+    fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// The entries of `space` with keys in `range`, in key order.
+    fn scan(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Scan>;
+
+    /// Applies `batch` to `space` atomically (creating the space if
+    /// needed): after a crash either all of it or none of it is there, and
+    /// of several batches, a prefix. Durable once it returns when `durable`
+    /// is set, else after the next [`Engine::sync`]; visible to readers at
+    /// once either way.
+    fn write(&self, space: &str, batch: WriteBatch, durable: bool) -> Result<()>;
+
+    /// Makes every write made so far durable.
+    fn sync(&self) -> Result<()>;
+
+    /// The names of the spaces that exist.
+    fn spaces(&self) -> Result<Vec<String>>;
+
+    /// Removes a space and everything in it, durably; false if it did not exist.
+    fn drop_space(&self, space: &str) -> Result<bool>;
+}
+
+/// An open engine, shared by every handle of one open store.
+pub(crate) type Db = Arc<dyn Engine>;
+
+/// The entries of `space` whose keys start with `prefix`.
+pub(crate) fn scan_prefix(db: &dyn Engine, space: &str, prefix: &[u8]) -> Result<Scan> {
+    let end = match prefix_end(prefix) {
+        Some(end) => Bound::Excluded(end),
+        None => Bound::Unbounded,
+    };
+    db.scan(space, (Bound::Included(prefix.to_vec()), end))
+}
+
+/// The entries of `space` from `from` on.
+pub(crate) fn scan_from(db: &dyn Engine, space: &str, from: &[u8]) -> Result<Scan> {
+    db.scan(space, (Bound::Included(from.to_vec()), Bound::Unbounded))
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// How a database is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// For reading and writing; the caller holds the store's lock.
+    Write,
+    /// For reading only, in place. Only for engines that
+    /// [read in place](EngineKind::reads_in_place).
+    ReadOnly,
+}
+
+/// Opens the database of kind `kind` in directory `db_dir` of the store at
+/// `store` (named in errors).
+pub(crate) fn open(kind: EngineKind, db_dir: &Path, store: &Path, access: Access) -> Result<Db> {
+    match kind {
+        EngineKind::Sled => Ok(Arc::new(sled::SledEngine::open(db_dir, store, access)?)),
+        EngineKind::Redb => Ok(Arc::new(redb::RedbEngine::open(db_dir, store, access)?)),
+    }
+}
+
+/// Creates an empty database of kind `kind` in directory `dir`, which must
+/// not exist, and closes it; the files are synced.
+pub(crate) fn create(kind: EngineKind, dir: &Path, store: &Path) -> Result<()> {
+    match kind {
+        EngineKind::Sled => sled::create(dir, store),
+        EngineKind::Redb => redb::create(dir, store),
+    }
+}
+
+/// Whether the database in `db_dir` shows signs of holding data that an
+/// open would not find: an empty file where a store that registered
+/// collections keeps its data. Checked before opening, since some engines
+/// read such a file as a new, empty database.
+pub(crate) fn looks_emptied(kind: EngineKind, db_dir: &Path) -> Result<Option<&'static str>> {
+    match kind {
+        EngineKind::Sled => sled::looks_emptied(db_dir),
+        EngineKind::Redb => redb::looks_emptied(db_dir),
+    }
+}
+
+/// Waits until this process no longer holds the database in `db_dir` open
+/// (sled lets go of its files from background threads); false if it still
+/// does after a while.
+pub(crate) fn wait_closed(kind: EngineKind, db_dir: &Path) -> bool {
+    match kind {
+        EngineKind::Sled => sled::wait_closed(db_dir),
+        EngineKind::Redb => true,
+    }
+}
+
+/// The file of the database in `db_dir` that damage reports name, relative
+/// to the store directory.
+pub(crate) fn main_file(kind: EngineKind) -> &'static str {
+    match kind {
+        EngineKind::Sled => "db/db",
+        EngineKind::Redb => redb::MAIN_FILE,
+    }
+}
+
+/// Compacts the database in `db_dir` in place when the engine can (redb);
+/// false when it cannot (sled: the caller rewrites it into fresh files).
+/// The caller holds the store's lock and has no handle open.
+pub(crate) fn compact_in_place(kind: EngineKind, db_dir: &Path, store: &Path) -> Result<bool> {
+    match kind {
+        EngineKind::Sled => Ok(false),
+        EngineKind::Redb => redb::compact(db_dir, store).map(|()| true),
+    }
+}
+
+/// Copies every space of `from` into `to` in batches, calling `progress`
+/// after each; returns the number of entries copied.
+pub(crate) fn copy_all(
+    from: &dyn Engine,
+    to: &dyn Engine,
+    mut progress: impl FnMut() -> Result<()>,
+) -> Result<u64> {
+    /// Entries per batch: large enough to amortize a commit, small enough
+    /// to keep the copy's memory flat.
+    const COPY_BATCH: usize = 4096;
+    let mut copied = 0u64;
+    for space in from.spaces()? {
+        let mut batch = WriteBatch::default();
+        for item in from.scan(&space, (Bound::Unbounded, Bound::Unbounded))? {
+            let (k, v) = item?;
+            batch.put(k, v);
+            if batch.len() == COPY_BATCH {
+                copied += batch.len() as u64;
+                to.write(&space, std::mem::take(&mut batch), false)?;
+                progress()?;
+            }
+        }
+        copied += batch.len() as u64;
+        to.write(&space, batch, false)?;
+        progress()?;
+    }
+    to.sync()?;
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends_skip_trailing_max_bytes() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn engine_names_round_trip_and_unknown_ones_are_named() {
+        for k in EngineKind::ALL {
+            assert_eq!(k.name().parse::<EngineKind>().unwrap(), k);
+        }
+        let err = "rocks".parse::<EngineKind>().unwrap_err();
+        assert!(err.to_string().contains("\"rocks\""), "{err}");
+    }
+}

@@ -1,0 +1,256 @@
+//! redb behind the engine seam.
+//!
+//! One file, `db/data.redb`; a space is a table of byte keys and values.
+//! Every commit is crash-safe and redb checksums its pages. A store is read
+//! in place with [`redb::ReadOnlyDatabase`] (several processes at once, no
+//! writer), and compacted in place with [`redb::Database::compact`].
+//!
+//! redb opens read-only only a database that was closed cleanly; one whose
+//! writer was killed needs a repair first, which a reader must not do in
+//! place: [`Error::NotClosedCleanly`] tells the store to read a repaired
+//! private copy instead (see `store::read_only`).
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, DatabaseError, Durability, ReadOnlyDatabase, ReadableDatabase, TableDefinition,
+    TableError, TableHandle,
+};
+
+use super::{Access, Engine, EngineKind, Scan, WriteBatch};
+use crate::store::directory;
+use crate::store::error::{Error, Result};
+
+/// The database file, relative to the database directory.
+const FILE: &str = "data.redb";
+/// The database file, relative to the store directory (for damage reports).
+pub(crate) const MAIN_FILE: &str = "db/data.redb";
+
+/// The page cache: redb grows it up to this as pages are read or written.
+/// Large enough for a busy collection's hot pages, small enough for an
+/// edge box.
+const CACHE_BYTES: usize = 64 << 20;
+
+enum Handle {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+pub(crate) struct RedbEngine {
+    db: Handle,
+    store: PathBuf,
+}
+
+fn table(space: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(space)
+}
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b
+}
+
+impl RedbEngine {
+    pub(crate) fn open(db_dir: &Path, store: &Path, access: Access) -> Result<RedbEngine> {
+        let file = db_dir.join(FILE);
+        if !file.exists() {
+            return Err(Error::Damaged {
+                path: store.to_path_buf(),
+                file: MAIN_FILE.into(),
+                reason: "the database file is missing".into(),
+            });
+        }
+        let map = |e: DatabaseError| match e {
+            DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+                path: store.to_path_buf(),
+            },
+            DatabaseError::RepairAborted => Error::NotClosedCleanly {
+                path: store.to_path_buf(),
+            },
+            other => damage(store, other.into()),
+        };
+        let db = match access {
+            Access::Write => Handle::Write(builder().open(&file).map_err(map)?),
+            Access::ReadOnly => Handle::Read(builder().open_read_only(&file).map_err(map)?),
+        };
+        Ok(RedbEngine {
+            db,
+            store: store.to_path_buf(),
+        })
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> Error {
+        to_error(&self.store, e.into())
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction> {
+        match &self.db {
+            Handle::Write(db) => db.begin_read(),
+            Handle::Read(db) => db.begin_read(),
+        }
+        .map_err(|e| self.err(e))
+    }
+
+    fn writer(&self) -> Result<&Database> {
+        match &self.db {
+            Handle::Write(db) => Ok(db),
+            Handle::Read(_) => Err(Error::ReadOnly {
+                path: self.store.clone(),
+            }),
+        }
+    }
+
+    fn commit(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
+    ) -> Result<()> {
+        let mut txn = self.writer()?.begin_write().map_err(|e| self.err(e))?;
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability).map_err(|e| Error::Engine {
+            engine: EngineKind::Redb,
+            reason: e.to_string(),
+        })?;
+        f(&txn)?;
+        txn.commit().map_err(|e| self.err(e))
+    }
+}
+
+/// What redb reports as corruption becomes damage to the store's file; its
+/// other errors stay engine errors.
+fn to_error(store: &Path, e: redb::Error) -> Error {
+    match e {
+        redb::Error::Corrupted(_) => damage(store, e),
+        redb::Error::DatabaseAlreadyOpen => Error::InUse {
+            path: store.to_path_buf(),
+        },
+        other => Error::Engine {
+            engine: EngineKind::Redb,
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn damage(store: &Path, e: redb::Error) -> Error {
+    Error::Damaged {
+        path: store.to_path_buf(),
+        file: MAIN_FILE.into(),
+        reason: format!("the storage engine could not read it ({e})"),
+    }
+}
+
+impl Engine for RedbEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Redb
+    }
+
+    fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let txn = self.begin_read()?;
+        let t = match txn.open_table(table(space)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let value = t.get(key).map_err(|e| self.err(e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Scan> {
+        let txn = self.begin_read()?;
+        let t = match txn.open_table(table(space)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Box::new(std::iter::empty())),
+            Err(e) => return Err(self.err(e)),
+        };
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (as_ref(&range.0), as_ref(&range.1));
+        let iter = t.range::<&[u8]>(bounds).map_err(|e| self.err(e))?;
+        let store = self.store.clone();
+        Ok(Box::new(iter.map(move |item| {
+            item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                .map_err(|e| to_error(&store, e.into()))
+        })))
+    }
+
+    fn write(&self, space: &str, batch: WriteBatch, durable: bool) -> Result<()> {
+        self.commit(durable, |txn| {
+            let mut t = txn.open_table(table(space)).map_err(|e| self.err(e))?;
+            for (k, v) in &batch.ops {
+                match v {
+                    Some(v) => t.insert(k.as_slice(), v.as_slice()).map(drop),
+                    None => t.remove(k.as_slice()).map(drop),
+                }
+                .map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.commit(true, |_| Ok(()))
+    }
+
+    fn spaces(&self) -> Result<Vec<String>> {
+        let txn = self.begin_read()?;
+        let tables = txn.list_tables().map_err(|e| self.err(e))?;
+        Ok(tables.map(|t| t.name().to_string()).collect())
+    }
+
+    fn drop_space(&self, space: &str) -> Result<bool> {
+        let mut existed = false;
+        self.commit(true, |txn| {
+            existed = txn.delete_table(table(space)).map_err(|e| self.err(e))?;
+            Ok(())
+        })?;
+        Ok(existed)
+    }
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Creates an empty database in directory `dir` (created), closed cleanly
+/// and synced.
+pub(crate) fn create(dir: &Path, store: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let db = builder()
+        .create(dir.join(FILE))
+        .map_err(|e| damage(store, e.into()))?;
+    drop(db);
+    directory::sync_tree(dir)
+}
+
+/// An empty file is what a truncation leaves; redb would initialize a new
+/// database in it.
+pub(crate) fn looks_emptied(db_dir: &Path) -> Result<Option<&'static str>> {
+    let file = db_dir.join(FILE);
+    match std::fs::metadata(&file) {
+        Ok(m) if m.len() == 0 => Ok(Some("the database file is empty")),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&file, e)),
+    }
+}
+
+/// Compacts the database in `db_dir` in place (the caller holds the store's
+/// lock and has no other handle open). Crash-safe: redb commits each step.
+pub(crate) fn compact(db_dir: &Path, store: &Path) -> Result<()> {
+    let mut db = builder().open(db_dir.join(FILE)).map_err(|e| match e {
+        DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+            path: store.to_path_buf(),
+        },
+        other => damage(store, other.into()),
+    })?;
+    while db.compact().map_err(|e| to_error(store, e.into()))? {}
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! sled 0.34 behind the engine seam.
+//!
+//! sled has no read-only mode (opening writes to its log, and recovery cuts
+//! a damaged log short), so readers open a private copy (see
+//! `store::read_only`); it never shrinks its files, so compaction rewrites
+//! the database into a new directory and swaps it in (see
+//! `store::compact`). It panics on some damage (a truncated log) instead of
+//! returning an error: the panic is caught here and reported as damage.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use fs2::FileExt;
+
+use super::{Access, Engine, EngineKind, Scan, WriteBatch};
+use crate::store::directory;
+use crate::store::error::{Error, Result};
+
+/// The space that maps to sled's default tree.
+pub(crate) const DEFAULT_SPACE: &str = "default";
+const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
+/// The log file, relative to the database directory.
+const LOG_FILE: &str = "db";
+
+pub(crate) struct SledEngine {
+    db: sled::Db,
+    trees: Mutex<HashMap<String, sled::Tree>>,
+    store: PathBuf,
+}
+
+thread_local! {
+    static CATCHING_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is inside a call that catches sled's panics.
+pub(crate) fn catching_panic() -> bool {
+    CATCHING_PANIC.get()
+}
+
+impl SledEngine {
+    pub(crate) fn open(db_dir: &Path, store: &Path, access: Access) -> Result<SledEngine> {
+        if access == Access::ReadOnly {
+            return Err(Error::InvalidArgument(
+                "sled cannot open a database read-only; read a copy".into(),
+            ));
+        }
+        let config = sled::Config::new().path(db_dir);
+        CATCHING_PANIC.set(true);
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        CATCHING_PANIC.set(false);
+        let damaged = |reason: String| Error::Damaged {
+            path: store.to_path_buf(),
+            file: "db/db".into(),
+            reason,
+        };
+        let opened = opened.map_err(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            damaged(format!("the storage engine could not read it ({what})"))
+        })?;
+        let db = opened.map_err(|e| match e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                Error::InUse {
+                    path: store.to_path_buf(),
+                }
+            }
+            sled::Error::Corruption { at, .. } => damaged(match at {
+                Some(at) => format!("the storage engine found corrupt data at {at}"),
+                None => "the storage engine found corrupt data".into(),
+            }),
+            other => to_error(other),
+        })?;
+        Ok(SledEngine {
+            db,
+            trees: Mutex::new(HashMap::new()),
+            store: store.to_path_buf(),
+        })
+    }
+
+    fn tree(&self, space: &str) -> Result<sled::Tree> {
+        if space == DEFAULT_SPACE {
+            return Ok((*self.db).clone());
+        }
+        let mut trees = self.trees.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = trees.get(space) {
+            return Ok(t.clone());
+        }
+        let t = self.db.open_tree(space).map_err(to_error)?;
+        trees.insert(space.to_string(), t.clone());
+        Ok(t)
+    }
+}
+
+impl Drop for SledEngine {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::warn!(path = %self.store.display(), error = %e, "flush on close failed");
+        }
+    }
+}
+
+/// sled's errors as the store's: its corruption report names the log file.
+fn to_error(e: sled::Error) -> Error {
+    match e {
+        sled::Error::Corruption { at, .. } => Error::corrupt(
+            "(store)",
+            "db/db",
+            match at {
+                Some(at) => format!("the storage engine found corrupt data at {at}"),
+                None => "the storage engine found corrupt data".to_string(),
+            },
+        ),
+        other => Error::Engine {
+            engine: EngineKind::Sled,
+            reason: other.to_string(),
+        },
+    }
+}
+
+impl Engine for SledEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Sled
+    }
+
+    fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(space)?
+            .get(key)
+            .map_err(to_error)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Scan> {
+        let iter = self.tree(space)?.range::<Vec<u8>, _>(range);
+        Ok(Box::new(iter.map(|item| {
+            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(to_error)
+        })))
+    }
+
+    fn write(&self, space: &str, batch: WriteBatch, durable: bool) -> Result<()> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.tree(space)?.apply_batch(b).map_err(to_error)?;
+        if durable {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db.flush().map_err(to_error)?;
+        Ok(())
+    }
+
+    fn spaces(&self) -> Result<Vec<String>> {
+        Ok(self
+            .db
+            .tree_names()
+            .into_iter()
+            .map(|n| {
+                if n == SLED_DEFAULT_TREE {
+                    DEFAULT_SPACE.to_string()
+                } else {
+                    String::from_utf8_lossy(&n).into_owned()
+                }
+            })
+            .collect())
+    }
+
+    fn drop_space(&self, space: &str) -> Result<bool> {
+        self.trees
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(space);
+        let existed = self.db.drop_tree(space).map_err(to_error)?;
+        self.sync()?;
+        Ok(existed)
+    }
+}
+
+/// Creates an empty database in `dir` and waits until sled has let go of it.
+pub(crate) fn create(dir: &Path, store: &Path) -> Result<()> {
+    drop(sled::Config::new().path(dir).open().map_err(to_error)?);
+    if !wait_closed(dir) {
+        return Err(Error::InUse {
+            path: store.to_path_buf(),
+        });
+    }
+    directory::sync_tree(dir)
+}
+
+/// sled takes an empty log for a new database (it writes nothing until its
+/// first flush), so a store that registered collections and whose log is
+/// now empty lost it.
+pub(crate) fn looks_emptied(db_dir: &Path) -> Result<Option<&'static str>> {
+    let log = db_dir.join(LOG_FILE);
+    match std::fs::metadata(&log) {
+        Ok(m) if m.len() == 0 => Ok(Some("the database file is empty")),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&log, e)),
+    }
+}
+
+/// How long closing a store waits for sled's background threads.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until no sled instance of this process holds the database at
+/// `db_dir` (sled releases its file lock from background threads); false
+/// if it still does after [`RELEASE_WAIT`].
+pub(crate) fn wait_closed(db_dir: &Path) -> bool {
+    let sled_file = db_dir.join(LOG_FILE);
+    let Ok(file) = File::open(&sled_file) else {
+        return true;
+    };
+    let deadline = Instant::now() + RELEASE_WAIT;
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => {
+                let _ = FileExt::unlock(&file);
+                return true;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => {
+                tracing::warn!(path = %sled_file.display(), error = %e, "sled still holds its lock after close");
+                return false;
+            }
+        }
+    }
+}
