@@ -10,6 +10,8 @@ mod support;
 // Without the default `cli` feature (the library alone) only the store's
 // own tests build: the rest need the simulator or the binary.
 #[cfg(feature = "cli")]
+mod apiserver;
+#[cfg(feature = "cli")]
 mod bench;
 #[cfg(feature = "cli")]
 mod cli;

@@ -2,6 +2,8 @@
 //! binary run against them, simulators and raw HTTP against them.
 
 #[cfg(feature = "cli")]
+pub mod apiserver;
+#[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "sim")]
 pub mod informer;
