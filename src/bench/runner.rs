@@ -159,6 +159,7 @@ impl Plan {
                     (apiserver::EVENT_FRESH.as_secs() + 2)
                 ),
                 "client-go and kube-runtime list with their defaults: client-go v0.37 a streaming list (sendInitialEvents), kube-runtime pages of 500".to_owned(),
+                "client-go's Go transport asks for gzip, which kube-apiserver applies to answers of 128 KB and more; kube-rs (built without its gzip feature) and so kube-persist do not ask".to_owned(),
             ],
         }
     }

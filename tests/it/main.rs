@@ -14,6 +14,8 @@ mod apiserver;
 #[cfg(feature = "cli")]
 mod bench;
 #[cfg(feature = "cli")]
+mod conformance;
+#[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "sim")]
 mod informer;

@@ -50,7 +50,6 @@ fn bench(args: &[&str]) -> Value {
 /// client-go's rows: every pod, read through the informer's indexer; its
 /// requests and bytes as the server saw them.
 fn check_clientgo(report: &Value, encodings: &[bool]) {
-    let reflector = row(report, "reflector", None);
     for &protobuf in encodings {
         let r = row(
             report,
@@ -64,20 +63,11 @@ fn check_clientgo(report: &Value, encodings: &[bool]) {
         );
         assert!(median(r, "peak_rss_bytes") > 0.0, "{r:#}");
         assert!(r["disk_bytes"].is_null());
-        // A full list either way; protobuf is the smaller.
-        let bytes = median(r, "bytes_pulled");
-        let base = median(reflector, "bytes_pulled");
-        if protobuf {
-            assert!(
-                bytes < base,
-                "protobuf {bytes} vs kube-runtime's JSON {base}"
-            );
-        } else {
-            assert!(
-                bytes > base * 0.5,
-                "JSON {bytes} vs kube-runtime's JSON {base}"
-            );
-        }
+        // Every pod came over the wire. No ratio to kube-runtime's bytes:
+        // client-go's Go transport asks for gzip, which kube-apiserver
+        // applies to answers of 128 KB and more; kube-rs, built without its
+        // gzip feature, does not ask.
+        assert!(median(r, "bytes_pulled") > 0.0, "{r:#}");
     }
 }
 

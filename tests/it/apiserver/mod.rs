@@ -5,7 +5,8 @@
 //! rounds, and the bench with client-go beside kube-runtime.
 //!
 //! Requests are counted from the server's own audit log. Without Go these
-//! tests fail in CI and skip loudly elsewhere (`support::apiserver`).
+//! tests fail; `KP_SKIP_REAL_SERVER=1` skips them, loudly
+//! (`support::apiserver`).
 
 mod bench;
 mod bookmarks;

@@ -5,6 +5,8 @@
 pub mod apiserver;
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod conformance;
 #[cfg(feature = "sim")]
 pub mod informer;
 #[cfg(feature = "sim")]
