@@ -15,6 +15,9 @@
 //! or, through [`apiserver`], a real kube-apiserver), [`runner`] drives the
 //! plan, [`summary`] reduces repetitions to a median and spread, [`report`]
 //! renders table/JSON/CSV and [`plot`] draws the PNG.
+//!
+//! `bench controller` ([`controller`]) compares reconciles after a restart
+//! the same way, its children running [`reconciler`].
 
 pub mod apiserver;
 pub mod child;
@@ -22,8 +25,11 @@ pub mod clientgo;
 pub mod clock;
 pub mod cluster;
 pub mod contender;
+pub mod controller;
+pub mod outage;
 pub mod plot;
 pub mod process;
+pub mod reconciler;
 pub mod report;
 pub mod runner;
 pub mod steady;
@@ -119,6 +125,9 @@ pub enum Error {
     /// The informer failed (inside a child).
     #[error(transparent)]
     Informer(#[from] crate::informer::Error),
+    /// A controller could not be set up (inside a child).
+    #[error(transparent)]
+    Controller(#[from] crate::controller::SetupError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),

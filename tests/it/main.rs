@@ -14,9 +14,11 @@ mod apiserver;
 #[cfg(feature = "cli")]
 mod bench;
 #[cfg(feature = "cli")]
+mod cli;
+#[cfg(feature = "cli")]
 mod conformance;
 #[cfg(feature = "cli")]
-mod cli;
+mod controller;
 #[cfg(feature = "sim")]
 mod informer;
 #[cfg(feature = "sim")]

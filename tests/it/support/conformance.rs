@@ -192,8 +192,11 @@ impl Target {
 
     /// Creates a small pod with labels; the object as stored.
     pub async fn create_pod(&self, ns: &str, name: &str, labels: &[(&str, &str)]) -> Value {
-        self.post(&format!("/api/v1/namespaces/{ns}/pods"), &pod(ns, name, labels))
-            .await
+        self.post(
+            &format!("/api/v1/namespaces/{ns}/pods"),
+            &pod(ns, name, labels),
+        )
+        .await
     }
 
     /// Creates `n` pods named `p000`.. in `ns`, a few at a time.
@@ -231,7 +234,9 @@ impl Target {
     /// unscheduled pod without a grace period); the answer.
     pub async fn delete_pod(&self, ns: &str, name: &str) -> Value {
         let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
-        let (code, v) = self.write(Method::DELETE, &path, "application/json", "").await;
+        let (code, v) = self
+            .write(Method::DELETE, &path, "application/json", "")
+            .await;
         assert_eq!(code, 200, "{:?} DELETE {path}: {v}", self.server);
         v
     }

@@ -7,6 +7,8 @@ pub mod apiserver;
 pub mod cli;
 #[cfg(feature = "cli")]
 pub mod conformance;
+#[cfg(feature = "cli")]
+pub mod controller;
 #[cfg(feature = "sim")]
 pub mod informer;
 #[cfg(feature = "sim")]
