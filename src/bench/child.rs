@@ -60,6 +60,9 @@ pub struct ChildSpec {
     pub kind: ChildKind,
     /// API server URL (loopback).
     pub server: String,
+    /// A kubeconfig to read instead of connecting to `server` with no
+    /// credentials (the real kube-apiserver needs its token and CA).
+    pub kubeconfig: Option<PathBuf>,
     /// Store directory (persist only).
     pub store: Option<PathBuf>,
     /// `namespace/name` of a pod that must be readable once ready.
@@ -81,6 +84,10 @@ impl ChildSpec {
             "--probe".into(),
             self.probe.clone().into(),
         ];
+        if let Some(kubeconfig) = &self.kubeconfig {
+            args.push("--kubeconfig".into());
+            args.push(kubeconfig.clone().into_os_string());
+        }
         if let Some(store) = &self.store {
             args.push("--store".into());
             args.push(store.clone().into_os_string());
@@ -164,6 +171,15 @@ pub fn client_for(server: &str) -> Result<kube::Client> {
     Ok(kube::Client::try_from(kube::Config::new(uri))?)
 }
 
+/// The client a child uses: the kubeconfig when there is one, else the
+/// plain server URL.
+async fn client_of(spec: &ChildSpec) -> Result<kube::Client> {
+    match &spec.kubeconfig {
+        Some(path) => Ok(super::apiserver::client_from_kubeconfig(path).await?),
+        None => client_for(&spec.server),
+    }
+}
+
 /// Splits a `namespace/name` probe key.
 fn probe_parts(probe: &str) -> (&str, &str) {
     probe.split_once('/').unwrap_or(("", probe))
@@ -174,7 +190,7 @@ fn probe_parts(probe: &str) -> (&str, &str) {
 /// then watch with bookmarks). Its store only shows objects once the
 /// initial list is done, so the first read is right after `InitDone`.
 async fn run_reflector(spec: &ChildSpec, main_ns: u64, out: &mut dyn Write) -> Result<()> {
-    let api: Api<Pod> = Api::all(client_for(&spec.server)?);
+    let api: Api<Pod> = Api::all(client_of(spec).await?);
     let (reader, writer) = reflector::store::<Pod>();
     let mut events = reflector::reflector(writer, watcher(api, watcher::Config::default())).boxed();
     wait_for_init_done(&mut events).await?;
@@ -243,7 +259,7 @@ async fn run_persist(spec: &ChildSpec, main_ns: u64, out: &mut dyn Write) -> Res
         option: "--store",
         reason: "the persist child needs a store directory".into(),
     })?;
-    let informer = Informer::for_resource::<Pod>(client_for(&spec.server)?)
+    let informer = Informer::for_resource::<Pod>(client_of(spec).await?)
         .store_path(store)
         .start()
         .await?;
@@ -316,6 +332,7 @@ mod tests {
         let spec = ChildSpec {
             kind: ChildKind::Persist,
             server: "http://127.0.0.1:1".into(),
+            kubeconfig: Some("/tmp/kc".into()),
             store: Some("/tmp/s".into()),
             probe: "ns/p".into(),
             steady: Some((3, 4)),
@@ -335,6 +352,8 @@ mod tests {
                 "http://127.0.0.1:1",
                 "--probe",
                 "ns/p",
+                "--kubeconfig",
+                "/tmp/kc",
                 "--store",
                 "/tmp/s",
                 "--steady-paced",

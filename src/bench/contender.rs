@@ -1,5 +1,5 @@
-//! What is compared: four ways of getting a controller's cache ready after a
-//! restart, all against the same simulated cluster.
+//! What is compared: ways of getting a controller's cache ready after a
+//! restart, all against the same cluster.
 
 use std::fmt;
 
@@ -26,6 +26,13 @@ pub enum Contender {
     /// kube-runtime's `reflector` from scratch: what a kube-rs controller does
     /// today on every restart. The baseline every ratio is computed against.
     Reflector,
+    /// client-go's `SharedIndexInformer` from scratch (tests/apiserver's
+    /// `clientgo-informer`): what a Go controller does on every restart.
+    ClientGo {
+        /// Whether it speaks protobuf (client-go's default for built-in
+        /// types) rather than JSON (what kube-rs speaks).
+        protobuf: bool,
+    },
 }
 
 impl Contender {
@@ -35,14 +42,16 @@ impl Contender {
     /// Whether this contender keeps a kube-persist store (and so has a size
     /// on disk to report).
     pub fn has_store(self) -> bool {
-        !matches!(self, Contender::Reflector)
+        !matches!(self, Contender::Reflector | Contender::ClientGo { .. })
     }
 
-    /// Which child-process body runs this contender.
-    pub fn child_kind(self) -> super::ChildKind {
+    /// Which body of this binary's `bench child` runs this contender;
+    /// `None` for client-go, which is another program.
+    pub fn child_kind(self) -> Option<super::ChildKind> {
         match self {
-            Contender::Reflector => super::ChildKind::Reflector,
-            _ => super::ChildKind::Persist,
+            Contender::Reflector => Some(super::ChildKind::Reflector),
+            Contender::ClientGo { .. } => None,
+            _ => Some(super::ChildKind::Persist),
         }
     }
 }
@@ -56,6 +65,8 @@ impl fmt::Display for Contender {
             }
             Contender::Fresh => f.write_str("persist fresh"),
             Contender::Reflector => f.write_str("kube-runtime reflector"),
+            Contender::ClientGo { protobuf: false } => f.write_str("client-go informer JSON"),
+            Contender::ClientGo { protobuf: true } => f.write_str("client-go informer protobuf"),
         }
     }
 }
@@ -67,6 +78,8 @@ mod tests {
     #[test]
     fn only_the_reflector_runs_without_a_store() {
         assert!(!Contender::Reflector.has_store());
+        assert!(!Contender::ClientGo { protobuf: false }.has_store());
+        assert_eq!(Contender::ClientGo { protobuf: true }.child_kind(), None);
         assert!(Contender::Fresh.has_store());
         assert!(Contender::Resume { changed_pct: 1 }.has_store());
         assert!(Contender::RelistAfterGone { changed_pct: 1 }.has_store());
@@ -82,6 +95,10 @@ mod tests {
             Contender::RelistAfterGone { changed_pct: 1 }.to_string(),
             "persist 410 relist 1%"
         );
+        assert_eq!(
+            Contender::ClientGo { protobuf: false }.to_string(),
+            "client-go informer JSON"
+        );
     }
 
     #[test]
@@ -90,5 +107,10 @@ mod tests {
         assert_eq!(v, serde_json::json!({"kind": "resume", "changed_pct": 1}));
         let v = serde_json::to_value(Contender::Reflector).unwrap();
         assert_eq!(v, serde_json::json!({"kind": "reflector"}));
+        let v = serde_json::to_value(Contender::ClientGo { protobuf: false }).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "client-go", "protobuf": false})
+        );
     }
 }

@@ -10,16 +10,21 @@
 //! the simulator served, and the store's size on disk.
 //!
 //! Layout: [`contender`] names what is compared, [`child`] is what runs
-//! inside a child process, [`process`] spawns and reaps it, [`runner`] drives
-//! the simulator and the plan, [`summary`] reduces repetitions to a median
-//! and spread, [`report`] renders table/JSON/CSV and [`plot`] draws the PNG.
+//! inside a child process, [`clientgo`] runs client-go's informer instead,
+//! [`process`] spawns and reaps it, [`cluster`] is the server (the simulator
+//! or, through [`apiserver`], a real kube-apiserver), [`runner`] drives the
+//! plan, [`summary`] reduces repetitions to a median and spread, [`report`]
+//! renders table/JSON/CSV and [`plot`] draws the PNG.
 //!
 //! `bench controller` ([`controller`]) compares reconciles after a restart
 //! the same way, its children running [`reconciler`]. `bench store`
 //! ([`store`]) compares the storage engines under the store.
 
+pub mod apiserver;
 pub mod child;
+pub mod clientgo;
 pub mod clock;
+pub mod cluster;
 pub mod contender;
 pub mod controller;
 pub mod outage;
@@ -116,6 +121,9 @@ pub enum Error {
     /// The simulator failed.
     #[error(transparent)]
     Sim(#[from] crate::sim::Error),
+    /// The real kube-apiserver (tests/apiserver's harness) failed.
+    #[error(transparent)]
+    ApiServer(#[from] apiserver::Error),
     /// The informer failed (inside a child).
     #[error(transparent)]
     Informer(#[from] crate::informer::Error),

@@ -192,6 +192,7 @@ fn one_outage(
     let spec = |kind, store: Option<&Path>, probe: String| ChildSpec {
         kind,
         server: sim.url(),
+        kubeconfig: None,
         store: store.map(Path::to_owned),
         probe,
         steady: None,

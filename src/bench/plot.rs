@@ -153,6 +153,7 @@ mod tests {
             reps: 1,
             bookmark_interval_ms: 100,
             cpus: 2,
+            server: crate::bench::cluster::ServerKind::Sim,
         }
     }
 

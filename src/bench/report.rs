@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::child::ChildKind;
+use super::cluster::ServerKind;
 use super::contender::Contender;
 use super::runner::Plan;
 use super::steady::SteadyReport;
@@ -35,11 +36,11 @@ pub struct Sample {
     pub first_read_ms: f64,
     /// Process start → ready (Synced / InitDone), ms.
     pub ready_ms: f64,
-    /// LIST requests the simulator served during the run.
+    /// LIST requests the server served during the run.
     pub list_requests: u64,
-    /// WATCH requests the simulator served during the run.
+    /// WATCH requests the server served during the run.
     pub watch_requests: u64,
-    /// Response bytes the simulator sent during the run.
+    /// Response bytes the server sent during the run.
     pub bytes_pulled: u64,
     /// Peak RSS of the child process, bytes.
     pub peak_rss_bytes: u64,
@@ -68,6 +69,8 @@ pub struct Setup {
     pub bookmark_interval_ms: u64,
     /// CPUs this machine offers.
     pub cpus: usize,
+    /// The API server measured against.
+    pub server: ServerKind,
 }
 
 impl Setup {
@@ -80,6 +83,7 @@ impl Setup {
             reps: plan.reps,
             bookmark_interval_ms: plan.bookmark_interval.as_millis() as u64,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            server: plan.server,
         }
     }
 }
@@ -165,6 +169,9 @@ pub struct Report {
     pub steady: Vec<SteadyRow>,
     /// Every measurement.
     pub samples: Vec<Sample>,
+    /// How the figures were obtained where the footer does not say, and
+    /// what was not measured and why.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -193,6 +200,7 @@ impl Report {
             targets,
             steady,
             samples,
+            notes: Vec::new(),
         }
     }
 
@@ -245,11 +253,21 @@ impl Report {
             ]);
         }
         let mut out = align(&lines);
+        let server = match self.setup.server {
+            ServerKind::Sim => format!(
+                "the simulator, bookmarks every {} ms",
+                self.setup.bookmark_interval_ms
+            ),
+            ServerKind::KubeApiServer => "kube-apiserver".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "\nmedian of {} rep(s) ± half the range; ratios against kube-runtime's reflector at the same object count; {} CPU(s), bookmarks every {} ms",
-            self.setup.reps, self.setup.cpus, self.setup.bookmark_interval_ms
+            "\nmedian of {} rep(s) ± half the range; ratios against kube-runtime's reflector at the same object count; {} CPU(s); {server}",
+            self.setup.reps, self.setup.cpus
         );
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
         if !self.targets.is_empty() {
             out.push_str("\ntargets:\n");
             for t in &self.targets {
@@ -546,6 +564,7 @@ mod tests {
             reps: 3,
             bookmark_interval_ms: 100,
             cpus: 2,
+            server: ServerKind::Sim,
         }
     }
 
@@ -630,6 +649,13 @@ mod tests {
         assert!(t.contains("100.0×"), "{t}");
         assert!(t.contains("[met]"));
         assert!(t.contains("[not measured] store on disk"));
+        assert!(t.contains("the simulator, bookmarks every 100 ms"), "{t}");
+        let mut r = report();
+        r.setup.server = ServerKind::KubeApiServer;
+        r.notes.push("how it was measured".into());
+        let t = r.render(Format::Table);
+        assert!(t.contains("; kube-apiserver\n"), "{t}");
+        assert!(t.contains("\nnote: how it was measured\n"), "{t}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Driving one comparison end to end: a simulated cluster per object count,
-//! every contender in its own child process, several repetitions, and the
-//! simulator's counters read around each run.
+//! Driving one comparison end to end: a cluster per object count (the
+//! simulator or a real kube-apiserver), every contender in its own child
+//! process, several repetitions, and the server's counters read around each
+//! run.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,16 +10,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::child::{ChildKind, ChildReport, ChildSpec};
+use super::clientgo::{self, Encoding};
 use super::clock;
+use super::cluster::{Cluster, ServerKind};
 use super::contender::Contender;
 use super::process::Running;
 use super::report::{Report, Sample, Setup, SteadyRow};
-use super::steady::{self, Load, Phase, SteadyReport};
-use super::{Error, Result};
-use crate::sim::{SimConfig, Simulator};
-
-/// The resource every contender caches.
-const RESOURCE: &str = "pods";
+use super::steady::{Load, Phase, SteadyReport};
+use super::{apiserver, Error, Result};
+use crate::sim::SimConfig;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -43,6 +43,13 @@ pub struct Plan {
     pub seed: u64,
     /// The steady-state measurement, if wanted.
     pub steady: Option<SteadyPlan>,
+    /// The API server to run against.
+    pub server: ServerKind,
+    /// Where tests/apiserver's programs are (`apiserver`,
+    /// `clientgo-informer`).
+    pub harness_dir: PathBuf,
+    /// client-go's informer, once per encoding listed (none: not run).
+    pub clientgo: Vec<Encoding>,
 }
 
 /// The steady-state part of a plan.
@@ -107,8 +114,9 @@ impl Plan {
 
     /// Child processes measured in this plan (not counting the unmeasured).
     pub fn steps(&self) -> usize {
-        // Per repetition: reflector, fresh, each resume, the 410 relist.
-        let per_rep = 3 + self.changed_pct.len();
+        // Per repetition: reflector, fresh, each resume, the 410 relist,
+        // and client-go in each encoding.
+        let per_rep = 3 + self.changed_pct.len() + self.clientgo.len();
         self.objects.len() * self.reps * per_rep + if self.steady.is_some() { 2 } else { 0 }
     }
 
@@ -128,6 +136,26 @@ impl Plan {
             // made in a burst, well inside 75 s, and fewer than 102,400);
             // only the 410 case compacts.
             ..SimConfig::default()
+        }
+    }
+
+    /// What the report should say about how this plan measures, beyond the
+    /// table's own footer.
+    fn notes(&self) -> Vec<String> {
+        match self.server {
+            ServerKind::Sim if self.clientgo.contains(&Encoding::Protobuf) => vec![
+                "client-go informer protobuf: the simulator serves JSON only, so client-go falls back to JSON there".to_owned(),
+            ],
+            ServerKind::Sim => Vec::new(),
+            ServerKind::KubeApiServer => vec![
+                "server: kube-apiserver v1.37 (tests/apiserver) on an embedded etcd, watch cache on; LIST/WATCH counted from its audit log; pulled = bytes on the wire (TLS, HTTP framing included) through a counting relay".to_owned(),
+                format!(
+                    "persist 410 relist: writes while down, then {} s without writes and one pod written over and over until a watch from before answered 410 (the watch cache's window, not a compaction); that pod is one more change",
+                    (apiserver::EVENT_FRESH.as_secs() + 2)
+                ),
+                "client-go and kube-runtime list with their defaults: client-go v0.37 a streaming list (sendInitialEvents), kube-runtime pages of 500".to_owned(),
+                "client-go's Go transport asks for gzip, which kube-apiserver applies to answers of 128 KB and more; kube-rs (built without its gzip feature) and so kube-persist do not ask".to_owned(),
+            ],
         }
     }
 }
@@ -181,13 +209,15 @@ pub fn run(plan: &Plan, on_progress: &mut dyn FnMut(&Progress)) -> Result<Report
         Some(s) => bench.steady_round(s)?,
         None => Vec::new(),
     };
-    Ok(Report::new(Setup::of(plan), bench.samples, steady))
+    let mut report = Report::new(Setup::of(plan), bench.samples, steady);
+    report.notes.extend(plan.notes());
+    Ok(report)
 }
 
 /// One repetition at one object count.
 #[derive(Clone, Copy)]
 struct Round<'s> {
-    sim: &'s Simulator,
+    cluster: &'s Cluster,
     pods: usize,
     rep: usize,
     raw_json_bytes: u64,
@@ -202,32 +232,46 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
+    /// Says what is being measured now, which counts as a step.
     fn progress(&mut self, step: String) {
+        self.status(step);
+        self.done += 1;
+    }
+
+    /// Says what is happening between measurements.
+    fn status(&mut self, step: String) {
         (self.on_progress)(&Progress {
             done: self.done,
             total: self.plan.steps(),
             step,
         });
-        self.done += 1;
     }
 
-    fn start_sim(&self, pods: usize) -> Result<Simulator> {
-        Ok(self
-            .runtime
-            .block_on(Simulator::start(self.plan.sim_config(pods)))?)
+    fn start_cluster(&self, pods: usize) -> Result<Cluster> {
+        match self.plan.server {
+            ServerKind::Sim => Cluster::sim(&self.runtime, self.plan.sim_config(pods)),
+            ServerKind::KubeApiServer => {
+                let program =
+                    apiserver::program(&self.plan.harness_dir, apiserver::APISERVER_PROGRAM)?;
+                let namespaces = self.plan.sim_config(pods).namespaces;
+                Cluster::kube_apiserver(&self.runtime, &program, pods, namespaces, self.plan.seed)
+            }
+        }
     }
 
     /// Every contender at one object count, `reps` times. The persist
     /// contenders share one store per repetition, in an order where each
     /// leaves it as the next one needs it: the fresh run syncs it, each
     /// resume starts from the state the previous run synced, and the 410
-    /// relist comes last because it compacts the server's history.
+    /// relist comes last because it pushes the store's resourceVersion out
+    /// of the server's history.
     fn objects_round(&mut self, pods: usize) -> Result<()> {
-        let sim = self.start_sim(pods)?;
-        let raw_json_bytes = raw_json_bytes(&sim.objects(RESOURCE));
+        self.status(format!("{pods} pods: starting the {}", self.plan.server));
+        let cluster = self.start_cluster(pods)?;
+        let raw_json_bytes = raw_json_bytes(&cluster.pods(&self.runtime)?);
         for rep in 0..self.plan.reps {
             let round = Round {
-                sim: &sim,
+                cluster: &cluster,
                 pods,
                 rep,
                 raw_json_bytes,
@@ -235,22 +279,34 @@ impl Bench<'_> {
             let store = self.plan.work_dir.join(format!("store-{pods}-{rep}"));
             remove_dir(&store)?;
             self.measure(&round, Contender::Reflector, None, None)?;
+            for &encoding in &self.plan.clientgo {
+                let c = Contender::ClientGo {
+                    protobuf: encoding.is_protobuf(),
+                };
+                self.measure(&round, c, None, None)?;
+            }
             self.measure(&round, Contender::Fresh, Some(&store), None)?;
             for &changed_pct in &self.plan.changed_pct {
-                let synced = keys(&sim.objects(RESOURCE));
-                sim.mutate(writes_for(pods, changed_pct));
+                let synced = keys(&cluster.pods(&self.runtime)?);
+                cluster.mutate(writes_for(pods, changed_pct))?;
                 let c = Contender::Resume { changed_pct };
                 self.measure(&round, c, Some(&store), Some(&synced))?;
             }
             let changed_pct = self.plan.gone_changed_pct;
-            let synced = keys(&sim.objects(RESOURCE));
-            sim.mutate(writes_for(pods, changed_pct));
-            sim.compact();
+            let synced = keys(&cluster.pods(&self.runtime)?);
+            cluster.mutate(writes_for(pods, changed_pct))?;
             let c = Contender::RelistAfterGone { changed_pct };
+            self.status(format!(
+                "{pods} pods, rep {}: {c}: expiring the history",
+                rep + 1
+            ));
+            let probe = probe_key(&cluster.pods(&self.runtime)?, Some(&synced))?;
+            let namespace = probe.split_once('/').map_or("", |(ns, _)| ns);
+            cluster.expire_history(&self.runtime, namespace)?;
             self.measure(&round, c, Some(&store), Some(&synced))?;
             remove_dir(&store)?;
         }
-        self.runtime.block_on(sim.shutdown());
+        cluster.shutdown(&self.runtime);
         Ok(())
     }
 
@@ -262,29 +318,47 @@ impl Bench<'_> {
         synced_keys: Option<&HashSet<String>>,
     ) -> Result<()> {
         let Round {
-            sim,
+            cluster,
             pods,
             rep,
             raw_json_bytes,
         } = *round;
         self.progress(format!("{pods} pods, rep {}: {contender}", rep + 1));
-        let spec = ChildSpec {
-            kind: contender.child_kind(),
-            server: sim.url(),
-            store: store.map(Path::to_owned),
-            probe: probe_key(&sim.objects(RESOURCE), synced_keys)?,
-            steady: None,
+        let endpoint = cluster.endpoint();
+        let probe = probe_key(&cluster.pods(&self.runtime)?, synced_keys)?;
+        let label = contender.to_string();
+        let mark = cluster.mark();
+        let mut child = match contender.child_kind() {
+            Some(kind) => {
+                let spec = ChildSpec {
+                    kind,
+                    server: endpoint.server,
+                    kubeconfig: endpoint.kubeconfig,
+                    store: store.map(Path::to_owned),
+                    probe: probe.clone(),
+                    steady: None,
+                };
+                self.spawn(&label, &self.plan.exe, &spec.to_args())?
+            }
+            None => {
+                let program =
+                    apiserver::program(&self.plan.harness_dir, apiserver::CLIENTGO_PROGRAM)?;
+                let encoding = match contender {
+                    Contender::ClientGo { protobuf: true } => Encoding::Protobuf,
+                    _ => Encoding::Json,
+                };
+                let args = clientgo::args(&endpoint, &probe, encoding, self.plan.timeout.as_secs());
+                self.spawn(&label, &program, &args)?
+            }
         };
-        let before = sim.stats();
-        let mut child = self.spawn(&contender.to_string(), &spec)?;
         let report: ChildReport = child.next_report()?;
         let spawned_ns = child.spawned_ns();
         child.finish()?;
-        let after = sim.stats();
+        let served = cluster.served_since(mark)?;
         if !report.probe_found {
             return Err(Error::ProbeMissing {
-                contender: contender.to_string(),
-                probe: spec.probe,
+                contender: label,
+                probe,
             });
         }
         let disk_bytes = store.map(dir_bytes).transpose()?;
@@ -294,9 +368,9 @@ impl Bench<'_> {
             rep,
             first_read_ms: ms(clock::between(spawned_ns, report.first_read_ns)),
             ready_ms: ms(clock::between(spawned_ns, report.ready_ns)),
-            list_requests: after.list_requests.saturating_sub(before.list_requests),
-            watch_requests: after.watch_requests.saturating_sub(before.watch_requests),
-            bytes_pulled: after.bytes_sent.saturating_sub(before.bytes_sent),
+            list_requests: served.list_requests,
+            watch_requests: served.watch_requests,
+            bytes_pulled: served.bytes,
             peak_rss_bytes: report.peak_rss_bytes,
             disk_bytes,
             raw_json_bytes,
@@ -306,39 +380,37 @@ impl Bench<'_> {
         Ok(())
     }
 
-    fn spawn(&self, label: &str, spec: &ChildSpec) -> Result<Running> {
+    fn spawn(&self, label: &str, program: &Path, args: &[std::ffi::OsString]) -> Result<Running> {
         let log = self
             .plan
             .work_dir
             .join(format!("{}.stderr", label.replace([' ', '%'], "-")));
-        Running::spawn(
-            label,
-            &self.plan.exe,
-            &spec.to_args(),
-            &log,
-            self.plan.timeout,
-        )
+        Running::spawn(label, program, args, &log, self.plan.timeout)
     }
 
     /// Steady state, once per kind of cache: the child syncs, says it is
-    /// ready, and the parent writes to the simulator while it listens.
+    /// ready, and the parent writes to the server while it listens.
     fn steady_round(&mut self, plan: SteadyPlan) -> Result<Vec<SteadyRow>> {
-        let sim = self.start_sim(plan.objects)?;
+        let cluster = self.start_cluster(plan.objects)?;
         let mut rows = Vec::new();
         for kind in [ChildKind::Persist, ChildKind::Reflector] {
             self.progress(format!("steady state, {} pods: {kind}", plan.objects));
             let store = self.plan.work_dir.join("store-steady");
             remove_dir(&store)?;
+            let endpoint = cluster.endpoint();
+            let pods = cluster.pods(&self.runtime)?;
             let spec = ChildSpec {
                 kind,
-                server: sim.url(),
+                server: endpoint.server,
+                kubeconfig: endpoint.kubeconfig,
                 store: (kind == ChildKind::Persist).then(|| store.clone()),
-                probe: probe_key(&sim.objects(RESOURCE), None)?,
+                probe: probe_key(&pods, None)?,
                 steady: Some((plan.load.paced_events, plan.load.burst_events)),
             };
-            let mut child = self.spawn(&format!("steady {kind}"), &spec)?;
+            let mut child =
+                self.spawn(&format!("steady {kind}"), &self.plan.exe, &spec.to_args())?;
             let _ready: ChildReport = child.next_report()?;
-            write_load(&sim, plan.load)?;
+            write_load(&cluster, &self.runtime, pods, plan.load)?;
             let report: SteadyReport = child.next_report()?;
             child.finish()?;
             remove_dir(&store)?;
@@ -349,26 +421,29 @@ impl Bench<'_> {
                 report,
             });
         }
-        self.runtime.block_on(sim.shutdown());
+        cluster.shutdown(&self.runtime);
         Ok(rows)
     }
 }
 
-/// Writes the paced then the burst phase, stamping each object with the
-/// clock just before its write.
-fn write_load(sim: &Simulator, load: Load) -> Result<()> {
-    let mut pool: Vec<Value> = sim.objects(RESOURCE).into_iter().take(1_000).collect();
+/// Writes the paced then the burst phase to the first 1000 of `pods`,
+/// stamping each with the clock just before its write.
+fn write_load(
+    cluster: &Cluster,
+    runtime: &tokio::runtime::Runtime,
+    pods: Vec<Value>,
+    load: Load,
+) -> Result<()> {
+    let mut pool: Vec<Value> = pods.into_iter().take(1_000).collect();
     if pool.is_empty() {
         return Err(Error::InvalidOption {
             option: "--steady-objects",
-            reason: "the simulator has no pods to write to".into(),
+            reason: "the server has no pods to write to".into(),
         });
     }
     let mut write = |i: u64, phase: Phase| -> Result<()> {
         let slot = (i as usize) % pool.len();
-        let mut object = pool[slot].clone();
-        steady::stamp(&mut object, phase, clock::now_ns());
-        pool[slot] = sim.replace(RESOURCE, object)?;
+        pool[slot] = cluster.write_stamped(runtime, &pool[slot], phase)?;
         Ok(())
     };
     let start = Instant::now();
@@ -399,7 +474,7 @@ pub(crate) fn probe_key(
         .min()
         .ok_or(Error::InvalidOption {
             option: "--objects",
-            reason: "the simulator serves no pods to probe".into(),
+            reason: "the server holds no pods to probe".into(),
         })
 }
 
@@ -474,6 +549,9 @@ mod tests {
             bookmark_interval: Duration::from_millis(100),
             seed: 1,
             steady: None,
+            server: ServerKind::Sim,
+            harness_dir: "/nonexistent".into(),
+            clientgo: Vec::new(),
         }
     }
 
@@ -481,6 +559,9 @@ mod tests {
     fn counts_every_measured_child() {
         // 2 counts × 3 reps × (reflector + fresh + 3 resumes + 410 relist)
         assert_eq!(plan().steps(), 36);
+        let mut p = plan();
+        p.clientgo = vec![Encoding::Json, Encoding::Protobuf];
+        assert_eq!(p.steps(), 48);
         let mut p = plan();
         p.steady = Some(SteadyPlan {
             objects: 10,

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use kube_persist::bench::clientgo::{self, Encoding};
+use kube_persist::bench::cluster::ServerKind;
 use kube_persist::bench::controller::{self as bench_controller, ControllerPlan};
 use kube_persist::bench::outage::{self, OutagePlan};
 use kube_persist::bench::reconciler::{self, ControllerKind, ReconcilerSpec};
@@ -27,8 +29,8 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Compare kube-persist's resume, its 410 relist and a fresh start with
-    /// kube-runtime's reflector, each in its own process, on one simulated
-    /// cluster.
+    /// kube-runtime's reflector and client-go's informer, each in its own
+    /// process, on one cluster (the simulator or a real kube-apiserver).
     Resume(ResumeArgs),
     /// Compare reconciles after a restart: kube-runtime's controller from
     /// scratch against kube-persist's resuming from its store, each in its
@@ -159,7 +161,7 @@ struct ReconcilerArgs {
 
 #[derive(Debug, clap::Args)]
 struct ResumeArgs {
-    /// Pod counts of the simulated cluster.
+    /// Pod counts of the cluster.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
     objects: Vec<usize>,
     /// Percentages of pods written while a resuming process is down.
@@ -208,6 +210,28 @@ struct ResumeArgs {
     /// Writes in the steady-state burst (their rate gives events/s).
     #[arg(long, default_value_t = 2000)]
     burst_events: u64,
+    /// The API server: the built-in simulator, or a real kube-apiserver
+    /// (tests/apiserver's harness, started per object count; its 410 row
+    /// waits out the watch cache's 75 s window).
+    #[arg(long, value_enum, default_value_t = ServerKind::Sim)]
+    server: ServerKind,
+    /// Where tests/apiserver/build.sh put `apiserver` and
+    /// `clientgo-informer` (default: target/apiserver-bin beside this
+    /// executable's profile directory).
+    #[arg(long)]
+    harness_dir: Option<PathBuf>,
+    /// client-go's informer in these encodings (json, protobuf), or `none`.
+    /// Default: json when `clientgo-informer` is built, else none.
+    #[arg(long, value_delimiter = ',')]
+    clientgo: Option<Vec<ClientGoArg>>,
+}
+
+/// A `--clientgo` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ClientGoArg {
+    Json,
+    Protobuf,
+    None,
 }
 
 #[derive(Debug, clap::Args)]
@@ -248,6 +272,9 @@ struct ChildArgs {
     /// API server URL.
     #[arg(long)]
     server: String,
+    /// Kubeconfig to connect with instead of the bare URL.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
     /// Store directory (persist).
     #[arg(long)]
     store: Option<PathBuf>,
@@ -344,8 +371,32 @@ fn run_reconciler(a: ReconcilerArgs) -> anyhow::Result<ExitCode> {
 
 fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
     let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let exe = std::env::current_exe().context("finding this executable to re-run as contenders")?;
+    let harness_dir = clientgo::harness_dir(a.harness_dir.as_deref(), &exe);
+    let mut notes = Vec::new();
+    let clientgo = match &a.clientgo {
+        Some(list) if list.contains(&ClientGoArg::None) => Vec::new(),
+        Some(list) => list
+            .iter()
+            .map(|e| match e {
+                ClientGoArg::Protobuf => Encoding::Protobuf,
+                _ => Encoding::Json,
+            })
+            .collect(),
+        None => match clientgo::program(Some(&harness_dir), &exe) {
+            Ok(_) => vec![Encoding::Json],
+            Err(why) => {
+                notes.push(format!("client-go not measured: {why}"));
+                Vec::new()
+            }
+        },
+    };
+    if !clientgo.is_empty() {
+        // Named explicitly: its absence is an error before anything runs.
+        clientgo::program(Some(&harness_dir), &exe)?;
+    }
     let plan = Plan {
-        exe: std::env::current_exe().context("finding this executable to re-run as contenders")?,
+        exe,
         objects: a.objects,
         changed_pct: a.changed,
         gone_changed_pct: a.gone_changed,
@@ -365,6 +416,9 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
                 burst_events: a.burst_events,
             },
         }),
+        server: a.server,
+        harness_dir,
+        clientgo,
     };
     plan.validate()?;
     let bar = ProgressBar::new(plan.steps() as u64);
@@ -378,7 +432,8 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
         bar.set_message(p.step.clone());
     });
     bar.finish_and_clear();
-    let report = report.context("running the resume benchmark")?;
+    let mut report = report.context("running the resume benchmark")?;
+    report.notes.extend(notes);
     // The plot first: a reader of stdout that goes away early (`| head`)
     // ends the command, and must not cost the plot.
     if let Some(path) = &a.plot {
@@ -440,6 +495,7 @@ fn run_child(a: ChildArgs) -> anyhow::Result<ExitCode> {
     let spec = ChildSpec {
         kind: a.kind,
         server: a.server,
+        kubeconfig: a.kubeconfig,
         store: a.store,
         probe: a.probe,
         steady: a.steady_paced.zip(a.steady_burst),

@@ -240,8 +240,8 @@ func run(ctx context.Context, o *options, stdout io.Writer) error {
 			return err
 		}
 		defer ec.Close()
-		churn := func(ctx context.Context, namespace string, n int) (string, error) {
-			return loader.Churn(ctx, srv.Loopback, namespace, n, o.workers)
+		churn := func(ctx context.Context, namespace string, n, pool int) (string, error) {
+			return loader.Churn(ctx, srv.Loopback, namespace, n, pool, o.workers)
 		}
 		as, err := admin.Start(o.adminPort, ec, churn)
 		if err != nil {

@@ -10,9 +10,13 @@ mod support;
 // Without the default `cli` feature (the library alone) only the store's
 // own tests build: the rest need the simulator or the binary.
 #[cfg(feature = "cli")]
+mod apiserver;
+#[cfg(feature = "cli")]
 mod bench;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "cli")]
+mod conformance;
 #[cfg(feature = "cli")]
 mod controller;
 #[cfg(feature = "sim")]

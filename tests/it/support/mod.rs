@@ -2,7 +2,11 @@
 //! binary run against them, simulators and raw HTTP against them.
 
 #[cfg(feature = "cli")]
+pub mod apiserver;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod conformance;
 #[cfg(feature = "cli")]
 pub mod controller;
 #[cfg(feature = "sim")]

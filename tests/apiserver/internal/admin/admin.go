@@ -2,7 +2,7 @@
 // what tests cannot do through the Kubernetes API: compacting etcd.
 //
 //	POST /compact[?wait=true]          compact etcd to its current revision
-//	POST /churn?n=N[&namespace=NS]     N writes to existing pods (MODIFIED events)
+//	POST /churn?n=N[&namespace=NS][&pool=K]  N writes to existing pods (MODIFIED events)
 //	GET  /revision                     etcd's current revision
 //
 // Both answer JSON. /compact uses the API servers' own protocol (the
@@ -30,9 +30,10 @@ import (
 // 15 s, plus a second).
 const CachePollPeriod = 16 * time.Second
 
-// Churner makes n writes to pods of namespace ("" for all) and returns the
-// resourceVersion of the last one.
-type Churner func(ctx context.Context, namespace string, n int) (string, error)
+// Churner makes n writes to pods of namespace ("" for all), round-robin
+// over the first pool of them (pool <= 0: n distinct pods while there are
+// that many), and returns the resourceVersion of the last one.
+type Churner func(ctx context.Context, namespace string, n, pool int) (string, error)
 
 // Server serves the admin endpoints.
 type Server struct {
@@ -126,8 +127,15 @@ func (s *Server) churnPods(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("n must be an integer in 1..%d", MaxChurn), http.StatusBadRequest)
 		return
 	}
+	pool := 0
+	if p := r.URL.Query().Get("pool"); p != "" {
+		if pool, err = strconv.Atoi(p); err != nil || pool < 1 {
+			http.Error(w, "pool must be a positive integer", http.StatusBadRequest)
+			return
+		}
+	}
 	start := time.Now()
-	rv, err := s.churn(r.Context(), r.URL.Query().Get("namespace"), n)
+	rv, err := s.churn(r.Context(), r.URL.Query().Get("namespace"), n, pool)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

@@ -181,40 +181,69 @@ feed:
 const ChurnAnnotation = "kube-persist.dev/churn"
 
 // Churn makes n writes to existing pods (a merge patch of ChurnAnnotation,
-// one MODIFIED event each), round-robin over up to 1000 pods of the
-// namespace ("" for all), with workers concurrent writers. It returns the
-// resourceVersion of the last write it saw.
-func Churn(ctx context.Context, cfg *rest.Config, namespace string, n, workers int) (string, error) {
+// one MODIFIED event each), round-robin over the first pool pods of the
+// namespace ("" for all) in key order (pool <= 0: as many as n, so that n
+// writes change n distinct pods while there are that many), with workers
+// concurrent writers. It returns the resourceVersion of the last write it
+// saw. Each pod has at most one writer at a time.
+func Churn(ctx context.Context, cfg *rest.Config, namespace string, n, pool, workers int) (string, error) {
 	c := rest.CopyConfig(cfg)
 	c.QPS = -1
 	cs, err := kubernetes.NewForConfig(c)
 	if err != nil {
 		return "", err
 	}
-	list, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{Limit: 1000})
+	if pool <= 0 {
+		pool = n
+	}
+	pods, err := firstPods(ctx, cs, namespace, pool)
 	if err != nil {
 		return "", err
 	}
-	if len(list.Items) == 0 {
+	if len(pods) == 0 {
 		return "", fmt.Errorf("no pods to churn in %q", namespace)
 	}
 	var mu sync.Mutex
 	var last uint64
 	var lastRV string
-	err = parallel(ctx, n, workers, func(i int) error {
-		p := list.Items[i%len(list.Items)]
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, ChurnAnnotation, i)
-		got, err := cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kube-persist-churn"})
-		if err != nil {
-			return fmt.Errorf("patch %s/%s: %w", p.Namespace, p.Name, err)
+	// Concurrent patches of one pod conflict and retry inside the server,
+	// until they time out when many pile up: each pod gets its writes
+	// (k = j, j+len(pods), ...) from one goroutine, in turn.
+	err = parallel(ctx, len(pods), workers, func(j int) error {
+		p := pods[j]
+		for k := j; k < n; k += len(pods) {
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, ChurnAnnotation, k)
+			got, err := cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kube-persist-churn"})
+			if err != nil {
+				return fmt.Errorf("patch %s/%s: %w", p.Namespace, p.Name, err)
+			}
+			rv, _ := strconv.ParseUint(got.ResourceVersion, 10, 64)
+			mu.Lock()
+			if rv >= last {
+				last, lastRV = rv, got.ResourceVersion
+			}
+			mu.Unlock()
 		}
-		rv, _ := strconv.ParseUint(got.ResourceVersion, 10, 64)
-		mu.Lock()
-		if rv >= last {
-			last, lastRV = rv, got.ResourceVersion
-		}
-		mu.Unlock()
 		return nil
 	})
 	return lastRV, err
+}
+
+// firstPods lists up to max pods of namespace ("" for all), a page of
+// 1000 at a time.
+func firstPods(ctx context.Context, cs kubernetes.Interface, namespace string, max int) ([]corev1.Pod, error) {
+	var out []corev1.Pod
+	opts := metav1.ListOptions{Limit: int64(min(max, 1000))}
+	for {
+		list, err := cs.CoreV1().Pods(namespace).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list.Items...)
+		if len(out) >= max || list.Continue == "" {
+			return out[:min(len(out), max)], nil
+		}
+		opts.Continue = list.Continue
+		opts.Limit = int64(min(max-len(out), 1000))
+	}
 }
