@@ -50,6 +50,7 @@ mod server;
 mod state;
 mod status;
 mod strategic;
+mod table;
 mod watch;
 
 pub use bookmarks::DEFAULT_FREQUENCY as DEFAULT_BOOKMARK_INTERVAL;

@@ -21,6 +21,7 @@ use super::params::ListParams;
 use super::resources::{self, ResourceId, RESOURCES};
 use super::state::prepare_replace;
 use super::status::ApiError;
+use super::table::{self, TableMeta, TableRequest};
 use super::{list, openapi, watch, Counters, Fault, Shared};
 
 /// Largest request body accepted, as the real server's 3 MiB limit.
@@ -302,9 +303,21 @@ async fn resource(AxState(s): Shr, req: Request) -> Response {
     } else {
         FieldManager::new("")
     };
+    let table = if req.method() == Method::GET {
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        match TableRequest::negotiate(accept, query.get("includeObject").map(String::as_str)) {
+            Ok(t) => t,
+            Err(e) => return error_response(&s, &e),
+        }
+    } else {
+        None
+    };
     let result = match (req.method().clone(), target.name.clone()) {
-        (Method::GET, None) => collection_get(&s, &target, &query).await,
-        (Method::GET, Some(name)) => object_get(&s, &target, &name),
+        (Method::GET, None) => collection_get(&s, &target, &query, table).await,
+        (Method::GET, Some(name)) => object_get(&s, &target, &name, table),
         (Method::POST, None) => match body_json(req).await {
             Ok(v) => create(&s, &target, &who, v),
             Err(e) => Err(e),
@@ -331,6 +344,7 @@ async fn collection_get(
     s: &Arc<Shared>,
     t: &Target,
     query: &HashMap<String, String>,
+    table: Option<TableRequest>,
 ) -> Result<Response, ApiError> {
     let p = ListParams::parse(query)?;
     let res = &RESOURCES[t.r];
@@ -341,7 +355,7 @@ async fn collection_get(
         p.field_selector.as_deref(),
     )?;
     if p.watch {
-        let plan = watch::plan(s, t.r, filter, &p).await?;
+        let plan = watch::plan(s, t.r, filter, &p, table).await?;
         let (tx, rx) = mpsc::channel::<watch::Chunk>(16);
         tokio::spawn(watch::run(s.clone(), plan, tx));
         let mut resp = Response::new(Body::from_stream(watch::WatchBody::new(rx)));
@@ -352,16 +366,49 @@ async fn collection_get(
         return Ok(resp);
     }
     let doc = list::list(s, t.r, &filter, &p).await?;
-    Ok(json_response(s, StatusCode::OK, doc))
+    let Some(table) = table else {
+        return Ok(json_response(s, StatusCode::OK, doc));
+    };
+    // Tables are for people (kubectl get): re-reading the List document is
+    // cheaper to keep right than a second way to assemble pages.
+    let list: Value = serde_json::from_slice(&doc)
+        .map_err(|e| ApiError::new(500, "InternalError", format!("re-reading a list: {e}")))?;
+    let items = list.get("items").and_then(Value::as_array);
+    let doc = table::table(
+        res,
+        items.into_iter().flatten(),
+        &TableMeta::of_list(&list),
+        &table,
+        true,
+        s.clock.wall_now(),
+    );
+    Ok(value_response(s, StatusCode::OK, &doc))
 }
 
-fn object_get(s: &Shared, t: &Target, name: &str) -> Result<Response, ApiError> {
+fn object_get(
+    s: &Shared,
+    t: &Target,
+    name: &str,
+    table: Option<TableRequest>,
+) -> Result<Response, ApiError> {
     let res = &RESOURCES[t.r];
     let obj = s
         .read()
         .get(t.r, &res.key(t.namespace.as_deref(), name))
         .ok_or_else(|| ApiError::not_found(res.plural, name))?;
-    Ok(stored_response(s, StatusCode::OK, t.r, &obj))
+    let Some(table) = table else {
+        return Ok(stored_response(s, StatusCode::OK, t.r, &obj));
+    };
+    let object = obj.full(res);
+    let doc = table::table(
+        res,
+        [&object],
+        &TableMeta::of_object(&object),
+        &table,
+        true,
+        s.clock.wall_now(),
+    );
+    Ok(value_response(s, StatusCode::OK, &doc))
 }
 
 fn stored_response(s: &Shared, code: StatusCode, r: ResourceId, obj: &Stored) -> Response {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::clock::SimTime;
@@ -26,6 +27,7 @@ use super::params::{ListParams, RvParam};
 use super::resources::{ResourceDef, ResourceId, RESOURCES};
 use super::state::{Event, EventType};
 use super::status::ApiError;
+use super::table::{self, TableMeta, TableRequest};
 use super::{Counters, GoneMode, Shared};
 
 /// Chunks of a watch body; an `Err` aborts the connection mid-stream.
@@ -97,6 +99,8 @@ pub(crate) struct WatchPlan {
     deadline: SimTime,
     /// The stream opens with this ERROR instead (GoneMode::ErrorEvent).
     gone: Option<ApiError>,
+    /// Objects go out as Tables (`kubectl get -w`).
+    table: Option<TableRequest>,
 }
 
 /// How long a watch runs: its `timeoutSeconds`, or when that is absent or
@@ -120,6 +124,7 @@ pub(crate) async fn plan(
     r: ResourceId,
     filter: Filter,
     p: &ListParams,
+    table: Option<TableRequest>,
 ) -> Result<WatchPlan, ApiError> {
     if p.send_initial_events.is_some() && !shared.config.watch_list {
         return Err(ApiError::invalid(
@@ -137,6 +142,7 @@ pub(crate) async fn plan(
         bookmarks: p.bookmarks,
         deadline: shared.clock.now() + timeout,
         gone: None,
+        table,
     };
     let initial = match p.send_initial_events {
         Some(send) => {
@@ -194,6 +200,10 @@ struct Sink<'a> {
     buf: Vec<u8>,
     lines: usize,
     fault: Option<StreamFault>,
+    table: Option<TableRequest>,
+    /// Whether the next Table carries the column definitions: only the
+    /// stream's first object does (`watchEmbeddedEncoder.doEncode`).
+    headers: bool,
 }
 
 /// The stream ended: the client left, or a fault cut it.
@@ -244,10 +254,34 @@ impl Sink<'_> {
         line.extend_from_slice(b"{\"type\":\"");
         line.extend_from_slice(kind.as_bytes());
         line.extend_from_slice(b"\",\"object\":");
-        obj.write_full(self.res, &mut line);
+        match self.table {
+            Some(_) => {
+                let object = obj.full(self.res);
+                line.extend_from_slice(self.as_table(&object).to_string().as_bytes());
+            }
+            None => obj.write_full(self.res, &mut line),
+        }
         line.extend_from_slice(b"}\n");
         Counters::add(&self.shared.counters.watch_events_sent, 1);
         self.line(line).await
+    }
+
+    /// An event's object as the Table the watch asked for (the first one
+    /// with the column definitions).
+    fn as_table(&mut self, object: &Value) -> Value {
+        let Some(request) = &self.table else {
+            return object.clone();
+        };
+        let doc = table::table(
+            self.res,
+            [object],
+            &TableMeta::of_object(object),
+            request,
+            self.headers,
+            self.shared.clock.wall_now(),
+        );
+        self.headers = false;
+        doc
     }
 
     async fn bookmark(&mut self, rv: u64, initial_end: bool) -> Result<(), Closed> {
@@ -255,10 +289,9 @@ impl Sink<'_> {
         if initial_end {
             metadata["annotations"] = serde_json::json!({"k8s.io/initial-events-end": "true"});
         }
-        let ev = serde_json::json!({
-            "type": "BOOKMARK",
-            "object": {"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": metadata},
-        });
+        let object = serde_json::json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": metadata});
+        // The real server converts a bookmark's object like any other.
+        let ev = serde_json::json!({"type": "BOOKMARK", "object": self.as_table(&object)});
         Counters::add(&self.shared.counters.bookmarks_sent, 1);
         let mut line = ev.to_string().into_bytes();
         line.push(b'\n');
@@ -267,6 +300,8 @@ impl Sink<'_> {
     }
 
     async fn error(&mut self, err: &ApiError) -> Result<(), Closed> {
+        // A Status is sent as is, but it still spends the headers.
+        self.headers = false;
         let ev = serde_json::json!({"type": "ERROR", "object": err.to_status()});
         let mut line = ev.to_string().into_bytes();
         line.push(b'\n');
@@ -305,6 +340,8 @@ pub(crate) async fn run(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<C
         buf: Vec::new(),
         lines: 0,
         fault,
+        table: plan.table,
+        headers: true,
     };
     let _ = stream(&shared, &plan, &mut sink).await;
     shared

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::support::sim::*;
 use futures::StreamExt;
@@ -32,9 +33,15 @@ fn spawn_lines(cmd: &mut Command) -> (tokio::process::Child, ChildLines) {
     (child, out)
 }
 
+/// How long a child client may take to print its next line before it is
+/// called hung. Far above HANG_GUARD: a Python interpreter importing the
+/// kubernetes package on a loaded 2-core machine took over 20 s to list 40
+/// pods, which is slowness, not a hang.
+const CHILD_GUARD: Duration = Duration::from_secs(180);
+
 /// The next stdout line of a child; `None` when it closed its stdout.
 async fn next_line(out: &mut ChildLines, who: &str) -> Option<String> {
-    tokio::time::timeout(HANG_GUARD, out.next_line())
+    tokio::time::timeout(CHILD_GUARD, out.next_line())
         .await
         .unwrap_or_else(|_| panic!("{who} hung"))
         .unwrap()
@@ -218,7 +225,7 @@ impl Kubectl {
     }
 
     async fn run(&self, args: &[&str]) -> String {
-        let out = tokio::time::timeout(HANG_GUARD, self.command(args).output())
+        let out = tokio::time::timeout(CHILD_GUARD, self.command(args).output())
             .await
             .expect("kubectl hung")
             .expect("kubectl runs");
@@ -370,6 +377,103 @@ async fn kubectl_get_chunked_create_delete_and_watch() {
     );
 }
 
+/// kubectl prints the columns the server's Table carries, as against a real
+/// cluster: READY, STATUS and RESTARTS for pods (wide: IP and NODE), the
+/// node, secret and configmap columns.
+#[tokio::test]
+async fn kubectl_get_prints_the_servers_columns() {
+    if kubectl().await.is_none() {
+        return;
+    }
+    let sim = sim(|c| {
+        c.pods = 40;
+        c.namespaces = 2;
+    })
+    .await;
+    let k = Kubectl {
+        server: sim.url(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let wide = k.run(&["get", "pods", "-n", "ns-000", "-o", "wide"]).await;
+    let mut lines = wide.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED",
+            "NODE",
+            "READINESS",
+            "GATES"
+        ]
+    );
+    let pods: BTreeMap<String, Value> = sim
+        .objects("pods")
+        .into_iter()
+        .filter(|p| p["metadata"]["namespace"] == "ns-000")
+        .map(|p| (p["metadata"]["name"].as_str().unwrap().to_string(), p))
+        .collect();
+    let mut seen = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let pod = &pods[cells[0]];
+        let statuses = pod["status"]["containerStatuses"].as_array().unwrap();
+        let containers = pod["spec"]["containers"].as_array().unwrap().len();
+        let restarts: u64 = statuses
+            .iter()
+            .map(|s| s["restartCount"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            cells[1],
+            format!("{}/{containers}", statuses.len()),
+            "{line}"
+        );
+        assert_eq!(cells[2], pod["status"]["phase"], "{line}");
+        assert_eq!(cells[3], restarts.to_string(), "{line}");
+        assert!(
+            cells[4].ends_with(['s', 'm', 'h', 'd', 'y']),
+            "an age: {line}"
+        );
+        assert_eq!(cells[5], pod["status"]["podIP"], "{line}");
+        assert_eq!(cells[6], pod["spec"]["nodeName"], "{line}");
+        seen += 1;
+    }
+    assert_eq!(seen, pods.len());
+
+    let header = |out: &str| {
+        out.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        header(&k.run(&["get", "nodes"]).await),
+        ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    );
+    sim.create(
+        "configmaps",
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "two-keys", "namespace": "ns-000"}, "data": {"a": "1", "b": "2"}}),
+    )
+    .unwrap();
+    let cms = k.run(&["get", "configmaps", "-A"]).await;
+    assert_eq!(header(&cms), ["NAMESPACE", "NAME", "DATA", "AGE"]);
+    let row: Vec<&str> = cms.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["ns-000", "two-keys", "2"], "{cms}");
+    assert_eq!(
+        header(&k.run(&["get", "ns"]).await),
+        ["NAME", "STATUS", "AGE"]
+    );
+}
+
 /// `kubectl patch` sends a strategic-merge patch by default for built-in
 /// types: containers merge by name, as on a real server. Its write is
 /// recorded in managedFields under kubectl's manager.
@@ -438,7 +542,7 @@ async fn kubectl_create_secret_gets_a_415_status_for_protobuf() {
         dir: tempfile::tempdir().unwrap(),
     };
     let out = tokio::time::timeout(
-        HANG_GUARD,
+        CHILD_GUARD,
         k.command(&[
             "create",
             "secret",

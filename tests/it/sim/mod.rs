@@ -2,4 +2,5 @@
 
 mod clients;
 mod conformance;
+mod table;
 mod watch_cache;

@@ -105,7 +105,17 @@ pub struct WatchStream {
 impl WatchStream {
     /// Opens a watch; any status is accepted (see `status`).
     pub async fn open(url: &str) -> WatchStream {
-        let resp = http().get(url).send().await.expect("watch request");
+        WatchStream::open_accepting(url, "application/json").await
+    }
+
+    /// Opens a watch with an Accept header.
+    pub async fn open_accepting(url: &str, accept: &str) -> WatchStream {
+        let resp = http()
+            .get(url)
+            .header("Accept", accept)
+            .send()
+            .await
+            .expect("watch request");
         let status = resp.status().as_u16();
         WatchStream::of(status, resp.bytes_stream())
     }
