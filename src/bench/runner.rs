@@ -15,7 +15,7 @@ use super::process::Running;
 use super::report::{Report, Sample, Setup, SteadyRow};
 use super::steady::{self, Load, Phase, SteadyReport};
 use super::{Error, Result};
-use crate::sim::{GoneMode, SimConfig, Simulator};
+use crate::sim::{GoneMode, MetadataServing, SimConfig, Simulator};
 
 /// The resource every contender caches.
 const RESOURCE: &str = "pods";
@@ -29,8 +29,9 @@ pub struct Plan {
     pub objects: Vec<usize>,
     /// Percentages of objects written while a resuming process is down.
     pub changed_pct: Vec<u32>,
-    /// Percentage written before the RV is compacted away (410 relist).
-    pub gone_changed_pct: u32,
+    /// Percentages written before the RV is compacted away, one 410
+    /// relist each.
+    pub gone_changed_pct: Vec<u32>,
     /// Repetitions of every measurement.
     pub reps: usize,
     /// Where stores and child logs go.
@@ -80,13 +81,11 @@ impl Plan {
         if self.objects.contains(&0) {
             return bad("--objects", "object counts must be at least 1");
         }
-        if self
-            .changed_pct
-            .iter()
-            .chain([&self.gone_changed_pct])
-            .any(|p| *p > 100)
-        {
+        if self.changed_pct.iter().any(|p| *p > 100) {
             return bad("--changed", "percentages must be between 0 and 100");
+        }
+        if self.gone_changed_pct.iter().any(|p| *p > 100) {
+            return bad("--gone-changed", "percentages must be between 0 and 100");
         }
         if self.reps == 0 {
             return bad("--reps", "at least one repetition is needed");
@@ -107,8 +106,8 @@ impl Plan {
 
     /// Child processes measured in this plan (not counting the unmeasured).
     pub fn steps(&self) -> usize {
-        // Per repetition: reflector, fresh, each resume, the 410 relist.
-        let per_rep = 3 + self.changed_pct.len();
+        // Per repetition: reflector, fresh, each resume, each 410 relist.
+        let per_rep = 2 + self.changed_pct.len() + self.gone_changed_pct.len();
         self.objects.len() * self.reps * per_rep + if self.steady.is_some() { 2 } else { 0 }
     }
 
@@ -116,7 +115,7 @@ impl Plan {
         let writes_while_down: usize = self
             .changed_pct
             .iter()
-            .chain([&self.gone_changed_pct])
+            .chain(&self.gone_changed_pct)
             .map(|p| writes_for(pods, *p))
             .sum();
         SimConfig {
@@ -133,6 +132,7 @@ impl Plan {
             page_size_max: 10_000,
             watch_list: true,
             gone: GoneMode::Http410,
+            metadata: MetadataServing::Served,
         }
     }
 }
@@ -185,6 +185,7 @@ struct Round<'s> {
     pods: usize,
     rep: usize,
     raw_json_bytes: u64,
+    metadata_list_bytes: u64,
 }
 
 struct Bench<'a> {
@@ -215,16 +216,18 @@ impl Bench<'_> {
     /// contenders share one store per repetition, in an order where each
     /// leaves it as the next one needs it: the fresh run syncs it, each
     /// resume starts from the state the previous run synced, and the 410
-    /// relist comes last because it compacts the server's history.
+    /// relists come last because each compacts the server's history.
     fn objects_round(&mut self, pods: usize) -> Result<()> {
         let sim = self.start_sim(pods)?;
         let raw_json_bytes = raw_json_bytes(&sim.objects(RESOURCE));
+        let metadata_list_bytes = self.runtime.block_on(metadata_list_bytes(&sim))?;
         for rep in 0..self.plan.reps {
             let round = Round {
                 sim: &sim,
                 pods,
                 rep,
                 raw_json_bytes,
+                metadata_list_bytes,
             };
             let store = self.plan.work_dir.join(format!("store-{pods}-{rep}"));
             remove_dir(&store)?;
@@ -236,12 +239,13 @@ impl Bench<'_> {
                 let c = Contender::Resume { changed_pct };
                 self.measure(&round, c, Some(&store), Some(&synced))?;
             }
-            let changed_pct = self.plan.gone_changed_pct;
-            let synced = keys(&sim.objects(RESOURCE));
-            sim.mutate(writes_for(pods, changed_pct));
-            sim.compact();
-            let c = Contender::RelistAfterGone { changed_pct };
-            self.measure(&round, c, Some(&store), Some(&synced))?;
+            for &changed_pct in &self.plan.gone_changed_pct {
+                let synced = keys(&sim.objects(RESOURCE));
+                sim.mutate(writes_for(pods, changed_pct));
+                sim.compact();
+                let c = Contender::RelistAfterGone { changed_pct };
+                self.measure(&round, c, Some(&store), Some(&synced))?;
+            }
             remove_dir(&store)?;
         }
         self.runtime.block_on(sim.shutdown());
@@ -260,6 +264,7 @@ impl Bench<'_> {
             pods,
             rep,
             raw_json_bytes,
+            metadata_list_bytes,
         } = *round;
         self.progress(format!("{pods} pods, rep {}: {contender}", rep + 1));
         let spec = ChildSpec {
@@ -294,6 +299,7 @@ impl Bench<'_> {
             peak_rss_bytes: report.peak_rss_bytes,
             disk_bytes,
             raw_json_bytes,
+            metadata_list_bytes,
             objects_loaded: report.objects,
             resumed: report.resumed,
         });
@@ -405,6 +411,24 @@ fn object_key(object: &Value) -> Option<String> {
     Some(format!("{ns}/{name}"))
 }
 
+/// The bytes the simulator sends for a metadata-only list of every pod, in
+/// pages of 500 as a relist reads it: the share of a 410 relist no diff can
+/// save.
+async fn metadata_list_bytes(sim: &Simulator) -> Result<u64> {
+    use k8s_openapi::api::core::v1::Pod;
+    let api: kube::Api<Pod> = kube::Api::all(sim.client());
+    let before = sim.stats().bytes_sent;
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let page = api.list_metadata(&params).await?;
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(sim.stats().bytes_sent.saturating_sub(before))
+}
+
 /// The bytes of every object as the API server serializes it.
 fn raw_json_bytes(objects: &[Value]) -> u64 {
     objects
@@ -458,7 +482,7 @@ mod tests {
             exe: "kube-persist".into(),
             objects: vec![100, 1000],
             changed_pct: vec![0, 1, 10],
-            gone_changed_pct: 1,
+            gone_changed_pct: vec![0, 1],
             reps: 3,
             work_dir: "/tmp/x".into(),
             timeout: Duration::from_secs(60),
@@ -470,8 +494,8 @@ mod tests {
 
     #[test]
     fn counts_every_measured_child() {
-        // 2 counts × 3 reps × (reflector + fresh + 3 resumes + 410 relist)
-        assert_eq!(plan().steps(), 36);
+        // 2 counts × 3 reps × (reflector + fresh + 3 resumes + 2 410 relists)
+        assert_eq!(plan().steps(), 42);
         let mut p = plan();
         p.steady = Some(SteadyPlan {
             objects: 10,
@@ -481,7 +505,7 @@ mod tests {
                 burst_events: 1,
             },
         });
-        assert_eq!(p.steps(), 38);
+        assert_eq!(p.steps(), 44);
     }
 
     #[test]
@@ -491,7 +515,7 @@ mod tests {
             (|p| p.objects.clear(), "--objects"),
             (|p| p.objects.push(0), "--objects"),
             (|p| p.changed_pct.push(101), "--changed"),
-            (|p| p.gone_changed_pct = 200, "--changed"),
+            (|p| p.gone_changed_pct = vec![1, 200], "--gone-changed"),
             (|p| p.reps = 0, "--reps"),
         ];
         for (break_it, expected) in cases {
@@ -516,7 +540,7 @@ mod tests {
     #[test]
     fn the_simulator_keeps_every_write_made_while_down() {
         let c = plan().sim_config(100_000);
-        // 0% + 1% + 10% + 1% of 100k.
+        // 0% + 1% + 10% + 0% + 1% of 100k.
         assert!(c.history >= 12_000, "{}", c.history);
         assert!(c.listen.ip().is_loopback());
     }

@@ -40,6 +40,7 @@ pub mod load;
 mod object;
 mod openapi;
 mod params;
+mod representation;
 pub mod resources;
 mod server;
 mod state;
@@ -47,6 +48,7 @@ mod status;
 mod watch;
 
 pub use load::LoadHandle;
+pub use representation::MetadataServing;
 pub use status::ApiError;
 
 use faults::Faults;
@@ -109,6 +111,9 @@ pub struct SimConfig {
     pub watch_list: bool,
     /// How a too-old resourceVersion on watch is answered.
     pub gone: GoneMode,
+    /// Whether metadata-only representations (`as=PartialObjectMetadata`,
+    /// `as=PartialObjectMetadataList`) are served.
+    pub metadata: MetadataServing,
 }
 
 impl Default for SimConfig {
@@ -127,6 +132,7 @@ impl Default for SimConfig {
             page_size_max: 10_000,
             watch_list: true,
             gone: GoneMode::Http410,
+            metadata: MetadataServing::Served,
         }
     }
 }

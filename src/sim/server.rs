@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::filter::Filter;
 use super::object::Stored;
 use super::params::ListParams;
+use super::representation::{negotiate, Representation};
 use super::resources::{self, ResourceId, RESOURCES};
 use super::state::prepare_replace;
 use super::status::ApiError;
@@ -223,25 +224,34 @@ async fn resource(AxState(s): Shr, req: Request) -> Response {
         (&Method::GET, Some(_)) => Counters::add(&c.get_requests, 1),
         _ => Counters::add(&c.write_requests, 1),
     }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let representation = match negotiate(accept, s.config.metadata) {
+        Ok(r) => r,
+        Err(e) => return error_response(&s, &e),
+    };
     let injected = s.faults().take_status();
     if let Some(err) = injected {
         Counters::add(&c.faults_served, 1);
         tracing::debug!(code = err.code, "serving an injected fault");
         return error_response(&s, &err);
     }
+    let to = representation;
     let result = match (req.method().clone(), target.name.clone()) {
-        (Method::GET, None) => collection_get(&s, &target, &query).await,
-        (Method::GET, Some(name)) => object_get(&s, &target, &name),
+        (Method::GET, None) => collection_get(&s, &target, &query, to).await,
+        (Method::GET, Some(name)) => object_get(&s, &target, &name, to),
         (Method::POST, None) => match body_json(req).await {
-            Ok(v) => create(&s, &target, v),
+            Ok(v) => create(&s, &target, v, to),
             Err(e) => Err(e),
         },
         (Method::PUT, Some(name)) => match body_json(req).await {
-            Ok(v) => replace(&s, &target, &name, v),
+            Ok(v) => replace(&s, &target, &name, v, to),
             Err(e) => Err(e),
         },
-        (Method::PATCH, Some(name)) => patch(&s, &target, &name, req).await,
-        (Method::DELETE, Some(name)) => delete(&s, &target, &name),
+        (Method::PATCH, Some(name)) => patch(&s, &target, &name, req, to).await,
+        (Method::DELETE, Some(name)) => delete(&s, &target, &name, to),
         _ => Err(ApiError::new(
             405,
             "MethodNotAllowed",
@@ -258,6 +268,7 @@ async fn collection_get(
     s: &Arc<Shared>,
     t: &Target,
     query: &HashMap<String, String>,
+    to: Representation,
 ) -> Result<Response, ApiError> {
     let p = ListParams::parse(query)?;
     let res = &RESOURCES[t.r];
@@ -268,7 +279,7 @@ async fn collection_get(
         p.field_selector.as_deref(),
     )?;
     if p.watch {
-        let plan = watch::plan(s, t.r, filter, &p).await?;
+        let plan = watch::plan(s, t.r, filter, &p, to.for_watch()).await?;
         let (tx, rx) = mpsc::channel::<watch::Chunk>(16);
         tokio::spawn(watch::run(s.clone(), plan, tx));
         let mut resp = Response::new(Body::from_stream(watch::WatchBody::new(rx)));
@@ -278,23 +289,40 @@ async fn collection_get(
         );
         return Ok(resp);
     }
-    let doc = list::list(s, t.r, &filter, &p).await?;
+    let to = to.for_list(&format!("{}List", res.kind))?;
+    let doc = list::list(s, t.r, &filter, &p, to).await?;
     Ok(json_response(s, StatusCode::OK, doc))
 }
 
-fn object_get(s: &Shared, t: &Target, name: &str) -> Result<Response, ApiError> {
+fn object_get(
+    s: &Shared,
+    t: &Target,
+    name: &str,
+    to: Representation,
+) -> Result<Response, ApiError> {
     let res = &RESOURCES[t.r];
     let obj = s
         .read()
         .get(t.r, &res.key(t.namespace.as_deref(), name))
         .ok_or_else(|| ApiError::not_found(res.plural, name))?;
-    Ok(stored_response(s, StatusCode::OK, t.r, &obj))
+    stored_response(s, StatusCode::OK, t.r, &obj, to)
 }
 
-fn stored_response(s: &Shared, code: StatusCode, r: ResourceId, obj: &Stored) -> Response {
+/// One object in the representation asked for. A write is done by then: as
+/// on a real server, a representation that cannot be given fails only the
+/// response.
+fn stored_response(
+    s: &Shared,
+    code: StatusCode,
+    r: ResourceId,
+    obj: &Stored,
+    to: Representation,
+) -> Result<Response, ApiError> {
+    let res = &RESOURCES[r];
+    let to = to.for_object(res.kind)?;
     let mut out = Vec::with_capacity(obj.body.len() + 64);
-    obj.write_full(&RESOURCES[r], &mut out);
-    json_response(s, code, out)
+    obj.write_as(res, to, &mut out);
+    Ok(json_response(s, code, out))
 }
 
 /// Reads a JSON body, enforcing the size limit (413) and syntax (400).
@@ -326,7 +354,7 @@ async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
         .map_err(|_| too_large())
 }
 
-fn create(s: &Shared, t: &Target, v: Value) -> Result<Response, ApiError> {
+fn create(s: &Shared, t: &Target, v: Value, to: Representation) -> Result<Response, ApiError> {
     if RESOURCES[t.r].namespaced && t.namespace.is_none() {
         return Err(ApiError::new(
             405,
@@ -335,10 +363,16 @@ fn create(s: &Shared, t: &Target, v: Value) -> Result<Response, ApiError> {
         ));
     }
     let ev = s.write(|st| st.create(t.r, t.namespace.as_deref(), v))?;
-    Ok(stored_response(s, StatusCode::CREATED, t.r, &ev.object))
+    stored_response(s, StatusCode::CREATED, t.r, &ev.object, to)
 }
 
-fn replace(s: &Shared, t: &Target, name: &str, v: Value) -> Result<Response, ApiError> {
+fn replace(
+    s: &Shared,
+    t: &Target,
+    name: &str,
+    v: Value,
+    to: Representation,
+) -> Result<Response, ApiError> {
     let res = &RESOURCES[t.r];
     let key = res.key(t.namespace.as_deref(), name);
     let stored = s.write(|st| {
@@ -346,7 +380,7 @@ fn replace(s: &Shared, t: &Target, name: &str, v: Value) -> Result<Response, Api
             .map(|ev| ev.map(|e| e.object.clone()).or_else(|| st.get(t.r, &key)))
     })?;
     let stored = stored.ok_or_else(|| ApiError::not_found(res.plural, name))?;
-    Ok(stored_response(s, StatusCode::OK, t.r, &stored))
+    stored_response(s, StatusCode::OK, t.r, &stored, to)
 }
 
 /// Applies `apply` to the current object and replaces it with the result
@@ -390,7 +424,13 @@ pub(crate) fn patch_in(
     }
 }
 
-async fn patch(s: &Shared, t: &Target, name: &str, req: Request) -> Result<Response, ApiError> {
+async fn patch(
+    s: &Shared,
+    t: &Target,
+    name: &str,
+    req: Request,
+    to: Representation,
+) -> Result<Response, ApiError> {
     let content_type = content_type(req.headers());
     let bytes = body_bytes(req).await?;
     let patch: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -424,7 +464,7 @@ async fn patch(s: &Shared, t: &Target, name: &str, req: Request) -> Result<Respo
             ))
         }
     };
-    Ok(stored_response(s, StatusCode::OK, t.r, &stored))
+    stored_response(s, StatusCode::OK, t.r, &stored, to)
 }
 
 fn content_type(h: &HeaderMap) -> String {
@@ -440,9 +480,9 @@ fn content_type(h: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-fn delete(s: &Shared, t: &Target, name: &str) -> Result<Response, ApiError> {
+fn delete(s: &Shared, t: &Target, name: &str, to: Representation) -> Result<Response, ApiError> {
     let ev = s.write(|st| st.delete(t.r, t.namespace.as_deref(), name))?;
-    Ok(stored_response(s, StatusCode::OK, t.r, &ev.object))
+    stored_response(s, StatusCode::OK, t.r, &ev.object, to)
 }
 
 #[cfg(test)]

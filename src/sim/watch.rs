@@ -17,8 +17,9 @@ use tokio::time::{sleep_until, Instant};
 use super::faults::StreamFault;
 use super::filter::Filter;
 use super::list::wait_for_rv;
-use super::object::Stored;
+use super::object::{write_partial_metadata, Stored};
 use super::params::{ListParams, RvParam};
+use super::representation::Representation;
 use super::resources::{ResourceDef, ResourceId, RESOURCES};
 use super::state::{Event, EventType};
 use super::status::ApiError;
@@ -88,6 +89,8 @@ pub(crate) struct WatchPlan {
     timeout: Duration,
     /// The stream opens with this ERROR instead (GoneMode::ErrorEvent).
     gone: Option<ApiError>,
+    /// How objects are written.
+    to: Representation,
 }
 
 /// Decides where a watch starts, or refuses it.
@@ -96,6 +99,7 @@ pub(crate) async fn plan(
     r: ResourceId,
     filter: Filter,
     p: &ListParams,
+    to: Representation,
 ) -> Result<WatchPlan, ApiError> {
     if p.send_initial_events.is_some() && !shared.config.watch_list {
         return Err(ApiError::invalid(
@@ -116,6 +120,7 @@ pub(crate) async fn plan(
         bookmarks: p.bookmarks,
         timeout,
         gone: None,
+        to,
     };
     let initial = match p.send_initial_events {
         Some(send) => {
@@ -162,6 +167,7 @@ struct Sink<'a> {
     tx: mpsc::Sender<Chunk>,
     shared: &'a Shared,
     res: &'static ResourceDef,
+    to: Representation,
     buf: Vec<u8>,
     lines: usize,
     fault: Option<StreamFault>,
@@ -215,7 +221,7 @@ impl Sink<'_> {
         line.extend_from_slice(b"{\"type\":\"");
         line.extend_from_slice(kind.as_bytes());
         line.extend_from_slice(b"\",\"object\":");
-        obj.write_full(self.res, &mut line);
+        obj.write_as(self.res, self.to, &mut line);
         line.extend_from_slice(b"}\n");
         Counters::add(&self.shared.counters.watch_events_sent, 1);
         self.line(line).await
@@ -226,13 +232,23 @@ impl Sink<'_> {
         if initial_end {
             metadata["annotations"] = serde_json::json!({"k8s.io/initial-events-end": "true"});
         }
-        let ev = serde_json::json!({
-            "type": "BOOKMARK",
-            "object": {"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": metadata},
-        });
+        // The bookmark object is an empty object of the watched kind, then
+        // converted like every other object of the watch.
+        let mut object = Vec::new();
+        match self.to {
+            Representation::Full => object.extend_from_slice(
+                serde_json::json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": metadata})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            Representation::PartialObjectMetadata | Representation::PartialObjectMetadataList => {
+                write_partial_metadata(metadata.to_string().as_bytes(), &mut object)
+            }
+        }
         Counters::add(&self.shared.counters.bookmarks_sent, 1);
-        let mut line = ev.to_string().into_bytes();
-        line.push(b'\n');
+        let mut line = b"{\"type\":\"BOOKMARK\",\"object\":".to_vec();
+        line.extend_from_slice(&object);
+        line.extend_from_slice(b"}\n");
         self.line(line).await?;
         self.flush().await
     }
@@ -273,6 +289,7 @@ pub(crate) async fn run(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<C
         tx,
         shared: &shared,
         res: &RESOURCES[plan.r],
+        to: plan.to,
         buf: Vec::new(),
         lines: 0,
         fault,
