@@ -9,38 +9,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kube_persist::sim::{SimConfig, Simulator};
-use kube_persist::store::{Batch, CollectionId, Delta, ObjectKey, Store};
+use kube_persist::store::{Batch, CollectionId, Delta, Store};
 use serde_json::Value;
+
+#[path = "support/pods.rs"]
+mod support;
+use support::{key_of, pods};
 
 const COUNTS: [usize; 2] = [1_000, 10_000];
 
 fn pods_id() -> CollectionId {
     CollectionId::of::<k8s_openapi::api::core::v1::Pod>()
-}
-
-/// `count` realistic pods, as the simulator serves them.
-fn pods(count: usize) -> Vec<Value> {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let sim = Simulator::start(SimConfig {
-            pods: count,
-            namespaces: (count / 250).max(1),
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator");
-        let pods = sim.objects("pods");
-        sim.shutdown().await;
-        pods
-    })
-}
-
-fn key_of(pod: &Value) -> ObjectKey {
-    ObjectKey {
-        namespace: pod["metadata"]["namespace"].as_str().map(str::to_owned),
-        name: pod["metadata"]["name"].as_str().expect("name").to_owned(),
-    }
 }
 
 /// A store at `dir` holding `pods`, applied in list-sized batches as a

@@ -48,6 +48,7 @@
 
 #[cfg(feature = "cli")]
 pub mod bench;
+pub mod controller;
 pub mod error;
 pub mod informer;
 #[cfg(feature = "cli")]
@@ -62,6 +63,7 @@ pub mod watcher;
 #[path = "../migrations/mod.rs"]
 pub mod migrations;
 
+pub use controller::Controller;
 pub use error::Error;
 pub use informer::{Event, EventKind, Informer};
 pub use store::{Collection, CollectionId, ObjectKey, Store};

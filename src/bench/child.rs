@@ -140,7 +140,7 @@ pub async fn run(spec: &ChildSpec, out: &mut dyn Write) -> Result<()> {
 }
 
 /// Writes one report line and flushes it: the parent is waiting on it.
-fn emit<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> Result<()> {
+pub(crate) fn emit<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> Result<()> {
     let line = serde_json::to_string(value).map_err(|e| Error::Io {
         path: "<stdout>".into(),
         source: std::io::Error::other(e),

@@ -13,12 +13,18 @@
 //! inside a child process, [`process`] spawns and reaps it, [`runner`] drives
 //! the simulator and the plan, [`summary`] reduces repetitions to a median
 //! and spread, [`report`] renders table/JSON/CSV and [`plot`] draws the PNG.
+//!
+//! `bench controller` ([`controller`]) compares reconciles after a restart
+//! the same way, its children running [`reconciler`].
 
 pub mod child;
 pub mod clock;
 pub mod contender;
+pub mod controller;
+pub mod outage;
 pub mod plot;
 pub mod process;
+pub mod reconciler;
 pub mod report;
 pub mod runner;
 pub mod steady;
@@ -111,6 +117,9 @@ pub enum Error {
     /// The informer failed (inside a child).
     #[error(transparent)]
     Informer(#[from] crate::informer::Error),
+    /// A controller could not be set up (inside a child).
+    #[error(transparent)]
+    Controller(#[from] crate::controller::SetupError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),

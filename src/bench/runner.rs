@@ -15,7 +15,7 @@ use super::process::Running;
 use super::report::{Report, Sample, Setup, SteadyRow};
 use super::steady::{self, Load, Phase, SteadyReport};
 use super::{Error, Result};
-use crate::sim::{GoneMode, MetadataServing, SimConfig, Simulator};
+use crate::sim::{MetadataServing, SimConfig, Simulator};
 
 /// The resource every contender caches.
 const RESOURCE: &str = "pods";
@@ -112,12 +112,6 @@ impl Plan {
     }
 
     fn sim_config(&self, pods: usize) -> SimConfig {
-        let writes_while_down: usize = self
-            .changed_pct
-            .iter()
-            .chain(&self.gone_changed_pct)
-            .map(|p| writes_for(pods, *p))
-            .sum();
         SimConfig {
             listen: ([127, 0, 0, 1], 0).into(),
             pods,
@@ -125,20 +119,43 @@ impl Plan {
             configmaps: 0,
             seed: self.seed,
             bookmark_interval: self.bookmark_interval,
-            compact_interval: None,
-            // Every write made while a contender is down must still be in
-            // the window when it resumes; only the 410 case compacts.
-            history: (writes_while_down + 10_000) * 2,
-            page_size_max: 10_000,
-            watch_list: true,
-            gone: GoneMode::Http410,
+            // A cluster's Lease renewals move the resourceVersion, and with
+            // it the bookmarks, even when no pod changes.
+            background_writes_per_sec: BACKGROUND_WRITES_PER_SEC,
+            // kube-apiserver's watch cache: every write made while a
+            // contender is down is still in it when it resumes (they are
+            // made in a burst, well inside 75 s, and fewer than 102,400);
+            // only the 410 case compacts.
             metadata: MetadataServing::Served,
+            ..SimConfig::default()
         }
     }
 }
 
+/// Creates a run's work directory and the runtime the parent drives its
+/// simulator on.
+pub(crate) fn parent_runtime(work_dir: &Path) -> Result<tokio::runtime::Runtime> {
+    std::fs::create_dir_all(work_dir).map_err(|source| Error::Io {
+        path: work_dir.to_owned(),
+        source,
+    })?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            path: "<tokio runtime>".into(),
+            source,
+        })
+}
+
+/// resourceVersions a second spent on Lease renewals in the simulated
+/// cluster: a control plane's two leader elections every 2 s and a few
+/// kubelets every 10 s.
+pub const BACKGROUND_WRITES_PER_SEC: f64 = 1.5;
+
 /// Writes that change `pct` percent of `pods` (at least one if pct > 0).
-fn writes_for(pods: usize, pct: u32) -> usize {
+pub(crate) fn writes_for(pods: usize, pct: u32) -> usize {
     if pct == 0 {
         0
     } else {
@@ -149,18 +166,7 @@ fn writes_for(pods: usize, pct: u32) -> usize {
 /// Runs `plan`, calling `on_progress` before each measurement.
 pub fn run(plan: &Plan, on_progress: &mut dyn FnMut(&Progress)) -> Result<Report> {
     plan.validate()?;
-    std::fs::create_dir_all(&plan.work_dir).map_err(|source| Error::Io {
-        path: plan.work_dir.clone(),
-        source,
-    })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            path: "<tokio runtime>".into(),
-            source,
-        })?;
+    let runtime = parent_runtime(&plan.work_dir)?;
     let mut bench = Bench {
         plan,
         runtime,
@@ -388,7 +394,10 @@ fn write_load(sim: &Simulator, load: Load) -> Result<()> {
 /// contender reads its store before it has caught up, so its probe must
 /// also be among the keys that existed when the store last synced
 /// (`synced_keys`), or its first `get` would rightly miss.
-fn probe_key(objects: &[Value], synced_keys: Option<&HashSet<String>>) -> Result<String> {
+pub(crate) fn probe_key(
+    objects: &[Value],
+    synced_keys: Option<&HashSet<String>>,
+) -> Result<String> {
     objects
         .iter()
         .filter_map(object_key)
@@ -400,7 +409,7 @@ fn probe_key(objects: &[Value], synced_keys: Option<&HashSet<String>>) -> Result
         })
 }
 
-fn keys(objects: &[Value]) -> HashSet<String> {
+pub(crate) fn keys(objects: &[Value]) -> HashSet<String> {
     objects.iter().filter_map(object_key).collect()
 }
 
@@ -458,7 +467,7 @@ pub fn dir_bytes(path: &Path) -> Result<u64> {
     Ok(total)
 }
 
-fn remove_dir(path: &Path) -> Result<()> {
+pub(crate) fn remove_dir(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
             path: path.to_owned(),
@@ -540,8 +549,10 @@ mod tests {
     #[test]
     fn the_simulator_keeps_every_write_made_while_down() {
         let c = plan().sim_config(100_000);
-        // 0% + 1% + 10% + 0% + 1% of 100k.
-        assert!(c.history >= 12_000, "{}", c.history);
+        assert_eq!(c.history, crate::sim::HistoryConfig::default());
+        // The largest burst of writes made while a contender is down fits
+        // the watch cache, which grows to hold a burst younger than 75 s.
+        assert!(writes_for(100_000, 100) <= c.history.upper_bound);
         assert!(c.listen.ip().is_loopback());
     }
 

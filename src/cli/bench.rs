@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use kube_persist::bench::controller::{self as bench_controller, ControllerPlan};
+use kube_persist::bench::outage::{self, OutagePlan};
+use kube_persist::bench::reconciler::{self, ControllerKind, ReconcilerSpec};
 use kube_persist::bench::runner::{self, SteadyPlan};
 use kube_persist::bench::steady::Load;
 use kube_persist::bench::{child, plot, ChildKind, ChildSpec, Format, Plan};
@@ -25,9 +28,97 @@ enum Command {
     /// kube-runtime's reflector, each in its own process, on one simulated
     /// cluster.
     Resume(ResumeArgs),
+    /// Compare reconciles after a restart: kube-runtime's controller from
+    /// scratch against kube-persist's resuming from its store, each in its
+    /// own process, on one simulated cluster.
+    Controller(ControllerArgs),
+    /// Restart an informer after outages of several lengths while the
+    /// server takes a steady write load, and report whether each restart
+    /// resumed its watch or got 410 and relisted, beside what
+    /// kube-apiserver's watch cache rule predicts and beside kube-runtime's
+    /// relist.
+    ///
+    /// No real minutes are waited: the simulator's clock is advanced by
+    /// each outage, with the writes of that time generated at their own
+    /// moments of it, so its watch cache (a ring that keeps ~75 s of
+    /// events, 100 to 102,400 of them) turns over exactly as
+    /// kube-apiserver's would have. Only the restart runs in real time.
+    Outage(OutageArgs),
     /// Run one contender (used by `bench resume`; prints JSON lines).
     #[command(hide = true)]
     Child(ChildArgs),
+    /// Run one controller (used by `bench controller` and the crash tests;
+    /// prints JSON lines).
+    #[command(hide = true)]
+    Reconciler(ReconcilerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ControllerArgs {
+    /// Pods in the simulated cluster.
+    #[arg(long, default_value_t = 100_000)]
+    objects: usize,
+    /// Percentage of pods written while kube-persist's controller is down.
+    #[arg(long, default_value_t = 1)]
+    changed: u32,
+    /// Output format: a table, or JSON (`{"rows": [...]}`).
+    #[arg(short = 'o', long, value_enum, default_value_t = ControllerFormat::Table)]
+    output: ControllerFormat,
+    /// Directory for the store and child logs (default: a temporary one,
+    /// removed afterwards).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Time limit for one child process, in seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// How long each child goes on after its last needed reconcile,
+    /// counting any more, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    quiet_ms: u64,
+    /// The simulator's bookmark interval, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    bookmark_ms: u64,
+    /// Seed of the simulated objects and writes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ControllerFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReconcilerArgs {
+    /// Which controller to run.
+    #[arg(value_enum)]
+    kind: ControllerKind,
+    /// API server URL.
+    #[arg(long)]
+    server: String,
+    /// Store directory (kube-persist).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// The kube-persist controller's name.
+    #[arg(long, default_value = "bench")]
+    name: String,
+    /// File of `namespace/name` lines to reconcile before stopping (without
+    /// it: run until SIGTERM).
+    #[arg(long)]
+    needed: Option<PathBuf>,
+    /// How long to go on after the last needed reconcile, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    quiet_ms: u64,
+    /// Print one JSON line per reconcile.
+    #[arg(long)]
+    print_reconciles: bool,
+    /// Fail the first attempt of one key in this many.
+    #[arg(long, default_value_t = 0)]
+    fail_one_in: u64,
+    /// Requeue one key in this many after 1 s.
+    #[arg(long, default_value_t = 0)]
+    requeue_one_in: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,9 +149,11 @@ struct ResumeArgs {
     /// Time limit for one contender process, in seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// The simulator's bookmark interval, in milliseconds.
-    #[arg(long, default_value_t = 100)]
-    bookmark_ms: u64,
+    /// The simulator's bookmark interval, in milliseconds (default: the
+    /// cacher's, one minute, with a bookmark 2 s before each watch's
+    /// deadline).
+    #[arg(long)]
+    bookmark_ms: Option<u64>,
     /// Seed of the simulated objects and writes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -79,6 +172,36 @@ struct ResumeArgs {
     /// Writes in the steady-state burst (their rate gives events/s).
     #[arg(long, default_value_t = 2000)]
     burst_events: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct OutageArgs {
+    /// Pods in the simulated cluster.
+    #[arg(long, default_value_t = 10_000)]
+    objects: usize,
+    /// Pod writes per second while the informer is down (and for 150 s
+    /// before, so the watch cache is in its steady state).
+    #[arg(long, default_value_t = 100.0)]
+    write_rate: f64,
+    /// Outage lengths in seconds.
+    #[arg(long, value_delimiter = ',', default_value = "30,120,600")]
+    outage: Vec<f64>,
+    /// Output format: a table, `json` for `{"rows": [...]}`, or `csv`.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Directory for stores and child logs (default: a temporary one).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Time limit for one contender process, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// The simulator's bookmark interval, in milliseconds (default: the
+    /// cacher's minute).
+    #[arg(long)]
+    bookmark_ms: Option<u64>,
+    /// Seed of the simulated objects and writes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,19 +229,59 @@ struct ChildArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Resume(a) => resume(a),
+        Command::Outage(a) => outage(a),
         Command::Child(a) => run_child(a),
+        Command::Controller(a) => controller(a),
+        Command::Reconciler(a) => run_reconciler(a),
     }
 }
 
-fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
-    let temp;
-    let work_dir = match a.work_dir {
-        Some(dir) => dir,
-        None => {
-            temp = tempfile::tempdir().context("creating a temporary work directory")?;
-            temp.path().to_owned()
-        }
+fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
+    let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let plan = ControllerPlan {
+        exe: std::env::current_exe().context("finding this executable to re-run as contenders")?,
+        objects: a.objects,
+        changed_pct: a.changed,
+        work_dir,
+        timeout: Duration::from_secs(a.timeout),
+        quiet: Duration::from_millis(a.quiet_ms),
+        bookmark_interval: Duration::from_millis(a.bookmark_ms),
+        seed: a.seed,
     };
+    plan.validate()?;
+    let report = bench_controller::run(&plan, &mut |step| eprintln!("{step}..."))
+        .context("running the controller benchmark")?;
+    let text = match a.output {
+        ControllerFormat::Table => report.table(),
+        ControllerFormat::Json => report.json(),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_reconciler(a: ReconcilerArgs) -> anyhow::Result<ExitCode> {
+    let spec = ReconcilerSpec {
+        kind: a.kind,
+        server: a.server,
+        store: a.store,
+        name: a.name,
+        needed: a.needed,
+        quiet: Duration::from_millis(a.quiet_ms),
+        print: a.print_reconciles,
+        fail_one_in: a.fail_one_in,
+        requeue_one_in: a.requeue_one_in,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Not locked: the reconciler prints from the runtime's threads too.
+    let mut stdout = std::io::stdout();
+    runtime
+        .block_on(reconciler::run(&spec, &mut stdout))
+        .with_context(|| format!("bench reconciler {}", spec.kind))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let (work_dir, _temp) = work_dir(a.work_dir)?;
     let plan = Plan {
         exe: std::env::current_exe().context("finding this executable to re-run as contenders")?,
         objects: a.objects,
@@ -127,7 +290,10 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
         reps: a.reps,
         work_dir,
         timeout: Duration::from_secs(a.timeout),
-        bookmark_interval: Duration::from_millis(a.bookmark_ms),
+        bookmark_interval: a.bookmark_ms.map_or(
+            kube_persist::sim::DEFAULT_BOOKMARK_INTERVAL,
+            Duration::from_millis,
+        ),
         seed: a.seed,
         steady: (!a.no_steady).then_some(SteadyPlan {
             objects: a.steady_objects,
@@ -158,6 +324,53 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("plot written to {}", path.display());
     }
     std::io::stdout().write_all(report.render(a.output).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The work directory given, or a temporary one removed when the returned
+/// guard drops.
+fn work_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match given {
+        Some(dir) => (dir, None),
+        None => {
+            let temp = tempfile::tempdir().context("creating a temporary work directory")?;
+            (temp.path().to_owned(), Some(temp))
+        }
+    })
+}
+
+fn outage(a: OutageArgs) -> anyhow::Result<ExitCode> {
+    let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let outages = a
+        .outage
+        .iter()
+        .map(|s| {
+            Duration::try_from_secs_f64(*s)
+                .map_err(|_| anyhow::anyhow!("--outage {s} is not a number of seconds"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let plan = OutagePlan {
+        exe: std::env::current_exe().context("finding this executable to re-run as contenders")?,
+        objects: a.objects,
+        write_rate: a.write_rate,
+        outages,
+        work_dir,
+        timeout: Duration::from_secs(a.timeout),
+        bookmark_interval: a.bookmark_ms.map_or(
+            kube_persist::sim::DEFAULT_BOOKMARK_INTERVAL,
+            Duration::from_millis,
+        ),
+        seed: a.seed,
+    };
+    plan.validate()?;
+    let rows = outage::run(&plan, &mut |step| eprintln!("{step}..."))
+        .context("running the outage benchmark")?;
+    let text = match a.output {
+        Format::Json => outage::render_json(&rows),
+        Format::Csv => outage::render_csv(&rows),
+        Format::Table => outage::render_table(&plan, &rows),
+    };
+    writeln!(std::io::stdout(), "{text}")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,11 +1,15 @@
 //! `kube-persist demo`: the whole flow on the built-in simulator, one
-//! command, nothing else to start.
+//! command, nothing else to start. The simulator behaves like
+//! kube-apiserver's watch cache, and its clock is fast-forwarded through
+//! each outage (with the writes of that time), so the demo shows what a
+//! real server would have done after a one-minute and a ten-minute outage.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use kube_persist::bench::outage::{expected_outcome, predicted_switch, steady_capacity};
 use kube_persist::informer::{Informer, ResourceSpec};
 use kube_persist::sim::{SimConfig, SimStats, Simulator};
 
@@ -15,9 +19,12 @@ pub struct Args {
     /// Pods in the simulated cluster.
     #[arg(long, default_value_t = 20_000)]
     pub pods: usize,
-    /// Writes made on the server while the informer is down.
-    #[arg(long, default_value_t = 2_000)]
-    pub writes: usize,
+    /// Pod writes per second on the server while the informer is down.
+    #[arg(long, default_value_t = 100.0)]
+    pub write_rate: f64,
+    /// The outages, in seconds: the informer is restarted after each.
+    #[arg(long, value_delimiter = ',', default_value = "60,600")]
+    pub outages: Vec<f64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -27,7 +34,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// One row of the table.
 struct Phase {
-    name: &'static str,
+    name: String,
+    /// What kube-apiserver's watch cache rule says the restart gets.
+    expected: &'static str,
     first_read: Duration,
     synced: Duration,
     lists: u64,
@@ -38,41 +47,62 @@ struct Phase {
 }
 
 async fn demo(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.write_rate.is_finite() && args.write_rate > 0.0) {
+        anyhow::bail!("--write-rate must be a positive number of writes per second");
+    }
+    let outages = args
+        .outages
+        .iter()
+        .map(|s| {
+            Duration::try_from_secs_f64(*s)
+                .map_err(|_| anyhow::anyhow!("--outages: {s} is not a number of seconds"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let config = SimConfig {
         pods: args.pods,
         namespaces: 50,
-        history: args.writes * 4 + 10_000,
-        bookmark_interval: Duration::from_secs(1),
+        background_writes_per_sec: kube_persist::bench::runner::BACKGROUND_WRITES_PER_SEC,
         ..SimConfig::default()
     };
+    let history = config.history;
     eprintln!("starting a simulated API server with {} pods...", args.pods);
     let sim = Simulator::start(config)
         .await
         .context("starting the simulator")?;
+    // Two and a half minutes of the load first, so that the watch cache
+    // holds what a busy server's would.
+    let warm = sim.clone();
+    let rate = args.write_rate;
+    tokio::task::spawn_blocking(move || warm.advance_with_writes(Duration::from_secs(150), rate))
+        .await
+        .context("warming up the simulator")?;
     let dir = tempfile::tempdir().context("creating a temporary store directory")?;
     let store = dir.path().join("store");
     eprintln!("store: {}", store.display());
-
-    let mut phases = vec![phase(&sim, &store, "initial sync (empty store)").await?];
-
-    sim.mutate(args.writes);
-    eprintln!("informer down; {} writes made on the server", args.writes);
-    phases.push(phase(&sim, &store, "restart: resume from stored RV").await?);
-
-    sim.mutate(args.writes);
-    sim.compact();
     eprintln!(
-        "informer down; {} more writes, then the server compacted its history",
-        args.writes
+        "at {} writes/s kube-apiserver's watch cache holds {} pod events: a restart after more than {:.0} s of downtime gets 410",
+        rate,
+        steady_capacity(&history, rate),
+        predicted_switch(&history, rate).as_secs_f64()
     );
-    phases.push(
-        phase(
-            &sim,
-            &store,
-            "restart after compaction: 410, relist by diff",
-        )
-        .await?,
-    );
+
+    let mut phases = vec![phase(&sim, &store, "initial sync (empty store)".into(), "list").await?];
+    for outage in outages {
+        let down = sim.clone();
+        let writes = tokio::task::spawn_blocking(move || down.advance_with_writes(outage, rate))
+            .await
+            .context("advancing the simulator's clock")?;
+        eprintln!(
+            "informer down {:.0} s; the server took {writes} pod writes meanwhile",
+            outage.as_secs_f64()
+        );
+        let expected = match expected_outcome(&history, rate, writes) {
+            kube_persist::bench::outage::Outcome::Resumed => "resume",
+            kube_persist::bench::outage::Outcome::Relisted => "410, relist",
+        };
+        let name = format!("restart after {:.0} s down", outage.as_secs_f64());
+        phases.push(phase(&sim, &store, name, expected).await?);
+    }
 
     let server = sim.objects("pods").len();
     sim.shutdown().await;
@@ -94,7 +124,8 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
 async fn phase(
     sim: &Simulator,
     store: &std::path::Path,
-    name: &'static str,
+    name: String,
+    expected: &'static str,
 ) -> anyhow::Result<Phase> {
     let before = sim.stats();
     let start = Instant::now();
@@ -124,6 +155,7 @@ async fn phase(
     let delta = |f: fn(&SimStats) -> u64| f(&after).saturating_sub(f(&before));
     Ok(Phase {
         name,
+        expected,
         first_read,
         synced,
         lists: delta(|s| s.list_requests),
@@ -137,14 +169,23 @@ async fn phase(
 fn print_table(out: &mut impl Write, phases: &[Phase]) -> std::io::Result<()> {
     writeln!(
         out,
-        "\n{:<48} {:>11} {:>10} {:>5} {:>6} {:>11} {:>8} {:>8}",
-        "phase", "first read", "synced", "LIST", "WATCH", "bytes", "events", "objects"
+        "\n{:<30} {:>14} {:>11} {:>10} {:>5} {:>6} {:>11} {:>8} {:>8}",
+        "phase",
+        "a real server",
+        "first read",
+        "synced",
+        "LIST",
+        "WATCH",
+        "bytes",
+        "events",
+        "objects"
     )?;
     for p in phases {
         writeln!(
             out,
-            "{:<48} {:>9.1}ms {:>8.0}ms {:>5} {:>6} {:>11} {:>8} {:>8}",
+            "{:<30} {:>14} {:>9.1}ms {:>8.0}ms {:>5} {:>6} {:>11} {:>8} {:>8}",
             p.name,
+            p.expected,
             p.first_read.as_secs_f64() * 1000.0,
             p.synced.as_secs_f64() * 1000.0,
             p.lists,

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use kube_persist::sim::{GoneMode, SimConfig, Simulator};
+use kube_persist::sim::history::{capacity_upper_bound, DEFAULT_LOWER_BOUND};
+use kube_persist::sim::{GoneMode, HistoryConfig, SimConfig, Simulator};
 
 use super::signals::Signals;
 
@@ -28,15 +29,33 @@ pub struct Args {
     /// Seed for generated objects and mutations.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Seconds between bookmarks on watches that ask for them.
+    /// Seconds between bookmarks on watches that ask for them (the
+    /// cacher's `defaultBookmarkFrequency`).
     #[arg(long, default_value_t = 60.0)]
     bookmark_interval: f64,
     /// Compact all history every this many seconds.
     #[arg(long)]
     compact_interval: Option<f64>,
-    /// Watch events kept before the oldest are compacted.
-    #[arg(long, default_value_t = 10_000)]
-    history: usize,
+    /// Seconds of events each resource's watch cache keeps when the write
+    /// rate allows (`eventFreshDuration`): its ring grows while the event it
+    /// would evict is younger than this.
+    #[arg(long, default_value_t = 75.0)]
+    history_window: f64,
+    /// Fewest events a watch cache keeps (`defaultLowerBoundCapacity`).
+    #[arg(long, default_value_t = DEFAULT_LOWER_BOUND)]
+    history_min: usize,
+    /// Most events a watch cache keeps (default: 102,400, scaled up as
+    /// kube-apiserver does for windows longer than 75 s).
+    #[arg(long)]
+    history_max: Option<usize>,
+    /// Seconds between etcd's progress notifications to idle watch caches
+    /// (kubeadm's 5 s); 0 turns them off.
+    #[arg(long, default_value_t = 5.0)]
+    progress_notify_interval: f64,
+    /// resourceVersions spent per second on objects the simulator does not
+    /// serve, as a real cluster's Lease renewals spend them.
+    #[arg(long, default_value_t = 0.0)]
+    background_writes: f64,
     /// Largest page served, whatever `limit` asks.
     #[arg(long, default_value_t = 10_000)]
     page_size_max: usize,
@@ -77,6 +96,18 @@ fn seconds(name: &str, secs: f64) -> anyhow::Result<Duration> {
 
 /// Runs the simulator until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let window = seconds("history-window", args.history_window)?;
+    if !(args.background_writes.is_finite() && args.background_writes >= 0.0) {
+        anyhow::bail!("--background-writes must be a non-negative number per second");
+    }
+    let progress_notify_interval = if args.progress_notify_interval == 0.0 {
+        None
+    } else {
+        Some(seconds(
+            "progress-notify-interval",
+            args.progress_notify_interval,
+        )?)
+    };
     let config = SimConfig {
         listen: args.listen,
         pods: args.pods,
@@ -88,7 +119,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .compact_interval
             .map(|s| seconds("compact-interval", s))
             .transpose()?,
-        history: args.history,
+        history: HistoryConfig {
+            window,
+            lower_bound: args.history_min,
+            upper_bound: args
+                .history_max
+                .unwrap_or_else(|| capacity_upper_bound(window)),
+        },
+        progress_notify_interval,
+        background_writes_per_sec: args.background_writes,
+        min_request_timeout: SimConfig::default().min_request_timeout,
         page_size_max: args.page_size_max,
         watch_list: args.watch_list,
         gone: args.gone,

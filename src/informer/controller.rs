@@ -3,7 +3,15 @@
 //! [`reflector`] gives the two things `Controller::for_stream` needs: a
 //! reflector store reader seeded from disk, and a trigger stream of objects.
 //! After a restart the controller can reconcile at once from the stored
-//! objects, with no LIST to the API server:
+//! objects, with no LIST to the API server.
+//!
+//! Its cost: kube-runtime's store holds every object decoded in memory, so
+//! this bridge gives back the memory the disk store saves (at 100k pods,
+//! kube-runtime's footprint rather than the informer's), and kube-runtime's
+//! controller reconciles every object after each start. Prefer
+//! [`crate::controller::Controller`], which reads from the store and
+//! reconciles only what changed while it was down; this bridge is for code
+//! that must stay on kube-runtime's `Controller`.
 //!
 //! ```no_run
 //! # async fn demo(informer: kube_persist::informer::Informer) -> Result<(), kube_persist::informer::Error> {

@@ -107,7 +107,7 @@ pub(crate) fn replay(collection: &Collection, after_seq: u64) -> Result<Vec<Even
 }
 
 /// The object's state just before journal seq `seq`.
-fn state_before(history: &[JournalEntry], seq: u64) -> Option<Value> {
+pub(crate) fn state_before(history: &[JournalEntry], seq: u64) -> Option<Value> {
     history.iter().filter(|e| e.seq < seq).fold(None, fold)
 }
 

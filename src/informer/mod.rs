@@ -28,12 +28,14 @@ mod builder;
 pub mod controller;
 mod discovery;
 mod driver;
-mod events;
+pub(crate) mod events;
 mod metrics;
+mod typed;
 
 pub use builder::{InformerBuilder, ResourceSpec};
 pub use events::{Consumer, Event, EventKind};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use typed::{ReadError, ReadResult, TypedReader, DEFAULT_CACHE_BYTES};
 
 /// Errors of the informer.
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,14 @@
 //! Realistic objects, deterministic by seed: Pods shaped like a
 //! Deployment's (labels, a ReplicaSet owner, managedFields, status with
-//! conditions and container statuses, 2–8 KiB of JSON), plus the
+//! conditions and container statuses, 4–14 KiB of JSON with their
+//! managedFields), plus the
 //! namespaces, nodes and ConfigMaps around them.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
+use super::managed_fields::{self, FieldManager};
 use super::resources::{self, CUSTOM_GROUP, CUSTOM_VERSION};
 use super::state::{uid, State};
 use super::{Error, Result, SimConfig};
@@ -150,7 +152,8 @@ pub fn widget(namespace: &str, name: &str, size: u32) -> Value {
 }
 
 /// A realistic Pod of a Deployment, deterministic in `(seed, namespace,
-/// index)`; `index` makes the name unique. Between 2 and 8 KiB of JSON.
+/// index)`; `index` makes the name unique. Between 4 and 14 KiB of JSON,
+/// managedFields included (a third to a half of a real pod's bytes).
 pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
     let mut rng = rng_for(seed, &["pod", namespace], index);
     let app = pick(&mut rng, APPS);
@@ -176,7 +179,6 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
     };
     let mut containers = Vec::new();
     let mut statuses = Vec::new();
-    let mut container_fields = Map::new();
     for c in 0..n_containers {
         let cname = if c == 0 {
             app.to_string()
@@ -221,11 +223,6 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
             "restartCount": rng.random_range(0..3),
             "state": {"running": {"startedAt": timestamp(started + 2)}},
         }));
-        container_fields.insert(
-            format!("k:{{\"name\":\"{cname}\"}}"),
-            json!({".": {}, "f:env": {".": {}}, "f:image": {}, "f:imagePullPolicy": {}, "f:livenessProbe": {".": {}},
-                   "f:name": {}, "f:ports": {".": {}}, "f:resources": {".": {}}, "f:volumeMounts": {".": {}}}),
-        );
     }
     let phase = match rng.random_range(0..100) {
         0..=89 => "Running",
@@ -246,7 +243,7 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
         );
     }
     let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": timestamp(started)});
-    json!({
+    let mut pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -268,18 +265,6 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
                 "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs_uid,
                 "controller": true, "blockOwnerDeletion": true,
             }],
-            "managedFields": [
-                {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
-                 "time": timestamp(created), "fieldsType": "FieldsV1",
-                 "fieldsV1": {"f:metadata": {"f:generateName": {}, "f:labels": {".": {}, "f:app": {}, "f:pod-template-hash": {}},
-                                             "f:ownerReferences": {".": {}, format!("k:{{\"uid\":\"{rs_uid}\"}}"): {}}},
-                              "f:spec": {"f:containers": container_fields, "f:dnsPolicy": {}, "f:restartPolicy": {},
-                                         "f:schedulerName": {}, "f:terminationGracePeriodSeconds": {}}}},
-                {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "time": timestamp(started),
-                 "fieldsType": "FieldsV1", "subresource": "status",
-                 "fieldsV1": {"f:status": {"f:conditions": {}, "f:containerStatuses": {}, "f:hostIP": {},
-                                           "f:phase": {}, "f:podIP": {}, "f:startTime": {}}}},
-            ],
         },
         "spec": {
             "containers": containers,
@@ -312,7 +297,47 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
             "containerStatuses": statuses,
             "qosClass": "Burstable",
         },
-    })
+    });
+    with_managed_fields(&mut pod, &timestamp(created), &timestamp(started));
+    pod
+}
+
+/// Gives a pod the managedFields of its history on a real cluster: a
+/// kube-controller-manager create (everything but the status and the node,
+/// which the scheduler's binding sets without an entry), then the kubelet's
+/// update of the status subresource.
+fn with_managed_fields(pod: &mut Value, created: &str, started: &str) {
+    let Some(r) = resources::by_plural("pods") else {
+        return;
+    };
+    let res = &resources::RESOURCES[r];
+    let mut new = pod.clone();
+    let status = new.as_object_mut().and_then(|m| m.remove("status"));
+    let node = new["spec"]
+        .as_object_mut()
+        .and_then(|m| m.remove("nodeName"));
+    managed_fields::record_update(
+        res,
+        &managed_fields::zero_object(res),
+        &mut new,
+        &FieldManager::new("kube-controller-manager"),
+        created,
+    );
+    if let Some(node) = node {
+        new["spec"]["nodeName"] = node;
+    }
+    let bound = new.clone();
+    if let Some(status) = status {
+        new["status"] = status;
+    }
+    managed_fields::record_update(
+        res,
+        &bound,
+        &mut new,
+        &FieldManager::status("kubelet"),
+        started,
+    );
+    *pod = new;
 }
 
 /// Fills a fresh state with the configured objects; returns the index the
@@ -370,10 +395,19 @@ mod tests {
         for i in 0..300 {
             let p = pod(1, "ns-000", i);
             let len = serde_json::to_vec(&p).unwrap().len();
-            assert!((2048..=8192).contains(&len), "pod {i} is {len} bytes");
+            assert!((4096..=14336).contains(&len), "pod {i} is {len} bytes");
             sizes.push(len);
             assert!(p["metadata"]["ownerReferences"][0]["uid"].is_string());
-            assert!(p["metadata"]["managedFields"].as_array().unwrap().len() == 2);
+            let mf = p["metadata"]["managedFields"].as_array().unwrap();
+            assert_eq!(mf.len(), 2);
+            assert_eq!(mf[0]["manager"], "kube-controller-manager");
+            assert!(mf[0]["fieldsV1"]["f:spec"]["f:containers"].is_object());
+            assert!(mf[0]["fieldsV1"].get("f:status").is_none());
+            assert_eq!(mf[1]["manager"], "kubelet");
+            assert_eq!(mf[1]["subresource"], "status");
+            assert!(
+                mf[1]["fieldsV1"]["f:status"]["f:conditions"]["k:{\"type\":\"Ready\"}"].is_object()
+            );
         }
         sizes.sort();
         eprintln!("pod sizes: min {} max {}", sizes[0], sizes[sizes.len() - 1]);

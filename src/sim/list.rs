@@ -137,6 +137,11 @@ pub(crate) async fn list(
     to: Representation,
 ) -> Result<Vec<u8>, ApiError> {
     let start = start_of(shared, p).await?;
+    if p.continue_token.is_none() && p.rv == RvParam::Unset {
+        // A consistent read: the cacher asks etcd for progress and waits
+        // until it has seen the current version (ConsistentListFromCache).
+        shared.update(|st| st.notify_progress(r));
+    }
     let limit = if start.paginate {
         Some(
             p.limit

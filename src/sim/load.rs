@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::fixtures;
+use super::managed_fields::FieldManager;
 use super::resources::by_plural;
 use super::server::patch_in;
 use super::Shared;
@@ -103,22 +104,38 @@ fn mutate_one(shared: &Shared) -> bool {
             .write(|st| st.delete(pods, v.namespace.as_deref(), &v.name))
             .map(|_| ()),
         (Mutation::Status, Some(v)) => {
-            let now = super::state::now();
-            patch_in(shared, pods, v.namespace.as_deref(), &v.name, |p| {
-                status_change(p, &now);
-                Ok(())
-            })
+            let now = shared.clock.timestamp();
+            let kubelet = FieldManager::status("kubelet");
+            patch_in(
+                shared,
+                pods,
+                v.namespace.as_deref(),
+                &v.name,
+                &kubelet,
+                |p| {
+                    status_change(p, &now);
+                    Ok(())
+                },
+            )
             .map(|_| ())
         }
         (Mutation::Labels, Some(v)) => {
             // A rollout label unique to this write: a label change is never
             // a no-op.
             let rollout = shared.next_pod.fetch_add(1, Ordering::Relaxed).to_string();
-            patch_in(shared, pods, v.namespace.as_deref(), &v.name, |p| {
-                p["metadata"]["labels"]["version"] = json!(format!("v{version}"));
-                p["metadata"]["labels"]["rollout"] = json!(rollout);
-                Ok(())
-            })
+            let labeller = FieldManager::new("kubectl-label");
+            patch_in(
+                shared,
+                pods,
+                v.namespace.as_deref(),
+                &v.name,
+                &labeller,
+                |p| {
+                    p["metadata"]["labels"]["version"] = json!(format!("v{version}"));
+                    p["metadata"]["labels"]["rollout"] = json!(rollout);
+                    Ok(())
+                },
+            )
             .map(|_| ())
         }
         (_, None) => Ok(()),
@@ -130,6 +147,30 @@ fn mutate_one(shared: &Shared) -> bool {
             false
         }
     }
+}
+
+/// Moves the clock forward by `by` with `rate` writes a second spread evenly
+/// over the skipped time, each written at its moment; sleepers on the clock
+/// wake once, at the end. Returns the writes made.
+pub(crate) fn advance(shared: &Shared, by: Duration, rate: f64) -> u64 {
+    let n = if rate.is_finite() && rate > 0.0 {
+        (by.as_secs_f64() * rate).round() as u64
+    } else {
+        0
+    };
+    let mut passed = Duration::ZERO;
+    let mut written = 0;
+    for i in 1..=n {
+        let at = by.mul_f64(i as f64 / n as f64);
+        shared.clock.advance_quietly(at.saturating_sub(passed));
+        passed = passed.max(at);
+        if mutate_one(shared) {
+            written += 1;
+        }
+    }
+    shared.clock.advance_quietly(by.saturating_sub(passed));
+    shared.clock.wake();
+    written
 }
 
 /// A background load of pod writes at a steady rate. Dropping it stops it.

@@ -32,26 +32,37 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod bookmarks;
+mod clock;
 mod faults;
 mod filter;
 pub mod fixtures;
+pub mod history;
 mod list;
 pub mod load;
+pub mod managed_fields;
 mod object;
 mod openapi;
 mod params;
 mod representation;
 pub mod resources;
+mod schema;
 mod server;
 mod state;
 mod status;
+mod strategic;
 mod watch;
 
+pub use bookmarks::DEFAULT_FREQUENCY as DEFAULT_BOOKMARK_INTERVAL;
+pub use history::HistoryConfig;
 pub use load::LoadHandle;
 pub use representation::MetadataServing;
 pub use status::ApiError;
 
+use bookmarks::Buckets;
+use clock::SimClock;
 use faults::Faults;
+use managed_fields::FieldManager;
 use resources::RESOURCES;
 use state::State;
 
@@ -86,7 +97,7 @@ pub enum GoneMode {
     ErrorEvent,
 }
 
-/// Simulator configuration.
+/// Simulator configuration. The defaults are kube-apiserver's.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Address to listen on (port 0: ephemeral). Must be a loopback address.
@@ -99,12 +110,28 @@ pub struct SimConfig {
     pub configmaps: usize,
     /// RNG seed for generated objects and mutations.
     pub seed: u64,
-    /// Interval between bookmarks on watches that ask for them.
+    /// How often a watcher that allows bookmarks gets one
+    /// (`defaultBookmarkFrequency`, one minute). Below a second the
+    /// cacher's one-second buckets shrink to this period too, for tests
+    /// that want bookmarks fast.
     pub bookmark_interval: Duration,
     /// Compact history on this interval, if set.
     pub compact_interval: Option<Duration>,
-    /// Watch events kept before the oldest are compacted.
-    pub history: usize,
+    /// How each resource's watch cache sizes its history.
+    pub history: HistoryConfig,
+    /// etcd's progress-notify interval: a resource whose cacher saw no event
+    /// for this long learns the current version, which its bookmarks then
+    /// carry. kubeadm runs etcd with 5 s; `None`: never.
+    pub progress_notify_interval: Option<Duration>,
+    /// Versions per second spent on objects the simulator does not serve,
+    /// as a real cluster's Lease renewals spend them (a kubeadm cluster of
+    /// three nodes renews about 1.3 a second). They move the global
+    /// resourceVersion, and through progress notifications the bookmarks',
+    /// without any watch event.
+    pub background_writes_per_sec: f64,
+    /// `--min-request-timeout`: a watch without `timeoutSeconds` ends after
+    /// a random time between this and twice this.
+    pub min_request_timeout: Duration,
     /// Largest page served, whatever `limit` asks.
     pub page_size_max: usize,
     /// Whether streaming lists (`sendInitialEvents`) are supported.
@@ -118,7 +145,8 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     /// An empty cluster (namespaces only) on an ephemeral loopback port,
-    /// with the real server's one-minute bookmarks.
+    /// with kube-apiserver's watch cache, bookmark and timeout behaviour
+    /// and no background writes.
     fn default() -> SimConfig {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -126,14 +154,55 @@ impl Default for SimConfig {
             namespaces: 3,
             configmaps: 0,
             seed: 1,
-            bookmark_interval: Duration::from_secs(60),
+            bookmark_interval: bookmarks::DEFAULT_FREQUENCY,
             compact_interval: None,
-            history: 10_000,
+            history: HistoryConfig::default(),
+            progress_notify_interval: Some(Duration::from_secs(5)),
+            background_writes_per_sec: 0.0,
+            min_request_timeout: Duration::from_secs(1800),
             page_size_max: 10_000,
             watch_list: true,
             gone: GoneMode::Http410,
             metadata: MetadataServing::Served,
         }
+    }
+}
+
+impl SimConfig {
+    /// Refuses configurations that cannot be served.
+    fn validate(&self) -> Result<()> {
+        let bad = |msg: &str| Err(Error::Config(msg.to_string()));
+        if !self.listen.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "listen address {} is not a loopback address",
+                self.listen
+            )));
+        }
+        if self.page_size_max == 0 {
+            return bad("page_size_max must be at least 1");
+        }
+        if self.bookmark_interval.is_zero() {
+            return bad("bookmark_interval must be positive");
+        }
+        if self.compact_interval.is_some_and(|d| d.is_zero()) {
+            return bad("compact_interval must be positive");
+        }
+        if self.progress_notify_interval.is_some_and(|d| d.is_zero()) {
+            return bad("progress_notify_interval must be positive");
+        }
+        if self.history.window.is_zero() {
+            return bad("the history window must be positive");
+        }
+        if self.history.lower_bound == 0 || self.history.upper_bound < self.history.lower_bound {
+            return bad("history capacity bounds must satisfy 1 <= lower <= upper");
+        }
+        if !(self.background_writes_per_sec.is_finite() && self.background_writes_per_sec >= 0.0) {
+            return bad("background_writes_per_sec must be a non-negative number");
+        }
+        if self.min_request_timeout.is_zero() {
+            return bad("min_request_timeout must be positive");
+        }
+        Ok(())
     }
 }
 
@@ -168,7 +237,7 @@ pub enum Fault {
 }
 
 /// Counters the simulator keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SimStats {
     /// LIST requests served.
     pub list_requests: u64,
@@ -180,7 +249,8 @@ pub struct SimStats {
     pub objects: u64,
     /// Current global resourceVersion.
     pub current_rv: u64,
-    /// Oldest resourceVersion still served.
+    /// The newest resourceVersion compacted away on request (`compact`);
+    /// each resource's own window is in `watch_cache`.
     pub compacted_rv: u64,
     /// GETs of single objects.
     pub get_requests: u64,
@@ -194,6 +264,23 @@ pub struct SimStats {
     pub active_watches: u64,
     /// Requests answered by an injected fault.
     pub faults_served: u64,
+    /// Each resource's watch cache.
+    pub watch_cache: Vec<WatchCacheStats>,
+    /// Seconds the simulator's clock has run (advances included).
+    pub clock_secs: f64,
+}
+
+/// One resource's watch cache, as `SimStats` reports it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WatchCacheStats {
+    /// The resource's plural.
+    pub resource: String,
+    /// Events the ring can hold now.
+    pub capacity: usize,
+    /// Events it holds.
+    pub events: usize,
+    /// A watch from an older resourceVersion gets 410.
+    pub oldest_servable_rv: u64,
 }
 
 /// Live counters behind [`SimStats`].
@@ -244,6 +331,10 @@ pub(crate) struct Shared {
     /// Next index for pods the mutation load creates.
     pub next_pod: AtomicU64,
     pub shutdown: CancellationToken,
+    /// The server's clock.
+    pub clock: SimClock,
+    /// Per resource, the watchers waiting for bookmarks.
+    pub bookmark_buckets: Vec<parking_lot::Mutex<Buckets>>,
 }
 
 impl Shared {
@@ -256,12 +347,31 @@ impl Shared {
     /// handed over fairly: under a steady write load, an unfair lock lets
     /// the writer re-take it before woken watch streams run, starving them.
     pub fn write<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        self.write_by(None, f)
+    }
+
+    /// [`Shared::write`], recording the writes in managedFields as `who`'s.
+    pub fn write_as<T>(&self, who: &FieldManager, f: impl FnOnce(&mut State) -> T) -> T {
+        self.write_by(Some(who.clone()), f)
+    }
+
+    fn write_by<T>(&self, who: Option<FieldManager>, f: impl FnOnce(&mut State) -> T) -> T {
         let mut st = self.state.write();
+        st.set_time(self.clock.now(), self.clock.wall_now());
+        st.set_writer(who);
         let out = f(&mut st);
+        st.set_writer(None);
         let rv = st.rv();
         RwLockWriteGuard::unlock_fair(st);
         self.notify.send_replace(rv);
         out
+    }
+
+    /// Changes the datastore in a way no watch stream needs to hear of.
+    pub fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut st = self.state.write();
+        st.set_time(self.clock.now(), self.clock.wall_now());
+        f(&mut st)
     }
 
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
@@ -273,9 +383,19 @@ impl Shared {
     }
 
     pub fn stats(&self) -> SimStats {
-        let (objects, current_rv, compacted_rv) = {
+        let (objects, current_rv, compacted_rv, watch_cache) = {
             let st = self.read();
-            (st.total() as u64, st.rv(), st.compacted())
+            let caches = RESOURCES
+                .iter()
+                .enumerate()
+                .map(|(r, res)| WatchCacheStats {
+                    resource: res.plural.to_string(),
+                    capacity: st.history(r).capacity(),
+                    events: st.history(r).len(),
+                    oldest_servable_rv: st.floor(r),
+                })
+                .collect();
+            (st.total() as u64, st.rv(), st.compacted(), caches)
         };
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -292,6 +412,8 @@ impl Shared {
             bookmarks_sent: get(&c.bookmarks_sent),
             active_watches: get(&c.active_watches),
             faults_served: get(&c.faults_served),
+            watch_cache,
+            clock_secs: self.clock.now().as_secs_f64(),
         }
     }
 
@@ -317,6 +439,13 @@ pub struct Simulator {
     server: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
+/// Writes made through the Rust API are recorded like those of a client
+/// that sends neither a `fieldManager` nor a User-Agent (kube-rs by
+/// default): under an empty manager name.
+fn api_writer() -> FieldManager {
+    FieldManager::new("")
+}
+
 fn resource_id(resource: &str) -> Result<usize> {
     resources::by_plural(resource)
         .ok_or_else(|| Error::Api(format!("unknown resource {resource:?}")))
@@ -326,26 +455,22 @@ impl Simulator {
     /// Start serving: binds the (loopback) address, pre-populates the
     /// configured objects and spawns the server on the current runtime.
     pub async fn start(config: SimConfig) -> Result<Simulator> {
-        if !config.listen.ip().is_loopback() {
-            return Err(Error::Config(format!(
-                "listen address {} is not a loopback address",
-                config.listen
-            )));
-        }
-        if config.page_size_max == 0 {
-            return Err(Error::Config("page_size_max must be at least 1".into()));
-        }
-        if config.bookmark_interval.is_zero() {
-            return Err(Error::Config("bookmark_interval must be positive".into()));
-        }
-        if config.compact_interval.is_some_and(|d| d.is_zero()) {
-            return Err(Error::Config("compact_interval must be positive".into()));
-        }
+        config.validate()?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        let clock = SimClock::new();
         let mut state = State::new(config.history, config.seed);
+        state.set_time(clock.now(), clock.wall_now());
         let next_pod = fixtures::populate(&mut state, &config)?;
+        state.start_watch_caches();
         let (notify, _) = tokio::sync::watch::channel(state.rv());
+        let width = bookmarks::bucket_width(config.bookmark_interval);
+        let bookmark_buckets = RESOURCES
+            .iter()
+            .map(|_| {
+                parking_lot::Mutex::new(Buckets::new(clock.now(), width, config.bookmark_interval))
+            })
+            .collect();
         let shared = Arc::new(Shared {
             rng: Mutex::new(StdRng::seed_from_u64(config.seed.wrapping_add(7))),
             config,
@@ -355,6 +480,8 @@ impl Simulator {
             faults: Mutex::new(Faults::default()),
             next_pod: AtomicU64::new(next_pod),
             shutdown: CancellationToken::new(),
+            clock,
+            bookmark_buckets,
         });
         let url: http::Uri = format!("http://{addr}")
             .parse()
@@ -364,6 +491,15 @@ impl Simulator {
         let server = tokio::spawn(server::serve(shared.clone(), listener));
         if let Some(every) = shared.config.compact_interval {
             tokio::spawn(compact_periodically(shared.clone(), every));
+        }
+        for r in 0..RESOURCES.len() {
+            tokio::spawn(bookmarks::dispatch(shared.clone(), r));
+        }
+        if let Some(every) = shared.config.progress_notify_interval {
+            tokio::spawn(notify_progress_periodically(shared.clone(), every));
+        }
+        if shared.config.background_writes_per_sec > 0.0 {
+            tokio::spawn(background_writes(shared.clone()));
         }
         tracing::info!(%addr, "simulator listening");
         Ok(Simulator {
@@ -409,6 +545,27 @@ impl Simulator {
         self.shared.read().compacted()
     }
 
+    /// Seconds on the simulator's clock since it started, advances included.
+    pub fn clock_secs(&self) -> f64 {
+        self.shared.clock.now().as_secs_f64()
+    }
+
+    /// Moves the simulator's clock forward by `by`, as if that much time had
+    /// passed without writes (background writes excepted): watch deadlines,
+    /// bookmarks and the age of the history all see it.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// Moves the clock forward by `by` while the server takes
+    /// `writes_per_sec` realistic pod writes a second, each recorded at its
+    /// own moment of the skipped time: the watch caches end up as they
+    /// would had the time really passed. Returns the writes made. Runs
+    /// synchronously; call it from a blocking context for long spans.
+    pub fn advance_with_writes(&self, by: Duration, writes_per_sec: f64) -> u64 {
+        load::advance(&self.shared, by, writes_per_sec)
+    }
+
     /// Drop all history up to the current resourceVersion.
     pub fn compact(&self) {
         self.shared.inject(Fault::Compact);
@@ -428,7 +585,9 @@ impl Simulator {
     /// The namespace comes from the object (`default` if absent).
     pub fn create(&self, resource: &str, object: Value) -> Result<Value> {
         let r = resource_id(resource)?;
-        let ev = self.shared.write(|st| st.create(r, None, object))?;
+        let ev = self
+            .shared
+            .write_as(&api_writer(), |st| st.create(r, None, object))?;
         Ok(ev.object.full(&RESOURCES[r]))
     }
 
@@ -447,7 +606,7 @@ impl Simulator {
             .and_then(Value::as_str)
             .map(str::to_string);
         let key = res.key(ns.as_deref().or(Some("default")), &name);
-        let stored = self.shared.write(|st| {
+        let stored = self.shared.write_as(&api_writer(), |st| {
             st.replace(r, None, &name, object)
                 .map(|ev| ev.map(|e| e.object.clone()).or_else(|| st.get(r, &key)))
         })?;
@@ -466,7 +625,7 @@ impl Simulator {
     ) -> Result<Value> {
         let r = resource_id(resource)?;
         let res = &RESOURCES[r];
-        let stored = server::patch_in(&self.shared, r, namespace, name, |v| {
+        let stored = server::patch_in(&self.shared, r, namespace, name, &api_writer(), |v| {
             json_patch::merge(v, merge_patch);
             Ok(())
         })?;
@@ -534,6 +693,39 @@ async fn compact_periodically(shared: Arc<Shared>, every: Duration) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => shared.inject(Fault::Compact),
+        }
+    }
+}
+
+/// etcd's periodic progress notification to the cachers' watches.
+async fn notify_progress_periodically(shared: Arc<Shared>, every: Duration) {
+    let mut next = shared.clock.now() + every;
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = shared.clock.sleep_until(next) => {}
+        }
+        shared.update(|st| st.progress_tick(every));
+        next = shared.clock.now() + every;
+    }
+}
+
+/// Spends versions on unserved objects at the configured rate, catching up
+/// at once on whatever time the clock was advanced by.
+async fn background_writes(shared: Arc<Shared>) {
+    let rate = shared.config.background_writes_per_sec;
+    let start = shared.clock.now();
+    let mut done = 0u64;
+    loop {
+        let next = start + Duration::from_secs_f64((done + 1) as f64 / rate);
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = shared.clock.sleep_until(next) => {}
+        }
+        let due = ((shared.clock.now() - start).as_secs_f64() * rate) as u64;
+        if due > done {
+            shared.write(|st| st.skip_versions(due - done));
+            done = due;
         }
     }
 }

@@ -41,6 +41,12 @@ impl ResourceDef {
         }
     }
 
+    /// Whether this is a custom resource (served from a CRD), which
+    /// strategic-merge patch does not support.
+    pub fn is_custom(&self) -> bool {
+        self.group == CUSTOM_GROUP
+    }
+
     /// Whether a field selector may use `field` on this resource.
     pub fn selectable(&self, field: &str) -> bool {
         field == "metadata.name"

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State as AxState};
@@ -14,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::filter::Filter;
+use super::managed_fields::FieldManager;
 use super::object::Stored;
 use super::params::ListParams;
 use super::representation::{negotiate, Representation};
@@ -41,6 +43,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
         .route("/sim/stats", get(stats))
         .route("/sim/faults", post(faults))
         .route("/sim/compact", post(compact))
+        .route("/sim/clock", get(clock).post(advance_clock))
         .fallback(resource)
         .with_state(shared);
     let served = axum::serve(listener, app)
@@ -153,6 +156,62 @@ async fn compact(AxState(s): Shr, Query(q): Query<HashMap<String, String>>) -> R
     )
 }
 
+async fn clock(AxState(s): Shr) -> Response {
+    let v = serde_json::json!({"clockSecs": s.clock.now().as_secs_f64(), "resourceVersion": s.read().rv().to_string()});
+    value_response(&s, StatusCode::OK, &v)
+}
+
+/// `POST /sim/clock?advance=SECONDS[&writesPerSecond=R]`: moves the clock
+/// forward, with R pod writes a second generated for the skipped time.
+async fn advance_clock(AxState(s): Shr, Query(q): Query<HashMap<String, String>>) -> Response {
+    let number = |name: &str, required: bool| -> Result<f64, ApiError> {
+        match q.get(name) {
+            None if !required => Ok(0.0),
+            None => Err(ApiError::bad_request(format!("{name} is required"))),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid {name} {v:?}: must be a non-negative number"
+                    ))
+                }),
+        }
+    };
+    let parsed = number("advance", true).and_then(|secs| {
+        let rate = number("writesPerSecond", false)?;
+        Duration::try_from_secs_f64(secs)
+            .map(|d| (d, rate))
+            .map_err(|_| ApiError::bad_request(format!("advance {secs} is out of range")))
+    });
+    let (by, rate) = match parsed {
+        Ok(p) => p,
+        Err(e) => return error_response(&s, &e),
+    };
+    let shared = s.clone();
+    let writes =
+        match tokio::task::spawn_blocking(move || super::load::advance(&shared, by, rate)).await {
+            Ok(n) => n,
+            Err(e) => {
+                return error_response(
+                    &s,
+                    &ApiError::new(
+                        500,
+                        "InternalError",
+                        format!("advancing the clock failed: {e}"),
+                    ),
+                )
+            }
+        };
+    let v = serde_json::json!({
+        "clockSecs": s.clock.now().as_secs_f64(),
+        "writes": writes,
+        "resourceVersion": s.read().rv().to_string(),
+    });
+    value_response(&s, StatusCode::OK, &v)
+}
+
 fn not_found_path() -> ApiError {
     ApiError::new(
         404,
@@ -239,18 +298,32 @@ async fn resource(AxState(s): Shr, req: Request) -> Response {
         return error_response(&s, &err);
     }
     let to = representation;
+    let is_write = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    let who = if is_write {
+        let agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match FieldManager::of_request(query.get("fieldManager").map(String::as_str), agent) {
+            Ok(w) => w,
+            Err(e) => return error_response(&s, &e),
+        }
+    } else {
+        FieldManager::new("")
+    };
     let result = match (req.method().clone(), target.name.clone()) {
         (Method::GET, None) => collection_get(&s, &target, &query, to).await,
         (Method::GET, Some(name)) => object_get(&s, &target, &name, to),
         (Method::POST, None) => match body_json(req).await {
-            Ok(v) => create(&s, &target, v, to),
+            Ok(v) => create(&s, &target, &who, v, to),
             Err(e) => Err(e),
         },
         (Method::PUT, Some(name)) => match body_json(req).await {
-            Ok(v) => replace(&s, &target, &name, v, to),
+            Ok(v) => replace(&s, &target, &name, &who, v, to),
             Err(e) => Err(e),
         },
-        (Method::PATCH, Some(name)) => patch(&s, &target, &name, req, to).await,
+        (Method::PATCH, Some(name)) => patch(&s, &target, &name, &who, req, to).await,
         (Method::DELETE, Some(name)) => delete(&s, &target, &name, to),
         _ => Err(ApiError::new(
             405,
@@ -325,8 +398,18 @@ fn stored_response(
     Ok(json_response(s, code, out))
 }
 
-/// Reads a JSON body, enforcing the size limit (413) and syntax (400).
+/// Media types a create or update body may have: JSON only (no YAML or
+/// protobuf decoder here). An absent Content-Type means JSON, as
+/// kube-apiserver's `NegotiateInputSerializer` takes its first type.
+const BODY_TYPES: &[&str] = &["application/json"];
+
+/// Reads a JSON body, enforcing the media type (415), the size limit (413)
+/// and syntax (400).
 async fn body_json(req: Request) -> Result<Value, ApiError> {
+    let ct = content_type(req.headers());
+    if !ct.is_empty() && !BODY_TYPES.contains(&ct.as_str()) {
+        return Err(ApiError::unsupported_media_type(BODY_TYPES));
+    }
     let bytes = body_bytes(req).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
@@ -354,7 +437,13 @@ async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
         .map_err(|_| too_large())
 }
 
-fn create(s: &Shared, t: &Target, v: Value, to: Representation) -> Result<Response, ApiError> {
+fn create(
+    s: &Shared,
+    t: &Target,
+    who: &FieldManager,
+    v: Value,
+    to: Representation,
+) -> Result<Response, ApiError> {
     if RESOURCES[t.r].namespaced && t.namespace.is_none() {
         return Err(ApiError::new(
             405,
@@ -362,7 +451,7 @@ fn create(s: &Shared, t: &Target, v: Value, to: Representation) -> Result<Respon
             "the server does not allow this method on the requested resource",
         ));
     }
-    let ev = s.write(|st| st.create(t.r, t.namespace.as_deref(), v))?;
+    let ev = s.write_as(who, |st| st.create(t.r, t.namespace.as_deref(), v))?;
     stored_response(s, StatusCode::CREATED, t.r, &ev.object, to)
 }
 
@@ -370,12 +459,13 @@ fn replace(
     s: &Shared,
     t: &Target,
     name: &str,
+    who: &FieldManager,
     v: Value,
     to: Representation,
 ) -> Result<Response, ApiError> {
     let res = &RESOURCES[t.r];
     let key = res.key(t.namespace.as_deref(), name);
-    let stored = s.write(|st| {
+    let stored = s.write_as(who, |st| {
         st.replace(t.r, t.namespace.as_deref(), name, v)
             .map(|ev| ev.map(|e| e.object.clone()).or_else(|| st.get(t.r, &key)))
     })?;
@@ -392,6 +482,7 @@ pub(crate) fn patch_in(
     r: ResourceId,
     namespace: Option<&str>,
     name: &str,
+    who: &FieldManager,
     apply: impl Fn(&mut Value) -> Result<(), ApiError>,
 ) -> Result<Arc<Stored>, ApiError> {
     let res = &RESOURCES[r];
@@ -405,7 +496,10 @@ pub(crate) fn patch_in(
         let mut v = old.clone();
         apply(&mut v)?;
         let ns = current.namespace.clone();
-        let Some(prepared) = prepare_replace(r, ns.as_deref(), name, v, &current, &old)? else {
+        let time = shared.clock.timestamp();
+        let Some(prepared) =
+            prepare_replace(r, ns.as_deref(), name, v, &current, &old, Some(who), &time)?
+        else {
             return Ok(current);
         };
         let committed = shared.write(|st| {
@@ -424,45 +518,60 @@ pub(crate) fn patch_in(
     }
 }
 
+/// Patch types served (kube-apiserver's list, less server-side apply).
+const PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+];
+
 async fn patch(
     s: &Shared,
     t: &Target,
     name: &str,
+    who: &FieldManager,
     req: Request,
     to: Representation,
 ) -> Result<Response, ApiError> {
     let content_type = content_type(req.headers());
+    let res = &RESOURCES[t.r];
+    // A custom resource has no patch strategies: strategic merge is 415,
+    // with the types it does take (as kube-apiserver answers for CRDs).
+    let accepted = if res.is_custom() {
+        &PATCH_TYPES[..2]
+    } else {
+        PATCH_TYPES
+    };
+    if !accepted.contains(&content_type.as_str()) {
+        return Err(ApiError::unsupported_media_type(accepted));
+    }
     let bytes = body_bytes(req).await?;
     let patch: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
     })?;
     let stored = match content_type.as_str() {
-        // Strategic merge is approximated by a merge patch: the simulator
-        // has no schemas with patch strategies; for maps and scalars (what
-        // kubectl label/annotate/scale send) they agree.
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-            patch_in(s, t.r, t.namespace.as_deref(), name, |v| {
+        "application/merge-patch+json" => {
+            patch_in(s, t.r, t.namespace.as_deref(), name, who, |v| {
                 json_patch::merge(v, &patch);
                 Ok(())
             })?
         }
+        "application/strategic-merge-patch+json" => {
+            let schema = super::managed_fields::schema_of(res);
+            patch_in(s, t.r, t.namespace.as_deref(), name, who, |v| {
+                super::strategic::apply(v, &patch, &schema)
+            })?
+        }
         "application/json-patch+json" => {
-            let ops: json_patch::Patch = serde_json::from_value(patch).map_err(|e| {
-                ApiError::bad_request(format!("invalid JSON patch: {e}"))
-            })?;
-            patch_in(s, t.r, t.namespace.as_deref(), name, |v| {
+            let ops: json_patch::Patch = serde_json::from_value(patch)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            patch_in(s, t.r, t.namespace.as_deref(), name, who, |v| {
                 json_patch::patch(v, &ops).map_err(|e| {
                     ApiError::invalid(format!("the JSON patch could not be applied: {e}"))
                 })
             })?
         }
-        other => {
-            return Err(ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"),
-            ))
-        }
+        _ => return Err(ApiError::unsupported_media_type(PATCH_TYPES)),
     };
     stored_response(s, StatusCode::OK, t.r, &stored, to)
 }

@@ -1,15 +1,18 @@
-//! The simulated etcd: one global resourceVersion counter, the current
-//! objects of every resource, and a bounded history of events from which any
-//! snapshot newer than the compacted version can be rebuilt.
+//! The simulated etcd and the watch caches in front of it: one global
+//! resourceVersion counter, the current objects of every resource, and per
+//! resource a history ring sized as kube-apiserver's watch cache sizes its
+//! own (see [`super::history`]), from which watches are served and any
+//! snapshot newer than the ring's floor can be rebuilt.
 //!
-//! Every write bumps the counter by one and appends exactly one event, so the
-//! history is dense: the event with version `v` sits at index
-//! `v - compacted - 1`. A snapshot at version `S` is the current map with,
-//! for each key written after `S`, the state before its first later write
-//! (the event's `prev`) laid over it. Pages of one list therefore share
-//! objects with the live state instead of copying it.
+//! A snapshot at version `S` is the current map with, for each key written
+//! after `S`, the state before its first later write (the event's `prev`)
+//! laid over it. Pages of one list therefore share objects with the live
+//! state instead of copying it. kube-apiserver serves such lists from etcd,
+//! which keeps 5 to 10 minutes of history; here a snapshot is only as old as
+//! the resource's ring allows (at least 75 s on a busy resource), the window
+//! of the watch cache's own snapshots (ListFromCacheSnapshot).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -18,7 +21,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
+use super::clock::SimTime;
 use super::filter::Filter;
+use super::history::{History, HistoryConfig};
+use super::managed_fields::{record_update, zero_object, FieldManager};
 use super::object::Stored;
 use super::resources::{ResourceDef, ResourceId, RESOURCES};
 use super::status::ApiError;
@@ -50,8 +56,6 @@ impl EventType {
 pub(crate) struct Event {
     /// The version this write produced.
     pub rv: u64,
-    /// Which resource.
-    pub resource: ResourceId,
     /// What happened.
     pub kind: EventType,
     /// The object after the write (for a delete: its last state carrying
@@ -59,6 +63,8 @@ pub(crate) struct Event {
     pub object: Arc<Stored>,
     /// The object before the write.
     pub prev: Option<Arc<Stored>>,
+    /// When the watch cache recorded it (`RecordTime`), which sizes the ring.
+    pub time: SimTime,
 }
 
 /// One page of a list.
@@ -86,26 +92,86 @@ pub(crate) struct PageQuery<'a> {
     pub filter: &'a Filter,
 }
 
+/// What a resource's cacher has seen, which is the version of the
+/// bookmarks it sends (`lastProcessedResourceVersion` in cacher.go
+/// `dispatchEvents`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// Version of the cacher's initial list.
+    listed: u64,
+    /// Version of the resource's newest event.
+    last_event: u64,
+    /// When that event was recorded.
+    last_event_time: SimTime,
+    /// Version etcd last reported through a progress notification.
+    notified: u64,
+}
+
 /// The whole simulated datastore.
 pub(crate) struct State {
     rv: u64,
+    /// The newest version compacted away on request (0: never).
     compacted: u64,
     objects: Vec<BTreeMap<String, Arc<Stored>>>,
-    history: VecDeque<Arc<Event>>,
-    history_limit: usize,
+    histories: Vec<History>,
+    progress: Vec<Progress>,
+    history_config: HistoryConfig,
+    /// The simulated time of the write in progress.
+    now: SimTime,
+    /// The simulated wall clock of the write in progress.
+    wall: jiff::Timestamp,
+    /// Who makes the write in progress; `None` leaves managedFields as the
+    /// object has them (the fixtures carry their own).
+    writer: Option<FieldManager>,
     rng: StdRng,
 }
 
 impl State {
-    /// An empty store whose history keeps at most `history_limit` events.
-    pub fn new(history_limit: usize, seed: u64) -> State {
+    /// An empty store whose watch caches size their history by `history`.
+    pub fn new(history: HistoryConfig, seed: u64) -> State {
         State {
             rv: 1,
-            compacted: 1,
+            compacted: 0,
             objects: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
-            history: VecDeque::new(),
-            history_limit: history_limit.max(1),
+            histories: RESOURCES.iter().map(|_| History::new(history, 1)).collect(),
+            progress: vec![Progress::default(); RESOURCES.len()],
+            history_config: history,
+            now: SimTime::ZERO,
+            wall: jiff::Timestamp::UNIX_EPOCH,
+            writer: None,
             rng: StdRng::seed_from_u64(seed ^ 0x005E_ED0F_u64),
+        }
+    }
+
+    /// Sets the clock for the writes that follow.
+    pub fn set_time(&mut self, now: SimTime, wall: jiff::Timestamp) {
+        self.now = now;
+        self.wall = wall;
+    }
+
+    /// Sets who makes the writes that follow (`None`: untracked).
+    pub fn set_writer(&mut self, writer: Option<FieldManager>) {
+        self.writer = writer;
+    }
+
+    /// The wall-clock time of the write in progress, as Kubernetes writes
+    /// timestamps.
+    pub fn timestamp(&self) -> String {
+        super::clock::format_timestamp(self.wall)
+    }
+
+    /// Starts every resource's watch cache afresh at the current version,
+    /// as kube-apiserver's cachers do with their initial list: what was
+    /// written before is in the objects, not in any history.
+    pub fn start_watch_caches(&mut self) {
+        let rv = self.rv;
+        for (h, p) in self.histories.iter_mut().zip(&mut self.progress) {
+            *h = History::new(self.history_config, rv);
+            *p = Progress {
+                listed: rv,
+                last_event_time: self.now,
+                ..Progress::default()
+            };
         }
     }
 
@@ -114,10 +180,51 @@ impl State {
         self.rv
     }
 
-    /// Versions up to this one are compacted: a watch or snapshot at this
-    /// version or newer is served, older ones get 410.
+    /// The newest version compacted away on request.
     pub fn compacted(&self) -> u64 {
         self.compacted
+    }
+
+    /// A watch of `r` from a version older than this gets 410.
+    pub fn floor(&self, r: ResourceId) -> u64 {
+        self.histories[r].floor()
+    }
+
+    /// The watch cache of `r`.
+    pub fn history(&self, r: ResourceId) -> &History {
+        &self.histories[r]
+    }
+
+    /// The version a bookmark of `r` carries now: the newest the cacher
+    /// has seen, by an event or by a progress notification.
+    pub fn bookmark_rv(&self, r: ResourceId) -> u64 {
+        let p = &self.progress[r];
+        p.listed.max(p.last_event).max(p.notified)
+    }
+
+    /// A progress notification reaches `r`'s cacher: it has seen
+    /// everything up to the current version. etcd sends one to each watch
+    /// that had no event for a whole interval; a consistent read asks for
+    /// one.
+    pub fn notify_progress(&mut self, r: ResourceId) {
+        self.progress[r].notified = self.rv;
+    }
+
+    /// The periodic progress notification: every resource without an
+    /// event in the last `interval` learns the current version.
+    pub fn progress_tick(&mut self, interval: std::time::Duration) {
+        let (now, rv) = (self.now, self.rv);
+        for p in &mut self.progress {
+            if now.saturating_sub(p.last_event_time) >= interval {
+                p.notified = rv;
+            }
+        }
+    }
+
+    /// Spends `n` versions on writes to resources the simulator does not
+    /// serve (Leases and the like): no event, but the counter moves.
+    pub fn skip_versions(&mut self, n: u64) {
+        self.rv += n;
     }
 
     /// Objects of every resource.
@@ -145,27 +252,25 @@ impl State {
             .map(|(_, v)| v.clone())
     }
 
-    /// Drops history up to `target` (clamped to the current version).
+    /// Drops history up to `target` (clamped to the current version) in
+    /// every watch cache, as if each had relisted there.
     pub fn compact_to(&mut self, target: u64) {
         let target = target.min(self.rv);
-        if target <= self.compacted {
-            return;
+        for h in &mut self.histories {
+            h.compact_to(target);
         }
-        while self.history.front().is_some_and(|e| e.rv <= target) {
-            self.history.pop_front();
-        }
-        self.compacted = target;
+        self.compacted = self.compacted.max(target);
     }
 
-    /// Up to `max` events after version `after`, or 410 when some of them
-    /// are compacted.
-    pub fn events_after(&self, after: u64, max: usize) -> Result<Vec<Arc<Event>>, ApiError> {
-        if after < self.compacted {
-            return Err(ApiError::too_old(after, self.compacted));
-        }
-        let start = (after - self.compacted) as usize;
-        let end = self.history.len().min(start.saturating_add(max));
-        Ok(self.history.range(start.min(end)..end).cloned().collect())
+    /// Up to `max` events of `r` after version `after`, or 410 when some of
+    /// them have been evicted.
+    pub fn events_after(
+        &self,
+        r: ResourceId,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<Arc<Event>>, ApiError> {
+        self.histories[r].since(after, max)
     }
 
     /// For each key of `r` written after `at`: its state at `at`.
@@ -178,15 +283,9 @@ impl State {
         if at >= self.rv {
             return Ok(out);
         }
-        if at < self.compacted {
-            return Err(ApiError::too_old(at, self.compacted));
-        }
-        let start = (at - self.compacted) as usize;
-        for e in self.history.range(start.min(self.history.len())..) {
-            if e.resource == r {
-                out.entry(e.object.key.clone())
-                    .or_insert_with(|| e.prev.clone());
-            }
+        for e in self.histories[r].after(at)? {
+            out.entry(e.object.key.clone())
+                .or_insert_with(|| e.prev.clone());
         }
         Ok(out)
     }
@@ -222,8 +321,7 @@ impl State {
         })
     }
 
-    /// Records one write: bumps the version, appends the event, bounds the
-    /// history.
+    /// Records one write: the event goes to the resource's watch cache.
     fn commit(
         &mut self,
         r: ResourceId,
@@ -233,10 +331,10 @@ impl State {
     ) -> Arc<Event> {
         let ev = Arc::new(Event {
             rv: self.rv,
-            resource: r,
             kind,
             object: object.clone(),
             prev,
+            time: self.now,
         });
         match kind {
             EventType::Deleted => {
@@ -246,12 +344,10 @@ impl State {
                 self.objects[r].insert(object.key.clone(), object);
             }
         }
-        self.history.push_back(ev.clone());
-        while self.history.len() > self.history_limit {
-            if let Some(old) = self.history.pop_front() {
-                self.compacted = old.rv;
-            }
-        }
+        self.histories[r].push(ev.clone());
+        let p = &mut self.progress[r];
+        p.last_event = self.rv;
+        p.last_event_time = self.now;
         ev
     }
 
@@ -297,9 +393,12 @@ impl State {
             meta.insert("uid".into(), json!(uid));
         }
         if !meta.get("creationTimestamp").is_some_and(Value::is_string) {
-            meta.insert("creationTimestamp".into(), json!(now()));
+            meta.insert("creationTimestamp".into(), json!(self.timestamp()));
         }
         meta.entry("generation").or_insert(json!(1));
+        if let Some(who) = &self.writer {
+            record_update(res, &zero_object(res), &mut value, who, &self.timestamp());
+        }
         let stored = Stored::new(res, value);
         Ok(self.commit(r, EventType::Added, stored, None))
     }
@@ -321,7 +420,18 @@ impl State {
             .cloned()
             .ok_or_else(|| ApiError::not_found(res.plural, name))?;
         let old = existing.item();
-        match prepare_replace(r, ns.as_deref(), name, value, &existing, &old)? {
+        let time = self.timestamp();
+        let writer = self.writer.clone();
+        match prepare_replace(
+            r,
+            ns.as_deref(),
+            name,
+            value,
+            &existing,
+            &old,
+            writer.as_ref(),
+            &time,
+        )? {
             Some(value) => Ok(Some(self.commit_replace(r, value, existing))),
             None => Ok(None),
         }
@@ -370,10 +480,12 @@ impl State {
     }
 }
 
-/// Validates a replacement of `existing` (whose parsed item form is `old`)
-/// and carries over what the server owns (uid, creation time, generation);
-/// `None` when nothing would change. Needs no lock: the expensive JSON work
-/// of a write happens here.
+/// Validates a replacement of `existing` (whose parsed item form is `old`),
+/// carries over what the server owns (uid, creation time, generation) and
+/// records the write in managedFields as `who`'s at `time`; `None` when
+/// nothing would change. Needs no lock: the expensive JSON work of a write
+/// happens here.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_replace(
     r: ResourceId,
     ns: Option<&str>,
@@ -381,6 +493,8 @@ pub(crate) fn prepare_replace(
     mut value: Value,
     existing: &Stored,
     old: &Value,
+    who: Option<&FieldManager>,
+    time: &str,
 ) -> Result<Option<Value>, ApiError> {
     let res = &RESOURCES[r];
     check_type(res, &value)?;
@@ -422,6 +536,9 @@ pub(crate) fn prepare_replace(
     if value.get("spec") != old.get("spec") {
         value["metadata"]["generation"] = json!(generation + 1);
     }
+    if let Some(who) = who {
+        record_update(res, old, &mut value, who, time);
+    }
     Ok((value != *old).then_some(value))
 }
 
@@ -436,14 +553,6 @@ pub(crate) fn uid(rng: &mut impl Rng) -> String {
         (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
         u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]]),
     )
-}
-
-/// The current time as Kubernetes writes timestamps.
-pub(crate) fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
 /// A Secret's `stringData` is write-only, as on a real API server: each
@@ -693,7 +802,7 @@ mod tests {
     #[test]
     fn snapshot_survives_later_writes() {
         let r = by_plural("pods").unwrap();
-        let mut s = State::new(100, 1);
+        let mut s = State::new(HistoryConfig::default(), 1);
         for i in 0..5 {
             s.create(r, None, pod("a", &format!("p{i}"), "x")).unwrap();
         }
@@ -716,30 +825,86 @@ mod tests {
     }
 
     #[test]
-    fn history_is_bounded_and_compaction_gives_410() {
-        let r = by_plural("configmaps").unwrap();
-        let mut s = State::new(3, 1);
+    fn histories_are_per_resource_and_compaction_gives_410() {
+        let cms = by_plural("configmaps").unwrap();
+        let pods = by_plural("pods").unwrap();
+        let mut s = State::new(
+            HistoryConfig {
+                window: std::time::Duration::from_secs(75),
+                lower_bound: 3,
+                upper_bound: 3,
+            },
+            1,
+        );
+        s.create(pods, None, pod("a", "p", "x")).unwrap();
+        s.start_watch_caches();
+        assert_eq!(s.floor(pods), 2, "a fresh cache serves from its list");
         for i in 0..5 {
-            s.create(r, Some("n"), json!({"metadata": {"name": format!("c{i}")}}))
-                .unwrap();
+            s.create(
+                cms,
+                Some("n"),
+                json!({"metadata": {"name": format!("c{i}")}}),
+            )
+            .unwrap();
         }
-        assert_eq!(s.rv(), 6);
-        assert_eq!(s.compacted(), 3);
-        assert_eq!(s.events_after(3, 10).unwrap().len(), 3);
-        assert_eq!(s.events_after(2, 10).unwrap_err().code, 410);
-        s.compact_to(5);
-        assert_eq!(s.events_after(5, 10).unwrap().len(), 1);
+        assert_eq!(s.rv(), 7);
+        // Five configmap events in a ring of three: the two oldest are gone.
+        assert_eq!(s.floor(cms), 4);
+        assert_eq!(s.events_after(cms, 4, 10).unwrap().len(), 3);
+        assert_eq!(s.events_after(cms, 3, 10).unwrap_err().code, 410);
+        // The pods' ring saw none of it: a pod watch from its list version
+        // is still served, though the global counter moved on.
+        assert!(s.events_after(pods, 2, 10).unwrap().is_empty());
         let f = Filter::default();
-        assert_eq!(s.page(&query(r, 4, None, None, &f)).unwrap_err().code, 410);
-        s.compact_to(100);
+        assert_eq!(
+            s.page(&query(cms, 3, None, None, &f)).unwrap_err().code,
+            410
+        );
+        assert_eq!(
+            s.page(&query(cms, 5, None, None, &f)).unwrap().items.len(),
+            3
+        );
+        s.compact_to(6);
         assert_eq!(s.compacted(), 6);
-        assert!(s.events_after(6, 10).unwrap().is_empty());
+        assert_eq!(s.events_after(cms, 6, 10).unwrap().len(), 1);
+        assert_eq!(s.events_after(pods, 5, 10).unwrap_err().code, 410);
+        s.compact_to(100);
+        assert_eq!(s.compacted(), 7);
+        assert!(s.events_after(cms, 7, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bookmarks_carry_what_the_cacher_has_seen() {
+        let cms = by_plural("configmaps").unwrap();
+        let pods = by_plural("pods").unwrap();
+        let mut s = State::new(HistoryConfig::default(), 1);
+        s.start_watch_caches();
+        s.create(cms, Some("n"), json!({"metadata": {"name": "c"}}))
+            .unwrap();
+        assert_eq!(s.bookmark_rv(cms), 2);
+        assert_eq!(s.bookmark_rv(pods), 1, "no pod event, no progress yet");
+        s.skip_versions(3);
+        s.set_time(
+            std::time::Duration::from_secs(5),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        s.progress_tick(std::time::Duration::from_secs(5));
+        assert_eq!(s.bookmark_rv(pods), 5);
+        assert_eq!(s.bookmark_rv(cms), 5, "idle for the whole interval");
+        s.create(cms, Some("n"), json!({"metadata": {"name": "d"}}))
+            .unwrap();
+        s.skip_versions(1);
+        s.progress_tick(std::time::Duration::from_secs(5));
+        assert_eq!(s.bookmark_rv(cms), 6, "busy: no notification");
+        assert_eq!(s.bookmark_rv(pods), 7);
+        s.notify_progress(cms);
+        assert_eq!(s.bookmark_rv(cms), 7);
     }
 
     #[test]
     fn writes_validate_like_the_api_server() {
         let r = by_plural("pods").unwrap();
-        let mut s = State::new(10, 1);
+        let mut s = State::new(HistoryConfig::default(), 1);
         s.create(r, Some("a"), pod("a", "x", "1")).unwrap();
         assert_eq!(
             s.create(r, Some("a"), pod("a", "x", "1")).unwrap_err().code,

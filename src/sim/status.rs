@@ -78,6 +78,21 @@ impl ApiError {
         }
     }
 
+    /// 415 for a body the server cannot decode, with the Status of
+    /// k8s.io/apiserver/pkg/endpoints/handlers/negotiation/errors.go
+    /// (`errUnsupportedMediaType`). client-go answers it by retrying in
+    /// JSON when it had sent protobuf.
+    pub fn unsupported_media_type(accepted: &[&str]) -> ApiError {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
+            ),
+        )
+    }
+
     /// 410 for a resourceVersion older than the compacted one.
     pub fn too_old(rv: u64, oldest: u64) -> ApiError {
         ApiError::new(

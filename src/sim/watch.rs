@@ -1,9 +1,13 @@
-//! WATCH: a stream of newline-delimited JSON events fed from the history.
+//! WATCH: a stream of newline-delimited JSON events fed from the resource's
+//! watch cache.
 //!
-//! Each stream keeps a position (the last global version it has examined)
-//! and reads forward from the history whenever the version counter moves, so
-//! a slow client never misses an event and never blocks writers; one that
-//! falls behind compaction gets an ERROR 410, as from a real server.
+//! Each stream keeps a position (the newest version up to which it has sent
+//! everything) and reads forward from the history whenever the version
+//! counter moves, so a slow client never misses an event and never blocks
+//! writers; one that falls out of the history gets an ERROR 410, as from a
+//! real server. Bookmarks come from the cacher's dispatch
+//! ([`super::bookmarks`]); the stream ends at its deadline on the
+//! simulator's clock.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,8 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::Rng;
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
 
+use super::clock::SimTime;
 use super::faults::StreamFault;
 use super::filter::Filter;
 use super::list::wait_for_rv;
@@ -85,12 +89,32 @@ pub(crate) struct WatchPlan {
     initial_end: bool,
     /// Changes after this version follow.
     from: u64,
+    /// Bookmarks must be newer than this to be sent: the start version, or
+    /// the newest event already in the history when the watch began
+    /// (cache_watcher.go `processInterval`, then `process`).
+    bookmark_floor: u64,
     bookmarks: bool,
-    timeout: Duration,
+    /// When the server ends the watch, on the simulator's clock.
+    deadline: SimTime,
     /// The stream opens with this ERROR instead (GoneMode::ErrorEvent).
     gone: Option<ApiError>,
     /// How objects are written.
     to: Representation,
+}
+
+/// How long a watch runs: its `timeoutSeconds`, or when that is absent or
+/// zero the apiserver's default, a random time between the minimum request
+/// timeout and twice it (staging/src/k8s.io/apiserver/pkg/endpoints/
+/// handlers/get.go `ListResource`: `minRequestTimeout * (rand.Float64() +
+/// 1.0)`).
+fn watch_timeout(shared: &Shared, p: &ListParams) -> Duration {
+    match p.timeout_seconds {
+        Some(s) if s > 0 => Duration::from_secs(s),
+        _ => {
+            let f: f64 = shared.rng().random();
+            shared.config.min_request_timeout.mul_f64(1.0 + f)
+        }
+    }
 }
 
 /// Decides where a watch starts, or refuses it.
@@ -106,19 +130,16 @@ pub(crate) async fn plan(
             "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
         ));
     }
-    let timeout = match p.timeout_seconds {
-        Some(s) => Duration::from_secs(s),
-        // A real server picks between 30 and 60 minutes.
-        None => Duration::from_secs(shared.rng().random_range(1800..3600)),
-    };
+    let timeout = watch_timeout(shared, p);
     let mut plan = WatchPlan {
         r,
         filter,
         initial: Vec::new(),
         initial_end: false,
         from: 0,
+        bookmark_floor: 0,
         bookmarks: p.bookmarks,
-        timeout,
+        deadline: shared.clock.now() + timeout,
         gone: None,
         to,
     };
@@ -127,7 +148,7 @@ pub(crate) async fn plan(
             if let RvParam::At(n) = p.rv {
                 wait_for_rv(shared, n).await?;
             }
-            plan.initial_end = send;
+            plan.initial_end = send && p.bookmarks;
             send
         }
         None => match p.rv {
@@ -135,21 +156,29 @@ pub(crate) async fn plan(
             RvParam::At(n) => {
                 wait_for_rv(shared, n).await?;
                 let st = shared.read();
-                if n < st.compacted() {
-                    let err = ApiError::too_old(n, st.compacted());
+                let floor = st.floor(r);
+                if n < floor {
+                    let err = ApiError::too_old(n, floor);
                     match shared.config.gone {
                         GoneMode::Http410 => return Err(err),
                         GoneMode::ErrorEvent => plan.gone = Some(err),
                     }
                 }
                 plan.from = n;
+                plan.bookmark_floor = st.history(r).newest_rv().unwrap_or(n).max(n);
                 false
             }
         },
     };
     if initial || p.send_initial_events == Some(false) {
+        if p.rv == RvParam::Unset {
+            // A consistent read: the cacher asks etcd for progress and
+            // waits until it has seen the current version.
+            shared.update(|st| st.notify_progress(r));
+        }
         let st = shared.read();
         plan.from = st.rv();
+        plan.bookmark_floor = plan.from;
         if initial {
             plan.initial = st
                 .current(r)
@@ -301,8 +330,71 @@ pub(crate) async fn run(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<C
         .fetch_sub(1, Ordering::Relaxed);
 }
 
+/// How far a stream has got.
+struct Position {
+    /// Everything of the resource up to this version has been sent.
+    pos: u64,
+    /// The version of the newest event read from the history.
+    last_event: u64,
+}
+
+/// Sends the stream's events after `at.pos`, up to `through` (everything
+/// there is when `None`), and moves past them. Falling out of the history
+/// ends the stream with an ERROR 410, as a real server ends such a watch.
+async fn send_events(
+    shared: &Shared,
+    plan: &WatchPlan,
+    sink: &mut Sink<'_>,
+    at: &mut Position,
+    through: Option<u64>,
+) -> Result<Flow, Closed> {
+    loop {
+        let (batch, current) = {
+            let st = shared.read();
+            (st.events_after(plan.r, at.pos, BATCH), st.rv())
+        };
+        let events = match batch {
+            Ok(events) => events,
+            Err(err) => {
+                sink.error(&err).await?;
+                return Ok(Flow::End);
+            }
+        };
+        let whole = events.len() < BATCH;
+        for ev in &events {
+            if through.is_some_and(|t| ev.rv > t) {
+                return Ok(Flow::Go);
+            }
+            at.pos = ev.rv;
+            at.last_event = ev.rv;
+            if let Some(kind) = visible(&plan.filter, ev) {
+                sink.event(kind.as_str(), &ev.object).await?;
+            }
+        }
+        if whole {
+            // Everything of this resource up to `current` has been sent.
+            at.pos = at.pos.max(through.map_or(current, |t| t.min(current)));
+            return Ok(Flow::Go);
+        }
+    }
+}
+
+/// Whether a stream goes on.
+enum Flow {
+    Go,
+    End,
+}
+
+/// The next bookmark version from the cacher's dispatch; never, for a
+/// stream that gets none.
+async fn next_bookmark(rx: &mut Option<mpsc::Receiver<u64>>) -> Option<u64> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn stream(shared: &Shared, plan: &WatchPlan, sink: &mut Sink<'_>) -> Result<(), Closed> {
-    let deadline = Instant::now() + plan.timeout;
     match sink.fault {
         Some(StreamFault::Stall(d)) => {
             tokio::select! {
@@ -332,37 +424,24 @@ async fn stream(shared: &Shared, plan: &WatchPlan, sink: &mut Sink<'_>) -> Resul
         sink.event(EventType::Added.as_str(), obj).await?;
     }
     if plan.initial_end {
+        // Sent right after the initial events (cacher.go
+        // `setInitialEventsEndBookmarkIfRequested`).
         sink.bookmark(plan.from, true).await?;
     }
+    let mut bookmarks = if plan.bookmarks {
+        shared.register_for_bookmarks(plan.r, plan.deadline, false)
+    } else {
+        None
+    };
     let mut rx = shared.notify.subscribe();
-    let mut pos = plan.from;
-    let every = shared.config.bookmark_interval;
-    let mut next_bookmark = Instant::now() + every;
+    let mut at = Position {
+        pos: plan.from,
+        last_event: 0,
+    };
     loop {
         rx.borrow_and_update();
-        loop {
-            let batch = shared.read().events_after(pos, BATCH);
-            let events = match batch {
-                Ok(events) => events,
-                Err(err) => {
-                    // Fell behind compaction: the real server ends such a
-                    // watch with an ERROR event.
-                    sink.error(&err).await?;
-                    return Ok(());
-                }
-            };
-            if events.is_empty() {
-                break;
-            }
-            for ev in events {
-                pos = ev.rv;
-                if ev.resource != plan.r {
-                    continue;
-                }
-                if let Some(kind) = visible(&plan.filter, &ev) {
-                    sink.event(kind.as_str(), &ev.object).await?;
-                }
-            }
+        if let Flow::End = send_events(shared, plan, sink, &mut at, None).await? {
+            return Ok(());
         }
         sink.flush().await?;
         tokio::select! {
@@ -372,16 +451,22 @@ async fn stream(shared: &Shared, plan: &WatchPlan, sink: &mut Sink<'_>) -> Resul
                 }
                 tokio::time::sleep(COALESCE).await;
             }
-            _ = sleep_until(next_bookmark), if plan.bookmarks => {
-                sink.bookmark(pos, false).await?;
-                next_bookmark = Instant::now() + every;
-            }
-            _ = sleep_until(deadline) => {
-                if plan.bookmarks {
-                    sink.bookmark(pos, false).await?;
+            Some(rv) = next_bookmark(&mut bookmarks) => {
+                // The cacher dispatches in order: the events up to the
+                // bookmark's version first.
+                if let Flow::End = send_events(shared, plan, sink, &mut at, Some(rv)).await? {
+                    return Ok(());
                 }
-                return Ok(());
+                // Only a bookmark newer than where the watch started
+                // (cache_watcher.go `process`). An event written after the
+                // cacher took the bookmark's version may have gone out
+                // first; the bookmark then carries that event's version, so
+                // versions never go backwards on the stream.
+                if rv > plan.bookmark_floor {
+                    sink.bookmark(rv.max(at.last_event), false).await?;
+                }
             }
+            _ = shared.clock.sleep_until(plan.deadline) => return Ok(()),
             _ = sink.tx.closed() => return Err(Closed),
             _ = shared.shutdown.cancelled() => return Ok(()),
         }

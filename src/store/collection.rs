@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::apply::Prior;
 use super::dictionary::{Dictionary, ZstdContext};
 use super::error::{Error, Result};
-use super::index::{self, LABEL_INDEX, NAMESPACE_INDEX};
+use super::index::{self, NAMESPACE_INDEX};
 use super::key::{self, prefix};
 use super::record::{self, Envelope};
 use super::state::{self, State, STATE_LAYOUT};
@@ -304,29 +304,14 @@ impl Collection {
         if index == NAMESPACE_INDEX {
             return self.list_namespace(value);
         }
-        let registered = index == LABEL_INDEX
-            || inner
-                .indexers
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains_key(index);
-        if !registered {
-            return Err(Error::UnknownIndex {
-                collection: inner.name.clone(),
-                index: index.to_string(),
-            });
-        }
-        let pfx = key::index_prefix(index, value);
         let mut out = Vec::new();
-        for item in inner.tree.scan_prefix(&pfx) {
-            let (k, _) = item?;
-            let object_key = String::from_utf8_lossy(&k[pfx.len()..]).into_owned();
-            match inner.get_raw(&object_key)? {
+        for key in self.index_keys(index, value)? {
+            match inner.get_raw(&key.encode())? {
                 Some(s) => out.push(s.value),
                 // Cannot happen short of disk damage (entries and objects are
                 // written in one batch); `verify` reports it.
                 None => {
-                    tracing::warn!(collection = %inner.name, index, value, key = object_key, "index entry without object")
+                    tracing::warn!(collection = %inner.name, index, value, %key, "index entry without object")
                 }
             }
         }

@@ -2,12 +2,11 @@
 //! A consumer that restarts reads `journal_since(cursor)` and so sees every
 //! event after its last ack at least once (I8).
 
-use std::sync::PoisonError;
-
 use super::collection::Collection;
-use super::error::{Error, Result};
+use super::error::Result;
 use super::key;
 use super::record;
+use super::Progress;
 
 impl Collection {
     /// The last seq `consumer` acknowledged, if it ever did.
@@ -24,39 +23,13 @@ impl Collection {
     /// Records durably that `consumer` has handled every event up to `seq`.
     /// Cursors only move forward: acknowledging an older seq is a no-op.
     pub fn ack(&self, consumer: &str, seq: u64) -> Result<()> {
-        let inner = &self.inner;
-        inner.shared.writable()?;
-        if consumer.is_empty() {
-            return Err(Error::InvalidArgument(
-                "consumer name must not be empty".into(),
-            ));
-        }
-        // Held so the check against last_seq and the write are not interleaved
-        // with another ack of the same consumer.
-        let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let last = inner.state().last_seq;
-        if seq > last {
-            return Err(Error::AckBeyondJournal {
-                collection: inner.name.clone(),
-                consumer: consumer.to_string(),
-                seq,
-                last,
-            });
-        }
-        match self.cursor(consumer) {
-            Ok(Some(current)) if current >= seq => return Ok(()),
-            Ok(_) => {}
-            // The ack rewrites it; the consumer may see some events twice,
-            // which at-least-once allows.
-            Err(Error::Corrupt { reason, .. }) => {
-                tracing::warn!(collection = %inner.name, consumer, %reason, "replacing a corrupt cursor")
-            }
-            Err(e) => return Err(e),
-        }
-        inner
-            .tree
-            .insert(key::cursor_key(consumer), record::seal_value(&seq))?;
-        inner.flush()
+        self.commit_progress(
+            consumer,
+            &Progress {
+                ack: Some(seq),
+                ..Progress::default()
+            },
+        )
     }
 
     /// Every consumer with a cursor, and its last acknowledged seq.

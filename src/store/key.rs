@@ -137,6 +137,8 @@ pub(crate) mod prefix {
     pub const CURSOR: u8 = b'c';
     /// Dictionaries: `d` + big-endian id.
     pub const DICTIONARY: u8 = b'd';
+    /// Durable consumers' progress records: `r` + len16 consumer + record key.
+    pub const PROGRESS: u8 = b'r';
 }
 
 pub(crate) fn state_key() -> Vec<u8> {

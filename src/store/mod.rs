@@ -4,7 +4,8 @@
 //! Layout, per collection, in ONE sled tree (so that `apply` is one atomic
 //! `Tree::apply_batch`): `s` state (last RV, journal span, counters), `o`
 //! objects by `namespace/name`, `i` index entries, `j` journal by big-endian
-//! seq, `h` history index (key, seq), `c` cursors, `d` zstd dictionaries.
+//! seq, `h` history index (key, seq), `c` cursors, `r` durable consumers'
+//! progress records, `d` zstd dictionaries.
 //! The store directory holds a marker file with the schema version, a lock
 //! file, and the sled database (see [`directory`]).
 
@@ -24,7 +25,9 @@ pub mod directory;
 mod error;
 pub mod index;
 pub mod journal;
+mod json;
 mod key;
+mod progress;
 mod read_only;
 pub mod record;
 mod scan;
@@ -36,7 +39,9 @@ pub use collection::Collection;
 pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use error::{Error, Result};
 pub use journal::JournalLimits;
+pub use json::JsonObject;
 pub use key::ObjectKey;
+pub use progress::Progress;
 pub use short_names::is_short_name;
 pub use verify::{Problem, VerifyReport};
 

@@ -37,24 +37,14 @@ impl Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Batch, CollectionId, Delta, Error, Store};
+    use crate::store::{Batch, Delta, Error, Store};
     use serde_json::json;
 
     #[test]
     fn a_corrupt_record_costs_only_itself() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path().join("s")).unwrap();
-        let id = CollectionId {
-            group: String::new(),
-            version: "v1".into(),
-            resource: "configmaps".into(),
-            kind: "ConfigMap".into(),
-            namespaced: true,
-            namespace: None,
-            label_selector: None,
-            field_selector: None,
-        };
-        let c = store.collection(&id).unwrap();
+        let c = crate::store::json::configmaps(&store);
         let cm = |name: &str| json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": "1"}});
         c.apply(Batch {
             deltas: ["a", "b", "c"].map(|n| Delta::Upsert(cm(n))).into(),

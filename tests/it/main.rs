@@ -13,6 +13,8 @@ mod support;
 mod bench;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "cli")]
+mod controller;
 #[cfg(feature = "sim")]
 mod informer;
 #[cfg(feature = "sim")]

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::informer::{sim, versions};
+use crate::support::informer::{crash_seed, keep_writing, sim, versions};
 use kube_persist::store::Store;
 use rand::{Rng as _, SeedableRng};
 use tokio::io::AsyncBufReadExt;
@@ -88,24 +88,13 @@ fn stored_rv(store: &std::path::Path) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_heavy_writes_converges_and_loses_no_acknowledged_event() {
-    let seed: u64 = std::env::var("KP_INFORMER_CRASH_SEED")
-        .ok()
-        .map(|s| s.parse().expect("KP_INFORMER_CRASH_SEED must be a number"))
-        .unwrap_or_else(rand::random);
+    let seed = crash_seed("KP_INFORMER_CRASH_SEED");
     println!("informer_crash: {KILLS} kills, KP_INFORMER_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let sim = sim(2000, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
-    let writer = {
-        let sim = sim.clone();
-        tokio::spawn(async move {
-            loop {
-                sim.mutate(10);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let writer = keep_writing(&sim, 10, Duration::from_millis(5));
 
     let mut delivered = BTreeSet::new();
     for round in 0..KILLS {

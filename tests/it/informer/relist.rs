@@ -21,7 +21,12 @@ async fn sim_with(pods: usize, f: impl FnOnce(&mut SimConfig)) -> Simulator {
         pods,
         namespaces: 5,
         bookmark_interval: Duration::from_millis(200),
-        history: 100_000,
+        // Nothing falls out of the window unless a test compacts.
+        history: kube_persist::sim::HistoryConfig {
+            lower_bound: 100_000,
+            upper_bound: 100_000,
+            ..Default::default()
+        },
         ..SimConfig::default()
     };
     f(&mut config);

@@ -54,7 +54,12 @@ async fn relisting_100k_pods_stays_within_a_memory_bound() {
         pods: PODS,
         namespaces: 200,
         bookmark_interval: Duration::from_millis(200),
-        history: 10 * PODS,
+        // Nothing falls out of the window unless a test compacts.
+        history: kube_persist::sim::HistoryConfig {
+            lower_bound: 10 * PODS,
+            upper_bound: 10 * PODS,
+            ..Default::default()
+        },
         ..SimConfig::default()
     })
     .await

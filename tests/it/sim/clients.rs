@@ -325,7 +325,16 @@ async fn kubectl_get_chunked_create_delete_and_watch() {
         .run(&["get", "configmap", "hello", "-n", "ns-001", "-o", "json"])
         .await;
     let got: Value = serde_json::from_str(&got).unwrap();
-    assert_eq!(got, stored);
+    // kubectl hides managedFields unless --show-managed-fields; the server
+    // recorded kubectl's create under its manager.
+    let mut shown = stored.clone();
+    let managed = shown["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields")
+        .unwrap();
+    assert_eq!(got, shown);
+    assert_eq!(managed[0]["manager"], "kubectl-create");
     let deleted = k
         .run(&["delete", "configmap", "hello", "-n", "ns-001"])
         .await;
@@ -358,6 +367,108 @@ async fn kubectl_get_chunked_create_delete_and_watch() {
     assert_eq!(
         sim.get("pods", Some(pns), pname).unwrap()["metadata"]["labels"]["checked"],
         "yes"
+    );
+}
+
+/// `kubectl patch` sends a strategic-merge patch by default for built-in
+/// types: containers merge by name, as on a real server. Its write is
+/// recorded in managedFields under kubectl's manager.
+#[tokio::test]
+async fn kubectl_patch_merges_containers_by_name() {
+    if kubectl().await.is_none() {
+        return;
+    }
+    let sim = sim(|_| {}).await;
+    sim.create(
+        "pods",
+        serde_json::json!({"metadata": {"name": "two", "namespace": "ns-000"}, "spec": {"containers": [
+            {"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "side:1"},
+        ]}}),
+    )
+    .unwrap();
+    let k = Kubectl {
+        server: sim.url(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let out = k
+        .run(&[
+            "patch",
+            "pod",
+            "two",
+            "-n",
+            "ns-000",
+            "-p",
+            r#"{"spec":{"containers":[{"name":"sidecar","image":"side:2"}]}}"#,
+        ])
+        .await;
+    assert!(out.contains("patched"), "{out}");
+    let pod = sim.get("pods", Some("ns-000"), "two").unwrap();
+    let images: Vec<(&str, &str)> = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["image"].as_str().unwrap()))
+        .collect();
+    assert_eq!(images, [("app", "app:1"), ("sidecar", "side:2")]);
+    let managers: Vec<&str> = pod["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["manager"].as_str())
+        .collect();
+    assert!(
+        managers.iter().any(|m| m.starts_with("kubectl")),
+        "{managers:?}"
+    );
+}
+
+/// `kubectl create secret` sends protobuf, which the simulator cannot
+/// decode: it answers 415 with the Status kube-apiserver gives for a media
+/// type it cannot read (negotiation/errors.go), which kubectl shows as is.
+/// kubectl does not retry in JSON on a 415 (client-go falls back only from
+/// CBOR), so the command itself needs a protobuf decoder to succeed.
+#[tokio::test]
+async fn kubectl_create_secret_gets_a_415_status_for_protobuf() {
+    if kubectl().await.is_none() {
+        return;
+    }
+    let sim = sim(|_| {}).await;
+    let k = Kubectl {
+        server: sim.url(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let out = tokio::time::timeout(
+        HANG_GUARD,
+        k.command(&[
+            "create",
+            "secret",
+            "generic",
+            "x",
+            "-n",
+            "ns-000",
+            "--from-literal=a=b",
+        ])
+        .output(),
+    )
+    .await
+    .expect("kubectl hung")
+    .expect("kubectl runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the body of the request was in an unknown format - accepted media types include: application/json"),
+        "{stderr}"
+    );
+    assert!(sim.get("secrets", Some("ns-000"), "x").is_none());
+    // The same object in JSON is created.
+    sim.create(
+        "secrets",
+        serde_json::json!({"metadata": {"name": "x", "namespace": "ns-000"}, "stringData": {"a": "b"}}),
+    )
+    .unwrap();
+    assert_eq!(
+        sim.get("secrets", Some("ns-000"), "x").unwrap()["data"]["a"],
+        "Yg=="
     );
 }
 

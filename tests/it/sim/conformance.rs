@@ -339,16 +339,30 @@ async fn case09_watch_from_compacted_rv_is_410_in_either_form() {
     }
 }
 
+/// watch_cache_history.go `updateCache`: once the ring is full (and, with
+/// its oldest event younger than 75 s, at its upper bound), every write
+/// evicts the oldest event, and a watch from before it gets 410.
 #[tokio::test]
-async fn case09b_history_bounded_by_count_compacts_too() {
+async fn case09b_history_bounded_by_capacity_evicts_too() {
     let sim = sim(|c| {
-        c.history = 5;
+        c.history = kube_persist::sim::HistoryConfig {
+            lower_bound: 5,
+            upper_bound: 5,
+            ..Default::default()
+        };
         c.pods = 3;
     })
     .await;
     let old = sim.current_rv();
     sim.mutate(6);
-    assert_eq!(sim.stats().compacted_rv, old + 1);
+    let pods = sim
+        .stats()
+        .watch_cache
+        .into_iter()
+        .find(|c| c.resource == "pods")
+        .unwrap();
+    assert_eq!((pods.capacity, pods.events), (5, 5));
+    assert_eq!(pods.oldest_servable_rv, old + 1);
     let w = WatchStream::open(&format!(
         "{}/api/v1/pods?watch=1&resourceVersion={old}",
         sim.url()
@@ -386,6 +400,9 @@ async fn case10_deleted_carries_last_state_and_deletion_rv() {
     assert_eq!(obj, &expected, "last state otherwise");
 }
 
+/// cacher.go `dispatchEvents` (with the period shortened to 100 ms, so
+/// its buckets shrink too) and cache_watcher.go `nextBookmarkTime`: the
+/// last bookmark comes 2 s before the deadline, none after.
 #[tokio::test]
 async fn case11_bookmarks_only_when_asked_and_never_backwards() {
     let sim = sim(|c| {
@@ -396,7 +413,7 @@ async fn case11_bookmarks_only_when_asked_and_never_backwards() {
     let from = sim.current_rv();
     let url = |bm: bool| {
         format!(
-            "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=2&allowWatchBookmarks={bm}",
+            "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=3&allowWatchBookmarks={bm}",
             sim.url()
         )
     };
@@ -418,7 +435,7 @@ async fn case11_bookmarks_only_when_asked_and_never_backwards() {
         .iter()
         .filter(|e| e["type"] == "BOOKMARK")
         .collect();
-    // Two seconds at 100 ms intervals: periodic bookmarks plus the closing one.
+    // Bookmarks every ~100 ms until the pre-deadline one at 1 s.
     assert!(bookmarks.len() >= 3, "{} bookmarks", bookmarks.len());
     for b in &bookmarks {
         assert_eq!(b["object"]["kind"], "Pod");
@@ -437,16 +454,19 @@ async fn case11_bookmarks_only_when_asked_and_never_backwards() {
     assert_eq!(changes(&with_events), 8);
 }
 
+/// cache_watcher.go `nextBookmarkTime` (pre-timeout arm) and `process`:
+/// 2 s before `timeoutSeconds` runs out the watcher gets a bookmark of the
+/// newest version the cacher has seen, then the stream ends cleanly.
 #[tokio::test]
 async fn case12_bookmark_before_closing_at_timeout() {
     let sim = sim(|c| c.pods = 2).await;
-    sim.mutate(2);
-    let from = sim.current_rv() - 2;
+    let from = sim.current_rv();
     let mut w = WatchStream::open(&format!(
-        "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=1&allowWatchBookmarks=true",
+        "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=4&allowWatchBookmarks=true",
         sim.url()
     ))
     .await;
+    sim.mutate(2);
     let events = w.rest().await; // ends cleanly: rest() panics on a cut
     assert_eq!(events.len(), 3, "{events:?}");
     let last = events.last().unwrap();
@@ -818,6 +838,67 @@ async fn bad_requests_get_the_real_answers_and_the_server_keeps_serving() {
     );
 }
 
+/// A body in a media type the server cannot decode is 415 with the Status
+/// of k8s.io/apiserver/pkg/endpoints/handlers/negotiation/errors.go
+/// (`errUnsupportedMediaType`), not 400: client-go, which sends protobuf
+/// for built-in types, retries in JSON on exactly that answer. No
+/// Content-Type means JSON (`NegotiateInputSerializer`).
+#[tokio::test]
+async fn unreadable_content_types_are_415_with_a_status() {
+    let sim = sim(|_| {}).await;
+    let url = format!("{}/api/v1/namespaces/ns-000/configmaps", sim.url());
+    for ct in [
+        "application/vnd.kubernetes.protobuf",
+        "application/yaml",
+        "text/plain",
+    ] {
+        let resp = http()
+            .post(&url)
+            .header("content-type", ct)
+            .body(&b"k8s\x00\x0a\x0f\x0a\x02v1"[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 415, "{ct}");
+        let status: Value = resp.json().await.unwrap();
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["reason"], "UnsupportedMediaType");
+        assert_eq!(status["code"], 415);
+        assert_eq!(
+            status["message"],
+            "the body of the request was in an unknown format - accepted media types include: application/json"
+        );
+    }
+    let put = http()
+        .put(format!("{url}/x"))
+        .header("content-type", "application/vnd.kubernetes.protobuf")
+        .body("k8s")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 415);
+    let untyped = http()
+        .post(&url)
+        .body(r#"{"metadata":{"name":"untyped"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untyped.status().as_u16(), 201, "no Content-Type is JSON");
+    let with_charset = http()
+        .post(&url)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(r#"{"metadata":{"name":"charset"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_charset.status().as_u16(), 201);
+    assert_eq!(
+        sim.objects("configmaps").len(),
+        2,
+        "nothing written by the refused ones"
+    );
+}
+
 #[tokio::test]
 async fn writes_over_http_create_replace_patch_delete() {
     let sim = sim(|_| {}).await;
@@ -952,11 +1033,8 @@ async fn control_endpoints_over_http() {
 
 #[tokio::test]
 async fn load_writes_each_produce_exactly_one_event() {
-    let sim = sim(|c| {
-        c.pods = 50;
-        c.history = 100_000;
-    })
-    .await;
+    // The default watch cache keeps a burst of writes younger than 75 s.
+    let sim = sim(|c| c.pods = 50).await;
     let from = sim.current_rv();
     let mut w = WatchStream::open(&format!(
         "{}/api/v1/pods?watch=1&resourceVersion={from}&timeoutSeconds=8",
@@ -1057,4 +1135,147 @@ async fn secret_string_data_is_folded_into_data_on_every_write() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     sim.shutdown().await;
+}
+
+/// k8s.io/apiserver/pkg/endpoints/handlers (create.go, update.go, patch.go:
+/// `managerOrUserAgent`) and the managed-fields updater of
+/// k8s.io/apimachinery/pkg/util/managedfields: every write records its
+/// fields under its manager, the `fieldManager` parameter or else the
+/// User-Agent up to its first `/`; a later writer takes the fields it
+/// changes.
+#[tokio::test]
+async fn managed_fields_follow_every_writer() {
+    let sim = sim(|_| {}).await;
+    let url = format!("{}/api/v1/namespaces/ns-000/configmaps", sim.url());
+    let created: Value = http()
+        .post(format!("{url}?fieldManager=tester"))
+        .header("content-type", "application/json")
+        .body(r#"{"metadata":{"name":"cm","labels":{"app":"a"}},"data":{"k":"1","j":"2"}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mf = &created["metadata"]["managedFields"];
+    assert_eq!(mf.as_array().unwrap().len(), 1, "{mf}");
+    assert_eq!(mf[0]["manager"], "tester");
+    assert_eq!(mf[0]["operation"], "Update");
+    assert_eq!(mf[0]["apiVersion"], "v1");
+    assert_eq!(mf[0]["fieldsType"], "FieldsV1");
+    assert!(mf[0]["time"].is_string());
+    assert_eq!(
+        mf[0]["fieldsV1"],
+        json!({"f:data": {".": {}, "f:j": {}, "f:k": {}}, "f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
+    );
+    let patched: Value = http()
+        .patch(format!("{url}/cm"))
+        .header("content-type", "application/merge-patch+json")
+        .header("user-agent", "my-client/1.2 (linux)")
+        .body(r#"{"data":{"k":"changed","j":null}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mf = patched["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(mf.len(), 2, "{mf:?}");
+    let by = |m: &str| mf.iter().find(|e| e["manager"] == m).unwrap()["fieldsV1"].clone();
+    assert_eq!(
+        by("tester"),
+        json!({"f:data": {}, "f:metadata": {"f:labels": {".": {}, "f:app": {}}}}),
+        "k taken by the patch, j removed"
+    );
+    assert_eq!(by("my-client"), json!({"f:data": {"f:k": {}}}));
+    let too_long = http()
+        .post(format!("{url}?fieldManager={}", "x".repeat(129)))
+        .header("content-type", "application/json")
+        .body(r#"{"metadata":{"name":"cm2"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_long.status().as_u16(), 422);
+    // The generated pods carry a controller-manager create and a kubelet
+    // status update, as on a real cluster.
+    let sim = crate::support::sim::sim(|c| c.pods = 3).await;
+    let pod = &sim.objects("pods")[0];
+    let managers: Vec<(&str, Option<&str>)> = pod["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["manager"].as_str().unwrap(), e["subresource"].as_str()))
+        .collect();
+    assert_eq!(
+        managers,
+        [
+            ("kube-controller-manager", None),
+            ("kubelet", Some("status"))
+        ]
+    );
+}
+
+/// k8s.io/apimachinery/pkg/util/strategicpatch (`StrategicMergePatch`) with
+/// the patch strategies of k8s.io/api/core/v1/types.go: containers merge
+/// by name, their ports by containerPort; a custom resource has no
+/// strategies and answers 415 (as for a CRD).
+#[tokio::test]
+async fn strategic_merge_patch_merges_lists_by_their_keys() {
+    let sim = sim(|_| {}).await;
+    sim.create(
+        "pods",
+        json!({"metadata": {"name": "p", "namespace": "ns-000"}, "spec": {"containers": [
+            {"name": "a", "image": "a:1", "ports": [{"containerPort": 80, "protocol": "TCP"}]},
+            {"name": "b", "image": "b:1"},
+        ], "tolerations": [{"key": "t1"}]}}),
+    )
+    .unwrap();
+    let url = format!("{}/api/v1/namespaces/ns-000/pods/p", sim.url());
+    let resp = http()
+        .patch(&url)
+        .header("content-type", "application/strategic-merge-patch+json")
+        .body(
+            json!({"spec": {"containers": [
+                {"name": "b", "image": "b:2"},
+                {"name": "a", "ports": [{"containerPort": 8080}]},
+            ], "tolerations": [{"key": "t2"}]}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let pod = sim.get("pods", Some("ns-000"), "p").unwrap();
+    let containers = pod["spec"]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 2, "merged by name, not replaced");
+    assert_eq!(containers[0]["image"], "a:1");
+    assert_eq!(
+        containers[0]["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 8080}])
+    );
+    assert_eq!(containers[1]["image"], "b:2");
+    assert_eq!(
+        pod["spec"]["tolerations"],
+        json!([{"key": "t2"}]),
+        "no strategy: replaced"
+    );
+    let widget = kube_persist::sim::fixtures::widget("ns-000", "w", 1);
+    sim.create("widgets", widget).unwrap();
+    let resp = http()
+        .patch(format!(
+            "{}/apis/{}/v1/namespaces/ns-000/widgets/w",
+            sim.url(),
+            kube_persist::sim::resources::CUSTOM_GROUP
+        ))
+        .header("content-type", "application/strategic-merge-patch+json")
+        .body(r#"{"spec":{"size":2}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    let status: Value = resp.json().await.unwrap();
+    assert_eq!(
+        status["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json"
+    );
 }

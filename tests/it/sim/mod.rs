@@ -3,3 +3,4 @@
 mod clients;
 mod conformance;
 mod metadata;
+mod watch_cache;

@@ -15,7 +15,6 @@ pub async fn sim(pods: usize, namespaces: usize) -> Simulator {
         pods,
         namespaces,
         bookmark_interval: Duration::from_millis(200),
-        history: 100_000,
         ..SimConfig::default()
     })
     .await
@@ -74,5 +73,28 @@ pub fn pod(ns: &str, name: &str) -> Value {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": ns, "labels": {"app": "test"}},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    })
+}
+
+/// The seed of a crash test's random kill times: from `var` to replay a
+/// failing run, random otherwise (print it).
+pub fn crash_seed(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("{var} must be a number"))
+        })
+        .unwrap_or_else(rand::random)
+}
+
+/// Writes `n` random pod changes every `every` until aborted.
+pub fn keep_writing(sim: &Simulator, n: usize, every: Duration) -> tokio::task::JoinHandle<()> {
+    let sim = sim.clone();
+    tokio::spawn(async move {
+        loop {
+            sim.mutate(n);
+            tokio::time::sleep(every).await;
+        }
     })
 }

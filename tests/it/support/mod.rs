@@ -3,6 +3,8 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod controller;
 #[cfg(feature = "sim")]
 pub mod informer;
 #[cfg(feature = "sim")]
