@@ -140,6 +140,7 @@ mod tests {
             peak_rss_bytes: 1,
             disk_bytes: None,
             raw_json_bytes: 1,
+            metadata_list_bytes: 1,
             objects_loaded: objects as u64,
             resumed: None,
         }
@@ -149,7 +150,7 @@ mod tests {
         Setup {
             objects: vec![100, 1000],
             changed_pct: vec![],
-            gone_changed_pct: 1,
+            gone_changed_pct: vec![1],
             reps: 1,
             bookmark_interval_ms: 100,
             cpus: 2,

@@ -48,6 +48,8 @@ pub struct Sample {
     pub disk_bytes: Option<u64>,
     /// The cluster's pods serialized as JSON, bytes.
     pub raw_json_bytes: u64,
+    /// What a metadata-only list of the cluster's pods costs, bytes.
+    pub metadata_list_bytes: u64,
     /// Objects in the contender's cache once ready.
     pub objects_loaded: u64,
     /// Whether the informer said it resumed (persist only).
@@ -61,8 +63,8 @@ pub struct Setup {
     pub objects: Vec<usize>,
     /// Percentages changed while down, for the resumes.
     pub changed_pct: Vec<u32>,
-    /// Percentage changed before the 410 relist.
-    pub gone_changed_pct: u32,
+    /// Percentages changed before the 410 relists.
+    pub gone_changed_pct: Vec<u32>,
     /// Repetitions.
     pub reps: usize,
     /// The simulator's bookmark interval, ms.
@@ -79,7 +81,7 @@ impl Setup {
         Setup {
             objects: plan.objects.clone(),
             changed_pct: plan.changed_pct.clone(),
-            gone_changed_pct: plan.gone_changed_pct,
+            gone_changed_pct: plan.gone_changed_pct.clone(),
             reps: plan.reps,
             bookmark_interval_ms: plan.bookmark_interval.as_millis() as u64,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -113,6 +115,8 @@ pub struct Row {
     pub disk_bytes: Option<Summary>,
     /// The pods as raw JSON, bytes.
     pub raw_json_bytes: u64,
+    /// A metadata-only list of the pods, bytes.
+    pub metadata_list_bytes: u64,
     /// Objects in the cache once ready.
     pub objects_loaded: Summary,
     /// Ratios against the baseline at the same object count.
@@ -369,6 +373,11 @@ fn row(objects: usize, contender: Contender, group: &[&Sample]) -> Option<Row> {
         peak_rss_bytes: of(|s| s.peak_rss_bytes as f64)?,
         disk_bytes: Summary::of(group.iter().filter_map(|s| s.disk_bytes.map(|d| d as f64))),
         raw_json_bytes: group.iter().map(|s| s.raw_json_bytes).max().unwrap_or(0),
+        metadata_list_bytes: group
+            .iter()
+            .map(|s| s.metadata_list_bytes)
+            .max()
+            .unwrap_or(0),
         objects_loaded: of(|s| s.objects_loaded as f64)?,
         vs_baseline: None,
     })
@@ -388,9 +397,9 @@ fn ratios(r: &Row, base: &Row) -> Ratios {
     }
 }
 
-/// The targets, read at the largest object count measured. The
-/// resume they speak of is the 1%-changed one when it was measured, else
-/// the smallest fraction measured.
+/// The issues' targets, read at the largest object count measured. The
+/// resume and the 410 relist they speak of are the 1%-changed ones when
+/// measured, else the smallest fraction measured.
 fn targets(rows: &[Row]) -> Vec<Target> {
     let Some(largest) = rows.iter().map(|r| r.objects).max() else {
         return Vec::new();
@@ -399,13 +408,18 @@ fn targets(rows: &[Row]) -> Vec<Target> {
         rows.iter()
             .filter(|r| r.objects == largest && pred(r.contender))
             .min_by_key(|r| match r.contender {
-                Contender::Resume { changed_pct } => (changed_pct != 1, changed_pct),
+                Contender::Resume { changed_pct } | Contender::RelistAfterGone { changed_pct } => {
+                    (changed_pct != 1, changed_pct)
+                }
                 _ => (false, 0),
             })
     };
     let resume = at(&|c| matches!(c, Contender::Resume { .. }));
+    let gone = at(&|c| matches!(c, Contender::RelistAfterGone { .. }));
     let fresh = at(&|c| c == Contender::Fresh);
+    let base = at(&|c| c == Contender::BASELINE);
     let name = resume.map_or("resume".to_owned(), |r| r.label.clone());
+    let gone_name = gone.map_or("410 relist".to_owned(), |r| r.label.clone());
     let check = |goal: String, measured: Option<(String, bool)>| Target {
         goal,
         met: measured.as_ref().map(|m| m.1),
@@ -414,6 +428,16 @@ fn targets(rows: &[Row]) -> Vec<Target> {
     let v = |r: Option<&Row>, f: fn(&Ratios) -> Option<f64>| {
         r.and_then(|r| r.vs_baseline.as_ref()).and_then(f)
     };
+    // What a 410 relist may pull: the metadata list, plus 2% of a relist.
+    let gone_bytes = gone.zip(base).and_then(|(g, b)| {
+        let relist = b.bytes_pulled.median;
+        let metadata = g.metadata_list_bytes as f64 / relist;
+        let pulled = ratio(g.bytes_pulled.median, relist)?;
+        Some((
+            format!("{} (metadata list {})", percent(pulled), percent(metadata)),
+            pulled <= metadata + 0.02,
+        ))
+    });
     vec![
         check(
             format!("{name} ready ≥ 50× faster than kube-runtime at {largest} objects"),
@@ -440,6 +464,22 @@ fn targets(rows: &[Row]) -> Vec<Target> {
                 let d = r.disk_bytes?.median / r.raw_json_bytes.max(1) as f64;
                 Some((percent(d), d <= 0.15))
             }),
+        ),
+        check(
+            format!("{gone_name} peak RSS ≤ 10% of kube-runtime's at {largest} objects"),
+            v(gone, |x| x.rss_fraction).map(|x| (percent(x), x <= 0.10)),
+        ),
+        check(
+            format!("{gone_name} ready ≥ 2× faster than kube-runtime"),
+            v(gone, |x| x.ready_speedup).map(|x| (format!("{x:.1}×"), x >= 2.0)),
+        ),
+        check(
+            format!("{gone_name} pulls ≤ a metadata list + 2% of a relist"),
+            gone_bytes,
+        ),
+        check(
+            "persist fresh peak RSS ≤ 15% of kube-runtime's".to_owned(),
+            v(fresh, |x| x.rss_fraction).map(|x| (percent(x), x <= 0.15)),
         ),
     ]
 }
@@ -551,6 +591,7 @@ mod tests {
             peak_rss_bytes: if is_base { 400 << 20 } else { 40 << 20 },
             disk_bytes: contender.has_store().then_some(100_000),
             raw_json_bytes: 1_000_000,
+            metadata_list_bytes: 100_000,
             objects_loaded: objects as u64,
             resumed: contender.has_store().then_some(true),
         }
@@ -560,7 +601,7 @@ mod tests {
         Setup {
             objects: vec![1000],
             changed_pct: vec![1],
-            gone_changed_pct: 1,
+            gone_changed_pct: vec![1],
             reps: 3,
             bookmark_interval_ms: 100,
             cpus: 2,
@@ -632,10 +673,20 @@ mod tests {
         let r = report();
         let met: Vec<Option<bool>> = r.targets.iter().map(|t| t.met).collect();
         // 100× faster, 5 ms first read, 0.5% of the bytes, 10% RSS; no fresh
-        // row, so disk is not measured.
+        // row or 410 relist row, so those are not measured.
         assert_eq!(
             met,
-            vec![Some(true), Some(true), Some(true), Some(true), None]
+            vec![
+                Some(true),
+                Some(true),
+                Some(true),
+                Some(true),
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
         );
         assert!(r.targets[0].goal.contains("persist resume 1%"));
     }
@@ -675,7 +726,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&report().render(Format::Json)).unwrap();
         assert_eq!(v["rows"].as_array().unwrap().len(), 2);
         assert_eq!(v["samples"].as_array().unwrap().len(), 6);
-        assert_eq!(v["targets"].as_array().unwrap().len(), 5);
+        assert_eq!(v["targets"].as_array().unwrap().len(), 9);
         assert_eq!(v["rows"][0]["contender"]["kind"], "resume");
     }
 

@@ -18,7 +18,7 @@ use super::process::Running;
 use super::report::{Report, Sample, Setup, SteadyRow};
 use super::steady::{Load, Phase, SteadyReport};
 use super::{apiserver, Error, Result};
-use crate::sim::SimConfig;
+use crate::sim::{MetadataServing, SimConfig};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -29,8 +29,9 @@ pub struct Plan {
     pub objects: Vec<usize>,
     /// Percentages of objects written while a resuming process is down.
     pub changed_pct: Vec<u32>,
-    /// Percentage written before the RV is compacted away (410 relist).
-    pub gone_changed_pct: u32,
+    /// Percentages written before the RV is compacted away, one 410
+    /// relist each.
+    pub gone_changed_pct: Vec<u32>,
     /// Repetitions of every measurement.
     pub reps: usize,
     /// Where stores and child logs go.
@@ -87,13 +88,11 @@ impl Plan {
         if self.objects.contains(&0) {
             return bad("--objects", "object counts must be at least 1");
         }
-        if self
-            .changed_pct
-            .iter()
-            .chain([&self.gone_changed_pct])
-            .any(|p| *p > 100)
-        {
+        if self.changed_pct.iter().any(|p| *p > 100) {
             return bad("--changed", "percentages must be between 0 and 100");
+        }
+        if self.gone_changed_pct.iter().any(|p| *p > 100) {
+            return bad("--gone-changed", "percentages must be between 0 and 100");
         }
         if self.reps == 0 {
             return bad("--reps", "at least one repetition is needed");
@@ -114,9 +113,10 @@ impl Plan {
 
     /// Child processes measured in this plan (not counting the unmeasured).
     pub fn steps(&self) -> usize {
-        // Per repetition: reflector, fresh, each resume, the 410 relist,
+        // Per repetition: reflector, fresh, each resume, each 410 relist,
         // and client-go in each encoding.
-        let per_rep = 3 + self.changed_pct.len() + self.clientgo.len();
+        let per_rep =
+            2 + self.changed_pct.len() + self.gone_changed_pct.len() + self.clientgo.len();
         self.objects.len() * self.reps * per_rep + if self.steady.is_some() { 2 } else { 0 }
     }
 
@@ -135,6 +135,7 @@ impl Plan {
             // contender is down is still in it when it resumes (they are
             // made in a burst, well inside 75 s, and fewer than 102,400);
             // only the 410 case compacts.
+            metadata: MetadataServing::Served,
             ..SimConfig::default()
         }
     }
@@ -221,6 +222,7 @@ struct Round<'s> {
     pods: usize,
     rep: usize,
     raw_json_bytes: u64,
+    metadata_list_bytes: u64,
 }
 
 struct Bench<'a> {
@@ -263,18 +265,20 @@ impl Bench<'_> {
     /// contenders share one store per repetition, in an order where each
     /// leaves it as the next one needs it: the fresh run syncs it, each
     /// resume starts from the state the previous run synced, and the 410
-    /// relist comes last because it pushes the store's resourceVersion out
-    /// of the server's history.
+    /// relists come last because each pushes the store's resourceVersion
+    /// out of the server's history.
     fn objects_round(&mut self, pods: usize) -> Result<()> {
         self.status(format!("{pods} pods: starting the {}", self.plan.server));
         let cluster = self.start_cluster(pods)?;
         let raw_json_bytes = raw_json_bytes(&cluster.pods(&self.runtime)?);
+        let metadata_list_bytes = cluster.metadata_list_bytes(&self.runtime)?;
         for rep in 0..self.plan.reps {
             let round = Round {
                 cluster: &cluster,
                 pods,
                 rep,
                 raw_json_bytes,
+                metadata_list_bytes,
             };
             let store = self.plan.work_dir.join(format!("store-{pods}-{rep}"));
             remove_dir(&store)?;
@@ -292,18 +296,19 @@ impl Bench<'_> {
                 let c = Contender::Resume { changed_pct };
                 self.measure(&round, c, Some(&store), Some(&synced))?;
             }
-            let changed_pct = self.plan.gone_changed_pct;
-            let synced = keys(&cluster.pods(&self.runtime)?);
-            cluster.mutate(writes_for(pods, changed_pct))?;
-            let c = Contender::RelistAfterGone { changed_pct };
-            self.status(format!(
-                "{pods} pods, rep {}: {c}: expiring the history",
-                rep + 1
-            ));
-            let probe = probe_key(&cluster.pods(&self.runtime)?, Some(&synced))?;
-            let namespace = probe.split_once('/').map_or("", |(ns, _)| ns);
-            cluster.expire_history(&self.runtime, namespace)?;
-            self.measure(&round, c, Some(&store), Some(&synced))?;
+            for &changed_pct in &self.plan.gone_changed_pct {
+                let synced = keys(&cluster.pods(&self.runtime)?);
+                cluster.mutate(writes_for(pods, changed_pct))?;
+                let c = Contender::RelistAfterGone { changed_pct };
+                self.status(format!(
+                    "{pods} pods, rep {}: {c}: expiring the history",
+                    rep + 1
+                ));
+                let probe = probe_key(&cluster.pods(&self.runtime)?, Some(&synced))?;
+                let namespace = probe.split_once('/').map_or("", |(ns, _)| ns);
+                cluster.expire_history(&self.runtime, namespace)?;
+                self.measure(&round, c, Some(&store), Some(&synced))?;
+            }
             remove_dir(&store)?;
         }
         cluster.shutdown(&self.runtime);
@@ -322,6 +327,7 @@ impl Bench<'_> {
             pods,
             rep,
             raw_json_bytes,
+            metadata_list_bytes,
         } = *round;
         self.progress(format!("{pods} pods, rep {}: {contender}", rep + 1));
         let endpoint = cluster.endpoint();
@@ -374,6 +380,7 @@ impl Bench<'_> {
             peak_rss_bytes: report.peak_rss_bytes,
             disk_bytes,
             raw_json_bytes,
+            metadata_list_bytes,
             objects_loaded: report.objects,
             resumed: report.resumed,
         });
@@ -542,7 +549,7 @@ mod tests {
             exe: "kube-persist".into(),
             objects: vec![100, 1000],
             changed_pct: vec![0, 1, 10],
-            gone_changed_pct: 1,
+            gone_changed_pct: vec![0, 1],
             reps: 3,
             work_dir: "/tmp/x".into(),
             timeout: Duration::from_secs(60),
@@ -557,8 +564,8 @@ mod tests {
 
     #[test]
     fn counts_every_measured_child() {
-        // 2 counts × 3 reps × (reflector + fresh + 3 resumes + 410 relist)
-        assert_eq!(plan().steps(), 36);
+        // 2 counts × 3 reps × (reflector + fresh + 3 resumes + 2 410 relists)
+        assert_eq!(plan().steps(), 42);
         let mut p = plan();
         p.clientgo = vec![Encoding::Json, Encoding::Protobuf];
         assert_eq!(p.steps(), 48);
@@ -571,7 +578,7 @@ mod tests {
                 burst_events: 1,
             },
         });
-        assert_eq!(p.steps(), 38);
+        assert_eq!(p.steps(), 44);
     }
 
     #[test]
@@ -581,7 +588,7 @@ mod tests {
             (|p| p.objects.clear(), "--objects"),
             (|p| p.objects.push(0), "--objects"),
             (|p| p.changed_pct.push(101), "--changed"),
-            (|p| p.gone_changed_pct = 200, "--changed"),
+            (|p| p.gone_changed_pct = vec![1, 200], "--gone-changed"),
             (|p| p.reps = 0, "--reps"),
         ];
         for (break_it, expected) in cases {

@@ -167,10 +167,10 @@ struct ResumeArgs {
     /// Percentages of pods written while a resuming process is down.
     #[arg(long, value_delimiter = ',', default_value = "0,1,10")]
     changed: Vec<u32>,
-    /// Percentage of pods written before the stored resourceVersion is
-    /// compacted away (the 410 relist).
-    #[arg(long, default_value_t = 1)]
-    gone_changed: u32,
+    /// Percentages of pods written before the stored resourceVersion is
+    /// compacted away, one 410 relist each.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,10")]
+    gone_changed: Vec<u32>,
     /// Repetitions of every measurement.
     #[arg(long, default_value_t = 3)]
     reps: usize,

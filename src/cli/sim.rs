@@ -132,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         page_size_max: args.page_size_max,
         watch_list: args.watch_list,
         gone: args.gone,
+        ..SimConfig::default()
     };
     if !(args.load.is_finite() && args.load >= 0.0) {
         anyhow::bail!("--load must be a non-negative number of writes per second");

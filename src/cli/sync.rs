@@ -48,6 +48,10 @@ pub struct Args {
     /// Items per LIST page.
     #[arg(long, default_value_t = 500)]
     pub page_size: u32,
+    /// Most changes written to the store in one batch (watch events, or
+    /// objects of a relist).
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
     /// Never try a streaming list (sendInitialEvents).
     #[arg(long)]
     pub no_streaming_list: bool,
@@ -111,6 +115,7 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         label_selector: args.selector.clone(),
         field_selector: args.field_selector.clone(),
         page_size: args.page_size,
+        batch_max: args.batch_size,
         streaming_list: !args.no_streaming_list,
         ..watcher::Config::default()
     };

@@ -13,7 +13,7 @@ use super::driver::Driver;
 use super::metrics::Metrics;
 use super::{blocking, rv_number, Error, Informer, Result, Shared, State};
 use crate::store::{CollectionId, EngineKind, IndexFn, Store, StoreOptions};
-use crate::watcher::{self, ApiSource, Stats, Transform, Watcher};
+use crate::watcher::{self, ApiSource, Stats, Transform};
 
 /// What to watch: the resource's API identity and whether it is namespaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,13 +290,6 @@ impl InformerBuilder {
             started,
         });
         let source = ApiSource::new(self.client, api, self.namespace.as_deref());
-        let watcher = Watcher::new(
-            source.clone(),
-            self.config.clone(),
-            meta.last_rv,
-            self.transform.clone(),
-            stats.clone(),
-        );
         let cancel = CancellationToken::new();
         let driver = Driver {
             shared: shared.clone(),
@@ -305,6 +298,7 @@ impl InformerBuilder {
             transform: self.transform,
             stats,
         };
+        let watcher = driver.watcher(meta.last_rv)?;
         let task = tokio::spawn(driver.run(watcher, cancel.clone()));
         if let Some(period) = self.resync {
             tokio::spawn(super::driver::resync(

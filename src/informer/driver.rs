@@ -1,6 +1,15 @@
-//! The informer's task: drives the watcher, applies each output to the
-//! store atomically, and publishes the committed changes.
+//! The informer's task: drives the watcher, turns each group of its events
+//! into store batches applied atomically, and publishes the committed
+//! changes.
+//!
+//! A relist arrives as a frame (`Init` … `InitDone`) holding only how the
+//! server differs from the store. Its writes keep the stored
+//! resourceVersion where it was; only `InitDone` moves it, in the batch that
+//! ends the relist, so a relist cut short leaves the store at its old
+//! version and is redone on the next start (I1, I11). Readers meanwhile see
+//! every object, old version or new: deletions come last.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +22,8 @@ use super::metrics::Metrics;
 use super::{blocking, rv_number, Result, Shared, State};
 use crate::store::{Batch, Change, Collection, Delta, ObjectKey};
 use crate::watcher::backoff::Backoff;
-use crate::watcher::relist::diff;
-use crate::watcher::{self, ListWatch, Output, Stats, Transform, Watcher};
+use crate::watcher::object::{key_of, rv_of};
+use crate::watcher::{self, BoxError, Held, ListWatch, ObjectRef, Stats, Transform, Watcher};
 
 pub(crate) struct Driver<S> {
     pub(crate) shared: Arc<Shared>,
@@ -24,17 +33,47 @@ pub(crate) struct Driver<S> {
     pub(crate) stats: Arc<Stats>,
 }
 
+/// What the store holds, as the watcher's relists see it.
+#[derive(Clone)]
+pub(crate) struct StoreHeld(pub(crate) Collection);
+
+impl Held for StoreHeld {
+    async fn versions(&self) -> std::result::Result<HashMap<ObjectRef, String>, BoxError> {
+        let collection = self.0.clone();
+        let versions = blocking(move || Ok(collection.versions()?)).await?;
+        Ok(versions
+            .into_iter()
+            .map(|(key, rv)| {
+                let ObjectKey { namespace, name } = key;
+                (ObjectRef { namespace, name }, rv)
+            })
+            .collect())
+    }
+}
+
 impl<S: ListWatch + Clone> Driver<S> {
-    pub(crate) async fn run(self, mut watcher: Watcher<S>, cancel: CancellationToken) {
+    /// A watcher resuming from `rv` (relisting when there is none).
+    pub(crate) fn watcher(&self, rv: Option<String>) -> Result<Watcher<S, StoreHeld>> {
+        Ok(Watcher::new(
+            self.source.clone(),
+            self.config.clone(),
+            rv,
+            self.transform.clone(),
+            self.stats.clone(),
+            StoreHeld(self.shared.collection.clone()),
+        )?)
+    }
+
+    pub(crate) async fn run(self, mut watcher: Watcher<S, StoreHeld>, cancel: CancellationToken) {
         let span =
             tracing::info_span!("informer", resource = %self.shared.collection.id().resource);
         async move {
             let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
-            while let Some(out) = watcher.next(&cancel).await {
-                match self.apply(out).await {
+            while let Some(group) = watcher.next(&cancel).await {
+                match self.apply(group).await {
                     Ok(()) => backoff.reset(),
                     Err(err) => {
-                        // The batch is not stored, so the watch must not go
+                        // The group is not stored, so the watch must not go
                         // on past it: restart from what the store holds.
                         Metrics::add(&self.shared.metrics.apply_failures, 1);
                         let delay = backoff.next_delay(None);
@@ -45,7 +84,15 @@ impl<S: ListWatch + Clone> Driver<S> {
                         }
                         let c = self.shared.collection.clone();
                         let rv = blocking(move || Ok(c.last_rv()?)).await.ok().flatten();
-                        watcher = Watcher::new(self.source.clone(), self.config.clone(), rv, self.transform.clone(), self.stats.clone());
+                        match self.watcher(rv) {
+                            Ok(w) => watcher = w,
+                            // The config was valid when the first watcher
+                            // was built, and nothing changed it since.
+                            Err(err) => {
+                                tracing::error!("cannot restart the watcher: {err}");
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -55,27 +102,15 @@ impl<S: ListWatch + Clone> Driver<S> {
         .await
     }
 
-    async fn apply(&self, out: Output) -> Result<()> {
-        match out {
-            Output::Relisted { objects, rv } => {
-                let collection = self.shared.collection.clone();
-                let changes = blocking(move || apply_relist(&collection, objects, rv)).await?;
-                self.publish(changes);
-                self.set_state(State::Synced);
-            }
-            Output::Batch { deltas, rv } => {
-                if deltas.is_empty() {
-                    Metrics::add(&self.shared.metrics.bookmarks, 1);
-                }
-                let collection = self.shared.collection.clone();
-                let batch = Batch {
-                    deltas,
-                    rv: Some(rv),
-                };
-                let changes = blocking(move || Ok(collection.apply(batch)?)).await?;
-                self.publish(changes);
-            }
-            Output::CaughtUp => self.set_state(State::Synced),
+    async fn apply(&self, group: Vec<watcher::Event>) -> Result<()> {
+        let collection = self.shared.collection.clone();
+        let written = blocking(move || write_group(&collection, group)).await?;
+        let m = &self.shared.metrics;
+        Metrics::add(&m.bookmarks, written.bookmarks);
+        Metrics::add(&m.batches, written.batches);
+        self.publish(written.changes);
+        if written.synced {
+            self.set_state(State::Synced);
         }
         Ok(())
     }
@@ -83,7 +118,6 @@ impl<S: ListWatch + Clone> Driver<S> {
     /// Hands committed changes to subscribers (after commit: I2).
     fn publish(&self, changes: Vec<Change>) {
         let m = &self.shared.metrics;
-        Metrics::add(&m.batches, 1);
         Metrics::add(&m.events_applied, changes.len() as u64);
         Metrics::set(&m.objects, self.shared.collection.len() as u64);
         let rv = self.shared.collection.last_rv().ok().flatten();
@@ -112,57 +146,124 @@ impl<S: ListWatch + Clone> Driver<S> {
     }
 }
 
-/// Applies a relisted snapshot as one atomic batch holding only the
-/// differences with the store (I4).
-fn apply_relist(collection: &Collection, objects: Vec<Value>, rv: String) -> Result<Vec<Change>> {
-    let versions = collection.versions()?;
-    let d = diff(&versions, objects);
-    tracing::info!(
-        upserts = d.upserts.len(),
-        deleted = d.deleted.len(),
-        unchanged = d.unchanged,
-        %rv,
-        "applying relist diff"
-    );
-    let mut deltas: Vec<Delta> = d.upserts.into_iter().map(Delta::Upsert).collect();
-    for key in d.deleted {
-        let last = match collection.get(&key) {
-            Ok(Some(obj)) => obj,
-            // Unreadable (corrupt) or vanished: delete by key all the same,
-            // which is how a relist heals the store.
-            other => {
-                if let Err(err) = other {
-                    tracing::warn!(%key, "stored object unreadable ({err}); deleting it by key");
-                }
-                tombstone(&key, versions.get(&key).map(String::as_str).unwrap_or(&rv))
+/// What writing one group of watcher events did.
+#[derive(Default)]
+struct Written {
+    changes: Vec<Change>,
+    batches: u64,
+    bookmarks: u64,
+    /// The server proved the store caught up (a relist ended, or a bookmark
+    /// covered the resumed watch).
+    synced: bool,
+}
+
+/// Deltas per store batch: one huge sled batch costs more than its parts,
+/// and a bounded batch keeps a relist's memory bounded.
+const MAX_BATCH: usize = 1000;
+
+/// Turns a group of watcher events into store batches, each applied
+/// atomically. A batch carries a resourceVersion only when the events
+/// before it bring the collection there: never inside a relist.
+fn write_group(collection: &Collection, group: Vec<watcher::Event>) -> Result<Written> {
+    use watcher::Event as W;
+    let mut out = Written::default();
+    let mut batch = Batch::default();
+    for event in group {
+        match event {
+            W::Init => {
+                commit(collection, &mut batch, &mut out)?;
+                tracing::debug!("relist started");
             }
-        };
-        deltas.push(Delta::Delete(last));
+            W::InitApply(obj) => batch.deltas.push(Delta::Upsert(obj)),
+            W::InitDelete { key, rv } => {
+                if let Some(last) = last_state(collection, key, &rv) {
+                    batch.deltas.push(Delta::Delete(last));
+                }
+            }
+            W::InitDone { rv } => {
+                batch.rv = Some(rv);
+                commit(collection, &mut batch, &mut out)?;
+                out.synced = true;
+            }
+            W::Apply(obj) | W::Delete(obj) if overtaken(collection, &obj)? => {
+                // Still moves the position: what the store holds is newer.
+                batch.rv = rv_of(&obj).map(str::to_string).or(batch.rv.take());
+            }
+            W::Apply(obj) => {
+                batch.rv = rv_of(&obj).map(str::to_string).or(batch.rv.take());
+                batch.deltas.push(Delta::Upsert(obj));
+            }
+            W::Delete(obj) => {
+                batch.rv = rv_of(&obj).map(str::to_string).or(batch.rv.take());
+                batch.deltas.push(Delta::Delete(obj));
+            }
+            W::Bookmark { rv } => {
+                batch.rv = Some(rv);
+                out.bookmarks += 1;
+            }
+            W::CaughtUp => out.synced = true,
+        }
+        if batch.deltas.len() >= MAX_BATCH {
+            commit(collection, &mut batch, &mut out)?;
+        }
     }
-    // Applied in chunks: one huge sled batch costs more than its parts.
-    // Only the last chunk carries the RV, so the stored RV is never ahead of
-    // the data (I1); a crash in between leaves the old RV, whose watch gets
-    // 410 again (or there was none), and the next relist diffs what landed.
-    let mut changes = Vec::with_capacity(deltas.len());
-    let mut deltas = deltas.into_iter().peekable();
-    loop {
-        let chunk: Vec<Delta> = deltas.by_ref().take(RELIST_CHUNK).collect();
-        let last = deltas.peek().is_none();
-        changes.extend(collection.apply(Batch {
-            deltas: chunk,
-            rv: last.then(|| rv.clone()),
-        })?);
-        if last {
-            return Ok(changes);
+    commit(collection, &mut batch, &mut out)?;
+    Ok(out)
+}
+
+/// Applies the batch built so far, if it says anything.
+fn commit(collection: &Collection, batch: &mut Batch, out: &mut Written) -> Result<()> {
+    let batch = std::mem::take(batch);
+    if batch.deltas.is_empty() && batch.rv.is_none() {
+        return Ok(());
+    }
+    out.changes.extend(collection.apply(batch)?);
+    out.batches += 1;
+    Ok(())
+}
+
+/// The last state of an object a relist found gone: the stored one, whose
+/// delete the journal records against it. `None` when it is gone from the
+/// store already (a relist redone after a crash deleted it).
+fn last_state(collection: &Collection, key: ObjectRef, rv: &str) -> Option<Value> {
+    let key = ObjectKey {
+        namespace: key.namespace,
+        name: key.name,
+    };
+    match collection.get(&key) {
+        Ok(Some(obj)) => Some(obj),
+        Ok(None) => None,
+        // Unreadable (corrupt): delete it by key all the same, which is how
+        // a relist heals the store.
+        Err(err) => {
+            tracing::warn!(%key, "stored object unreadable ({err}); deleting it by key");
+            Some(
+                json!({"metadata": {"name": key.name, "namespace": key.namespace, "resourceVersion": rv}}),
+            )
         }
     }
 }
 
-/// Deltas per store batch when applying a relist.
-const RELIST_CHUNK: usize = 1000;
-
-fn tombstone(key: &ObjectKey, rv: &str) -> Value {
-    json!({"metadata": {"name": key.name, "namespace": key.namespace, "resourceVersion": rv}})
+/// Whether the store holds a newer version of the watch event's object than
+/// the event (I13): after a relist cut short, the store holds objects newer
+/// than its resourceVersion, and the watch resumed from there replays older
+/// ones. An apply must never move an object back.
+fn overtaken(collection: &Collection, obj: &Value) -> Result<bool> {
+    let (Some(key), Some(rv)) = (key_of(obj), rv_of(obj)) else {
+        return Ok(false);
+    };
+    let key = ObjectKey {
+        namespace: key.namespace,
+        name: key.name,
+    };
+    let stored = match collection.get(&key) {
+        Ok(stored) => stored,
+        // A corrupt record is overwritten by the event: that heals it.
+        Err(crate::store::Error::Corrupt { .. }) => None,
+        Err(err) => return Err(err.into()),
+    };
+    let stored_rv = stored.as_ref().and_then(rv_of);
+    Ok(stored_rv.is_some_and(|held| watcher::relist::is_older(rv, held)))
 }
 
 /// Periodically re-delivers every stored object as a Resync event.
@@ -185,10 +286,10 @@ pub(crate) async fn resync(shared: Arc<Shared>, period: Duration, cancel: Cancel
         };
         tracing::debug!(objects = objects.len(), "resync");
         for obj in objects {
-            let Some(key) = watcher::object::key_of(&obj) else {
+            let Ok(key) = ObjectKey::of(&obj) else {
                 continue;
             };
-            let rv = watcher::object::rv_of(&obj).unwrap_or_default().to_string();
+            let rv = rv_of(&obj).unwrap_or_default().to_string();
             let event = Event {
                 seq,
                 kind: EventKind::Resync,

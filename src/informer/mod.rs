@@ -125,7 +125,26 @@ pub enum State {
         /// When the store last applied a batch.
         saved_at: Option<SystemTime>,
     },
-    /// Caught up with the server.
+    /// Caught up with the server, on the server's word (I12): a relist
+    /// completed (a LIST's last page, a streaming list's
+    /// `k8s.io/initial-events-end` bookmark, a metadata relist's last fetch),
+    /// or, after a resume, one of two proofs from a short resumed watch
+    /// ([`resume_probe_timeout_secs`](crate::watcher::Config::resume_probe_timeout_secs),
+    /// 3 s by default; normal long watches follow):
+    /// - a BOOKMARK whose resourceVersion is at or past the one the watch
+    ///   resumed from (KEP-5504 order, see
+    ///   [`crate::resource_version::covers`]). kube-apiserver sends no
+    ///   bookmark right after a plain resume, but one 2 s before the watch's
+    ///   deadline whenever its cache is newer than the watch;
+    /// - or the watch reaching its deadline cleanly with nothing at all
+    ///   sent: the cache sends that bookmark, and every event after the
+    ///   resumed version, only when it has something newer
+    ///   (`cache_watcher.go`, `process`), so its silence up to the deadline
+    ///   says it had nothing newer. A watch that ends early, stalls, or
+    ///   brings events but no bookmark proves nothing; another short watch
+    ///   follows.
+    ///
+    /// Never set because the watch went quiet for a while.
     Synced,
 }
 

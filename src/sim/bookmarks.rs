@@ -54,9 +54,7 @@ pub(crate) fn next_bookmark_time(
         return Some(SimTime::ZERO);
     }
     let heartbeat = now + frequency;
-    let Some(pre_timeout) = deadline.checked_sub(BEFORE_DEADLINE) else {
-        return None;
-    };
+    let pre_timeout = deadline.checked_sub(BEFORE_DEADLINE)?;
     let next = heartbeat.min(pre_timeout);
     (next >= now).then_some(next)
 }
@@ -193,7 +191,7 @@ mod tests {
         assert_eq!(next_bookmark_time(10 * S, f, 40 * S, false), Some(38 * S));
         assert_eq!(next_bookmark_time(10 * S, f, 12 * S, false), Some(10 * S));
         assert_eq!(next_bookmark_time(10 * S, f, 11 * S, false), None);
-        assert_eq!(next_bookmark_time(0 * S, f, S, false), None);
+        assert_eq!(next_bookmark_time(SimTime::ZERO, f, S, false), None);
         assert_eq!(
             next_bookmark_time(10 * S, f, 11 * S, true),
             Some(SimTime::ZERO)

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::filter::Filter;
 use super::object::Stored;
 use super::params::{ListParams, RvMatch, RvParam};
+use super::representation::{Representation, META_API_VERSION};
 use super::resources::{ResourceId, RESOURCES};
 use super::state::{PageQuery, State};
 use super::status::ApiError;
@@ -133,6 +134,7 @@ pub(crate) async fn list(
     r: ResourceId,
     filter: &Filter,
     p: &ListParams,
+    to: Representation,
 ) -> Result<Vec<u8>, ApiError> {
     let start = start_of(shared, p).await?;
     if p.continue_token.is_none() && p.rv == RvParam::Unset {
@@ -163,12 +165,24 @@ pub(crate) async fn list(
     if let Some(n) = page.remaining {
         meta["remainingItemCount"] = n.into();
     }
-    Ok(list_document(
-        &format!("{}List", res.kind),
-        &res.api_version(),
-        &meta,
-        &page.items,
-    ))
+    Ok(match to {
+        Representation::Full => list_document(
+            &format!("{}List", res.kind),
+            &res.api_version(),
+            &meta,
+            &page.items,
+            |item, out| out.extend_from_slice(&item.body),
+        ),
+        Representation::PartialObjectMetadata | Representation::PartialObjectMetadataList => {
+            list_document(
+                "PartialObjectMetadataList",
+                META_API_VERSION,
+                &meta,
+                &page.items,
+                |item, out| item.write_partial(out),
+            )
+        }
+    })
 }
 
 fn page_at(
@@ -198,12 +212,14 @@ fn page_at(
     })
 }
 
-/// Assembles a List from stored bodies without re-serializing them.
+/// Assembles a List from stored bytes without re-serializing them; `item`
+/// writes one item.
 fn list_document(
     kind: &str,
     api_version: &str,
     meta: &serde_json::Value,
     items: &[Arc<Stored>],
+    item: impl Fn(&Stored, &mut Vec<u8>),
 ) -> Vec<u8> {
     let size: usize = items.iter().map(|i| i.body.len() + 1).sum();
     let mut out = Vec::with_capacity(size + 256);
@@ -214,11 +230,11 @@ fn list_document(
     out.extend_from_slice(b"\",\"metadata\":");
     out.extend_from_slice(meta.to_string().as_bytes());
     out.extend_from_slice(b",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
+    for (i, stored) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&item.body);
+        item(stored, &mut out);
     }
     out.extend_from_slice(b"]}");
     out
@@ -256,6 +272,7 @@ mod tests {
             "v1",
             &serde_json::json!({"resourceVersion": "3"}),
             &[],
+            |item, out| out.extend_from_slice(&item.body),
         );
         let v: serde_json::Value = serde_json::from_slice(&doc).unwrap();
         assert_eq!(v["items"], serde_json::json!([]));

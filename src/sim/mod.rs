@@ -44,6 +44,7 @@ pub mod managed_fields;
 mod object;
 mod openapi;
 mod params;
+mod representation;
 pub mod resources;
 mod schema;
 mod server;
@@ -56,6 +57,7 @@ mod watch;
 pub use bookmarks::DEFAULT_FREQUENCY as DEFAULT_BOOKMARK_INTERVAL;
 pub use history::HistoryConfig;
 pub use load::LoadHandle;
+pub use representation::MetadataServing;
 pub use status::ApiError;
 
 use bookmarks::Buckets;
@@ -137,6 +139,9 @@ pub struct SimConfig {
     pub watch_list: bool,
     /// How a too-old resourceVersion on watch is answered.
     pub gone: GoneMode,
+    /// Whether metadata-only representations (`as=PartialObjectMetadata`,
+    /// `as=PartialObjectMetadataList`) are served.
+    pub metadata: MetadataServing,
 }
 
 impl Default for SimConfig {
@@ -159,6 +164,7 @@ impl Default for SimConfig {
             page_size_max: 10_000,
             watch_list: true,
             gone: GoneMode::Http410,
+            metadata: MetadataServing::Served,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::representation::{Representation, META_API_VERSION};
 use super::resources::ResourceDef;
 
 /// An object as stored: immutable, shared by the current state, history and
@@ -28,6 +29,9 @@ pub(crate) struct Stored {
     /// The object's JSON without `kind`/`apiVersion`, as list items are
     /// served.
     pub body: Bytes,
+    /// The object's `metadata` as JSON, for the metadata-only
+    /// representations (serialized once, like the body).
+    pub metadata: Bytes,
 }
 
 impl Stored {
@@ -53,6 +57,10 @@ impl Stored {
             .filter_map(|f| crate::selector::field_value(&value, f).map(|v| (*f, v)))
             .collect();
         let body = Bytes::from(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()));
+        let metadata = value
+            .get("metadata")
+            .and_then(|m| serde_json::to_vec(m).ok())
+            .unwrap_or_else(|| b"{}".to_vec());
         Arc::new(Stored {
             key: res.key(namespace.as_deref(), &name),
             namespace,
@@ -61,6 +69,7 @@ impl Stored {
             labels,
             fields,
             body,
+            metadata: Bytes::from(metadata),
         })
     }
 
@@ -95,6 +104,22 @@ impl Stored {
         out.extend_from_slice(rest);
     }
 
+    /// Writes the object as `PartialObjectMetadata` (what
+    /// `as=PartialObjectMetadata` asks for): type fields and `metadata` only.
+    pub fn write_partial(&self, out: &mut Vec<u8>) {
+        write_partial_metadata(&self.metadata, out);
+    }
+
+    /// Writes the object in `representation`.
+    pub fn write_as(&self, res: &ResourceDef, representation: Representation, out: &mut Vec<u8>) {
+        match representation {
+            Representation::Full => self.write_full(res, out),
+            Representation::PartialObjectMetadata | Representation::PartialObjectMetadataList => {
+                self.write_partial(out)
+            }
+        }
+    }
+
     /// Value of a field for field selectors.
     pub fn field(&self, path: &str) -> Option<String> {
         match path {
@@ -115,6 +140,15 @@ impl Stored {
         v["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         Stored::new(res, v)
     }
+}
+
+/// Writes a `PartialObjectMetadata` holding `metadata` (serialized JSON).
+pub(crate) fn write_partial_metadata(metadata: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"");
+    out.extend_from_slice(META_API_VERSION.as_bytes());
+    out.extend_from_slice(b"\",\"metadata\":");
+    out.extend_from_slice(metadata);
+    out.push(b'}');
 }
 
 fn str_at(v: &Value, pointer: &str) -> Option<String> {
@@ -147,5 +181,25 @@ mod tests {
         assert_eq!(s.field("spec.nodeName").as_deref(), Some("n1"));
         assert_eq!(s.field("metadata.namespace").as_deref(), Some("n"));
         assert_eq!(s.with_rv(pods, 9).rv, 9);
+    }
+
+    #[test]
+    fn partial_form_is_metadata_only() {
+        let pods = &RESOURCES[by_plural("pods").unwrap()];
+        let s = Stored::new(
+            pods,
+            json!({"metadata": {"name": "a", "namespace": "n", "resourceVersion": "7", "uid": "u"}, "spec": {"nodeName": "n1"}}),
+        );
+        let mut out = Vec::new();
+        s.write_as(pods, Representation::PartialObjectMetadata, &mut out);
+        let partial: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            partial,
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"name": "a", "namespace": "n", "resourceVersion": "7", "uid": "u"}})
+        );
+        out.clear();
+        s.write_as(pods, Representation::Full, &mut out);
+        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), s.full(pods));
     }
 }

@@ -18,6 +18,7 @@ use super::filter::Filter;
 use super::managed_fields::FieldManager;
 use super::object::Stored;
 use super::params::ListParams;
+use super::representation::{negotiate, Representation};
 use super::resources::{self, ResourceId, RESOURCES};
 use super::state::prepare_replace;
 use super::status::ApiError;
@@ -283,12 +284,34 @@ async fn resource(AxState(s): Shr, req: Request) -> Response {
         (&Method::GET, Some(_)) => Counters::add(&c.get_requests, 1),
         _ => Counters::add(&c.write_requests, 1),
     }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    // A Table is what kubectl get asks for first; the other conversions
+    // (metadata-only) are negotiated when it is not what the header wants.
+    let table = if req.method() == Method::GET {
+        match TableRequest::negotiate(accept, query.get("includeObject").map(String::as_str)) {
+            Ok(t) => t,
+            Err(e) => return error_response(&s, &e),
+        }
+    } else {
+        None
+    };
+    let representation = match table {
+        Some(_) => Representation::Full,
+        None => match negotiate(accept, s.config.metadata) {
+            Ok(r) => r,
+            Err(e) => return error_response(&s, &e),
+        },
+    };
     let injected = s.faults().take_status();
     if let Some(err) = injected {
         Counters::add(&c.faults_served, 1);
         tracing::debug!(code = err.code, "serving an injected fault");
         return error_response(&s, &err);
     }
+    let to = representation;
     let is_write = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     let who = if is_write {
         let agent = req
@@ -303,31 +326,19 @@ async fn resource(AxState(s): Shr, req: Request) -> Response {
     } else {
         FieldManager::new("")
     };
-    let table = if req.method() == Method::GET {
-        let accept = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        match TableRequest::negotiate(accept, query.get("includeObject").map(String::as_str)) {
-            Ok(t) => t,
-            Err(e) => return error_response(&s, &e),
-        }
-    } else {
-        None
-    };
     let result = match (req.method().clone(), target.name.clone()) {
-        (Method::GET, None) => collection_get(&s, &target, &query, table).await,
-        (Method::GET, Some(name)) => object_get(&s, &target, &name, table),
+        (Method::GET, None) => collection_get(&s, &target, &query, to, table).await,
+        (Method::GET, Some(name)) => object_get(&s, &target, &name, to, table),
         (Method::POST, None) => match body_json(req).await {
-            Ok(v) => create(&s, &target, &who, v),
+            Ok(v) => create(&s, &target, &who, v, to),
             Err(e) => Err(e),
         },
         (Method::PUT, Some(name)) => match body_json(req).await {
-            Ok(v) => replace(&s, &target, &name, &who, v),
+            Ok(v) => replace(&s, &target, &name, &who, v, to),
             Err(e) => Err(e),
         },
-        (Method::PATCH, Some(name)) => patch(&s, &target, &name, &who, req).await,
-        (Method::DELETE, Some(name)) => delete(&s, &target, &name),
+        (Method::PATCH, Some(name)) => patch(&s, &target, &name, &who, req, to).await,
+        (Method::DELETE, Some(name)) => delete(&s, &target, &name, to),
         _ => Err(ApiError::new(
             405,
             "MethodNotAllowed",
@@ -344,6 +355,7 @@ async fn collection_get(
     s: &Arc<Shared>,
     t: &Target,
     query: &HashMap<String, String>,
+    to: Representation,
     table: Option<TableRequest>,
 ) -> Result<Response, ApiError> {
     let p = ListParams::parse(query)?;
@@ -355,7 +367,7 @@ async fn collection_get(
         p.field_selector.as_deref(),
     )?;
     if p.watch {
-        let plan = watch::plan(s, t.r, filter, &p, table).await?;
+        let plan = watch::plan(s, t.r, filter, &p, to.for_watch(), table).await?;
         let (tx, rx) = mpsc::channel::<watch::Chunk>(16);
         tokio::spawn(watch::run(s.clone(), plan, tx));
         let mut resp = Response::new(Body::from_stream(watch::WatchBody::new(rx)));
@@ -365,12 +377,14 @@ async fn collection_get(
         );
         return Ok(resp);
     }
-    let doc = list::list(s, t.r, &filter, &p).await?;
     let Some(table) = table else {
+        let to = to.for_list(&format!("{}List", res.kind))?;
+        let doc = list::list(s, t.r, &filter, &p, to).await?;
         return Ok(json_response(s, StatusCode::OK, doc));
     };
     // Tables are for people (kubectl get): re-reading the List document is
     // cheaper to keep right than a second way to assemble pages.
+    let doc = list::list(s, t.r, &filter, &p, Representation::Full).await?;
     let list: Value = serde_json::from_slice(&doc)
         .map_err(|e| ApiError::new(500, "InternalError", format!("re-reading a list: {e}")))?;
     let items = list.get("items").and_then(Value::as_array);
@@ -389,6 +403,7 @@ fn object_get(
     s: &Shared,
     t: &Target,
     name: &str,
+    to: Representation,
     table: Option<TableRequest>,
 ) -> Result<Response, ApiError> {
     let res = &RESOURCES[t.r];
@@ -397,7 +412,7 @@ fn object_get(
         .get(t.r, &res.key(t.namespace.as_deref(), name))
         .ok_or_else(|| ApiError::not_found(res.plural, name))?;
     let Some(table) = table else {
-        return Ok(stored_response(s, StatusCode::OK, t.r, &obj));
+        return stored_response(s, StatusCode::OK, t.r, &obj, to);
     };
     let object = obj.full(res);
     let doc = table::table(
@@ -411,10 +426,21 @@ fn object_get(
     Ok(value_response(s, StatusCode::OK, &doc))
 }
 
-fn stored_response(s: &Shared, code: StatusCode, r: ResourceId, obj: &Stored) -> Response {
+/// One object in the representation asked for. A write is done by then: as
+/// on a real server, a representation that cannot be given fails only the
+/// response.
+fn stored_response(
+    s: &Shared,
+    code: StatusCode,
+    r: ResourceId,
+    obj: &Stored,
+    to: Representation,
+) -> Result<Response, ApiError> {
+    let res = &RESOURCES[r];
+    let to = to.for_object(res.kind)?;
     let mut out = Vec::with_capacity(obj.body.len() + 64);
-    obj.write_full(&RESOURCES[r], &mut out);
-    json_response(s, code, out)
+    obj.write_as(res, to, &mut out);
+    Ok(json_response(s, code, out))
 }
 
 /// Media types a create or update body may have: JSON only (no YAML or
@@ -456,7 +482,13 @@ async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
         .map_err(|_| too_large())
 }
 
-fn create(s: &Shared, t: &Target, who: &FieldManager, v: Value) -> Result<Response, ApiError> {
+fn create(
+    s: &Shared,
+    t: &Target,
+    who: &FieldManager,
+    v: Value,
+    to: Representation,
+) -> Result<Response, ApiError> {
     if RESOURCES[t.r].namespaced && t.namespace.is_none() {
         return Err(ApiError::new(
             405,
@@ -465,7 +497,7 @@ fn create(s: &Shared, t: &Target, who: &FieldManager, v: Value) -> Result<Respon
         ));
     }
     let ev = s.write_as(who, |st| st.create(t.r, t.namespace.as_deref(), v))?;
-    Ok(stored_response(s, StatusCode::CREATED, t.r, &ev.object))
+    stored_response(s, StatusCode::CREATED, t.r, &ev.object, to)
 }
 
 fn replace(
@@ -474,6 +506,7 @@ fn replace(
     name: &str,
     who: &FieldManager,
     v: Value,
+    to: Representation,
 ) -> Result<Response, ApiError> {
     let res = &RESOURCES[t.r];
     let key = res.key(t.namespace.as_deref(), name);
@@ -482,7 +515,7 @@ fn replace(
             .map(|ev| ev.map(|e| e.object.clone()).or_else(|| st.get(t.r, &key)))
     })?;
     let stored = stored.ok_or_else(|| ApiError::not_found(res.plural, name))?;
-    Ok(stored_response(s, StatusCode::OK, t.r, &stored))
+    stored_response(s, StatusCode::OK, t.r, &stored, to)
 }
 
 /// Applies `apply` to the current object and replaces it with the result
@@ -543,6 +576,7 @@ async fn patch(
     name: &str,
     who: &FieldManager,
     req: Request,
+    to: Representation,
 ) -> Result<Response, ApiError> {
     let content_type = content_type(req.headers());
     let res = &RESOURCES[t.r];
@@ -584,7 +618,7 @@ async fn patch(
         }
         _ => return Err(ApiError::unsupported_media_type(PATCH_TYPES)),
     };
-    Ok(stored_response(s, StatusCode::OK, t.r, &stored))
+    stored_response(s, StatusCode::OK, t.r, &stored, to)
 }
 
 fn content_type(h: &HeaderMap) -> String {
@@ -600,9 +634,9 @@ fn content_type(h: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-fn delete(s: &Shared, t: &Target, name: &str) -> Result<Response, ApiError> {
+fn delete(s: &Shared, t: &Target, name: &str, to: Representation) -> Result<Response, ApiError> {
     let ev = s.write(|st| st.delete(t.r, t.namespace.as_deref(), name))?;
-    Ok(stored_response(s, StatusCode::OK, t.r, &ev.object))
+    stored_response(s, StatusCode::OK, t.r, &ev.object, to)
 }
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ fn merge_by_key(
 
 /// `$setElementOrder`: the elements it names come in its order, where the
 /// merged list has them; the others keep their relative order after them.
-fn reorder(items: &mut Vec<Value>, order: &[Value], strategy: PatchStrategy) {
+fn reorder(items: &mut [Value], order: &[Value], strategy: PatchStrategy) {
     let identity = |v: &Value| -> Value {
         match strategy {
             PatchStrategy::MergeByKey(key) => v.get(key).cloned().unwrap_or(Value::Null),

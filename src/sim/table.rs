@@ -90,9 +90,9 @@ impl TableRequest {
     /// Whether a GET asks for a Table: the Accept header's clauses are tried
     /// by quality (a stable sort keeps the client's order among equals), and
     /// the first one the simulator can serve decides: `as=Table` of
-    /// `meta.k8s.io` `v1` or `v1beta1` in JSON gives a Table, a clause
-    /// without `as=` gives the object itself. Clauses asking for another
-    /// conversion are left to the rest of the negotiation.
+    /// `meta.k8s.io` `v1` or `v1beta1` in JSON gives a Table; a clause
+    /// without `as=`, or asking for `PartialObjectMetadata(List)`, leaves
+    /// the answer to the representation negotiation.
     pub fn negotiate(
         accept: Option<&str>,
         include: Option<&str>,
@@ -125,7 +125,11 @@ impl TableRequest {
                 }
                 _ => None,
             };
-            if quality > 0.0 && (table.is_some() || conversion.is_none()) {
+            // A metadata conversion is served too (see representation.rs):
+            // ahead of a Table clause, it wins.
+            let servable = table.is_some()
+                || conversion.is_none_or(|c| c.starts_with("PartialObjectMetadata"));
+            if quality > 0.0 && servable {
                 clauses.push((quality, table));
             }
         }

@@ -22,8 +22,9 @@ use super::clock::SimTime;
 use super::faults::StreamFault;
 use super::filter::Filter;
 use super::list::wait_for_rv;
-use super::object::Stored;
+use super::object::{write_partial_metadata, Stored};
 use super::params::{ListParams, RvParam};
+use super::representation::Representation;
 use super::resources::{ResourceDef, ResourceId, RESOURCES};
 use super::state::{Event, EventType};
 use super::status::ApiError;
@@ -99,6 +100,8 @@ pub(crate) struct WatchPlan {
     deadline: SimTime,
     /// The stream opens with this ERROR instead (GoneMode::ErrorEvent).
     gone: Option<ApiError>,
+    /// How objects are written.
+    to: Representation,
     /// Objects go out as Tables (`kubectl get -w`).
     table: Option<TableRequest>,
 }
@@ -124,6 +127,7 @@ pub(crate) async fn plan(
     r: ResourceId,
     filter: Filter,
     p: &ListParams,
+    to: Representation,
     table: Option<TableRequest>,
 ) -> Result<WatchPlan, ApiError> {
     if p.send_initial_events.is_some() && !shared.config.watch_list {
@@ -142,6 +146,7 @@ pub(crate) async fn plan(
         bookmarks: p.bookmarks,
         deadline: shared.clock.now() + timeout,
         gone: None,
+        to,
         table,
     };
     let initial = match p.send_initial_events {
@@ -197,6 +202,7 @@ struct Sink<'a> {
     tx: mpsc::Sender<Chunk>,
     shared: &'a Shared,
     res: &'static ResourceDef,
+    to: Representation,
     buf: Vec<u8>,
     lines: usize,
     fault: Option<StreamFault>,
@@ -259,7 +265,7 @@ impl Sink<'_> {
                 let object = obj.full(self.res);
                 line.extend_from_slice(self.as_table(&object).to_string().as_bytes());
             }
-            None => obj.write_full(self.res, &mut line),
+            None => obj.write_as(self.res, self.to, &mut line),
         }
         line.extend_from_slice(b"}\n");
         Counters::add(&self.shared.counters.watch_events_sent, 1);
@@ -289,12 +295,22 @@ impl Sink<'_> {
         if initial_end {
             metadata["annotations"] = serde_json::json!({"k8s.io/initial-events-end": "true"});
         }
-        let object = serde_json::json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": metadata});
-        // The real server converts a bookmark's object like any other.
-        let ev = serde_json::json!({"type": "BOOKMARK", "object": self.as_table(&object)});
+        // The bookmark object is an empty object of the watched kind, then
+        // converted like every other object of the watch.
+        let mut object = Vec::new();
+        let empty = serde_json::json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": metadata});
+        match (self.table.is_some(), self.to) {
+            (true, _) => object.extend_from_slice(self.as_table(&empty).to_string().as_bytes()),
+            (false, Representation::Full) => object.extend_from_slice(empty.to_string().as_bytes()),
+            (
+                false,
+                Representation::PartialObjectMetadata | Representation::PartialObjectMetadataList,
+            ) => write_partial_metadata(metadata.to_string().as_bytes(), &mut object),
+        }
         Counters::add(&self.shared.counters.bookmarks_sent, 1);
-        let mut line = ev.to_string().into_bytes();
-        line.push(b'\n');
+        let mut line = b"{\"type\":\"BOOKMARK\",\"object\":".to_vec();
+        line.extend_from_slice(&object);
+        line.extend_from_slice(b"}\n");
         self.line(line).await?;
         self.flush().await
     }
@@ -337,6 +353,7 @@ pub(crate) async fn run(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<C
         tx,
         shared: &shared,
         res: &RESOURCES[plan.r],
+        to: plan.to,
         buf: Vec::new(),
         lines: 0,
         fault,

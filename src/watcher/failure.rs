@@ -20,8 +20,9 @@ pub enum Failure {
     /// an unknown event type). Nothing after the last good event was
     /// applied, so re-watching from the last good RV loses nothing.
     Malformed,
-    /// The request was refused as invalid (400/422): for a streaming list,
-    /// the server does not support it.
+    /// The request was refused as invalid or as asking for a representation
+    /// the server cannot give (400/406/422): for a streaming list or a
+    /// metadata list, the server does not support it.
     Rejected,
     /// Anything else (5xx, 401/403, 404, connection errors): back off.
     Transient,
@@ -53,7 +54,7 @@ impl Failure {
                     .filter(|s| *s > 0)
                     .map(|s| Duration::from_secs(u64::from(s))),
             },
-            400 | 422 => Failure::Rejected,
+            400 | 406 | 422 => Failure::Rejected,
             _ => Failure::Transient,
         }
     }
@@ -119,6 +120,10 @@ mod tests {
         );
         assert_eq!(
             Failure::of_status(&status(400, "BadRequest")),
+            Failure::Rejected
+        );
+        assert_eq!(
+            Failure::of_status(&status(406, "NotAcceptable")),
             Failure::Rejected
         );
         let io = kube::Error::ReadEvents(std::io::Error::other("reset"));

@@ -1,12 +1,14 @@
 //! The state machine proper. Each state is a variant of [`State`]; each
 //! transition is one small async fn that performs one request (or reads one
-//! batch) and returns the next state, queueing any [`Output`] it produced.
+//! batch) and returns the next state, queueing the events it produced.
+//! Relists live in [`super::listing`] (full) and [`super::metadata`]
+//! (metadata first); resuming and watching are here.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{ListParams, WatchParams};
+use kube::api::WatchParams;
 use kube::core::WatchEvent;
 use serde_json::Value;
 use tokio::time::{timeout_at, Instant};
@@ -14,32 +16,35 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::backoff::Backoff;
+use super::event::Event;
 use super::failure::Failure;
-use super::object::{key_of, rv_of, Transform};
+use super::fence::{Fence, Pass};
+use super::listing::{InitialEvents, Paging};
+use super::metadata::{Fetching, MetaPaging};
+use super::object::{key_of, rv_of, ObjectRef, Transform};
+use super::relist::{is_older, Diff, Held};
+use super::selection::Selection;
 use super::source::{EventStream, ListWatch};
-use super::{Config, Output, Stats};
-use crate::store::Delta;
-
-/// Annotation of the bookmark that ends a streaming list's initial events.
-const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+use super::{Config, Error, Stats};
+use crate::resource_version;
 
 /// Where the watcher is.
-enum State {
+pub(super) enum State {
     /// Watch from a known RV (the stored one, or the last one seen).
     Resume { rv: String },
-    /// No usable RV: fetch a full snapshot.
-    Relist,
+    /// No usable RV: read what the consumer holds, then relist (metadata
+    /// first when `metadata` and the consumer holds objects).
+    Relist { metadata: bool },
+    /// A metadata-only LIST in progress.
+    MetaPaging(MetaPaging),
+    /// GETting what the metadata list found new or changed.
+    Fetching(Fetching),
+    /// A streaming list about to be opened.
+    OpenStream(Diff),
+    /// A streaming list in progress: reading its initial events.
+    InitialEvents(InitialEvents),
     /// A paginated LIST in progress; every page from one snapshot.
-    Paging {
-        snapshot_rv: Option<String>,
-        token: Option<String>,
-        items: Vec<Value>,
-    },
-    /// A streaming list in progress: collecting initial ADDED events.
-    InitialEvents {
-        stream: EventStream,
-        items: Vec<Value>,
-    },
+    Paging(Paging),
     /// Reading watch events into batches.
     Watching(Watching),
     /// Waiting before retrying `then`.
@@ -52,9 +57,12 @@ impl State {
     fn name(&self) -> &'static str {
         match self {
             State::Resume { .. } => "resume",
-            State::Relist => "relist",
-            State::Paging { .. } => "paging",
-            State::InitialEvents { .. } => "initial-events",
+            State::Relist { .. } => "relist",
+            State::MetaPaging(_) => "metadata-paging",
+            State::Fetching(_) => "fetching",
+            State::OpenStream(_) => "open-stream",
+            State::InitialEvents(_) => "initial-events",
+            State::Paging(_) => "paging",
             State::Watching(_) => "watching",
             State::Backoff { .. } => "backoff",
             State::Stopped => "stopped",
@@ -63,58 +71,113 @@ impl State {
 }
 
 /// An open watch stream.
-struct Watching {
-    rv: String,
-    stream: EventStream,
+pub(super) struct Watching {
+    /// RV of the last event (or bookmark) read.
+    pub rv: String,
+    /// RV the watch started from.
+    pub from: String,
+    pub stream: EventStream,
+    /// A short watch opened to bring the proof of being caught up.
+    pub probe: bool,
+    /// Whether this watch has delivered anything (event or bookmark).
+    pub heard: bool,
+    /// When the request was sent, and the `timeoutSeconds` it asked for:
+    /// whether a clean end was the server's deadline.
+    pub opened: Instant,
+    pub timeout: Duration,
 }
 
-/// The list/watch state machine over a [`ListWatch`] source.
-pub struct Watcher<S> {
-    source: S,
-    config: Config,
+impl Watching {
+    /// Whether the stream, ending now, stayed open up to its deadline. The
+    /// server starts its `timeoutSeconds` timer once it has the request,
+    /// so an end at the deadline comes no sooner than `timeout` after the
+    /// request was sent; `DEADLINE_SLACK` allows for the two clocks.
+    fn reached_deadline(&self) -> bool {
+        self.opened.elapsed() + DEADLINE_SLACK >= self.timeout
+    }
+}
+
+/// How much earlier than `timeoutSeconds` after the request a watch's end
+/// still counts as its deadline. kube-apiserver queues the pre-deadline
+/// bookmark 2 s before the deadline and dispatches bookmarks in 1-second
+/// buckets (`cache_watcher.go`, `nextBookmarkTime`; `cacher.go`,
+/// `dispatchEvents`), so a watch open until half a second before its
+/// deadline has been open past the moment that bookmark is sent.
+const DEADLINE_SLACK: Duration = Duration::from_millis(500);
+
+/// The list/watch state machine over a [`ListWatch`] source, for a consumer
+/// that holds what [`Held`] says.
+pub struct Watcher<S, H = ()> {
+    pub(super) source: S,
+    pub(super) held: H,
+    pub(super) config: Config,
+    pub(super) selection: Selection,
     transform: Transform,
-    stats: Arc<Stats>,
+    pub(super) stats: Arc<Stats>,
     state: State,
-    queue: VecDeque<Output>,
-    backoff: Backoff,
+    /// Groups of events read together, oldest first.
+    queue: VecDeque<Vec<Event>>,
+    pub(super) backoff: Backoff,
     /// Whether the server may support streaming lists (cleared on refusal).
-    streaming: bool,
-    /// Whether [`Output::CaughtUp`] (or a relist) has been emitted.
-    synced: bool,
+    pub(super) streaming: bool,
+    /// Whether the server may serve metadata lists (cleared on refusal).
+    pub(super) metadata: bool,
+    /// Whether the consumer has been told it is synced (a relist completed
+    /// or a resumed watch caught up).
+    pub(super) synced: bool,
+    /// Watch events the last metadata relist already overtook.
+    pub(super) fence: Fence,
 }
 
-impl<S: ListWatch> Watcher<S> {
-    /// A watcher that resumes from `stored_rv`, or relists when there is none.
+impl<S: ListWatch, H: Held> Watcher<S, H> {
+    /// A watcher that resumes from `stored_rv`, or relists when there is
+    /// none. Fails when the config is invalid.
     pub fn new(
         source: S,
         config: Config,
         stored_rv: Option<String>,
         transform: Transform,
         stats: Arc<Stats>,
-    ) -> Self {
+        held: H,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        let selection = Selection::new(
+            config.label_selector.as_deref(),
+            config.field_selector.as_deref(),
+        )?;
         let state = match stored_rv {
             Some(rv) if !rv.is_empty() => State::Resume { rv },
-            _ => State::Relist,
+            _ => State::Relist {
+                metadata: config.metadata_relist,
+            },
         };
-        Watcher {
+        Ok(Watcher {
             backoff: Backoff::new(config.backoff_initial, config.backoff_max),
             streaming: config.streaming_list,
+            metadata: config.metadata_relist,
             source,
-            config,
+            held,
+            selection,
             transform,
             stats,
             state,
+            config,
             queue: VecDeque::new(),
             synced: false,
-        }
+            fence: Fence::default(),
+        })
     }
 
-    /// The next thing to apply; `None` once `cancel` fired (after handing
-    /// out any batch already read, so a clean shutdown loses nothing read).
-    pub async fn next(&mut self, cancel: &CancellationToken) -> Option<Output> {
+    /// The next events the watcher read together: a LIST page's
+    /// differences, a run of a streaming list's, a batch of watch events
+    /// (at most `batch_max`, within `batch_window`), a bookmark. A consumer
+    /// that applies each group at once writes bounded batches. `None` once
+    /// `cancel` fired (after handing out what was already read, so a clean
+    /// shutdown loses nothing read).
+    pub async fn next(&mut self, cancel: &CancellationToken) -> Option<Vec<Event>> {
         loop {
-            if let Some(out) = self.queue.pop_front() {
-                return Some(out);
+            if let Some(group) = self.queue.pop_front() {
+                return Some(group);
             }
             let state = std::mem::replace(&mut self.state, State::Stopped);
             if matches!(state, State::Stopped) {
@@ -124,15 +187,12 @@ impl<S: ListWatch> Watcher<S> {
             let next = async {
                 match state {
                     State::Resume { rv } => self.resume(rv, cancel).await,
-                    State::Relist => self.relist(cancel).await,
-                    State::Paging {
-                        snapshot_rv,
-                        token,
-                        items,
-                    } => self.page(snapshot_rv, token, items, cancel).await,
-                    State::InitialEvents { stream, items } => {
-                        self.initial_events(stream, items, cancel).await
-                    }
+                    State::Relist { metadata } => self.relist(metadata, cancel).await,
+                    State::MetaPaging(m) => self.meta_page(m, cancel).await,
+                    State::Fetching(f) => self.fetch(f, cancel).await,
+                    State::OpenStream(diff) => self.open_stream(diff, cancel).await,
+                    State::InitialEvents(i) => self.initial_events(i, cancel).await,
+                    State::Paging(p) => self.page(p, cancel).await,
                     State::Watching(w) => self.watch_batch(w, cancel).await,
                     State::Backoff { delay, then } => Self::wait(delay, *then, cancel).await,
                     State::Stopped => State::Stopped,
@@ -145,18 +205,30 @@ impl<S: ListWatch> Watcher<S> {
         }
     }
 
-    fn watch_params(&self) -> WatchParams {
+    /// Queues a group of events, if it holds any.
+    pub(super) fn emit(&mut self, group: Vec<Event>) {
+        if !group.is_empty() {
+            self.queue.push_back(group);
+        }
+    }
+
+    pub(super) fn watch_params(&self, timeout_secs: u32) -> WatchParams {
         WatchParams {
             label_selector: self.config.label_selector.clone(),
             field_selector: self.config.field_selector.clone(),
-            timeout: Some(self.config.watch_timeout_secs),
+            timeout: Some(timeout_secs),
             bookmarks: true,
             send_initial_events: false,
         }
     }
 
     /// Schedules a retry of `then` after the backoff delay, saying why.
-    fn back_off(&mut self, failure: &Failure, why: &dyn std::fmt::Display, then: State) -> State {
+    pub(super) fn back_off(
+        &mut self,
+        failure: &Failure,
+        why: &dyn std::fmt::Display,
+        then: State,
+    ) -> State {
         Stats::bump(&self.stats.backoffs);
         let delay = self.backoff.next_delay(failure.retry_after());
         tracing::warn!(
@@ -178,24 +250,73 @@ impl<S: ListWatch> Watcher<S> {
         }
     }
 
-    /// Resume → Watching (or Relist on 410, Backoff on other failures).
+    pub(super) fn transformed(&self, mut obj: Value) -> Value {
+        (self.transform)(&mut obj);
+        obj
+    }
+
+    /// Relist → the relist's first request, once what the consumer holds
+    /// is known (read afresh each time a relist starts or starts over, so
+    /// what an earlier attempt wrote counts as held).
+    async fn relist(&mut self, metadata: bool, cancel: &CancellationToken) -> State {
+        // Whatever a previous relist fenced belongs to a watch that is over.
+        self.fence = Fence::default();
+        let held = tokio::select! {
+            _ = cancel.cancelled() => return State::Stopped,
+            held = self.held.versions() => held,
+        };
+        let held = match held {
+            Ok(held) => held,
+            Err(err) => {
+                let why = format!("could not read what the cache holds: {err}");
+                return self.back_off(&Failure::Transient, &why, State::Relist { metadata });
+            }
+        };
+        if metadata && self.metadata && !held.is_empty() {
+            tracing::info!(
+                held = held.len(),
+                "relisting metadata first, to fetch only what changed"
+            );
+            return State::MetaPaging(MetaPaging::new(Diff::new(held)));
+        }
+        self.full_relist(Diff::new(held))
+    }
+
+    /// Resume → Watching (or Relist on 410, Backoff on other failures). Until
+    /// synced, the watch is a short probe whose closing bookmark proves
+    /// being caught up.
     async fn resume(&mut self, rv: String, cancel: &CancellationToken) -> State {
         Stats::bump(&self.stats.watch_requests);
-        let params = self.watch_params();
+        let probe = !self.synced;
+        let timeout = if probe {
+            self.config.resume_probe_timeout_secs
+        } else {
+            self.config.watch_timeout_secs
+        };
+        let params = self.watch_params(timeout);
+        let opened = Instant::now();
         let res = tokio::select! {
             _ = cancel.cancelled() => return State::Stopped,
             res = self.source.watch(&params, &rv) => res,
         };
         match res {
             Ok(stream) => {
-                tracing::debug!(%rv, "watching");
-                State::Watching(Watching { rv, stream })
+                tracing::debug!(%rv, probe, "watching");
+                State::Watching(Watching {
+                    from: rv.clone(),
+                    rv,
+                    stream,
+                    probe,
+                    heard: false,
+                    opened,
+                    timeout: Duration::from_secs(timeout.into()),
+                })
             }
             Err(err) => match Failure::of(&err) {
                 Failure::Gone => {
                     Stats::bump(&self.stats.gone);
                     tracing::info!(%rv, "stored resourceVersion is too old (410); relisting");
-                    State::Relist
+                    self.relist_state()
                 }
                 failure => {
                     let why = format!("watch from {rv} failed: {err}");
@@ -205,253 +326,21 @@ impl<S: ListWatch> Watcher<S> {
         }
     }
 
-    /// Relist → InitialEvents (streaming list) or Paging.
-    async fn relist(&mut self, cancel: &CancellationToken) -> State {
-        let paging = State::Paging {
-            snapshot_rv: None,
-            token: None,
-            items: Vec::new(),
-        };
-        if !self.streaming {
-            return paging;
-        }
-        Stats::bump(&self.stats.watch_requests);
-        let params = WatchParams {
-            send_initial_events: true,
-            ..self.watch_params()
-        };
-        let res = tokio::select! {
-            _ = cancel.cancelled() => return State::Stopped,
-            res = self.source.watch(&params, "") => res,
-        };
-        match res {
-            Ok(stream) => State::InitialEvents {
-                stream,
-                items: Vec::new(),
-            },
-            Err(err) => match Failure::of(&err) {
-                Failure::Rejected => self.streaming_unsupported(&err),
-                failure => self.back_off(
-                    &failure,
-                    &format_args!("streaming list failed: {err}"),
-                    State::Relist,
-                ),
-            },
-        }
-    }
-
-    fn streaming_unsupported(&mut self, why: &dyn std::fmt::Display) -> State {
-        tracing::info!(
-            "server does not support streaming lists ({why}); falling back to paginated LIST"
-        );
-        self.streaming = false;
-        State::Paging {
-            snapshot_rv: None,
-            token: None,
-            items: Vec::new(),
-        }
-    }
-
-    /// Paging → Paging (next token) or Resume (list complete, snapshot emitted).
-    async fn page(
-        &mut self,
-        snapshot_rv: Option<String>,
-        token: Option<String>,
-        mut items: Vec<Value>,
-        cancel: &CancellationToken,
-    ) -> State {
-        Stats::bump(&self.stats.list_requests);
-        let params = ListParams {
-            label_selector: self.config.label_selector.clone(),
-            field_selector: self.config.field_selector.clone(),
-            limit: Some(self.config.page_size),
-            continue_token: token.clone(),
-            ..ListParams::default()
-        };
-        let res = tokio::select! {
-            _ = cancel.cancelled() => return State::Stopped,
-            res = self.source.list(&params) => res,
-        };
-        let list = match res {
-            Ok(list) => list,
-            Err(err) => {
-                let failure = Failure::of(&err);
-                if failure == Failure::Gone {
-                    // The snapshot behind the token is gone. The Status may
-                    // offer an inconsistent continue token; using it would
-                    // mix snapshots, so start over.
-                    Stats::bump(&self.stats.gone);
-                    let fresh = State::Paging {
-                        snapshot_rv: None,
-                        token: None,
-                        items: Vec::new(),
-                    };
-                    return self.back_off(
-                        &failure,
-                        &format_args!("list continue token expired: {err}"),
-                        fresh,
-                    );
-                }
-                let again = State::Paging {
-                    snapshot_rv,
-                    token,
-                    items,
-                };
-                return self.back_off(&failure, &format_args!("list page failed: {err}"), again);
-            }
-        };
-        let page_rv = list
-            .metadata
-            .resource_version
-            .clone()
-            .filter(|rv| !rv.is_empty());
-        if snapshot_rv.is_some() && page_rv != snapshot_rv {
-            let fresh = State::Paging {
-                snapshot_rv: None,
-                token: None,
-                items: Vec::new(),
-            };
-            let why = format!("list page at resourceVersion {page_rv:?} does not match the snapshot {snapshot_rv:?}");
-            return self.back_off(&Failure::Transient, &why, fresh);
-        }
-        items.extend(list.items.into_iter().map(|obj| self.transformed(obj)));
-        match list.metadata.continue_.filter(|t| !t.is_empty()) {
-            Some(next) => State::Paging {
-                snapshot_rv: page_rv,
-                token: Some(next),
-                items,
-            },
-            None => match page_rv {
-                Some(rv) => {
-                    tracing::info!(objects = items.len(), %rv, "list complete");
-                    self.relisted(items, rv)
-                }
-                None => {
-                    let fresh = State::Paging {
-                        snapshot_rv: None,
-                        token: None,
-                        items: Vec::new(),
-                    };
-                    self.back_off(
-                        &Failure::Malformed,
-                        &"list response carries no resourceVersion",
-                        fresh,
-                    )
-                }
-            },
-        }
-    }
-
-    fn transformed(&self, mut obj: Value) -> Value {
-        (self.transform)(&mut obj);
-        obj
-    }
-
-    /// Emits a complete snapshot and continues by watching from its RV.
-    fn relisted(&mut self, objects: Vec<Value>, rv: String) -> State {
-        Stats::bump(&self.stats.relists);
-        self.backoff.reset();
-        self.synced = true;
-        self.queue.push_back(Output::Relisted {
-            objects,
-            rv: rv.clone(),
-        });
-        State::Resume { rv }
-    }
-
-    /// InitialEvents → Watching (after the initial-events-end bookmark), or
-    /// Paging when the server turns out not to support streaming lists.
-    async fn initial_events(
-        &mut self,
-        mut stream: EventStream,
-        mut items: Vec<Value>,
-        cancel: &CancellationToken,
-    ) -> State {
-        loop {
-            let item = tokio::select! {
-                _ = cancel.cancelled() => return State::Stopped,
-                item = tokio::time::timeout(self.config.stall_timeout, futures::StreamExt::next(&mut stream)) => item,
-            };
-            let event = match item {
-                Err(_) => {
-                    return self.streaming_unsupported(
-                        &"no initial-events-end bookmark before the stall timeout",
-                    )
-                }
-                Ok(None) => {
-                    return self.back_off(
-                        &Failure::Transient,
-                        &"streaming list ended before its initial events",
-                        State::Relist,
-                    )
-                }
-                Ok(Some(Err(err))) => return self.initial_events_failed(&err),
-                Ok(Some(Ok(event))) => event,
-            };
-            match event {
-                WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
-                    items.push(self.transformed(obj))
-                }
-                WatchEvent::Deleted(obj) => {
-                    let key = key_of(&obj);
-                    items.retain(|o| key_of(o) != key);
-                }
-                WatchEvent::Bookmark(b) => {
-                    if b.metadata
-                        .annotations
-                        .get(INITIAL_EVENTS_END)
-                        .map(String::as_str)
-                        != Some("true")
-                    {
-                        return self.streaming_unsupported(
-                            &"a bookmark arrived without the initial-events-end annotation",
-                        );
-                    }
-                    let rv = b.metadata.resource_version;
-                    tracing::info!(objects = items.len(), %rv, "streaming list complete");
-                    let _ = self.relisted(items, rv.clone());
-                    return State::Watching(Watching { rv, stream });
-                }
-                WatchEvent::Error(status) => {
-                    return self.initial_events_failed(&kube::Error::Api(status));
-                }
-            }
-        }
-    }
-
-    fn initial_events_failed(&mut self, err: &kube::Error) -> State {
-        match Failure::of(err) {
-            Failure::Rejected => self.streaming_unsupported(err),
-            Failure::Gone => {
-                Stats::bump(&self.stats.gone);
-                self.back_off(
-                    &Failure::Gone,
-                    &format_args!("streaming list expired: {err}"),
-                    State::Relist,
-                )
-            }
-            failure => self.back_off(
-                &failure,
-                &format_args!("streaming list failed: {err}"),
-                State::Relist,
-            ),
+    /// The state a relist starts in.
+    pub(super) fn relist_state(&self) -> State {
+        State::Relist {
+            metadata: self.config.metadata_relist,
         }
     }
 
     /// Watching → Watching (one batch emitted), or Resume/Relist/Backoff
     /// when the stream ends or fails, after emitting what was read.
     async fn watch_batch(&mut self, mut w: Watching, cancel: &CancellationToken) -> State {
-        let mut batch = Batching {
-            deltas: Vec::new(),
-            rv: w.rv.clone(),
-            deadline: None,
-        };
+        let mut batch = Batch::default();
         loop {
-            let wait = match batch.deadline {
-                Some(deadline) => deadline,
-                None if self.synced => Instant::now() + self.config.stall_timeout,
-                None => Instant::now() + self.config.catch_up_quiet.min(self.config.stall_timeout),
-            };
+            let wait = batch
+                .deadline
+                .unwrap_or_else(|| Instant::now() + self.config.stall_timeout);
             let item = tokio::select! {
                 _ = cancel.cancelled() => {
                     self.flush(&mut w, batch);
@@ -464,20 +353,16 @@ impl<S: ListWatch> Watcher<S> {
                     self.flush(&mut w, batch);
                     return State::Watching(w);
                 }
-                Err(_) if !self.synced => {
-                    self.caught_up();
-                    return State::Watching(w);
-                }
                 Err(_) => {
                     Stats::bump(&self.stats.watch_restarts);
                     tracing::warn!(rv = %w.rv, stall = ?self.config.stall_timeout, "watch stalled; re-watching");
-                    return State::Resume { rv: w.rv };
+                    return self.watch_closed(w, false);
                 }
                 Ok(None) => {
                     self.flush(&mut w, batch);
                     Stats::bump(&self.stats.watch_restarts);
                     tracing::debug!(rv = %w.rv, "watch ended; re-watching");
-                    return State::Resume { rv: w.rv };
+                    return self.watch_closed(w, true);
                 }
                 Ok(Some(Err(err))) => {
                     self.flush(&mut w, batch);
@@ -486,19 +371,14 @@ impl<S: ListWatch> Watcher<S> {
                 Ok(Some(Ok(event))) => event,
             };
             self.backoff.reset();
+            w.heard = true;
             match event {
                 WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
-                    batch.push(Delta::Upsert(self.transformed(obj)), &self.config)
+                    self.watched(&mut batch, obj, false)
                 }
-                WatchEvent::Deleted(obj) => {
-                    batch.push(Delta::Delete(self.transformed(obj)), &self.config)
-                }
+                WatchEvent::Deleted(obj) => self.watched(&mut batch, obj, true),
                 WatchEvent::Bookmark(b) => {
-                    batch.rv = b.metadata.resource_version;
-                    self.flush(&mut w, batch);
-                    if !self.synced {
-                        self.caught_up();
-                    }
+                    self.bookmark(&mut w, batch, b.metadata.resource_version);
                     return State::Watching(w);
                 }
                 WatchEvent::Error(status) => {
@@ -506,28 +386,109 @@ impl<S: ListWatch> Watcher<S> {
                     return self.watch_failed(w.rv, &kube::Error::Api(status));
                 }
             }
-            if batch.deltas.len() >= self.config.batch_max {
+            if batch.events.len() >= self.config.batch_max {
                 self.flush(&mut w, batch);
                 return State::Watching(w);
             }
         }
     }
 
-    fn caught_up(&mut self) {
-        self.synced = true;
-        self.queue.push_back(Output::CaughtUp);
+    /// Adds a watch event to the batch, unless the last relist already
+    /// overtook it (see [`Fence`]).
+    fn watched(&mut self, batch: &mut Batch, obj: Value, deleted: bool) {
+        // An event without an RV cannot move the position; keep the last one.
+        if let Some(rv) = rv_of(&obj) {
+            batch.rv = Some(rv.to_string());
+        }
+        // Even a dropped event moves the position, so it flushes like any.
+        batch
+            .deadline
+            .get_or_insert_with(|| Instant::now() + self.config.batch_window);
+        if !self.fence.is_empty() {
+            if let Some(key) = key_of(&obj) {
+                if self.fence.check(&key, rv_of(&obj), deleted) == Pass::Drop {
+                    tracing::debug!(%key, rv = rv_of(&obj), "watch event already overtaken by the relist; dropped");
+                    return;
+                }
+            }
+        }
+        let obj = self.transformed(obj);
+        batch.events.push(if deleted {
+            Event::Delete(obj)
+        } else {
+            Event::Apply(obj)
+        });
     }
 
-    /// Queues the batch read so far (if it says anything new).
-    fn flush(&mut self, w: &mut Watching, batch: Batching) {
-        if batch.deltas.is_empty() && batch.rv == w.rv {
+    /// A bookmark closes the batch at its RV, and proves a resumed watch
+    /// caught up when it covers where the watch started.
+    fn bookmark(&mut self, w: &mut Watching, mut batch: Batch, rv: String) {
+        if is_older(&rv, batch.rv.as_deref().unwrap_or(&w.rv)) {
+            tracing::warn!(bookmark = %rv, at = %w.rv, "bookmark older than the events before it; ignored");
+            self.flush(w, batch);
             return;
         }
-        w.rv = batch.rv.clone();
-        self.queue.push_back(Output::Batch {
-            deltas: batch.deltas,
-            rv: batch.rv,
-        });
+        self.fence.passed(&rv);
+        let proves = resource_version::covers(&rv, &w.from);
+        batch.rv = Some(rv.clone());
+        self.flush(w, batch);
+        if !self.synced && proves {
+            tracing::info!(%rv, from = %w.from, "a bookmark covers the resumed watch: caught up");
+            self.caught_up();
+        }
+    }
+
+    fn caught_up(&mut self) {
+        self.synced = true;
+        self.emit(vec![Event::CaughtUp]);
+    }
+
+    /// Queues the batch read so far (if it says anything new). When its RV
+    /// is past its last event's (a bookmark, or events the fence dropped),
+    /// a bookmark says so.
+    fn flush(&mut self, w: &mut Watching, batch: Batch) {
+        let Batch { mut events, rv, .. } = batch;
+        if let Some(rv) = rv {
+            let last = events.last().and_then(Event::watch_rv);
+            if rv != w.rv && last != Some(rv.as_str()) {
+                events.push(Event::Bookmark { rv: rv.clone() });
+            }
+            w.rv = rv;
+        }
+        self.emit(events);
+    }
+
+    /// The watch closed cleanly (`clean`) or stalled: watch again from the
+    /// last RV.
+    ///
+    /// A resumed watch that reached its deadline cleanly having delivered
+    /// nothing at all, not even a bookmark, proves the resume caught up.
+    /// kube-apiserver's cache watcher sends a bookmark before the deadline
+    /// only when its resourceVersion is newer than the watch's
+    /// (`cache_watcher.go`, `process`: only events with `ResourceVersion >
+    /// resourceVersion` go out), and it sends every event after the watch's
+    /// resourceVersion first (`processInterval`). So silence up to the
+    /// deadline says the server's cache held nothing past the resumed
+    /// version when it would have sent that bookmark. A watch that ended
+    /// early, stalled, or brought events without a bookmark proves nothing:
+    /// another short watch follows from where it got to.
+    fn watch_closed(&mut self, w: Watching, clean: bool) -> State {
+        if !w.probe || self.synced {
+            return State::Resume { rv: w.rv };
+        }
+        let deadline = clean && w.reached_deadline();
+        if deadline && !w.heard {
+            tracing::info!(rv = %w.rv, "a resumed watch reached its deadline with nothing newer to send: caught up");
+            self.caught_up();
+            return State::Resume { rv: w.rv };
+        }
+        if clean && !deadline && !w.heard {
+            // Closed early without a word, again and again, would be a
+            // busy loop.
+            let why = format!("a short watch from {} closed before its deadline", w.rv);
+            return self.back_off(&Failure::Transient, &why, State::Resume { rv: w.rv });
+        }
+        State::Resume { rv: w.rv }
     }
 
     fn watch_failed(&mut self, rv: String, err: &kube::Error) -> State {
@@ -536,7 +497,7 @@ impl<S: ListWatch> Watcher<S> {
             Failure::Gone => {
                 Stats::bump(&self.stats.gone);
                 tracing::info!(%rv, "watch answered 410 ({err}); relisting");
-                State::Relist
+                self.relist_state()
             }
             Failure::Malformed => {
                 Stats::bump(&self.stats.malformed);
@@ -555,28 +516,38 @@ impl<S: ListWatch> Watcher<S> {
             ),
         }
     }
+
+    /// Ends a relist: the deletions it found, then `InitDone` at the
+    /// snapshot's RV. The consumer is synced.
+    pub(super) fn relisted(&mut self, deleted: Vec<(ObjectRef, String)>, rv: &str) {
+        Stats::bump(&self.stats.relists);
+        self.backoff.reset();
+        self.synced = true;
+        self.emit_deletions(deleted);
+        self.emit(vec![Event::InitDone { rv: rv.to_string() }]);
+    }
+
+    /// Queues the deletions a relist found, `batch_max` to a group.
+    pub(super) fn emit_deletions(&mut self, deleted: Vec<(ObjectRef, String)>) {
+        let chunk = self.config.batch_max;
+        let mut deleted = deleted.into_iter().peekable();
+        while deleted.peek().is_some() {
+            let group = deleted
+                .by_ref()
+                .take(chunk)
+                .map(|(key, rv)| Event::InitDelete { key, rv })
+                .collect();
+            self.emit(group);
+        }
+    }
 }
 
 /// A batch being read from a watch.
-struct Batching {
-    deltas: Vec<Delta>,
-    /// RV of the last event read (or the watch's RV).
-    rv: String,
+#[derive(Default)]
+struct Batch {
+    events: Vec<Event>,
+    /// RV of the last event read (or of the bookmark).
+    rv: Option<String>,
     /// When the batch must be flushed, set by its first event.
     deadline: Option<Instant>,
-}
-
-impl Batching {
-    fn push(&mut self, delta: Delta, config: &Config) {
-        let obj = match &delta {
-            Delta::Upsert(o) | Delta::Delete(o) => o,
-        };
-        // An event without an RV cannot move the stored RV; keep the last one.
-        if let Some(rv) = rv_of(obj) {
-            self.rv = rv.to_string();
-        }
-        self.deltas.push(delta);
-        self.deadline
-            .get_or_insert_with(|| Instant::now() + config.batch_window);
-    }
 }

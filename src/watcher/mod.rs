@@ -1,32 +1,39 @@
 //! The list/watch state machine: resume a watch from a stored
-//! resourceVersion, relist (streaming or paginated) when that is impossible,
-//! batch watch events, persist bookmarks, and survive every failure the
-//! API server can throw at it (LISTWATCH.md).
+//! resourceVersion, relist when that is impossible (metadata first when the
+//! consumer holds objects, else a streaming list or paginated LIST), batch
+//! watch events, persist bookmarks, prove that a resumed watch has caught
+//! up, and survive every failure the API server can throw at it
+//! (LISTWATCH.md).
 //!
 //! kube-runtime's watcher cannot start from a given resourceVersion
 //! (kube-rs#1419), which is the whole point of a persistent cache, so this is
 //! a separate machine in the same style: each state a variant of
-//! [`machine::State`], each transition a small async fn.
+//! [`machine::State`], each transition a small async fn, and what it hands on
+//! an [`Event`] shaped like kube-runtime's.
 //!
-//! The watcher does not touch the store: it yields [`Output`]s, and the
-//! informer applies them (diffing a relist with [`relist::diff`]).
+//! The watcher knows nothing of the store: it is told what its consumer
+//! holds ([`Held`]) so that a relist hands on only the difference, and its
+//! consumer (the informer) turns the events into store writes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::store::Delta;
-
 pub mod backoff;
+pub mod event;
 pub mod failure;
+pub mod fence;
+mod listing;
 pub mod machine;
+mod metadata;
 pub mod object;
 pub mod relist;
+mod selection;
 pub mod source;
 
+pub use event::Event;
 pub use machine::Watcher;
-pub use object::{strip_managed_fields, Transform};
+pub use object::{strip_managed_fields, ObjectRef, Transform};
+pub use relist::{BoxError, Held};
 pub use source::{ApiSource, ListWatch};
 
 /// Errors of the watcher layer.
@@ -65,14 +72,34 @@ pub struct Config {
     pub watch_timeout_secs: u32,
     /// A watch silent for this long is presumed dead and restarted.
     pub stall_timeout: Duration,
-    /// A resumed watch that stays quiet this long has caught up (servers
-    /// send no marker for that; a bookmark also counts).
-    pub catch_up_quiet: Duration,
+    /// `timeoutSeconds` of the watches opened until the informer is synced
+    /// after a resume. kube-apiserver sends a bookmark 2 s before a watch's
+    /// deadline and none right after a plain resume, so a short first watch
+    /// brings the proof of being caught up (a bookmark at or past the
+    /// resumed resourceVersion) within seconds; long watches follow.
+    pub resume_probe_timeout_secs: u32,
+    /// After a 410, when the consumer holds objects, list metadata only
+    /// (`as=PartialObjectMetadataList`) and fetch just what changed. Falls
+    /// back to a full relist when the server does not serve metadata lists.
+    pub metadata_relist: bool,
+    /// GETs in flight at once while fetching what a metadata list found
+    /// changed.
+    pub fetch_concurrency: usize,
+    /// Largest share (0..=1) of listed objects fetched one by one after a
+    /// metadata list; above it, a full relist is cheaper.
+    pub fetch_max_share: f64,
     /// First backoff delay.
     pub backoff_initial: Duration,
     /// Largest backoff delay.
     pub backoff_max: Duration,
 }
+
+/// Above this share of changed objects, a full relist is preferred to GETs
+/// one by one. Measured against the simulator (10k pods, 2 cores), the GETs
+/// stay ahead up to about half the objects changed (30%: 5.6–5.9 s against
+/// 6.0–6.6 s; 50%: a tie); a real API server charges each request more
+/// (authentication, priority and fairness), so the default sits below that.
+pub const FETCH_MAX_SHARE: f64 = 0.3;
 
 impl Default for Config {
     fn default() -> Self {
@@ -86,7 +113,10 @@ impl Default for Config {
             watch_timeout_secs: 290,
             // A real server bookmarks about once a minute.
             stall_timeout: Duration::from_secs(300),
-            catch_up_quiet: Duration::from_millis(200),
+            resume_probe_timeout_secs: 3,
+            metadata_relist: true,
+            fetch_concurrency: 16,
+            fetch_max_share: FETCH_MAX_SHARE,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
         }
@@ -113,6 +143,18 @@ impl Config {
         if self.stall_timeout.is_zero() {
             return bad("stall_timeout", "must be positive");
         }
+        if self.resume_probe_timeout_secs <= 2 {
+            return bad(
+                "resume_probe_timeout_secs",
+                "must be more than 2: the server bookmarks 2 s before a watch's deadline",
+            );
+        }
+        if self.fetch_concurrency == 0 {
+            return bad("fetch_concurrency", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.fetch_max_share) {
+            return bad("fetch_max_share", "must be between 0 and 1");
+        }
         if self.backoff_initial.is_zero() {
             return bad("backoff_initial", "must be positive");
         }
@@ -127,34 +169,15 @@ impl Config {
     }
 }
 
-/// What the watcher asks the informer to apply.
-#[derive(Debug)]
-pub enum Output {
-    /// A complete, consistent snapshot of the collection at `rv`. The
-    /// informer diffs it against the store.
-    Relisted {
-        /// Every object, transformed.
-        objects: Vec<Value>,
-        /// The snapshot's resourceVersion.
-        rv: String,
-    },
-    /// Watch events in order, and the RV they bring the collection to. An
-    /// empty batch is a bookmark: persist the RV.
-    Batch {
-        /// The changes, transformed.
-        deltas: Vec<Delta>,
-        /// RV of the last event (or of the bookmark).
-        rv: String,
-    },
-    /// The watch resumed from the stored RV has caught up with the server.
-    CaughtUp,
-}
-
 /// Counters of the watcher, read by the informer's metrics.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// LIST requests made.
+    /// LIST requests made (metadata lists included).
     pub list_requests: AtomicU64,
+    /// Metadata-only LIST requests made.
+    pub metadata_lists: AtomicU64,
+    /// Single-object GETs made (after a metadata list).
+    pub get_requests: AtomicU64,
     /// WATCH requests made (including streaming lists).
     pub watch_requests: AtomicU64,
     /// Relists completed.

@@ -2,3 +2,7 @@
 
 mod crash;
 mod live;
+mod relist;
+mod relist_crash;
+#[cfg(feature = "cli")]
+mod relist_memory;

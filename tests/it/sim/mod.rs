@@ -2,5 +2,6 @@
 
 mod clients;
 mod conformance;
+mod metadata;
 mod table;
 mod watch_cache;

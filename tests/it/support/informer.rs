@@ -28,7 +28,6 @@ pub fn pods(sim: &Simulator, store: &Path) -> InformerBuilder {
         .configure(|c| {
             c.backoff_initial = Duration::from_millis(10);
             c.backoff_max = Duration::from_millis(200);
-            c.catch_up_quiet = Duration::from_millis(100);
         })
 }
 
