@@ -568,7 +568,8 @@ mod tests {
         assert_eq!(plan().steps(), 42);
         let mut p = plan();
         p.clientgo = vec![Encoding::Json, Encoding::Protobuf];
-        assert_eq!(p.steps(), 48);
+        // ... + client-go in two encodings: 2 × 3 × 9.
+        assert_eq!(p.steps(), 54);
         let mut p = plan();
         p.steady = Some(SteadyPlan {
             objects: 10,
