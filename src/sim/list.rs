@@ -14,6 +14,7 @@ use super::representation::{Representation, META_API_VERSION};
 use super::resources::{ResourceId, RESOURCES};
 use super::state::{PageQuery, State};
 use super::status::ApiError;
+use super::table::{self, TableMeta};
 use super::Shared;
 
 /// How long a request for a version the server has not reached yet waits
@@ -181,6 +182,18 @@ pub(crate) async fn list(
                 &page.items,
                 |item, out| item.write_partial(out),
             )
+        }
+        Representation::Table(request) => {
+            let objects: Vec<serde_json::Value> = page.items.iter().map(|i| i.full(res)).collect();
+            let meta = TableMeta {
+                resource_version: at.to_string(),
+                continue_token: meta["continue"].as_str().map(str::to_string),
+                remaining_item_count: page.remaining,
+            };
+            let now = shared.clock.wall_now();
+            table::table(res, &objects, &meta, &request, true, now)
+                .to_string()
+                .into_bytes()
         }
     })
 }

@@ -111,9 +111,12 @@ impl Stored {
     }
 
     /// Writes the object in `representation`.
+    /// A Table is not written here: its cells are computed from the
+    /// parsed object at a moment ([`super::table::write_object`]), so a
+    /// Table request gets the full object.
     pub fn write_as(&self, res: &ResourceDef, representation: Representation, out: &mut Vec<u8>) {
         match representation {
-            Representation::Full => self.write_full(res, out),
+            Representation::Full | Representation::Table(_) => self.write_full(res, out),
             Representation::PartialObjectMetadata | Representation::PartialObjectMetadataList => {
                 self.write_partial(out)
             }

@@ -7,9 +7,11 @@
 //! A clause may ask for a conversion with `as=Kind;g=group;v=version`.
 //! Served here: `PartialObjectMetadata` and `PartialObjectMetadataList` of
 //! `meta.k8s.io/v1` (objects reduced to their `metadata`), unless the
-//! simulator is configured not to ([`MetadataServing`]).
+//! simulator is configured not to ([`MetadataServing`]), and `Table` of
+//! `meta.k8s.io/v1` or `v1beta1` (what kubectl get asks for; see table.rs).
 
 use super::status::ApiError;
+use super::table::{IncludeObject, TableRequest};
 
 /// The group and version of the conversions served.
 pub(crate) const META_API_VERSION: &str = "meta.k8s.io/v1";
@@ -25,6 +27,9 @@ pub(crate) enum Representation {
     /// `as=PartialObjectMetadataList`: a list whose items are
     /// `PartialObjectMetadata`.
     PartialObjectMetadataList,
+    /// `as=Table`: rows of printed columns, for lists, objects and watch
+    /// events alike.
+    Table(TableRequest),
 }
 
 impl Representation {
@@ -128,13 +133,28 @@ impl<'a> Clause<'a> {
         )
     }
 
-    /// What this clause can be served as, if anything.
+    /// What this clause can be served as, if anything (a Table's
+    /// `includeObject` is filled in by [`negotiate`]).
     fn representation(&self, metadata: MetadataServing) -> Option<Representation> {
         let Some(target) = self.param("as") else {
             // The simulator answers every plain clause in JSON, as it always
             // has: clients asking for YAML or protobuf also accept JSON.
             return Some(Representation::Full);
         };
+        // Tables are served whatever `metadata` says: that setting models
+        // servers that cannot convert to metadata, and every kube-apiserver
+        // prints Tables.
+        if target == "Table" && self.accepts_json() && self.param("g") == Some("meta.k8s.io") {
+            let api_version = match self.param("v") {
+                Some("v1") => "meta.k8s.io/v1",
+                Some("v1beta1") => "meta.k8s.io/v1beta1",
+                _ => return None,
+            };
+            return Some(Representation::Table(TableRequest {
+                api_version,
+                include: IncludeObject::default(),
+            }));
+        }
         if metadata == MetadataServing::Ignored {
             return Some(Representation::Full);
         }
@@ -153,9 +173,12 @@ impl<'a> Clause<'a> {
 /// The representation an Accept header asks for: the first clause, by
 /// quality, that can be served. No header, or an empty one, is the full
 /// representation; a header none of whose clauses can be served is a 406.
+/// A Table carries the request's `includeObject`, refused with a 400 when
+/// unknown.
 pub(crate) fn negotiate(
     accept: Option<&str>,
     metadata: MetadataServing,
+    include_object: Option<&str>,
 ) -> Result<Representation, ApiError> {
     let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
         return Ok(Representation::Full);
@@ -163,7 +186,7 @@ pub(crate) fn negotiate(
     let mut clauses: Vec<Clause<'_>> = accept.split(',').filter_map(Clause::parse).collect();
     // Stable: equal qualities keep the client's order.
     clauses.sort_by(|a, b| b.quality.total_cmp(&a.quality));
-    clauses
+    let chosen = clauses
         .iter()
         .filter(|c| c.quality > 0.0)
         .find_map(|c| c.representation(metadata))
@@ -171,7 +194,14 @@ pub(crate) fn negotiate(
             not_acceptable(
                 "only the following media types are accepted: application/json".to_string(),
             )
-        })
+        })?;
+    Ok(match chosen {
+        Representation::Table(table) => Representation::Table(TableRequest {
+            include: IncludeObject::parse(include_object)?,
+            ..table
+        }),
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -186,55 +216,119 @@ mod tests {
     #[test]
     fn plain_and_absent_headers_get_the_full_representation() {
         for h in [None, Some(""), Some("application/json"), Some("*/*")] {
-            assert_eq!(negotiate(h, Served).unwrap(), Full, "{h:?}");
+            assert_eq!(negotiate(h, Served, None).unwrap(), Full, "{h:?}");
         }
     }
 
     #[test]
     fn metadata_conversions_are_served_on_request() {
         assert_eq!(
-            negotiate(Some(LIST), Served).unwrap(),
+            negotiate(Some(LIST), Served, None).unwrap(),
             PartialObjectMetadataList
         );
-        assert_eq!(negotiate(Some(ONE), Served).unwrap(), PartialObjectMetadata);
+        assert_eq!(
+            negotiate(Some(ONE), Served, None).unwrap(),
+            PartialObjectMetadata
+        );
         // client-go's metadata client: protobuf first, then JSON.
         let both = format!("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,{LIST}");
         assert_eq!(
-            negotiate(Some(&both), Served).unwrap(),
+            negotiate(Some(&both), Served, None).unwrap(),
             PartialObjectMetadataList
         );
     }
 
     #[test]
     fn unservable_clauses_fall_through_to_the_next_or_406() {
-        // kubectl's Table request with its plain fallback.
-        let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(table), Served).unwrap(), Full);
+        // A Table of a version that does not exist, with a plain fallback.
+        let table = "application/json;as=Table;v=v2;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(Some(table), Served, None).unwrap(), Full);
         for h in [
             "application/json;as=Bogus;g=meta.k8s.io;v=v1",
             "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v2",
             "application/json;as=PartialObjectMetadataList;g=apps;v=v1",
         ] {
-            assert_eq!(negotiate(Some(h), Served).unwrap_err().code, 406, "{h}");
+            assert_eq!(
+                negotiate(Some(h), Served, None).unwrap_err().code,
+                406,
+                "{h}"
+            );
         }
-        let err = negotiate(Some(LIST), Refused).unwrap_err();
+        let err = negotiate(Some(LIST), Refused, None).unwrap_err();
         assert_eq!((err.code, err.reason), (406, "NotAcceptable"));
         assert_eq!(
-            negotiate(Some(&format!("{LIST},application/json")), Refused).unwrap(),
+            negotiate(Some(&format!("{LIST},application/json")), Refused, None).unwrap(),
             Full
         );
-        assert_eq!(negotiate(Some(LIST), Ignored).unwrap(), Full);
+        assert_eq!(negotiate(Some(LIST), Ignored, None).unwrap(), Full);
+    }
+
+    #[test]
+    fn tables_are_served_in_either_version_with_their_include_object() {
+        // kubectl 1.20's header: Table v1, Table v1beta1, then plain JSON.
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        let Table(t) = negotiate(Some(kubectl), Served, None).unwrap() else {
+            panic!("a Table");
+        };
+        assert_eq!(
+            (t.api_version, t.include),
+            ("meta.k8s.io/v1", IncludeObject::Metadata)
+        );
+        let beta = "application/json;as=Table;v=v1beta1;g=meta.k8s.io";
+        let Table(t) = negotiate(Some(beta), Served, Some("Object")).unwrap() else {
+            panic!("a Table");
+        };
+        assert_eq!(
+            (t.api_version, t.include),
+            ("meta.k8s.io/v1beta1", IncludeObject::Object)
+        );
+        assert_eq!(
+            negotiate(Some(beta), Served, Some("All")).unwrap_err().code,
+            400
+        );
+        // A metadata clause ahead of a Table one wins, and the reverse.
+        assert_eq!(
+            negotiate(Some(&format!("{LIST},{kubectl}")), Served, None).unwrap(),
+            PartialObjectMetadataList
+        );
+        assert!(matches!(
+            negotiate(Some(&format!("{kubectl},{LIST}")), Served, None).unwrap(),
+            Table(_)
+        ));
+        // A metadata clause that cannot be served does not hide a Table
+        // behind it; a server ignoring `as=` answers the first clause in
+        // full.
+        let v2 = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v2";
+        let v2_then_table = format!("{v2},{kubectl}");
+        for metadata in [Served, Refused] {
+            assert!(
+                matches!(
+                    negotiate(Some(&v2_then_table), metadata, None).unwrap(),
+                    Table(_)
+                ),
+                "{metadata:?}"
+            );
+        }
+        assert_eq!(
+            negotiate(Some(&v2_then_table), Ignored, None).unwrap(),
+            Full
+        );
+        // includeObject is only read when a Table is served.
+        assert_eq!(
+            negotiate(Some("application/json"), Served, Some("All")).unwrap(),
+            Full
+        );
     }
 
     #[test]
     fn quality_orders_the_clauses() {
         let h = format!("application/json;q=0.5,{LIST};q=0.9");
         assert_eq!(
-            negotiate(Some(&h), Served).unwrap(),
+            negotiate(Some(&h), Served, None).unwrap(),
             PartialObjectMetadataList
         );
         let h = format!("{LIST};q=0");
-        assert_eq!(negotiate(Some(&h), Served).unwrap_err().code, 406);
+        assert_eq!(negotiate(Some(&h), Served, None).unwrap_err().code, 406);
     }
 
     #[test]

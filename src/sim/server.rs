@@ -22,7 +22,7 @@ use super::representation::{negotiate, Representation};
 use super::resources::{self, ResourceId, RESOURCES};
 use super::state::prepare_replace;
 use super::status::ApiError;
-use super::table::{self, TableMeta, TableRequest};
+use super::table;
 use super::{list, openapi, watch, Counters, Fault, Shared};
 
 /// Largest request body accepted, as the real server's 3 MiB limit.
@@ -288,22 +288,10 @@ async fn resource(AxState(s): Shr, req: Request) -> Response {
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    // A Table is what kubectl get asks for first; the other conversions
-    // (metadata-only) are negotiated when it is not what the header wants.
-    let table = if req.method() == Method::GET {
-        match TableRequest::negotiate(accept, query.get("includeObject").map(String::as_str)) {
-            Ok(t) => t,
-            Err(e) => return error_response(&s, &e),
-        }
-    } else {
-        None
-    };
-    let representation = match table {
-        Some(_) => Representation::Full,
-        None => match negotiate(accept, s.config.metadata) {
-            Ok(r) => r,
-            Err(e) => return error_response(&s, &e),
-        },
+    let include_object = query.get("includeObject").map(String::as_str);
+    let representation = match negotiate(accept, s.config.metadata, include_object) {
+        Ok(r) => r,
+        Err(e) => return error_response(&s, &e),
     };
     let injected = s.faults().take_status();
     if let Some(err) = injected {
@@ -327,8 +315,8 @@ async fn resource(AxState(s): Shr, req: Request) -> Response {
         FieldManager::new("")
     };
     let result = match (req.method().clone(), target.name.clone()) {
-        (Method::GET, None) => collection_get(&s, &target, &query, to, table).await,
-        (Method::GET, Some(name)) => object_get(&s, &target, &name, to, table),
+        (Method::GET, None) => collection_get(&s, &target, &query, to).await,
+        (Method::GET, Some(name)) => object_get(&s, &target, &name, to),
         (Method::POST, None) => match body_json(req).await {
             Ok(v) => create(&s, &target, &who, v, to),
             Err(e) => Err(e),
@@ -356,7 +344,6 @@ async fn collection_get(
     t: &Target,
     query: &HashMap<String, String>,
     to: Representation,
-    table: Option<TableRequest>,
 ) -> Result<Response, ApiError> {
     let p = ListParams::parse(query)?;
     let res = &RESOURCES[t.r];
@@ -367,7 +354,7 @@ async fn collection_get(
         p.field_selector.as_deref(),
     )?;
     if p.watch {
-        let plan = watch::plan(s, t.r, filter, &p, to.for_watch(), table).await?;
+        let plan = watch::plan(s, t.r, filter, &p, to.for_watch()).await?;
         let (tx, rx) = mpsc::channel::<watch::Chunk>(16);
         tokio::spawn(watch::run(s.clone(), plan, tx));
         let mut resp = Response::new(Body::from_stream(watch::WatchBody::new(rx)));
@@ -377,26 +364,9 @@ async fn collection_get(
         );
         return Ok(resp);
     }
-    let Some(table) = table else {
-        let to = to.for_list(&format!("{}List", res.kind))?;
-        let doc = list::list(s, t.r, &filter, &p, to).await?;
-        return Ok(json_response(s, StatusCode::OK, doc));
-    };
-    // Tables are for people (kubectl get): re-reading the List document is
-    // cheaper to keep right than a second way to assemble pages.
-    let doc = list::list(s, t.r, &filter, &p, Representation::Full).await?;
-    let list: Value = serde_json::from_slice(&doc)
-        .map_err(|e| ApiError::new(500, "InternalError", format!("re-reading a list: {e}")))?;
-    let items = list.get("items").and_then(Value::as_array);
-    let doc = table::table(
-        res,
-        items.into_iter().flatten(),
-        &TableMeta::of_list(&list),
-        &table,
-        true,
-        s.clock.wall_now(),
-    );
-    Ok(value_response(s, StatusCode::OK, &doc))
+    let to = to.for_list(&format!("{}List", res.kind))?;
+    let doc = list::list(s, t.r, &filter, &p, to).await?;
+    Ok(json_response(s, StatusCode::OK, doc))
 }
 
 fn object_get(
@@ -404,26 +374,13 @@ fn object_get(
     t: &Target,
     name: &str,
     to: Representation,
-    table: Option<TableRequest>,
 ) -> Result<Response, ApiError> {
     let res = &RESOURCES[t.r];
     let obj = s
         .read()
         .get(t.r, &res.key(t.namespace.as_deref(), name))
         .ok_or_else(|| ApiError::not_found(res.plural, name))?;
-    let Some(table) = table else {
-        return stored_response(s, StatusCode::OK, t.r, &obj, to);
-    };
-    let object = obj.full(res);
-    let doc = table::table(
-        res,
-        [&object],
-        &TableMeta::of_object(&object),
-        &table,
-        true,
-        s.clock.wall_now(),
-    );
-    Ok(value_response(s, StatusCode::OK, &doc))
+    stored_response(s, StatusCode::OK, t.r, &obj, to)
 }
 
 /// One object in the representation asked for. A write is done by then: as
@@ -439,7 +396,13 @@ fn stored_response(
     let res = &RESOURCES[r];
     let to = to.for_object(res.kind)?;
     let mut out = Vec::with_capacity(obj.body.len() + 64);
-    obj.write_as(res, to, &mut out);
+    match to {
+        Representation::Table(request) => {
+            let now = s.clock.wall_now();
+            table::write_object(res, &obj.full(res), &request, true, now, &mut out);
+        }
+        to => obj.write_as(res, to, &mut out),
+    }
     Ok(json_response(s, code, out))
 }
 
@@ -587,27 +550,33 @@ async fn patch(
     } else {
         PATCH_TYPES
     };
-    if !accepted.contains(&content_type.as_str()) {
-        return Err(ApiError::unsupported_media_type(accepted));
+    enum Kind {
+        Merge,
+        Strategic,
+        Json,
     }
+    let kind = match (content_type.as_str(), res.is_custom()) {
+        ("application/merge-patch+json", _) => Kind::Merge,
+        ("application/json-patch+json", _) => Kind::Json,
+        ("application/strategic-merge-patch+json", false) => Kind::Strategic,
+        _ => return Err(ApiError::unsupported_media_type(accepted)),
+    };
     let bytes = body_bytes(req).await?;
     let patch: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
     })?;
-    let stored = match content_type.as_str() {
-        "application/merge-patch+json" => {
-            patch_in(s, t.r, t.namespace.as_deref(), name, who, |v| {
-                json_patch::merge(v, &patch);
-                Ok(())
-            })?
-        }
-        "application/strategic-merge-patch+json" => {
-            let schema = super::managed_fields::schema_of(res);
+    let stored = match kind {
+        Kind::Merge => patch_in(s, t.r, t.namespace.as_deref(), name, who, |v| {
+            json_patch::merge(v, &patch);
+            Ok(())
+        })?,
+        Kind::Strategic => {
+            let schema = super::schema::Schema::of(res);
             patch_in(s, t.r, t.namespace.as_deref(), name, who, |v| {
                 super::strategic::apply(v, &patch, &schema)
             })?
         }
-        "application/json-patch+json" => {
+        Kind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             patch_in(s, t.r, t.namespace.as_deref(), name, who, |v| {
@@ -616,7 +585,6 @@ async fn patch(
                 })
             })?
         }
-        _ => return Err(ApiError::unsupported_media_type(PATCH_TYPES)),
     };
     stored_response(s, StatusCode::OK, t.r, &stored, to)
 }

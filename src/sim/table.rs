@@ -53,7 +53,7 @@ impl IncludeObject {
 }
 
 /// How one request wants its tables.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TableRequest {
     /// The Table's own `apiVersion`: `meta.k8s.io/v1` or `meta.k8s.io/v1beta1`,
     /// as the Accept clause named it.
@@ -63,83 +63,11 @@ pub(crate) struct TableRequest {
 }
 
 impl TableMeta {
-    /// The metadata of a List document.
-    pub fn of_list(list: &Value) -> TableMeta {
-        TableMeta {
-            resource_version: text(list, "/metadata/resourceVersion").to_string(),
-            continue_token: list
-                .pointer("/metadata/continue")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            remaining_item_count: list
-                .pointer("/metadata/remainingItemCount")
-                .and_then(Value::as_u64),
-        }
-    }
-
     /// The metadata of a single object.
     pub fn of_object(object: &Value) -> TableMeta {
         TableMeta {
             resource_version: text(object, "/metadata/resourceVersion").to_string(),
             ..TableMeta::default()
-        }
-    }
-}
-
-impl TableRequest {
-    /// Whether a GET asks for a Table: the Accept header's clauses are tried
-    /// by quality (a stable sort keeps the client's order among equals), and
-    /// the first one the simulator can serve decides: `as=Table` of
-    /// `meta.k8s.io` `v1` or `v1beta1` in JSON gives a Table; a clause
-    /// without `as=`, or asking for `PartialObjectMetadata(List)`, leaves
-    /// the answer to the representation negotiation.
-    pub fn negotiate(
-        accept: Option<&str>,
-        include: Option<&str>,
-    ) -> Result<Option<TableRequest>, ApiError> {
-        let Some(accept) = accept else {
-            return Ok(None);
-        };
-        let mut clauses: Vec<(f32, Option<&'static str>)> = Vec::new();
-        for clause in accept.split(',') {
-            let mut parts = clause.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let (mut quality, mut conversion, mut group, mut version) = (1.0f32, None, None, None);
-            for part in parts {
-                let Some((k, v)) = part.split_once('=') else {
-                    continue;
-                };
-                match k.trim() {
-                    "q" => quality = v.trim().parse().unwrap_or(0.0),
-                    "as" => conversion = Some(v.trim()),
-                    "g" => group = Some(v.trim()),
-                    "v" => version = Some(v.trim()),
-                    _ => {}
-                }
-            }
-            let json = matches!(media.as_str(), "application/json" | "application/*" | "*/*");
-            let table = match (conversion, group, version) {
-                (Some("Table"), Some("meta.k8s.io"), Some("v1")) if json => Some("meta.k8s.io/v1"),
-                (Some("Table"), Some("meta.k8s.io"), Some("v1beta1")) if json => {
-                    Some("meta.k8s.io/v1beta1")
-                }
-                _ => None,
-            };
-            // A metadata conversion is served too (see representation.rs):
-            // ahead of a Table clause, it wins.
-            let servable = table.is_some()
-                || conversion.is_none_or(|c| c.starts_with("PartialObjectMetadata"));
-            if quality > 0.0 && servable {
-                clauses.push((quality, table));
-            }
-        }
-        clauses.sort_by(|a, b| b.0.total_cmp(&a.0));
-        match clauses.first() {
-            Some((_, Some(api_version))) => Ok(Some(TableRequest {
-                api_version,
-                include: IncludeObject::parse(include)?,
-            })),
-            _ => Ok(None),
         }
     }
 }
@@ -187,6 +115,27 @@ pub(crate) fn table<'a>(
         "columnDefinitions": if headers { columns(res) } else { Value::Null },
         "rows": rows,
     })
+}
+
+/// One object (a GET's or a write's answer, or a watch event's object) as a
+/// Table, serialized into `out`.
+pub(crate) fn write_object(
+    res: &ResourceDef,
+    object: &Value,
+    request: &TableRequest,
+    headers: bool,
+    now: jiff::Timestamp,
+    out: &mut Vec<u8>,
+) {
+    let doc = table(
+        res,
+        [object],
+        &TableMeta::of_object(object),
+        request,
+        headers,
+        now,
+    );
+    out.extend_from_slice(doc.to_string().as_bytes());
 }
 
 /// One column definition, with upstream's field names.
@@ -463,14 +412,7 @@ fn node_cells(node: &Value, name: &str, age: String) -> Vec<Value> {
             .unwrap_or("<none>")
             .to_string()
     };
-    let or_unknown = |s: &str| {
-        if s.is_empty() {
-            "<unknown>".to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    let mut kernel = or_unknown(text(node, "/status/nodeInfo/kernelVersion"));
+    let mut kernel = or(text(node, "/status/nodeInfo/kernelVersion"), "<unknown>");
     let arch = text(node, "/status/nodeInfo/architecture");
     if !arch.is_empty() {
         kernel = format!("{kernel} ({arch})");
@@ -478,18 +420,18 @@ fn node_cells(node: &Value, name: &str, age: String) -> Vec<Value> {
     vec![
         name.into(),
         status.join(",").into(),
-        if roles.is_empty() {
-            "<none>".into()
-        } else {
-            roles.join(",").into()
-        },
+        or(&roles.join(","), "<none>").into(),
         age.into(),
         text(node, "/status/nodeInfo/kubeletVersion").into(),
         address("InternalIP").into(),
         address("ExternalIP").into(),
-        or_unknown(text(node, "/status/nodeInfo/osImage")).into(),
+        or(text(node, "/status/nodeInfo/osImage"), "<unknown>").into(),
         kernel.into(),
-        or_unknown(text(node, "/status/nodeInfo/containerRuntimeVersion")).into(),
+        or(
+            text(node, "/status/nodeInfo/containerRuntimeVersion"),
+            "<unknown>",
+        )
+        .into(),
     ]
 }
 
@@ -510,6 +452,30 @@ impl Restarts {
             self.last = Some(self.last.map_or(t, |last| last.max(t)));
         }
     }
+}
+
+/// A terminated container's reason as printPod shows it: its reason, else
+/// the signal, else the exit code.
+fn terminated_reason(terminated: &Value) -> String {
+    let signal = terminated
+        .get("signal")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let exit_code = terminated
+        .get("exitCode")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    match text(terminated, "/reason") {
+        "" if signal != 0 => format!("Signal:{signal}"),
+        "" => format!("ExitCode:{exit_code}"),
+        r => r.to_string(),
+    }
+}
+
+/// `value`, or `fallback` when it is empty (the printers' `<none>` and
+/// `<unknown>`).
+fn or(value: &str, fallback: &str) -> String {
+    if value.is_empty() { fallback } else { value }.to_string()
 }
 
 fn is_restartable_init(init: &Value, name: &str) -> bool {
@@ -574,11 +540,7 @@ fn pod_row(pod: &Value, request: &TableRequest, now: jiff::Timestamp) -> Value {
             continue;
         }
         reason = if let Some(t) = terminated {
-            match (text(t, "/reason"), t.get("signal").and_then(Value::as_i64)) {
-                ("", Some(signal)) if signal != 0 => format!("Init:Signal:{signal}"),
-                ("", _) => format!("Init:ExitCode:{exit_code}"),
-                (r, _) => format!("Init:{r}"),
-            }
+            format!("Init:{}", terminated_reason(t))
         } else if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" {
             format!("Init:{waiting_reason}")
         } else {
@@ -597,13 +559,8 @@ fn pod_row(pod: &Value, request: &TableRequest, now: jiff::Timestamp) -> Value {
             if !waiting.is_empty() {
                 reason = waiting.to_string();
             } else if let Some(t) = status.pointer("/state/terminated") {
-                let exit_code = t.get("exitCode").and_then(Value::as_i64).unwrap_or(0);
-                reason = match (text(t, "/reason"), t.get("signal").and_then(Value::as_i64)) {
-                    ("", Some(signal)) if signal != 0 => format!("Signal:{signal}"),
-                    ("", _) => format!("ExitCode:{exit_code}"),
-                    (r, _) => r.to_string(),
-                };
-                if exit_code != 0 {
+                reason = terminated_reason(t);
+                if t.get("exitCode").and_then(Value::as_i64).unwrap_or(0) != 0 {
                     error_reason = reason.clone();
                 }
             } else if status.get("ready").and_then(Value::as_bool) == Some(true)
@@ -635,13 +592,6 @@ fn pod_row(pod: &Value, request: &TableRequest, now: jiff::Timestamp) -> Value {
         }
         _ => restarts.count.to_string(),
     };
-    let none_if_empty = |s: &str| {
-        if s.is_empty() {
-            "<none>".to_string()
-        } else {
-            s.to_string()
-        }
-    };
     let gates = items(pod, "/spec/readinessGates");
     let gates_cell = if gates.is_empty() {
         "<none>".to_string()
@@ -658,14 +608,15 @@ fn pod_row(pod: &Value, request: &TableRequest, now: jiff::Timestamp) -> Value {
         reason.into(),
         restarts_cell.into(),
         age(pod.pointer("/metadata/creationTimestamp"), now).into(),
-        none_if_empty(
+        or(
             items(pod, "/status/podIPs")
                 .first()
                 .map_or("", |ip| text(ip, "/ip")),
+            "<none>",
         )
         .into(),
-        none_if_empty(text(pod, "/spec/nodeName")).into(),
-        none_if_empty(text(pod, "/status/nominatedNodeName")).into(),
+        or(text(pod, "/spec/nodeName"), "<none>").into(),
+        or(text(pod, "/status/nominatedNodeName"), "<none>").into(),
         gates_cell.into(),
     ];
     let conditions = match phase {

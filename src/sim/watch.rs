@@ -28,7 +28,7 @@ use super::representation::Representation;
 use super::resources::{ResourceDef, ResourceId, RESOURCES};
 use super::state::{Event, EventType};
 use super::status::ApiError;
-use super::table::{self, TableMeta, TableRequest};
+use super::table::{self, TableRequest};
 use super::{Counters, GoneMode, Shared};
 
 /// Chunks of a watch body; an `Err` aborts the connection mid-stream.
@@ -102,8 +102,6 @@ pub(crate) struct WatchPlan {
     gone: Option<ApiError>,
     /// How objects are written.
     to: Representation,
-    /// Objects go out as Tables (`kubectl get -w`).
-    table: Option<TableRequest>,
 }
 
 /// How long a watch runs: its `timeoutSeconds`, or when that is absent or
@@ -128,7 +126,6 @@ pub(crate) async fn plan(
     filter: Filter,
     p: &ListParams,
     to: Representation,
-    table: Option<TableRequest>,
 ) -> Result<WatchPlan, ApiError> {
     if p.send_initial_events.is_some() && !shared.config.watch_list {
         return Err(ApiError::invalid(
@@ -147,7 +144,6 @@ pub(crate) async fn plan(
         deadline: shared.clock.now() + timeout,
         gone: None,
         to,
-        table,
     };
     let initial = match p.send_initial_events {
         Some(send) => {
@@ -206,7 +202,6 @@ struct Sink<'a> {
     buf: Vec<u8>,
     lines: usize,
     fault: Option<StreamFault>,
-    table: Option<TableRequest>,
     /// Whether the next Table carries the column definitions: only the
     /// stream's first object does (`watchEmbeddedEncoder.doEncode`).
     headers: bool,
@@ -260,34 +255,24 @@ impl Sink<'_> {
         line.extend_from_slice(b"{\"type\":\"");
         line.extend_from_slice(kind.as_bytes());
         line.extend_from_slice(b"\",\"object\":");
-        match self.table {
-            Some(_) => {
+        match self.to {
+            Representation::Table(request) => {
                 let object = obj.full(self.res);
-                line.extend_from_slice(self.as_table(&object).to_string().as_bytes());
+                self.write_table(&object, &request, &mut line);
             }
-            None => obj.write_as(self.res, self.to, &mut line),
+            to => obj.write_as(self.res, to, &mut line),
         }
         line.extend_from_slice(b"}\n");
         Counters::add(&self.shared.counters.watch_events_sent, 1);
         self.line(line).await
     }
 
-    /// An event's object as the Table the watch asked for (the first one
-    /// with the column definitions).
-    fn as_table(&mut self, object: &Value) -> Value {
-        let Some(request) = &self.table else {
-            return object.clone();
-        };
-        let doc = table::table(
-            self.res,
-            [object],
-            &TableMeta::of_object(object),
-            request,
-            self.headers,
-            self.shared.clock.wall_now(),
-        );
+    /// An event's object as the Table the watch asked for: only the
+    /// stream's first carries the column definitions.
+    fn write_table(&mut self, object: &Value, request: &TableRequest, out: &mut Vec<u8>) {
+        let now = self.shared.clock.wall_now();
+        table::write_object(self.res, object, request, self.headers, now, out);
         self.headers = false;
-        doc
     }
 
     async fn bookmark(&mut self, rv: u64, initial_end: bool) -> Result<(), Closed> {
@@ -299,13 +284,12 @@ impl Sink<'_> {
         // converted like every other object of the watch.
         let mut object = Vec::new();
         let empty = serde_json::json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": metadata});
-        match (self.table.is_some(), self.to) {
-            (true, _) => object.extend_from_slice(self.as_table(&empty).to_string().as_bytes()),
-            (false, Representation::Full) => object.extend_from_slice(empty.to_string().as_bytes()),
-            (
-                false,
-                Representation::PartialObjectMetadata | Representation::PartialObjectMetadataList,
-            ) => write_partial_metadata(metadata.to_string().as_bytes(), &mut object),
+        match self.to {
+            Representation::Table(request) => self.write_table(&empty, &request, &mut object),
+            Representation::Full => object.extend_from_slice(empty.to_string().as_bytes()),
+            Representation::PartialObjectMetadata | Representation::PartialObjectMetadataList => {
+                write_partial_metadata(metadata.to_string().as_bytes(), &mut object)
+            }
         }
         Counters::add(&self.shared.counters.bookmarks_sent, 1);
         let mut line = b"{\"type\":\"BOOKMARK\",\"object\":".to_vec();
@@ -357,7 +341,6 @@ pub(crate) async fn run(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<C
         buf: Vec::new(),
         lines: 0,
         fault,
-        table: plan.table,
         headers: true,
     };
     let _ = stream(&shared, &plan, &mut sink).await;
@@ -466,7 +449,7 @@ async fn stream(shared: &Shared, plan: &WatchPlan, sink: &mut Sink<'_>) -> Resul
         sink.bookmark(plan.from, true).await?;
     }
     let mut bookmarks = if plan.bookmarks {
-        shared.register_for_bookmarks(plan.r, plan.deadline, false)
+        shared.register_for_bookmarks(plan.r, plan.deadline)
     } else {
         None
     };
