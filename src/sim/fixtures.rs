@@ -68,7 +68,7 @@ fn index_suffix(mut index: usize) -> String {
 
 fn timestamp(secs: i64) -> String {
     jiff::Timestamp::from_second(secs)
-        .map(|t| t.to_string())
+        .map(super::clock::format_timestamp)
         .unwrap_or_else(|_| "2025-01-01T00:00:00Z".into())
 }
 

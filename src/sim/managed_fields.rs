@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::resources::ResourceDef;
-use super::schema::{child, elements, ListType, Schema, UNTYPED};
+use super::schema::{child, elements, ListType, Schema};
 use super::status::ApiError;
 
 /// Longest manager name (`FieldManagerMaxLength`).
@@ -201,6 +201,9 @@ pub(crate) fn diff(live: &Value, new: &Value, schema: &Schema) -> Diff {
             continue;
         }
         let (l, r) = (lm.and_then(|m| m.get(k)), rm.and_then(|m| m.get(k)));
+        if l == r {
+            continue;
+        }
         walk.fields.push(format!("f:{k}"));
         if k == "metadata" {
             walk.metadata(l, r);
@@ -253,15 +256,12 @@ impl Walk<'_> {
         }
         let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
         for k in union_keys(lm, rm) {
-            if STRIPPED_META.contains(&k.as_str()) {
+            let (lv, rv) = (lm.and_then(|m| m.get(k)), rm.and_then(|m| m.get(k)));
+            if STRIPPED_META.contains(&k.as_str()) || lv == rv {
                 continue;
             }
             self.fields.push(format!("f:{k}"));
-            self.node(
-                lm.and_then(|m| m.get(k)),
-                rm.and_then(|m| m.get(k)),
-                &child("metadata", k),
-            );
+            self.node(lv, rv, &child("metadata", k));
             self.fields.pop();
         }
     }
@@ -283,12 +283,14 @@ impl Walk<'_> {
             if !(is_empty_map(l) && is_empty_map(r)) {
                 let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
                 for k in union_keys(lm, rm) {
+                    let (lv, rv) = (lm.and_then(|m| m.get(k)), rm.and_then(|m| m.get(k)));
+                    // Equal subtrees report nothing: skip them before
+                    // allocating their paths.
+                    if lv == rv {
+                        continue;
+                    }
                     self.fields.push(format!("f:{k}"));
-                    self.node(
-                        lm.and_then(|m| m.get(k)),
-                        rm.and_then(|m| m.get(k)),
-                        &child(path, k),
-                    );
+                    self.node(lv, rv, &child(path, k));
                     self.fields.pop();
                 }
             }
@@ -405,9 +407,6 @@ pub(crate) fn zero_object(res: &ResourceDef) -> Value {
 }
 
 /// The schema managedFields use for a resource's lists.
-pub(crate) fn schema_of(res: &ResourceDef) -> Schema {
-    super::schema::lists_of(res.kind, !res.is_custom()).unwrap_or(UNTYPED)
-}
 
 /// One managedFields entry, decoded.
 #[derive(Debug, Clone)]
@@ -426,8 +425,7 @@ impl Entry {
     fn decode(v: &Value) -> Option<Entry> {
         let m = v.as_object()?;
         let text = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
-        let mut rest = m.clone();
-        for k in [
+        const KNOWN: [&str; 7] = [
             "manager",
             "operation",
             "apiVersion",
@@ -435,9 +433,12 @@ impl Entry {
             "time",
             "fieldsV1",
             "fieldsType",
-        ] {
-            rest.remove(k);
-        }
+        ];
+        let rest = m
+            .iter()
+            .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Some(Entry {
             manager: text("manager").unwrap_or_default(),
             operation: text("operation").unwrap_or_default(),
@@ -452,8 +453,8 @@ impl Entry {
         })
     }
 
-    fn encode(&self) -> Value {
-        let mut m = self.rest.clone();
+    fn encode(self) -> Value {
+        let mut m = self.rest;
         if !self.manager.is_empty() {
             m.insert("manager".into(), json!(self.manager));
         }
@@ -489,22 +490,16 @@ pub(crate) fn record_update(
     who: &FieldManager,
     time: &str,
 ) {
-    let schema = schema_of(res);
+    let schema = Schema::of(res);
     let d = diff(live, new, &schema);
-    let sent = new
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-        .cloned();
-    let kept = live
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-        .cloned();
-    let mut entries: Vec<Entry> = sent
-        .or(kept)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Entry::decode)
-        .collect();
+    let entries_of = |v: &Value| {
+        v.pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Entry::decode).collect::<Vec<_>>())
+    };
+    let mut entries: Vec<Entry> = entries_of(new)
+        .or_else(|| entries_of(live))
+        .unwrap_or_default();
     let api_version = res.api_version();
     for e in &mut entries {
         e.fields.difference(&d.changed);
@@ -548,7 +543,7 @@ pub(crate) fn record_update(
                 &b.subresource,
             ))
     });
-    let encoded: Vec<Value> = entries.iter().map(Entry::encode).collect();
+    let encoded: Vec<Value> = entries.into_iter().map(Entry::encode).collect();
     if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
         if encoded.is_empty() {
             meta.remove("managedFields");

@@ -40,7 +40,7 @@ pub mod fixtures;
 pub mod history;
 mod list;
 pub mod load;
-pub mod managed_fields;
+mod managed_fields;
 mod object;
 mod openapi;
 mod params;

@@ -11,6 +11,8 @@
 //! staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go (ObjectMeta,
 //! OwnerReference), cross-checked against k8s-openapi's `DeepMerge`.
 
+use super::resources::ResourceDef;
+
 /// How a strategic-merge patch treats a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PatchStrategy {
@@ -150,24 +152,27 @@ const NAMESPACE: &[ListField] = &[
     keyed("status.conditions", "type", &["type"]),
 ];
 
-/// The list fields of a kind that the simulator serves as a built-in
-/// type; `None` for a custom resource, which has no patch strategies.
-pub(crate) fn lists_of(kind: &str, builtin: bool) -> Option<Schema> {
-    if !builtin {
-        return None;
+impl Schema {
+    /// The list fields of a resource: a built-in kind's, or none for a
+    /// custom resource (served from a CRD without patch strategies, and
+    /// whose lists are atomic for managedFields).
+    pub(crate) fn of(res: &ResourceDef) -> Schema {
+        if res.is_custom() {
+            return UNTYPED;
+        }
+        let specific: &[&'static [ListField]] = match res.kind {
+            "Pod" => &[
+                POD,
+                &POD_CONTAINERS,
+                &POD_INIT_CONTAINERS,
+                &POD_EPHEMERAL_CONTAINERS,
+            ],
+            "Node" => &[NODE],
+            "Namespace" => &[NAMESPACE],
+            _ => &[],
+        };
+        Schema { specific }
     }
-    let specific: &[&'static [ListField]] = match kind {
-        "Pod" => &[
-            POD,
-            &POD_CONTAINERS,
-            &POD_INIT_CONTAINERS,
-            &POD_EPHEMERAL_CONTAINERS,
-        ],
-        "Node" => &[NODE],
-        "Namespace" => &[NAMESPACE],
-        _ => &[],
-    };
-    Some(Schema { specific })
 }
 
 /// The list fields of one kind.
@@ -198,7 +203,7 @@ impl Schema {
 
 /// The schema a custom resource without list markers has: every list
 /// atomic.
-pub(crate) const UNTYPED: Schema = Schema { specific: &[] };
+const UNTYPED: Schema = Schema { specific: &[] };
 
 /// `path` extended by a field name.
 pub(crate) fn child(path: &str, field: &str) -> String {
@@ -217,10 +222,15 @@ pub(crate) fn elements(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::resources::{by_plural, RESOURCES};
+
+    fn of(plural: &str) -> Schema {
+        Schema::of(&RESOURCES[by_plural(plural).unwrap()])
+    }
 
     #[test]
     fn pod_lists_merge_by_their_upstream_keys() {
-        let pod = lists_of("Pod", true).unwrap();
+        let pod = of("pods");
         assert_eq!(
             pod.patch_strategy("spec.containers"),
             PatchStrategy::MergeByKey("name")
@@ -253,8 +263,11 @@ mod tests {
             PatchStrategy::MergePrimitive
         );
         assert_eq!(pod.list_type("status.containerStatuses"), ListType::Atomic);
-        assert!(lists_of("Widget", false).is_none());
-        let cm = lists_of("ConfigMap", true).unwrap();
+        assert!(
+            of("widgets").specific.is_empty(),
+            "a custom resource has no typed lists"
+        );
+        let cm = of("configmaps");
         assert_eq!(
             cm.patch_strategy("metadata.ownerReferences"),
             PatchStrategy::MergeByKey("uid")

@@ -392,12 +392,13 @@ impl State {
             let uid = uid(&mut self.rng);
             meta.insert("uid".into(), json!(uid));
         }
+        let now = self.timestamp();
         if !meta.get("creationTimestamp").is_some_and(Value::is_string) {
-            meta.insert("creationTimestamp".into(), json!(self.timestamp()));
+            meta.insert("creationTimestamp".into(), json!(now));
         }
         meta.entry("generation").or_insert(json!(1));
         if let Some(who) = &self.writer {
-            record_update(res, &zero_object(res), &mut value, who, &self.timestamp());
+            record_update(res, &zero_object(res), &mut value, who, &now);
         }
         let stored = Stored::new(res, value);
         Ok(self.commit(r, EventType::Added, stored, None))

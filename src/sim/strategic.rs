@@ -236,11 +236,12 @@ fn is_directive_only(v: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::schema::lists_of;
+    use crate::sim::resources::{by_plural, RESOURCES};
+    use crate::sim::schema::Schema;
     use serde_json::json;
 
     fn pod_schema() -> Schema {
-        lists_of("Pod", true).unwrap()
+        Schema::of(&RESOURCES[by_plural("pods").unwrap()])
     }
 
     fn patched(original: Value, patch: Value) -> Value {
