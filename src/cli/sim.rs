@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use kube_persist::sim::history::{capacity_upper_bound, DEFAULT_LOWER_BOUND};
+use kube_persist::sim::history::DEFAULT_LOWER_BOUND;
 use kube_persist::sim::{GoneMode, HistoryConfig, SimConfig, Simulator};
 
 use super::signals::Signals;
@@ -119,16 +119,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .compact_interval
             .map(|s| seconds("compact-interval", s))
             .transpose()?,
-        history: HistoryConfig {
-            window,
-            lower_bound: args.history_min,
-            upper_bound: args
-                .history_max
-                .unwrap_or_else(|| capacity_upper_bound(window)),
+        history: {
+            let upstream = HistoryConfig::for_window(window);
+            HistoryConfig {
+                lower_bound: args.history_min,
+                upper_bound: args.history_max.unwrap_or(upstream.upper_bound),
+                ..upstream
+            }
         },
         progress_notify_interval,
         background_writes_per_sec: args.background_writes,
-        min_request_timeout: SimConfig::default().min_request_timeout,
         page_size_max: args.page_size_max,
         watch_list: args.watch_list,
         gone: args.gone,

@@ -42,17 +42,13 @@ pub(crate) struct Watcher {
 
 /// `nextBookmarkTime` (cache_watcher.go): a heartbeat one period from now,
 /// or 2 s before the deadline if that comes first; none once that moment
-/// has passed. A watcher still waiting for the bookmark that ends its
-/// initial events is due at once.
+/// has passed. (The bookmark ending a watch's initial events is sent by the
+/// stream itself, right after them.)
 pub(crate) fn next_bookmark_time(
     now: SimTime,
     frequency: Duration,
     deadline: SimTime,
-    waiting_for_initial_end: bool,
 ) -> Option<SimTime> {
-    if waiting_for_initial_end {
-        return Some(SimTime::ZERO);
-    }
     let heartbeat = now + frequency;
     let pre_timeout = deadline.checked_sub(BEFORE_DEADLINE)?;
     let next = heartbeat.min(pre_timeout);
@@ -94,10 +90,8 @@ impl Buckets {
     /// `addWatcherThreadUnsafe`: files the watcher under the bucket of its
     /// next bookmark (a past one under the first bucket not yet popped);
     /// false when it gets no more bookmarks.
-    fn add(&mut self, w: Arc<Watcher>, now: SimTime, waiting_for_initial_end: bool) -> bool {
-        let Some(next) =
-            next_bookmark_time(now, self.frequency, w.deadline, waiting_for_initial_end)
-        else {
+    fn add(&mut self, w: Arc<Watcher>, now: SimTime) -> bool {
+        let Some(next) = next_bookmark_time(now, self.frequency, w.deadline) else {
             return false;
         };
         let id = self.bucket_of(next).max(self.start);
@@ -139,15 +133,11 @@ impl Shared {
         &self,
         r: ResourceId,
         deadline: SimTime,
-        waiting_for_initial_end: bool,
     ) -> Option<mpsc::Receiver<u64>> {
         let (tx, rx) = mpsc::channel(1);
         let w = Arc::new(Watcher { tx, deadline });
         let now = self.clock.now();
-        self.bookmark_buckets[r]
-            .lock()
-            .add(w, now, waiting_for_initial_end)
-            .then_some(rx)
+        self.bookmark_buckets[r].lock().add(w, now).then_some(rx)
     }
 }
 
@@ -173,7 +163,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, r: ResourceId) {
                 continue;
             }
             let _ = w.tx.try_send(rv);
-            buckets.add(w, now, false);
+            buckets.add(w, now);
         }
     }
 }
@@ -187,15 +177,11 @@ mod tests {
     #[test]
     fn next_bookmark_is_a_period_away_or_two_seconds_before_the_deadline() {
         let f = DEFAULT_FREQUENCY;
-        assert_eq!(next_bookmark_time(10 * S, f, 3600 * S, false), Some(70 * S));
-        assert_eq!(next_bookmark_time(10 * S, f, 40 * S, false), Some(38 * S));
-        assert_eq!(next_bookmark_time(10 * S, f, 12 * S, false), Some(10 * S));
-        assert_eq!(next_bookmark_time(10 * S, f, 11 * S, false), None);
-        assert_eq!(next_bookmark_time(SimTime::ZERO, f, S, false), None);
-        assert_eq!(
-            next_bookmark_time(10 * S, f, 11 * S, true),
-            Some(SimTime::ZERO)
-        );
+        assert_eq!(next_bookmark_time(10 * S, f, 3600 * S), Some(70 * S));
+        assert_eq!(next_bookmark_time(10 * S, f, 40 * S), Some(38 * S));
+        assert_eq!(next_bookmark_time(10 * S, f, 12 * S), Some(10 * S));
+        assert_eq!(next_bookmark_time(10 * S, f, 11 * S), None);
+        assert_eq!(next_bookmark_time(SimTime::ZERO, f, S), None);
     }
 
     fn watcher(deadline: SimTime) -> (Arc<Watcher>, mpsc::Receiver<u64>) {
@@ -207,7 +193,7 @@ mod tests {
     fn buckets_pop_within_a_second_of_the_due_time() {
         let mut b = Buckets::new(SimTime::ZERO, S, DEFAULT_FREQUENCY);
         let (w, _rx) = watcher(3600 * S);
-        assert!(b.add(w, S / 2, false), "due at 60.5 s: bucket 60");
+        assert!(b.add(w, S / 2), "due at 60.5 s: bucket 60");
         assert!(b.pop_expired(59 * S + S * 999 / 1000).is_empty());
         assert_eq!(b.pop_expired(60 * S).len(), 1, "a bucket pops at its start");
         assert!(b.pop_expired(200 * S).is_empty(), "once");
@@ -217,22 +203,19 @@ mod tests {
     fn a_due_time_in_a_popped_bucket_goes_to_the_next_one() {
         let mut b = Buckets::new(SimTime::ZERO, S, DEFAULT_FREQUENCY);
         assert!(b.pop_expired(5 * S).is_empty());
-        let (w, _rx) = watcher(3600 * S);
+        let (w, _rx) = watcher(7 * S);
         assert!(
-            b.add(w, 5 * S, true),
-            "immediately: the first unpopped bucket"
+            b.add(w, 5 * S),
+            "due at once (2 s before its deadline): the first unpopped bucket"
         );
         assert_eq!(b.pop_expired(6 * S).len(), 1);
         let (late, _rx) = watcher(7 * S);
         assert!(
-            !b.add(late, 6 * S + S / 2, false),
+            !b.add(late, 6 * S + S / 2),
             "its pre-deadline moment (5 s) has passed: no more bookmarks"
         );
         let (soon, _rx) = watcher(8 * S);
-        assert!(
-            b.add(soon, 6 * S, false),
-            "due at 6 s, whose bucket has popped"
-        );
+        assert!(b.add(soon, 6 * S), "due at 6 s, whose bucket has popped");
         assert_eq!(b.pop_expired(7 * S).len(), 1);
     }
 
@@ -240,7 +223,7 @@ mod tests {
     fn an_advanced_clock_pops_everything_due_once() {
         let mut b = Buckets::new(SimTime::ZERO, S, DEFAULT_FREQUENCY);
         for i in 0..5 {
-            assert!(b.add(watcher(3600 * S).0, i * 10 * S, false));
+            assert!(b.add(watcher(3600 * S).0, i * 10 * S));
         }
         assert_eq!(b.pop_expired(100_000 * S).len(), 5);
         assert!(b.buckets.is_empty());

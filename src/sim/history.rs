@@ -171,12 +171,7 @@ impl History {
     /// Up to `max` events after version `after`, or 410 when some of them
     /// have been evicted.
     pub fn since(&self, after: u64, max: usize) -> Result<Vec<Arc<Event>>, ApiError> {
-        let floor = self.floor();
-        if after < floor {
-            return Err(ApiError::too_old(after, floor));
-        }
-        let first = self.events.partition_point(|e| e.rv <= after);
-        Ok(self.events.range(first..).take(max).cloned().collect())
+        Ok(self.after(after)?.take(max).cloned().collect())
     }
 
     /// Every event after `after`, for rebuilding a snapshot (same 410 rule).
