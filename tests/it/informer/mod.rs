@@ -1,5 +1,6 @@
 //! The informer against the simulator, in process and as a killed child.
 
+mod background;
 mod crash;
 mod live;
 mod relist;
