@@ -77,6 +77,8 @@ fn clientgo_beside_kube_runtime_on_the_simulator() {
     let report = bench(&[
         "--changed",
         "0",
+        "--gone-changed",
+        "1",
         "--no-steady",
         "--clientgo",
         "json",

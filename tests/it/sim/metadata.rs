@@ -144,12 +144,18 @@ async fn a_metadata_watch_converts_every_object_bookmarks_included() {
     changed["metadata"]["labels"] = json!({"x": "y"});
     let changed = sim.replace("pods", changed).unwrap();
     let deleted = sim.delete("pods", Some("w"), "a").unwrap();
-    // The watch ends at its timeout, after the bookmark that precedes it.
+    // The watch ends at its timeout, after the bookmark the cacher sends
+    // 2 s before it. That bookmark must be newer than every event the watch
+    // started with (cache_watcher.go `processInterval`), so the resource is
+    // written to, in another namespace, once the watch is open.
     let url = format!(
-        "{}/api/v1/namespaces/w/pods?watch=1&resourceVersion={from}&allowWatchBookmarks=true&timeoutSeconds=1",
+        "{}/api/v1/namespaces/w/pods?watch=1&resourceVersion={from}&allowWatchBookmarks=true&timeoutSeconds=3",
         sim.url()
     );
-    let events = watch_as(&url, ONE).await;
+    let (events, ()) = tokio::join!(watch_as(&url, ONE), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sim.create("pods", pod("elsewhere", "b", &[])).unwrap();
+    });
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]);
     for (event, full) in events.iter().zip([&created, &changed, &deleted]) {
