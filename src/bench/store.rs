@@ -245,7 +245,7 @@ fn run_engine(
 
 /// The object records the store wrote, as they are in its space.
 fn object_records(store: &Store) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let space = format!("{}{}", crate::store::TREE_PREFIX, pods_id().name());
+    let space = crate::store::collection_space(&pods_id().name());
     engine::scan_prefix(store.db(), &space, &[crate::store::OBJECT_PREFIX])?
         .map(|item| item.map_err(Error::from))
         .collect()
@@ -257,7 +257,7 @@ fn bare_load(engine: EngineKind, dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) -
     let db_dir = dir.join("db");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     engine::create(engine, &db_dir, dir)?;
-    let db = engine::open(engine, &db_dir, dir, engine::Access::Write)?;
+    let db = engine::open(engine, &db_dir, dir)?;
     let n = records.len();
     let t = Instant::now();
     let mut batch = WriteBatch::default();

@@ -2,8 +2,8 @@
 //! took back to the filesystem, the way the store's engine allows.
 //!
 //! redb compacts its file in place ([`engine::compact_in_place`]), each
-//! step a crash-safe commit. sled 0.34 reuses the space of removed records but never shrinks its
-//! files, so trimming alone leaves a store as large as it ever was. The
+//! step a crash-safe commit. sled 0.34 reuses the space of removed records
+//! but never shrinks its files, so trimming alone leaves a store as large as it ever was. The
 //! rewrite copies every tree into a new database next to the old one,
 //! checks both hold the same bytes, and swaps directories with durable
 //! renames; [`directory::finish_swap`] completes or undoes a swap a crash
@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::collection::Collection;
 use super::directory::{self, StoreDir, SwapStep};
-use super::engine::{self, EngineKind};
+use super::engine;
 use super::error::{Error, Result};
 use super::{JournalLimits, Store, StoreOptions};
 
@@ -75,7 +75,7 @@ pub struct CompactReport {
     /// Whether the files were compacted: on sled, whether the rewritten
     /// files replaced the old ones, which they do only when smaller (sled's
     /// file sizes vary with how it was written, so a store rewritten before
-    /// may not shrink again); on redb, whether compaction ran.
+    /// may not shrink again); on redb, whether compaction freed any pages.
     pub rewritten: bool,
 }
 
@@ -143,12 +143,9 @@ pub(crate) fn compact_with(
     }
     at(Step::Trimmed)?;
     if options.rewrite {
-        match dir.engine() {
-            EngineKind::Redb => {
-                engine::compact_in_place(dir.engine(), &dir.db_path(), &dir.path)?;
-                report.rewritten = true;
-            }
-            EngineKind::Sled => {
+        match engine::compact_in_place(dir.engine(), &dir.db_path(), &dir.path)? {
+            Some(compacted) => report.rewritten = compacted,
+            None => {
                 report.keys_copied = rewrite(&dir, &mut at)?;
                 let new_path = dir.compact_path();
                 if directory::size_of(&new_path)? < directory::size_of(&dir.db_path())? {
@@ -221,9 +218,9 @@ fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u6
         std::fs::remove_dir_all(&new_path).map_err(|e| Error::io(&new_path, e))?;
     }
     let copied = {
-        let old = engine::open(kind, &dir.db_path(), &dir.path, engine::Access::Write)?;
+        let old = engine::open(kind, &dir.db_path(), &dir.path)?;
         engine::create(kind, &new_path, &dir.path)?;
-        let new = engine::open(kind, &new_path, &dir.path, engine::Access::Write)?;
+        let new = engine::open(kind, &new_path, &dir.path)?;
         let copied = engine::copy_all(old.as_ref(), new.as_ref(), || at(Step::Copying))?;
         if let Some(space) = first_difference(old.as_ref(), new.as_ref())? {
             return Err(Error::corrupt(

@@ -61,6 +61,14 @@ impl Marker {
     fn engine(&self) -> EngineKind {
         self.engine.unwrap_or(EngineKind::Sled)
     }
+
+    fn info(&self) -> MarkerInfo {
+        MarkerInfo {
+            schema_version: self.schema_version,
+            had_collections: self.had_collections,
+            engine: self.engine(),
+        }
+    }
 }
 
 /// A locked store directory. The lock is released when the last clone is
@@ -68,9 +76,9 @@ impl Marker {
 #[derive(Debug, Clone)]
 pub(crate) struct StoreDir {
     pub path: PathBuf,
-    /// The schema version the marker named when the directory was opened
-    /// (`None` for a directory that was just created).
-    pub found_schema: Option<u32>,
+    /// What the marker said when the directory was opened (`None` for a
+    /// directory that was just created).
+    pub found: Option<MarkerInfo>,
     /// The store's engine: the marker's, or for a new store the one its
     /// creator chose (set before the database is created).
     pub engine: Option<EngineKind>,
@@ -81,8 +89,8 @@ impl StoreDir {
     /// Locks the store at `path`, creating the directory if `create` is set.
     /// Writes nothing but the lock file of an existing store.
     pub fn open(path: &Path, create: bool) -> Result<StoreDir> {
-        let exists = match check_store_marker(path) {
-            Ok(_) => true,
+        let exists = match check_is_store(path) {
+            Ok(()) => true,
             Err(Error::NotAStore { what, .. }) if create && what == DOES_NOT_EXIST => {
                 fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
                 false
@@ -108,9 +116,8 @@ impl StoreDir {
         lock_exclusive(&lock, path)?;
         // Read again under the lock: another process may have created or
         // migrated the store meanwhile.
-        let marker = read_marker_full(path)?;
-        let found_schema = marker.as_ref().map(|m| m.schema_version);
-        if found_schema.is_some() {
+        let found = read_marker_full(path)?.as_ref().map(Marker::info);
+        if found.is_some() {
             finish_swap(path)?;
             if exists && !path.join(DB_DIR).exists() {
                 // A writer heals this by relisting; it should not go unseen.
@@ -119,8 +126,8 @@ impl StoreDir {
         }
         Ok(StoreDir {
             path: path.to_path_buf(),
-            found_schema,
-            engine: marker.as_ref().map(Marker::engine),
+            engine: found.map(|m| m.engine),
+            found,
             _lock: Arc::new(lock),
         })
     }
@@ -184,10 +191,11 @@ impl StoreDir {
     }
 }
 
-/// Takes the store's lock for a writer. Readers hold it shared only while
-/// they copy the database (see `read_only`), so a writer that finds only
-/// readers waits for them rather than failing; another writer is
-/// [`Error::InUse`] at once.
+/// Takes the store's lock for a writer. Readers hold it shared: while they
+/// copy the database, or for as long as they read it in place (see
+/// `read_only`). A writer that finds only readers waits up to
+/// [`READER_WAIT`] for them, then fails with [`Error::InUse`]; another
+/// writer is [`Error::InUse`] at once.
 fn lock_exclusive(lock: &File, path: &Path) -> Result<()> {
     let contended =
         |e: &std::io::Error| e.raw_os_error() == fs2::lock_contended_error().raw_os_error();
@@ -215,7 +223,7 @@ fn lock_exclusive(lock: &File, path: &Path) -> Result<()> {
     }
 }
 
-/// Longest a writer waits for readers to finish copying.
+/// Longest a writer waits for readers to let go of the store.
 const READER_WAIT: Duration = Duration::from_secs(30);
 
 /// The points of [`StoreDir::swap_in_compacted`] a crash can fall between.
@@ -363,9 +371,10 @@ pub(crate) struct MarkerInfo {
     pub engine: EngineKind,
 }
 
-/// Checks that `path` is a store directory and returns what its marker
-/// says, from one read of it. Reads, never writes.
-pub(crate) fn check_store_marker(path: &Path) -> Result<MarkerInfo> {
+/// Checks that `path` is a store directory: a directory holding a marker.
+/// The marker itself is read only under the store's lock, since a writer
+/// may change it until then.
+pub(crate) fn check_is_store(path: &Path) -> Result<()> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(not_a_store(path, NOT_A_DIRECTORY)),
@@ -374,12 +383,18 @@ pub(crate) fn check_store_marker(path: &Path) -> Result<MarkerInfo> {
         }
         Err(e) => return Err(Error::io(path, e)),
     }
+    let marker = path.join(MARKER_FILE);
+    match fs::symlink_metadata(&marker) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_a_store(path, NO_MARKER)),
+        Err(e) => Err(Error::io(&marker, e)),
+    }
+}
+
+/// What the marker of the store at `path` says. Reads, never writes.
+pub(crate) fn read_marker(path: &Path) -> Result<MarkerInfo> {
     let marker = read_marker_full(path)?.ok_or_else(|| not_a_store(path, NO_MARKER))?;
-    Ok(MarkerInfo {
-        schema_version: marker.schema_version,
-        had_collections: marker.had_collections,
-        engine: marker.engine(),
-    })
+    Ok(marker.info())
 }
 
 /// A store whose `db/` is gone but a compaction's unfinished copy is there.
@@ -417,11 +432,6 @@ fn holds_only_an_unfinished_creation(path: &Path) -> Result<bool> {
 
 fn marker_tmp_name() -> String {
     format!("{MARKER_FILE}.tmp")
-}
-
-/// Whether the marker says the store has registered a collection.
-pub(crate) fn had_collections(path: &Path) -> Result<bool> {
-    Ok(read_marker_full(path)?.is_some_and(|m| m.had_collections))
 }
 
 /// Records in the marker whether the store registers collections.

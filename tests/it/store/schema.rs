@@ -1,11 +1,12 @@
 //! Schema versions (I9): an older store is migrated on open, a newer one is
 //! refused and left byte-for-byte untouched.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::engine_test;
-use crate::support::store::{on, pod, pods_id, realistic_pod, store_one_pod, upserts};
+use crate::support::store::{
+    files as snapshot, on, pod, pods_id, realistic_pod, store_one_pod, upserts,
+};
 use kube_persist::migrations::{v1, SCHEMA_VERSION};
 use kube_persist::store::{
     Batch, Delta, DictionaryPolicy, EngineKind, Error, ObjectKey, Store, StoreOptions,
@@ -21,29 +22,6 @@ fn set_marker_schema(path: &Path, schema: u32) {
     let mut body = marker(path);
     body["schema_version"] = schema.into();
     std::fs::write(path.join("kube-persist.json"), body.to_string()).unwrap();
-}
-
-/// Every file under `path` with its bytes and mode.
-fn snapshot(path: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        for e in std::fs::read_dir(&p).unwrap() {
-            let e = e.unwrap().path();
-            let meta = std::fs::metadata(&e).unwrap();
-            if meta.is_dir() {
-                stack.push(e.clone());
-                out.insert(e, (Vec::new(), meta.permissions().mode()));
-            } else {
-                out.insert(
-                    e.clone(),
-                    (std::fs::read(&e).unwrap(), meta.permissions().mode()),
-                );
-            }
-        }
-    }
-    out
 }
 
 fn fixture_batches() -> Vec<Batch> {

@@ -32,15 +32,6 @@ macro_rules! engine_test {
     };
 }
 
-/// The file holding a store's data on `engine`, relative to the store
-/// directory (what damage reports name).
-pub fn main_file(engine: EngineKind) -> &'static str {
-    match engine {
-        EngineKind::Sled => "db/db",
-        EngineKind::Redb => "db/data.redb",
-    }
-}
-
 /// Store options that create a store on `engine`.
 pub fn on(engine: EngineKind) -> StoreOptions {
     StoreOptions {
