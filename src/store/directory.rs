@@ -1,7 +1,7 @@
 //! The store directory: its marker file, its lock and its permissions.
 //!
 //! ```text
-//! <store>/kube-persist.json   marker: {"format": "kube-persist", "schema_version": N}
+//! <store>/kube-persist.json   marker: {"format": F, "schema_version": N, "engine": E}
 //! <store>/lock                held (flock) while a process has the store open
 //! <store>/db/                 the database (sled's files, or redb's data.redb)
 //! <store>/db.compact/         a sled compaction's new database, until swapped in
@@ -11,7 +11,17 @@
 //!
 //! The schema version and the engine live in the marker, outside the
 //! database, so that a store written by a newer build is refused before the
-//! engine opens (and possibly rewrites) anything. Our own lock is taken
+//! engine opens (and possibly rewrites) anything.
+//!
+//! The marker's format names the engine's family of builds: `kube-persist`
+//! for a sled store, which every build reads, and `kube-persist-redb` for a
+//! redb store. Builds from before redb accept any `kube-persist` marker of
+//! schema 2 or less as a sled store and ignore fields they do not know, so
+//! a redb store marked `kube-persist` would be opened as sled by them: sled
+//! files written beside `data.redb` and the marker rewritten without its
+//! engine, orphaning the data. Under its own format they refuse it (an
+//! unknown format) and leave it untouched. The first writer to open a redb
+//! store marked the older way rewrites its marker. Our own lock is taken
 //! before the engine's so that a second process gets [`Error::InUse`]
 //! rather than the engine's generic error.
 
@@ -40,7 +50,18 @@ pub const OLD_DIR: &str = "db.old";
 /// Where a new database is created before it is renamed to [`DB_DIR`].
 pub const INIT_DIR: &str = "db.init";
 
+/// The marker's format of a sled store (and of every store before redb).
 const FORMAT: &str = "kube-persist";
+/// The marker's format of a redb store (see the module's documentation).
+const FORMAT_REDB: &str = "kube-persist-redb";
+
+/// The marker's format of a store kept in `engine`.
+fn format_of(engine: EngineKind) -> &'static str {
+    match engine {
+        EngineKind::Sled => FORMAT,
+        EngineKind::Redb => FORMAT_REDB,
+    }
+}
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Marker {
@@ -59,7 +80,10 @@ struct Marker {
 
 impl Marker {
     fn engine(&self) -> EngineKind {
-        self.engine.unwrap_or(EngineKind::Sled)
+        match self.format.as_str() {
+            FORMAT_REDB => EngineKind::Redb,
+            _ => self.engine.unwrap_or(EngineKind::Sled),
+        }
     }
 
     fn info(&self) -> MarkerInfo {
@@ -67,6 +91,7 @@ impl Marker {
             schema_version: self.schema_version,
             had_collections: self.had_collections,
             engine: self.engine(),
+            outdated_format: self.format != format_of(self.engine()),
         }
     }
 }
@@ -369,6 +394,9 @@ pub(crate) struct MarkerInfo {
     pub schema_version: u32,
     pub had_collections: bool,
     pub engine: EngineKind,
+    /// The marker is not in its engine's format (a redb store marked by a
+    /// build that named redb only in `engine`); a writer rewrites it.
+    pub outdated_format: bool,
 }
 
 /// Checks that `path` is a store directory: a directory holding a marker.
@@ -463,12 +491,22 @@ fn read_marker_full(path: &Path) -> Result<Option<Marker>> {
             format!("marker does not parse: {e}"),
         )
     })?;
-    if marker.format != FORMAT {
-        return Err(Error::corrupt(
-            "(store)",
-            MARKER_FILE,
-            format!("format is {:?}, expected {FORMAT:?}", marker.format),
-        ));
+    match (marker.format.as_str(), marker.engine) {
+        (FORMAT, _) | (FORMAT_REDB, None | Some(EngineKind::Redb)) => {}
+        (FORMAT_REDB, Some(other)) => {
+            return Err(Error::corrupt(
+                "(store)",
+                MARKER_FILE,
+                format!("format {FORMAT_REDB:?} names engine {other}"),
+            ))
+        }
+        (other, _) => {
+            return Err(Error::corrupt(
+                "(store)",
+                MARKER_FILE,
+                format!("format is {other:?}, expected {FORMAT:?} or {FORMAT_REDB:?}"),
+            ))
+        }
     }
     Ok(Some(marker))
 }
@@ -482,7 +520,7 @@ pub(crate) fn write_marker(path: &Path, schema_version: u32, engine: EngineKind)
     store_marker(
         path,
         &Marker {
-            format: FORMAT.into(),
+            format: format_of(engine).into(),
             schema_version,
             had_collections,
             engine: Some(engine),

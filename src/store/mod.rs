@@ -389,8 +389,12 @@ impl Store {
             (None, asked) => dir.engine = Some(asked.unwrap_or_default()),
         }
         let kind = dir.engine();
-        if found.is_none() {
-            dir.write_marker(supported)?;
+        match found {
+            None => dir.write_marker(supported)?,
+            // Before the engine writes: from now on builds that predate
+            // this engine refuse the store (see `directory`).
+            Some(m) if m.outdated_format => dir.write_marker(m.schema_version)?,
+            Some(_) => {}
         }
         dir.secure()?;
         let had_collections = found.is_some_and(|m| m.had_collections);

@@ -1,5 +1,6 @@
 //! Schema versions (I9): an older store is migrated on open, a newer one is
-//! refused and left byte-for-byte untouched.
+//! refused and left byte-for-byte untouched, and a store an older build
+//! cannot read is one it refuses.
 
 use std::path::Path;
 
@@ -255,4 +256,84 @@ fn a_new_store_without_an_engine_gets_the_default_one() {
     let path = tmp.path().join("s");
     assert_eq!(Store::open(&path).unwrap().engine(), EngineKind::DEFAULT);
     assert_eq!(marker(&path)["engine"], EngineKind::DEFAULT.name());
+}
+
+/// What builds from before redb accept as a store they may open (as sled):
+/// their marker has no engine, ignores fields it does not know, and checks
+/// only these two.
+fn accepted_by_sled_only_builds(marker: &Value) -> bool {
+    marker["format"] == "kube-persist" && marker["schema_version"].as_u64().is_some_and(|v| v <= 2)
+}
+
+engine_test! {
+    /// A redb store opened by a build that knows only sled would get sled
+    /// files written beside its data and its marker rewritten without its
+    /// engine: such builds must refuse it. A sled store stays theirs to read.
+    fn only_a_sled_store_is_open_to_builds_from_before_redb(engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        store_one_pod(&Store::open_with(&path, on(engine)).unwrap());
+        let written = marker(&path);
+        assert_eq!(
+            accepted_by_sled_only_builds(&written),
+            engine == EngineKind::Sled,
+            "{written}"
+        );
+        // Also once the store has been reopened, written to and compacted.
+        store_one_pod(&Store::open(&path).unwrap());
+        Store::compact(&path, Default::default()).unwrap();
+        assert_eq!(marker(&path), written);
+    }
+}
+
+/// redb stores whose marker was written before redb had its own format
+/// (`kube-persist` with `"engine": "redb"`) still open as redb; a reader
+/// leaves the marker as it is, the first writer gives it redb's format.
+#[test]
+fn a_redb_store_marked_the_older_way_opens_and_its_writer_remarks_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s");
+    store_one_pod(&Store::open_with(&path, on(EngineKind::Redb)).unwrap());
+    let mut old = marker(&path);
+    old["format"] = "kube-persist".into();
+    std::fs::write(path.join("kube-persist.json"), old.to_string()).unwrap();
+    assert!(accepted_by_sled_only_builds(&old));
+
+    let before = snapshot(&path);
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.engine(), EngineKind::Redb);
+    assert_eq!(
+        reader.find_collection(&pods_id()).unwrap().unwrap().len(),
+        1
+    );
+    drop(reader);
+    assert_eq!(snapshot(&path), before);
+
+    let store = Store::open_existing(&path).unwrap();
+    assert_eq!(store.engine(), EngineKind::Redb);
+    assert_eq!(store.collection(&pods_id()).unwrap().len(), 1);
+    let remarked = marker(&path);
+    assert!(!accepted_by_sled_only_builds(&remarked), "{remarked}");
+    assert_eq!(remarked["engine"], "redb");
+    assert_eq!(remarked["schema_version"], old["schema_version"]);
+}
+
+#[test]
+fn a_marker_naming_two_engines_is_reported_not_guessed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s");
+    drop(Store::open_with(&path, on(EngineKind::Redb)).unwrap());
+    let mut body = marker(&path);
+    body["engine"] = "sled".into();
+    std::fs::write(path.join("kube-persist.json"), body.to_string()).unwrap();
+    for result in [Store::open_existing(&path), Store::open_read_only(&path)] {
+        match result {
+            Err(Error::Corrupt { key, reason, .. }) => {
+                assert_eq!(key, "kube-persist.json");
+                assert!(reason.contains("sled"), "{reason}");
+            }
+            Err(e) => panic!("expected Corrupt, got {e}"),
+            Ok(_) => panic!("opened a store whose marker names two engines"),
+        }
+    }
 }
