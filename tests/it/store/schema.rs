@@ -12,7 +12,7 @@ use kube_persist::migrations::{v1, SCHEMA_VERSION};
 use kube_persist::store::{
     Batch, Delta, DictionaryPolicy, EngineKind, Error, ObjectKey, Store, StoreOptions,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn marker(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path.join("kube-persist.json")).unwrap()).unwrap()
@@ -336,4 +336,133 @@ fn a_marker_naming_two_engines_is_reported_not_guessed() {
             Ok(_) => panic!("opened a store whose marker names two engines"),
         }
     }
+}
+
+/// Unpacks the schema-v2 store that the sled-only code wrote (see
+/// migrations/fixtures/README.md) into `dir`; returns the store's path and
+/// what that code read from it.
+fn unpack_v2_sled_fixture(dir: &Path) -> (std::path::PathBuf, Value) {
+    use std::io::Write;
+    let packed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/fixtures/v2-sled.tar.zst"),
+    )
+    .unwrap();
+    let tar = zstd::decode_all(packed.as_slice()).unwrap();
+    let mut untar = std::process::Command::new("tar")
+        .arg("-x")
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    untar.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(untar.wait().unwrap().success());
+    let path = dir.join("v2-sled");
+    let expected = std::fs::read(path.join("expected.json")).unwrap();
+    std::fs::remove_file(path.join("expected.json")).unwrap();
+    (path, serde_json::from_slice(&expected).unwrap())
+}
+
+/// Everything the fixture's generator read back from its store, read the
+/// same way.
+fn dump(store: &Store) -> Value {
+    let key_of = |o: &Value| ObjectKey::of(o).unwrap().to_string();
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    };
+    let mut ids = store.collections().unwrap();
+    ids.sort_by_key(|id| id.name());
+    let mut out = Vec::new();
+    for id in ids {
+        let c = store.find_collection(&id).unwrap().unwrap();
+        let m = c.meta().unwrap();
+        let objects = c.list().unwrap();
+        let mut versions: Vec<(String, String)> = c
+            .versions()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        versions.sort();
+        let journal: Vec<Value> = c
+            .journal_since(m.journal_first_seq - 1)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                json!({"seq": e.seq, "kind": format!("{:?}", e.kind), "key": e.key.to_string(),
+                       "rv": e.rv, "at_ms": ms(e.at), "patch": e.patch})
+            })
+            .collect();
+        let mut keys: Vec<String> = objects.iter().map(key_of).collect();
+        keys.push("ns0/p0".into());
+        let history: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| {
+                let h = c.history(&k.parse().unwrap()).unwrap();
+                (
+                    k.clone(),
+                    json!(h.iter().map(|e| e.seq).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        let labels: Vec<Value> = [
+            "app=changed",
+            "app=web",
+            "topology.kubernetes.io/zone=z1",
+            "tier=backend",
+        ]
+        .iter()
+        .map(|l| {
+            let found = c.by_index("label", l).unwrap();
+            json!([l, found.iter().map(key_of).collect::<Vec<_>>()])
+        })
+        .collect();
+        out.push(json!({
+            "id": id, "name": id.name(),
+            "short_names": store.short_names(&id).unwrap(),
+            "meta": {"last_rv": m.last_rv, "last_sync_ms": m.last_sync.map(ms),
+                     "objects": m.objects, "dictionaries": m.dictionaries,
+                     "dictionary_id": m.dictionary_id, "raw_bytes": m.raw_bytes,
+                     "journal_first_seq": m.journal_first_seq,
+                     "journal_last_seq": m.journal_last_seq, "journal_len": m.journal_len},
+            "objects": objects, "versions": versions, "journal": journal,
+            "history": history, "labels": labels, "cursors": c.cursors().unwrap(),
+        }));
+    }
+    json!({"schema_version": store.schema_version(), "collections": out})
+}
+
+/// A store from before there was a choice of engine has no engine in its
+/// marker and is sled's: every way of opening it reads it as sled and
+/// finds everything the code that wrote it read; asking for redb is
+/// refused and changes nothing.
+#[test]
+fn a_store_from_before_the_engine_choice_opens_as_sled_with_everything_in_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, expected) = unpack_v2_sled_fixture(tmp.path());
+    assert!(marker(&path).get("engine").is_none());
+    assert_eq!(expected["collections"].as_array().unwrap().len(), 3);
+
+    let before = snapshot(&path);
+    {
+        let store = Store::open_read_only(&path).unwrap();
+        assert_eq!(store.engine(), EngineKind::Sled);
+        assert_eq!(dump(&store), expected);
+    }
+    assert_eq!(snapshot(&path), before, "a reader changed the store");
+    match Store::open_with(&path, on(EngineKind::Redb)) {
+        Err(Error::EngineMismatch { found, asked, .. }) => {
+            assert_eq!((found, asked), (EngineKind::Sled, EngineKind::Redb))
+        }
+        Err(e) => panic!("expected EngineMismatch, got {e}"),
+        Ok(_) => panic!("opened a sled store as redb"),
+    }
+    assert_eq!(snapshot(&path), before, "a refused open changed the store");
+    let finds_everything = |store: Store| {
+        assert_eq!(store.engine(), EngineKind::Sled);
+        assert_eq!(dump(&store), expected);
+    };
+    finds_everything(Store::open_existing(&path).unwrap());
+    finds_everything(Store::open(&path).unwrap());
+    // Still a store the sled-only build reads.
+    assert!(accepted_by_sled_only_builds(&marker(&path)));
 }
