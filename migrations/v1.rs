@@ -51,7 +51,7 @@ pub fn build_fixture(
     batches: Vec<Batch>,
     options: StoreOptions,
 ) -> Result<()> {
-    {
+    let engine = {
         let store = Store::open_with(path, options)?;
         let collection = store.collection(id)?;
         for batch in batches {
@@ -79,6 +79,7 @@ pub fn build_fixture(
             batch.put(crate::store::state_key(), record::seal_value(&v1));
             db.write(&space, batch, true)?;
         }
-    }
-    directory::write_marker(path, 1, options.engine.unwrap_or_default())
+        store.engine()
+    };
+    directory::write_marker(path, 1, engine)
 }

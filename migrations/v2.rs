@@ -11,7 +11,6 @@ use super::v1::{StateV1, LAYOUT as V1_LAYOUT};
 
 pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
     for space in super::collection_spaces(db)? {
-        let collection = space.clone();
         let Some(bytes) = db.get(&space, &state_key())? else {
             continue;
         };
@@ -20,14 +19,14 @@ pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
             Some(V1_LAYOUT) => {}
             other => {
                 return Err(Error::corrupt(
-                    &collection,
+                    &space,
                     "state",
                     format!("state layout {other:?} is neither v1 nor v2"),
                 ))
             }
         }
         let v1: StateV1 = record::unseal_value(&bytes)
-            .map_err(|e| Error::corrupt(&collection, "state", e.to_string()))?;
+            .map_err(|e| Error::corrupt(&space, "state", e.to_string()))?;
         let (mut stored_bytes, mut raw_bytes) = (0u64, 0u64);
         for item in engine::scan_prefix(db, &space, &[crate::store::OBJECT_PREFIX])? {
             let (_, v) = item?;

@@ -1,5 +1,6 @@
 //! Store tests that need a second process: crash consistency under SIGKILL
-//! (I1) and the inter-process lock, each on every storage engine.
+//! (I1), durable cursors (I8) and read-only opens of a killed writer's
+//! store, and the inter-process lock, each on every storage engine.
 //!
 //! This binary runs without libtest's harness (see Cargo.toml) because it
 //! re-executes itself as the child: with `KP_CHILD` set it plays the writer
@@ -24,11 +25,13 @@ use kube_persist::store::{
 };
 use rand::{Rng as _, SeedableRng};
 use serde_json::{json, Value};
-use store_support::{pods_id, realistic_pod, Rng};
+use store_support::{files, pods_id, realistic_pod, Rng};
 
 const CHILD: &str = "KP_CHILD";
 const STORE: &str = "KP_STORE";
 const ENGINE: &str = "KP_ENGINE";
+/// The durable consumer the crash writer acknowledges for.
+const CONSUMER: &str = "exporter";
 
 /// Small bounds so that dictionary training and journal trimming both
 /// happen while the writer is being killed.
@@ -94,7 +97,9 @@ fn apply_to_model(model: &mut BTreeMap<String, Value>, n: u64) {
 }
 
 /// The child writer: applies batch after batch, printing `ACK n` once
-/// batch `n` is durable, until it is killed.
+/// batch `n` is durable, then acknowledges its last change for
+/// [`CONSUMER`] and prints `CURSOR seq` once that is durable, until it is
+/// killed.
 fn crash_writer(path: &Path, engine: EngineKind) -> Result<(), Error> {
     let store = Store::open_with(path, options(engine))?;
     let c = store.collection(&pods_id())?;
@@ -103,12 +108,48 @@ fn crash_writer(path: &Path, engine: EngineKind) -> Result<(), Error> {
     let _ = writeln!(out, "READY {n}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        c.apply(batch(n))?;
+        let changes = c.apply(batch(n))?;
         let _ = writeln!(out, "ACK {n}");
         let _ = out.flush();
+        if let Some(last) = changes.last() {
+            c.ack(CONSUMER, last.seq)?;
+            let _ = writeln!(out, "CURSOR {}", last.seq);
+            let _ = out.flush();
+        }
         n += 1;
     }
     Ok(())
+}
+
+/// What a reader finds in the store a killed writer left, checked against
+/// what the writer acknowledged: the stored batch (`None` if the writer
+/// never registered its collection). The store's files must not change.
+fn read_after_kill(path: &Path, acked: u64, cursor_acked: u64, at: &str) -> Option<u64> {
+    let before = path.exists().then(|| files(path));
+    let found = match Store::open_read_only(path) {
+        Ok(reader) => reader.find_collection(&pods_id()).unwrap().map(|c| {
+            let report = c.verify().unwrap();
+            assert!(report.is_ok(), "{at}: read-only: {report:?}");
+            let cursor = c.cursor(CONSUMER).unwrap().unwrap_or(0);
+            assert!(
+                cursor >= cursor_acked,
+                "{at}: read-only: cursor {cursor}, acknowledged {cursor_acked}"
+            );
+            batch_of_rv(&c.last_rv().unwrap())
+        }),
+        // Killed before the store existed.
+        Err(Error::NotAStore { .. }) if acked == 0 => None,
+        Err(e) => panic!("{at}: read-only open failed: {e}"),
+    };
+    if found.is_none() {
+        assert_eq!(acked, 0, "{at}: read-only: the collection is gone");
+    }
+    assert_eq!(
+        path.exists().then(|| files(path)),
+        before,
+        "{at}: a read-only open changed the store"
+    );
+    found
 }
 
 /// The child lock holder: keeps the store open until stdin closes.
@@ -170,6 +211,7 @@ fn crash_consistency_on(engine: EngineKind) {
     let mut model = BTreeMap::new();
     let mut model_n = 0u64;
     let mut acked = 0u64;
+    let mut cursor_acked = 0u64;
     let (mut killed_mid_apply, mut killed_before_ready) = (0, 0);
     for round in 0..rounds {
         let mut child = spawn("crash-writer", &path, engine);
@@ -191,6 +233,8 @@ fn crash_consistency_on(engine: EngineKind) {
         for line in lines.iter() {
             if let Some(n) = line.strip_prefix("ACK ") {
                 acked = acked.max(n.parse().unwrap());
+            } else if let Some(seq) = line.strip_prefix("CURSOR ") {
+                cursor_acked = cursor_acked.max(seq.parse().unwrap());
             } else if line.starts_with("READY") {
                 ready = true;
             }
@@ -199,11 +243,23 @@ fn crash_consistency_on(engine: EngineKind) {
             killed_before_ready += 1;
         }
 
+        let at = format!("{engine} round {round} (KP_CRASH_SEED={seed})");
+        let read = read_after_kill(&path, acked, cursor_acked, &at);
         let store = Store::open_with(&path, options(engine)).unwrap_or_else(|e| {
             panic!("{engine} round {round}: reopen failed: {e} (KP_CRASH_SEED={seed})")
         });
         let c = store.collection(&pods_id()).unwrap();
         let stored = batch_of_rv(&c.last_rv().unwrap());
+        assert_eq!(
+            read.unwrap_or(0),
+            stored,
+            "{at}: the reader and the writer disagree"
+        );
+        let cursor = c.cursor(CONSUMER).unwrap().unwrap_or(0);
+        assert!(
+            cursor >= cursor_acked,
+            "{at}: cursor {cursor}, acknowledged {cursor_acked}"
+        );
         assert!(
             stored == acked || stored == acked + 1,
             "{engine} round {round}: stored RV is batch {stored}, last acknowledged {acked} (KP_CRASH_SEED={seed})"
@@ -244,6 +300,7 @@ fn crash_consistency_on(engine: EngineKind) {
         }
     }
     assert!(acked > 0, "the writer never committed a batch");
+    assert!(cursor_acked > 0, "the writer never acknowledged a change");
     println!(
         "crash_consistency on {engine}: {rounds} rounds ok, {acked} batches, {killed_mid_apply} kills between commit and ack, {killed_before_ready} kills before the store was open"
     );

@@ -497,7 +497,7 @@ fn object_key(object: &Value) -> Option<String> {
 }
 
 /// The bytes of every object as the API server serializes it.
-fn raw_json_bytes(objects: &[Value]) -> u64 {
+pub(crate) fn raw_json_bytes(objects: &[Value]) -> u64 {
     objects
         .iter()
         .map(|o| serde_json::to_vec(o).map_or(0, |v| v.len() as u64))

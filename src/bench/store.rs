@@ -17,6 +17,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::summary::Summary;
 use super::{Error, Result};
 use crate::store::engine::{self, WriteBatch};
 use crate::store::{
@@ -163,10 +164,7 @@ pub fn run(plan: &StorePlan, progress: &mut dyn FnMut(&str)) -> Result<StoreRepo
     plan.validate()?;
     progress(&format!("generating {} pods", plan.objects));
     let pods: Vec<Value> = (0..plan.objects).map(pod).collect();
-    let raw: u64 = pods
-        .iter()
-        .map(|p| serde_json::to_vec(p).map_or(0, |v| v.len() as u64))
-        .sum();
+    let raw = super::runner::raw_json_bytes(&pods);
     let probe = ObjectKey::of(&pods[pods.len() / 2])?.to_string();
     let mut rows = Vec::new();
     for &engine in &plan.engines {
@@ -186,9 +184,7 @@ fn run_engine(
     let dir = plan.work_dir.join(engine.name());
     let bare = plan.work_dir.join(format!("{}-bare", engine.name()));
     for d in [&dir, &bare] {
-        if d.exists() {
-            std::fs::remove_dir_all(d).map_err(io(d))?;
-        }
+        super::runner::remove_dir(d)?;
     }
     let n = pods.len();
     let options = StoreOptions {
@@ -245,7 +241,7 @@ fn run_engine(
 
 /// The object records the store wrote, as they are in its space.
 fn object_records(store: &Store) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let space = format!("{}{}", crate::store::TREE_PREFIX, pods_id().name());
+    let space = crate::store::collection_space(&pods_id().name());
     engine::scan_prefix(store.db(), &space, &[crate::store::OBJECT_PREFIX])?
         .map(|item| item.map_err(Error::from))
         .collect()
@@ -257,7 +253,7 @@ fn bare_load(engine: EngineKind, dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) -
     let db_dir = dir.join("db");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     engine::create(engine, &db_dir, dir)?;
-    let db = engine::open(engine, &db_dir, dir, engine::Access::Write)?;
+    let db = engine::open(engine, &db_dir, dir)?;
     let n = records.len();
     let t = Instant::now();
     let mut batch = WriteBatch::default();
@@ -356,9 +352,9 @@ fn fresh(plan: &StorePlan, args: &[&str], reported: bool) -> Result<Vec<f64>> {
     Ok(out)
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+/// The median of `xs`; NaN for none.
+fn median(xs: Vec<f64>) -> f64 {
+    Summary::of(xs).map_or(f64::NAN, |s| s.median)
 }
 
 /// What `bench store-read` does in its fresh process: opens the store at

@@ -1,7 +1,7 @@
 //! The store directory: its marker file, its lock and its permissions.
 //!
 //! ```text
-//! <store>/kube-persist.json   marker: {"format": "kube-persist", "schema_version": N}
+//! <store>/kube-persist.json   marker: {"format": F, "schema_version": N, "engine": E}
 //! <store>/lock                held (flock) while a process has the store open
 //! <store>/db/                 the database (sled's files, or redb's data.redb)
 //! <store>/db.compact/         a sled compaction's new database, until swapped in
@@ -11,7 +11,17 @@
 //!
 //! The schema version and the engine live in the marker, outside the
 //! database, so that a store written by a newer build is refused before the
-//! engine opens (and possibly rewrites) anything. Our own lock is taken
+//! engine opens (and possibly rewrites) anything.
+//!
+//! The marker's format names the engine's family of builds: `kube-persist`
+//! for a sled store, which every build reads, and `kube-persist-redb` for a
+//! redb store. Builds from before redb accept any `kube-persist` marker of
+//! schema 2 or less as a sled store and ignore fields they do not know, so
+//! a redb store marked `kube-persist` would be opened as sled by them: sled
+//! files written beside `data.redb` and the marker rewritten without its
+//! engine, orphaning the data. Under its own format they refuse it (an
+//! unknown format) and leave it untouched. The first writer to open a redb
+//! store marked the older way rewrites its marker. Our own lock is taken
 //! before the engine's so that a second process gets [`Error::InUse`]
 //! rather than the engine's generic error.
 
@@ -40,7 +50,18 @@ pub const OLD_DIR: &str = "db.old";
 /// Where a new database is created before it is renamed to [`DB_DIR`].
 pub const INIT_DIR: &str = "db.init";
 
+/// The marker's format of a sled store (and of every store before redb).
 const FORMAT: &str = "kube-persist";
+/// The marker's format of a redb store (see the module's documentation).
+const FORMAT_REDB: &str = "kube-persist-redb";
+
+/// The marker's format of a store kept in `engine`.
+fn format_of(engine: EngineKind) -> &'static str {
+    match engine {
+        EngineKind::Sled => FORMAT,
+        EngineKind::Redb => FORMAT_REDB,
+    }
+}
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Marker {
@@ -59,7 +80,19 @@ struct Marker {
 
 impl Marker {
     fn engine(&self) -> EngineKind {
-        self.engine.unwrap_or(EngineKind::Sled)
+        match self.format.as_str() {
+            FORMAT_REDB => EngineKind::Redb,
+            _ => self.engine.unwrap_or(EngineKind::Sled),
+        }
+    }
+
+    fn info(&self) -> MarkerInfo {
+        MarkerInfo {
+            schema_version: self.schema_version,
+            had_collections: self.had_collections,
+            engine: self.engine(),
+            outdated_format: self.format != format_of(self.engine()),
+        }
     }
 }
 
@@ -68,9 +101,9 @@ impl Marker {
 #[derive(Debug, Clone)]
 pub(crate) struct StoreDir {
     pub path: PathBuf,
-    /// The schema version the marker named when the directory was opened
-    /// (`None` for a directory that was just created).
-    pub found_schema: Option<u32>,
+    /// What the marker said when the directory was opened (`None` for a
+    /// directory that was just created).
+    pub found: Option<MarkerInfo>,
     /// The store's engine: the marker's, or for a new store the one its
     /// creator chose (set before the database is created).
     pub engine: Option<EngineKind>,
@@ -81,8 +114,8 @@ impl StoreDir {
     /// Locks the store at `path`, creating the directory if `create` is set.
     /// Writes nothing but the lock file of an existing store.
     pub fn open(path: &Path, create: bool) -> Result<StoreDir> {
-        let exists = match check_store_marker(path) {
-            Ok(_) => true,
+        let exists = match check_is_store(path) {
+            Ok(()) => true,
             Err(Error::NotAStore { what, .. }) if create && what == DOES_NOT_EXIST => {
                 fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
                 false
@@ -108,9 +141,8 @@ impl StoreDir {
         lock_exclusive(&lock, path)?;
         // Read again under the lock: another process may have created or
         // migrated the store meanwhile.
-        let marker = read_marker_full(path)?;
-        let found_schema = marker.as_ref().map(|m| m.schema_version);
-        if found_schema.is_some() {
+        let found = read_marker_full(path)?.as_ref().map(Marker::info);
+        if found.is_some() {
             finish_swap(path)?;
             if exists && !path.join(DB_DIR).exists() {
                 // A writer heals this by relisting; it should not go unseen.
@@ -119,8 +151,8 @@ impl StoreDir {
         }
         Ok(StoreDir {
             path: path.to_path_buf(),
-            found_schema,
-            engine: marker.as_ref().map(Marker::engine),
+            engine: found.map(|m| m.engine),
+            found,
             _lock: Arc::new(lock),
         })
     }
@@ -184,10 +216,11 @@ impl StoreDir {
     }
 }
 
-/// Takes the store's lock for a writer. Readers hold it shared only while
-/// they copy the database (see `read_only`), so a writer that finds only
-/// readers waits for them rather than failing; another writer is
-/// [`Error::InUse`] at once.
+/// Takes the store's lock for a writer. Readers hold it shared: while they
+/// copy the database, or for as long as they read it in place (see
+/// `read_only`). A writer that finds only readers waits up to
+/// [`READER_WAIT`] for them, then fails with [`Error::InUse`]; another
+/// writer is [`Error::InUse`] at once.
 fn lock_exclusive(lock: &File, path: &Path) -> Result<()> {
     let contended =
         |e: &std::io::Error| e.raw_os_error() == fs2::lock_contended_error().raw_os_error();
@@ -215,7 +248,7 @@ fn lock_exclusive(lock: &File, path: &Path) -> Result<()> {
     }
 }
 
-/// Longest a writer waits for readers to finish copying.
+/// Longest a writer waits for readers to let go of the store.
 const READER_WAIT: Duration = Duration::from_secs(30);
 
 /// The points of [`StoreDir::swap_in_compacted`] a crash can fall between.
@@ -361,11 +394,15 @@ pub(crate) struct MarkerInfo {
     pub schema_version: u32,
     pub had_collections: bool,
     pub engine: EngineKind,
+    /// The marker is not in its engine's format (a redb store marked by a
+    /// build that named redb only in `engine`); a writer rewrites it.
+    pub outdated_format: bool,
 }
 
-/// Checks that `path` is a store directory and returns what its marker
-/// says, from one read of it. Reads, never writes.
-pub(crate) fn check_store_marker(path: &Path) -> Result<MarkerInfo> {
+/// Checks that `path` is a store directory: a directory holding a marker.
+/// The marker itself is read only under the store's lock, since a writer
+/// may change it until then.
+pub(crate) fn check_is_store(path: &Path) -> Result<()> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(not_a_store(path, NOT_A_DIRECTORY)),
@@ -374,12 +411,18 @@ pub(crate) fn check_store_marker(path: &Path) -> Result<MarkerInfo> {
         }
         Err(e) => return Err(Error::io(path, e)),
     }
+    let marker = path.join(MARKER_FILE);
+    match fs::symlink_metadata(&marker) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_a_store(path, NO_MARKER)),
+        Err(e) => Err(Error::io(&marker, e)),
+    }
+}
+
+/// What the marker of the store at `path` says. Reads, never writes.
+pub(crate) fn read_marker(path: &Path) -> Result<MarkerInfo> {
     let marker = read_marker_full(path)?.ok_or_else(|| not_a_store(path, NO_MARKER))?;
-    Ok(MarkerInfo {
-        schema_version: marker.schema_version,
-        had_collections: marker.had_collections,
-        engine: marker.engine(),
-    })
+    Ok(marker.info())
 }
 
 /// A store whose `db/` is gone but a compaction's unfinished copy is there.
@@ -419,11 +462,6 @@ fn marker_tmp_name() -> String {
     format!("{MARKER_FILE}.tmp")
 }
 
-/// Whether the marker says the store has registered a collection.
-pub(crate) fn had_collections(path: &Path) -> Result<bool> {
-    Ok(read_marker_full(path)?.is_some_and(|m| m.had_collections))
-}
-
 /// Records in the marker whether the store registers collections.
 pub(crate) fn set_had_collections(path: &Path, had: bool) -> Result<()> {
     match read_marker_full(path)? {
@@ -453,12 +491,22 @@ fn read_marker_full(path: &Path) -> Result<Option<Marker>> {
             format!("marker does not parse: {e}"),
         )
     })?;
-    if marker.format != FORMAT {
-        return Err(Error::corrupt(
-            "(store)",
-            MARKER_FILE,
-            format!("format is {:?}, expected {FORMAT:?}", marker.format),
-        ));
+    match (marker.format.as_str(), marker.engine) {
+        (FORMAT, _) | (FORMAT_REDB, None | Some(EngineKind::Redb)) => {}
+        (FORMAT_REDB, Some(other)) => {
+            return Err(Error::corrupt(
+                "(store)",
+                MARKER_FILE,
+                format!("format {FORMAT_REDB:?} names engine {other}"),
+            ))
+        }
+        (other, _) => {
+            return Err(Error::corrupt(
+                "(store)",
+                MARKER_FILE,
+                format!("format is {other:?}, expected {FORMAT:?} or {FORMAT_REDB:?}"),
+            ))
+        }
     }
     Ok(Some(marker))
 }
@@ -472,7 +520,7 @@ pub(crate) fn write_marker(path: &Path, schema_version: u32, engine: EngineKind)
     store_marker(
         path,
         &Marker {
-            format: FORMAT.into(),
+            format: format_of(engine).into(),
             schema_version,
             had_collections,
             engine: Some(engine),

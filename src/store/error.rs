@@ -102,7 +102,7 @@ pub enum Error {
         reason: String,
     },
     /// An error of the storage engine that is not damage (its corruption
-    /// reports become [`Error::Corrupt`] or [`Error::Damaged`]).
+    /// reports become [`Error::Damaged`]).
     #[error("storage engine {engine}: {reason}")]
     Engine {
         /// Which engine.
@@ -120,15 +120,6 @@ pub enum Error {
         found: super::EngineKind,
         /// The engine asked for.
         asked: super::EngineKind,
-    },
-    /// The store's writer stopped without closing it (it was killed), and
-    /// its engine must recover it before it can be read in place.
-    #[error(
-        "store {path} was not closed cleanly and needs recovery before it can be read in place"
-    )]
-    NotClosedCleanly {
-        /// The store directory.
-        path: PathBuf,
     },
     /// An I/O error.
     #[error("i/o error on {path}: {source}")]

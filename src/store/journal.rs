@@ -6,12 +6,13 @@
 //! API objects null and absent mean the same. The full object is always in
 //! the objects family anyway: the journal is history, not the source of truth.
 
+use std::ops::Bound;
 use std::sync::PoisonError;
 
 use serde_json::{Map, Value};
 
 use super::collection::Collection;
-use super::engine::{self, WriteBatch};
+use super::engine::WriteBatch;
 use super::error::{Error, Result};
 use super::key::{self, prefix};
 use super::record;
@@ -170,12 +171,11 @@ impl Collection {
             });
         }
         let mut out = Vec::new();
-        let from = key::journal_key(after_seq.saturating_add(1));
-        for item in engine::scan_from(inner.shared.db.as_ref(), &inner.space, &from)? {
+        let from = key::journal_key(after_seq.saturating_add(1)).to_vec();
+        let journal_end = vec![prefix::JOURNAL + 1];
+        let range = (Bound::Included(from), Bound::Excluded(journal_end));
+        for item in inner.shared.db.scan(&inner.space, range)?.take(limit) {
             let (k, v) = item?;
-            if k.first() != Some(&prefix::JOURNAL) || out.len() >= limit {
-                break;
-            }
             let seq = key::journal_seq(&k)
                 .ok_or_else(|| inner.corrupt("journal", "malformed journal key"))?;
             out.push(self.decode_entry(seq, &v)?);

@@ -276,7 +276,13 @@ pub struct Store {
 }
 
 const REGISTRY_PREFIX: &str = "collection/";
+/// What the name of every collection's space starts with.
 pub(crate) const TREE_PREFIX: &str = "collection:";
+
+/// The engine space holding the collection named `name`.
+pub(crate) fn collection_space(name: &str) -> String {
+    format!("{TREE_PREFIX}{name}")
+}
 /// The space of the registry and the short names.
 pub(crate) const DEFAULT_SPACE: &str = "default";
 
@@ -310,33 +316,14 @@ impl Store {
     /// stores are read in place, sled stores through a private copy). Fails
     /// with [`Error::InUse`] while a writer has it open; an older schema is
     /// migrated in a private copy only. Writes fail with [`Error::ReadOnly`].
+    ///
+    /// A redb store read in place stays locked (shared) for as long as the
+    /// returned handle lives: other readers open it meanwhile, but a writer
+    /// waits up to 30 s for the readers to close, then fails with
+    /// [`Error::InUse`]. Keep read-only handles short-lived beside a writer.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
-        let opened = read_only::open(path)?;
-        let marker = opened.marker;
-        let kind = marker.engine;
-        let open_copy = |copy: read_only::Copy| -> Result<(engine::Db, read_only::Source)> {
-            let db_dir = copy.db_path();
-            check_not_emptied(kind, &db_dir, path, marker.had_collections)?;
-            let db = engine::open(kind, &db_dir, path, engine::Access::Write)?;
-            Ok((db, read_only::Source::Copy(copy)))
-        };
-        let (db, source) = match opened.source {
-            read_only::Source::InPlace { db_dir, _lock } => {
-                check_not_emptied(kind, &db_dir, path, marker.had_collections)?;
-                match engine::open(kind, &db_dir, path, engine::Access::ReadOnly) {
-                    Ok(db) => (db, read_only::Source::InPlace { db_dir, _lock }),
-                    Err(Error::NotClosedCleanly { .. }) => {
-                        tracing::info!(path = %path.display(), "the store was not closed cleanly; reading a recovered copy, the store itself is unchanged");
-                        let copy = read_only::copy(Some(&db_dir), kind)?;
-                        drop(_lock);
-                        open_copy(copy)?
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            read_only::Source::Copy(copy) => open_copy(copy)?,
-        };
+        let read_only::Opened { db, source, marker } = read_only::open(path)?;
         let supported = crate::migrations::SCHEMA_VERSION;
         if marker.schema_version < supported {
             tracing::info!(path = %path.display(), from = marker.schema_version, to = supported, "reading a migrated copy of an older store; the store itself is unchanged");
@@ -345,7 +332,7 @@ impl Store {
         if marker.had_collections && !holds_collections(db.as_ref())? {
             return Err(Error::Damaged {
                 path: path.to_path_buf(),
-                file: engine::main_file(kind).into(),
+                file: marker.engine.data_file().into(),
                 reason: LOST_COLLECTIONS.into(),
             });
         }
@@ -380,8 +367,10 @@ impl Store {
         let supported = crate::migrations::SCHEMA_VERSION;
         let path = dir.path.clone();
         let path = path.as_path();
+        let found = dir.found;
+        let found_schema = found.map(|m| m.schema_version);
         // Checked before the engine opens: a newer store is left exactly as it was.
-        if let Some(found) = dir.found_schema.filter(|&f| f > supported) {
+        if let Some(found) = found_schema.filter(|&f| f > supported) {
             return Err(Error::NewerSchema {
                 path: path.to_path_buf(),
                 found,
@@ -400,17 +389,19 @@ impl Store {
             (None, asked) => dir.engine = Some(asked.unwrap_or_default()),
         }
         let kind = dir.engine();
-        if dir.found_schema.is_none() {
-            dir.write_marker(supported)?;
+        match found {
+            None => dir.write_marker(supported)?,
+            // Before the engine writes: from now on builds that predate
+            // this engine refuse the store (see `directory`).
+            Some(m) if m.outdated_format => dir.write_marker(m.schema_version)?,
+            Some(_) => {}
         }
         dir.secure()?;
-        let had_collections = directory::had_collections(path)?;
+        let had_collections = found.is_some_and(|m| m.had_collections);
         dir.create_database_if_missing()?;
-        if had_collections {
-            check_not_emptied(kind, &dir.db_path(), path, true)?;
-        }
-        let db = engine::open(kind, &dir.db_path(), path, engine::Access::Write)?;
-        if let Some(found) = dir.found_schema.filter(|&f| f < supported) {
+        check_not_emptied(kind, &dir.db_path(), path, had_collections)?;
+        let db = engine::open(kind, &dir.db_path(), path)?;
+        if let Some(found) = found_schema.filter(|&f| f < supported) {
             tracing::info!(path = %path.display(), from = found, to = supported, "migrating store");
             crate::migrations::run(db.as_ref(), found)?;
             dir.write_marker(supported)?;
@@ -467,19 +458,35 @@ impl Store {
     /// Open or create a collection.
     pub fn collection(&self, id: &CollectionId) -> Result<Collection> {
         id.validate()?;
+        self.open_registered(id, true)
+            .map(|c| c.expect("a collection is created when missing"))
+    }
+
+    /// The collection for `id` if the store has it; never creates one.
+    pub fn find_collection(&self, id: &CollectionId) -> Result<Option<Collection>> {
+        id.validate()?;
+        self.open_registered(id, false)
+    }
+
+    /// The collection for `id` (valid), registering it first if it is
+    /// missing and `create` is set; `None` if it is missing otherwise.
+    fn open_registered(&self, id: &CollectionId, create: bool) -> Result<Option<Collection>> {
         let name = id.name();
         let mut open = self
             .collections
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(inner) = open.get(&name) {
-            return Ok(Collection {
+            return Ok(Some(Collection {
                 inner: inner.clone(),
-            });
+            }));
         }
         let db = self.db();
         let reg = format!("{REGISTRY_PREFIX}{name}");
         if db.get(DEFAULT_SPACE, reg.as_bytes())?.is_none() {
+            if !create {
+                return Ok(None);
+            }
             self.shared.writable()?;
             let body = serde_json::to_vec(id).map_err(|e| Error::Encode {
                 what: format!("collection id {name}"),
@@ -494,20 +501,10 @@ impl Store {
             self.shared.clone(),
             id.clone(),
             name.clone(),
-            format!("{TREE_PREFIX}{name}"),
+            collection_space(&name),
         )?);
         open.insert(name, inner.clone());
-        Ok(Collection { inner })
-    }
-
-    /// The collection for `id` if the store has it; never creates one.
-    pub fn find_collection(&self, id: &CollectionId) -> Result<Option<Collection>> {
-        id.validate()?;
-        let reg = format!("{REGISTRY_PREFIX}{}", id.name());
-        if self.db().get(DEFAULT_SPACE, reg.as_bytes())?.is_none() {
-            return Ok(None);
-        }
-        self.collection(id).map(Some)
+        Ok(Some(Collection { inner }))
     }
 
     /// Removes a collection and everything it holds (e.g. to rebuild it from
@@ -528,7 +525,7 @@ impl Store {
         batch.delete(registry_key);
         batch.delete(short_names::key(&name));
         db.write(DEFAULT_SPACE, batch, true)?;
-        db.drop_space(&format!("{TREE_PREFIX}{name}"))?;
+        db.drop_space(&collection_space(&name))?;
         if !holds_collections(db)? {
             directory::set_had_collections(self.path(), false)?;
         }
@@ -634,7 +631,7 @@ fn holds_collections(db: &dyn engine::Engine) -> Result<bool> {
 
 /// Fails when the database of a store that registered collections looks
 /// emptied (see [`engine::looks_emptied`]).
-fn check_not_emptied(
+pub(crate) fn check_not_emptied(
     kind: EngineKind,
     db_dir: &Path,
     store: &Path,
@@ -646,7 +643,7 @@ fn check_not_emptied(
     match engine::looks_emptied(kind, db_dir)? {
         Some(reason) => Err(Error::Damaged {
             path: store.to_path_buf(),
-            file: engine::main_file(kind).into(),
+            file: kind.data_file().into(),
             reason: reason.into(),
         }),
         None => Ok(()),

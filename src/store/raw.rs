@@ -8,7 +8,7 @@ use std::path::Path;
 use super::directory::StoreDir;
 use super::engine::{self, WriteBatch};
 use super::error::Result;
-use super::{key, short_names, CollectionId, ObjectKey, DEFAULT_SPACE, TREE_PREFIX};
+use super::{collection_space, key, CollectionId, ObjectKey};
 
 /// One record of a collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +23,6 @@ pub enum Record {
     Cursor(String),
     /// A zstd dictionary, by id.
     Dictionary(u32),
-    /// The short names recorded for the collection's resource.
-    ShortNames,
 }
 
 /// A store opened for raw access: its lock is held, nothing is migrated.
@@ -38,27 +36,21 @@ impl RawStore {
     /// Opens the existing store at `path` for raw reads and writes.
     pub fn open(path: impl AsRef<Path>) -> Result<RawStore> {
         let dir = StoreDir::open(path.as_ref(), false)?;
-        let db = engine::open(
-            dir.engine(),
-            &dir.db_path(),
-            &dir.path,
-            engine::Access::Write,
-        )?;
+        let db = engine::open(dir.engine(), &dir.db_path(), &dir.path)?;
         Ok(RawStore { db, _dir: dir })
     }
 
     /// Where `record` of collection `id` lives: its space and key.
     fn locate(id: &CollectionId, record: &Record) -> (String, Vec<u8>) {
-        let name = id.name();
-        let space = format!("{TREE_PREFIX}{name}");
-        match record {
-            Record::State => (space, key::state_key()),
-            Record::Object(k) => (space, key::object_key(&k.encode())),
-            Record::Journal(seq) => (space, key::journal_key(*seq).to_vec()),
-            Record::Cursor(c) => (space, key::cursor_key(c)),
-            Record::Dictionary(d) => (space, key::dictionary_key(*d).to_vec()),
-            Record::ShortNames => (DEFAULT_SPACE.into(), short_names::key(&name).into_bytes()),
-        }
+        let space = collection_space(&id.name());
+        let key = match record {
+            Record::State => key::state_key(),
+            Record::Object(k) => key::object_key(&k.encode()),
+            Record::Journal(seq) => key::journal_key(*seq).to_vec(),
+            Record::Cursor(c) => key::cursor_key(c),
+            Record::Dictionary(d) => key::dictionary_key(*d).to_vec(),
+        };
+        (space, key)
     }
 
     /// The bytes of `record`, if it exists.
@@ -72,14 +64,6 @@ impl RawStore {
         let (space, key) = Self::locate(id, record);
         let mut batch = WriteBatch::default();
         batch.put(key, bytes);
-        self.db.write(&space, batch, true)
-    }
-
-    /// Removes `record`, durably.
-    pub fn delete(&self, id: &CollectionId, record: &Record) -> Result<()> {
-        let (space, key) = Self::locate(id, record);
-        let mut batch = WriteBatch::default();
-        batch.delete(key);
         self.db.write(&space, batch, true)
     }
 }

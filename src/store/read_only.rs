@@ -2,10 +2,11 @@
 //!
 //! On redb the store is read in place: redb opens a database read-only,
 //! from several processes at once, and the reader holds the store's lock
-//! shared for as long as it is open, so no writer opens it meanwhile (a
-//! writer waits for readers, see `directory`). A redb store whose writer was
-//! killed needs a repair before redb reads it, and a store of an older
-//! schema needs migrating: both are read through a private copy instead.
+//! shared for as long as it is open, so no writer opens it meanwhile: a
+//! writer waits up to 30 s for readers, then fails with `InUse` (see
+//! `directory`). A redb store whose writer was killed needs a repair before
+//! redb reads it, and a store of an older schema needs migrating: both are
+//! read through a private copy instead.
 //!
 //! sled 0.34 has no read-only mode. Opening a database writes to it (a new
 //! snapshot, the log's tail) and, when the log holds a corrupt message,
@@ -26,6 +27,7 @@ use fs2::FileExt;
 use super::directory::{self, MarkerInfo, COMPACT_DIR, DB_DIR, LOCK_FILE, OLD_DIR};
 use super::engine::{self, EngineKind};
 use super::error::{Error, Result};
+use crate::migrations::SCHEMA_VERSION;
 
 /// The private copy a read-only store reads; removed when dropped (after
 /// the engine has let go of it).
@@ -59,64 +61,77 @@ impl Drop for Copy {
 
 /// Where a read-only store's data is read from.
 pub(crate) enum Source {
-    /// The store's own database directory, under the store's lock (shared),
-    /// which is held as long as this lives. `None` when the lock file
-    /// cannot exist (a store on a read-only filesystem).
-    InPlace {
-        db_dir: PathBuf,
-        _lock: Option<File>,
-    },
-    /// A private copy.
-    Copy(Copy),
+    /// The store's own database, under the store's lock (shared), which is
+    /// held as long as this lives. `None` when the lock file cannot exist
+    /// (a store on a read-only filesystem).
+    InPlace { _lock: Option<File> },
+    /// A private copy, removed when this is dropped.
+    Copy { _copy: Copy },
 }
 
-/// What a read-only opening found.
+/// A store opened for reading.
 pub(crate) struct Opened {
+    /// The engine, open on the store's database or on a copy of it.
+    pub db: engine::Db,
+    /// What `db` reads; must outlive it.
     pub source: Source,
     /// What the marker said, read under the lock.
     pub marker: MarkerInfo,
 }
 
-/// Locks the store at `path` shared and finds its database: in place when
-/// its engine reads in place, its schema is current and it has a database,
-/// else copied into a private temporary directory. Fails with
-/// [`Error::InUse`] while a writer has the store open (its database may be
-/// mid-write), and with [`Error::NewerSchema`] before reading anything a
-/// newer build wrote.
+/// Locks the store at `path` shared and opens its database: in place when
+/// its engine reads in place, its schema is current, it has a database and
+/// that database was closed cleanly; else a copy of it in a private
+/// temporary directory. Fails with [`Error::InUse`] while a writer has the
+/// store open (its database may be mid-write), with [`Error::NewerSchema`]
+/// before reading anything a newer build wrote, and with
+/// [`Error::Damaged`] when the database looks emptied.
 pub(crate) fn open(path: &Path) -> Result<Opened> {
-    directory::check_store_marker(path)?;
-    // Before the lock: the scan of $TMPDIR does not touch the store, and a
-    // writer waiting for readers should not wait for it.
-    let tmp = std::env::temp_dir();
-    remove_abandoned_copies(&tmp);
+    directory::check_is_store(path)?;
     let lock = shared_lock(path)?;
     // Read under the lock: a writer may have migrated the store or
     // registered its first collection meanwhile.
-    let marker = directory::check_store_marker(path)?;
-    if marker.schema_version > crate::migrations::SCHEMA_VERSION {
+    let marker = directory::read_marker(path)?;
+    if marker.schema_version > SCHEMA_VERSION {
         return Err(Error::NewerSchema {
             path: path.to_path_buf(),
             found: marker.schema_version,
-            supported: crate::migrations::SCHEMA_VERSION,
+            supported: SCHEMA_VERSION,
         });
     }
-    let source = database_dir(path, marker.had_collections)?;
-    let current = marker.schema_version == crate::migrations::SCHEMA_VERSION;
-    let source = match source {
-        Some(db_dir) if marker.engine.reads_in_place() && current => Source::InPlace {
-            db_dir,
-            _lock: lock,
-        },
-        source => Source::Copy(copy(source.as_deref(), marker.engine)?),
-    };
-    Ok(Opened { source, marker })
+    let kind = marker.engine;
+    let db_dir = database_dir(path, marker.had_collections)?;
+    if let Some(db_dir) = &db_dir {
+        super::check_not_emptied(kind, db_dir, path, marker.had_collections)?;
+        if marker.schema_version == SCHEMA_VERSION {
+            if let Some(db) = engine::open_in_place(kind, db_dir, path)? {
+                let source = Source::InPlace { _lock: lock };
+                return Ok(Opened { db, source, marker });
+            }
+            if kind.reads_in_place() {
+                tracing::info!(path = %path.display(), "the store was not closed cleanly; reading a recovered copy, the store itself is unchanged");
+            }
+        }
+    }
+    let copy = copy(db_dir.as_deref(), kind)?;
+    // The copy is all this reader reads: writers may open the store again.
+    drop(lock);
+    let db = engine::open(kind, &copy.db_path(), path)?;
+    Ok(Opened {
+        db,
+        source: Source::Copy { _copy: copy },
+        marker,
+    })
 }
 
 /// Copies the database in `source` (none: an empty store) of engine
 /// `engine` into a private temporary directory. The caller holds the
 /// store's lock, shared.
-pub(crate) fn copy(source: Option<&Path>, engine: EngineKind) -> Result<Copy> {
+fn copy(source: Option<&Path>, engine: EngineKind) -> Result<Copy> {
     let tmp = std::env::temp_dir();
+    // Only readers that copy leave copies behind, and only they need the
+    // space those take.
+    remove_abandoned_copies(&tmp);
     let dir = tempfile::Builder::new()
         .prefix(COPY_PREFIX)
         .tempdir_in(&tmp)
@@ -135,9 +150,10 @@ pub(crate) fn copy(source: Option<&Path>, engine: EngineKind) -> Result<Copy> {
     Ok(copy)
 }
 
-/// A shared lock on the store, held while copying: any number of readers,
-/// no writer. `None` when the lock file cannot exist (a store on a
-/// read-only filesystem, where no writer can run either).
+/// A shared lock on the store, held while copying, or while reading in
+/// place for as long as the store is open: any number of readers, no
+/// writer. `None` when the lock file cannot exist (a store on a read-only
+/// filesystem, where no writer can run either).
 fn shared_lock(path: &Path) -> Result<Option<File>> {
     let lock_path = path.join(LOCK_FILE);
     let file = match OpenOptions::new().read(true).open(&lock_path) {

@@ -10,7 +10,7 @@
 //! how an engine keeps its files, so they are per engine ([`EngineKind`]).
 //!
 //! Engine errors never leave this module as the engine's own types: they
-//! become the store's [`Error`] (`Engine`, `Damaged`, `Corrupt`, `InUse`).
+//! become the store's [`Error`] (`Engine`, `Damaged`, `InUse`, `Io`).
 
 use std::fmt;
 use std::ops::Bound;
@@ -65,6 +65,23 @@ impl EngineKind {
             EngineKind::Sled => false,
             EngineKind::Redb => true,
         }
+    }
+
+    /// The file holding the database's data, relative to the store
+    /// directory: the file damage reports name (sled's log, redb's only
+    /// file).
+    pub fn data_file(self) -> &'static str {
+        match self {
+            EngineKind::Sled => "db/db",
+            EngineKind::Redb => "db/data.redb",
+        }
+    }
+
+    /// The same file, relative to the database directory (`db/`, or a
+    /// copy or rewrite of it).
+    pub(crate) fn data_file_name(self) -> &'static str {
+        let file = self.data_file();
+        file.rsplit_once('/').map_or(file, |(_, name)| name)
     }
 }
 
@@ -145,8 +162,9 @@ pub(crate) trait Engine: Send + Sync {
     /// The names of the spaces that exist.
     fn spaces(&self) -> Result<Vec<String>>;
 
-    /// Removes a space and everything in it, durably; false if it did not exist.
-    fn drop_space(&self, space: &str) -> Result<bool>;
+    /// Removes a space and everything in it, durably (nothing to do if it
+    /// does not exist).
+    fn drop_space(&self, space: &str) -> Result<()>;
 }
 
 /// An open engine, shared by every handle of one open store.
@@ -161,11 +179,6 @@ pub(crate) fn scan_prefix(db: &dyn Engine, space: &str, prefix: &[u8]) -> Result
     db.scan(space, (Bound::Included(prefix.to_vec()), end))
 }
 
-/// The entries of `space` from `from` on.
-pub(crate) fn scan_from(db: &dyn Engine, space: &str, from: &[u8]) -> Result<Scan> {
-    db.scan(space, (Bound::Included(from.to_vec()), Bound::Unbounded))
-}
-
 /// The smallest key greater than every key starting with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
@@ -178,22 +191,27 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// How a database is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// For reading and writing; the caller holds the store's lock.
-    Write,
-    /// For reading only, in place. Only for engines that
-    /// [read in place](EngineKind::reads_in_place).
-    ReadOnly,
+/// Opens the database of kind `kind` in directory `db_dir` of the store at
+/// `store` (named in errors) for reading and writing; the caller holds the
+/// store's lock, or the directory is a private copy.
+pub(crate) fn open(kind: EngineKind, db_dir: &Path, store: &Path) -> Result<Db> {
+    match kind {
+        EngineKind::Sled => Ok(Arc::new(sled::SledEngine::open(db_dir, store)?)),
+        EngineKind::Redb => Ok(Arc::new(redb::RedbEngine::open(db_dir, store)?)),
+    }
 }
 
-/// Opens the database of kind `kind` in directory `db_dir` of the store at
-/// `store` (named in errors).
-pub(crate) fn open(kind: EngineKind, db_dir: &Path, store: &Path, access: Access) -> Result<Db> {
+/// Opens the database in `db_dir` of the store at `store` for reading
+/// only, in place, alongside other readers. `None` when it cannot be read
+/// so: the engine reads only copies (sled), or the database needs a
+/// recovery that a reader must not make in place (redb after its writer
+/// was killed).
+pub(crate) fn open_in_place(kind: EngineKind, db_dir: &Path, store: &Path) -> Result<Option<Db>> {
     match kind {
-        EngineKind::Sled => Ok(Arc::new(sled::SledEngine::open(db_dir, store, access)?)),
-        EngineKind::Redb => Ok(Arc::new(redb::RedbEngine::open(db_dir, store, access)?)),
+        EngineKind::Sled => Ok(None),
+        EngineKind::Redb => {
+            Ok(redb::RedbEngine::open_read_only(db_dir, store)?.map(|db| Arc::new(db) as Db))
+        }
     }
 }
 
@@ -207,13 +225,17 @@ pub(crate) fn create(kind: EngineKind, dir: &Path, store: &Path) -> Result<()> {
 }
 
 /// Whether the database in `db_dir` shows signs of holding data that an
-/// open would not find: an empty file where a store that registered
-/// collections keeps its data. Checked before opening, since some engines
-/// read such a file as a new, empty database.
+/// open would not find: an empty data file where a store that registered
+/// collections keeps its data. Checked before opening, since both engines
+/// take an empty file for a new, empty database (sled writes nothing to its
+/// log until its first flush; redb initializes an empty file).
 pub(crate) fn looks_emptied(kind: EngineKind, db_dir: &Path) -> Result<Option<&'static str>> {
-    match kind {
-        EngineKind::Sled => sled::looks_emptied(db_dir),
-        EngineKind::Redb => redb::looks_emptied(db_dir),
+    let file = db_dir.join(kind.data_file_name());
+    match std::fs::metadata(&file) {
+        Ok(m) if m.len() == 0 => Ok(Some("the database file is empty")),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&file, e)),
     }
 }
 
@@ -227,22 +249,18 @@ pub(crate) fn wait_closed(kind: EngineKind, db_dir: &Path) -> bool {
     }
 }
 
-/// The file of the database in `db_dir` that damage reports name, relative
-/// to the store directory.
-pub(crate) fn main_file(kind: EngineKind) -> &'static str {
+/// Compacts the database in `db_dir` in place when the engine can (redb):
+/// `Some(whether it shrank anything)`; `None` when it cannot (sled: the
+/// caller rewrites it into fresh files). The caller holds the store's lock
+/// and has no handle open.
+pub(crate) fn compact_in_place(
+    kind: EngineKind,
+    db_dir: &Path,
+    store: &Path,
+) -> Result<Option<bool>> {
     match kind {
-        EngineKind::Sled => "db/db",
-        EngineKind::Redb => redb::MAIN_FILE,
-    }
-}
-
-/// Compacts the database in `db_dir` in place when the engine can (redb);
-/// false when it cannot (sled: the caller rewrites it into fresh files).
-/// The caller holds the store's lock and has no handle open.
-pub(crate) fn compact_in_place(kind: EngineKind, db_dir: &Path, store: &Path) -> Result<bool> {
-    match kind {
-        EngineKind::Sled => Ok(false),
-        EngineKind::Redb => redb::compact(db_dir, store).map(|()| true),
+        EngineKind::Sled => Ok(None),
+        EngineKind::Redb => redb::compact(db_dir, store).map(Some),
     }
 }
 
@@ -286,6 +304,12 @@ mod tests {
         assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xff, 0xff]), None);
         assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn data_file_names_are_the_data_files_inside_the_database_directory() {
+        assert_eq!(EngineKind::Sled.data_file_name(), "db");
+        assert_eq!(EngineKind::Redb.data_file_name(), "data.redb");
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //!
 //! redb opens read-only only a database that was closed cleanly; one whose
 //! writer was killed needs a repair first, which a reader must not do in
-//! place: [`Error::NotClosedCleanly`] tells the store to read a repaired
-//! private copy instead (see `store::read_only`).
+//! place: [`RedbEngine::open_read_only`] then finds nothing, and the store
+//! reads a repaired private copy instead (see `store::read_only`).
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -18,14 +18,14 @@ use redb::{
     TableError, TableHandle,
 };
 
-use super::{Access, Engine, EngineKind, Scan, WriteBatch};
+use super::{Engine, EngineKind, Scan, WriteBatch};
 use crate::store::directory;
 use crate::store::error::{Error, Result};
 
-/// The database file, relative to the database directory.
-const FILE: &str = "data.redb";
-/// The database file, relative to the store directory (for damage reports).
-pub(crate) const MAIN_FILE: &str = "db/data.redb";
+/// The database file in directory `db_dir`.
+fn data_file(db_dir: &Path) -> PathBuf {
+    db_dir.join(EngineKind::Redb.data_file_name())
+}
 
 /// The page cache: redb grows it up to this as pages are read or written.
 /// Large enough for a busy collection's hot pages, small enough for an
@@ -53,32 +53,29 @@ fn builder() -> redb::Builder {
 }
 
 impl RedbEngine {
-    pub(crate) fn open(db_dir: &Path, store: &Path, access: Access) -> Result<RedbEngine> {
-        let file = db_dir.join(FILE);
-        if !file.exists() {
-            return Err(Error::Damaged {
-                path: store.to_path_buf(),
-                file: MAIN_FILE.into(),
-                reason: "the database file is missing".into(),
-            });
-        }
-        let map = |e: DatabaseError| match e {
-            DatabaseError::DatabaseAlreadyOpen => Error::InUse {
-                path: store.to_path_buf(),
-            },
-            DatabaseError::RepairAborted => Error::NotClosedCleanly {
-                path: store.to_path_buf(),
-            },
-            other => damage(store, other.into()),
-        };
-        let db = match access {
-            Access::Write => Handle::Write(builder().open(&file).map_err(map)?),
-            Access::ReadOnly => Handle::Read(builder().open_read_only(&file).map_err(map)?),
-        };
+    /// Opens the database in `db_dir` for reading and writing.
+    pub(crate) fn open(db_dir: &Path, store: &Path) -> Result<RedbEngine> {
+        let file = existing_file(db_dir, store)?;
+        let db = builder().open(file).map_err(|e| open_error(store, e))?;
         Ok(RedbEngine {
-            db,
+            db: Handle::Write(db),
             store: store.to_path_buf(),
         })
+    }
+
+    /// Opens the database in `db_dir` for reading only; `None` when it was
+    /// not closed cleanly (its writer was killed) and needs a repair first.
+    pub(crate) fn open_read_only(db_dir: &Path, store: &Path) -> Result<Option<RedbEngine>> {
+        let file = existing_file(db_dir, store)?;
+        let db = match builder().open_read_only(file) {
+            Ok(db) => db,
+            Err(DatabaseError::RepairAborted) => return Ok(None),
+            Err(e) => return Err(open_error(store, e)),
+        };
+        Ok(Some(RedbEngine {
+            db: Handle::Read(db),
+            store: store.to_path_buf(),
+        }))
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> Error {
@@ -140,9 +137,34 @@ fn to_error(store: &Path, e: redb::Error) -> Error {
 fn damage(store: &Path, e: redb::Error) -> Error {
     Error::Damaged {
         path: store.to_path_buf(),
-        file: MAIN_FILE.into(),
+        file: EngineKind::Redb.data_file().into(),
         reason: format!("the storage engine could not read it ({e})"),
     }
+}
+
+/// An error opening the database file: another process has it open, or it
+/// does not read as a database.
+fn open_error(store: &Path, e: DatabaseError) -> Error {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+            path: store.to_path_buf(),
+        },
+        other => damage(store, other.into()),
+    }
+}
+
+/// The database file in `db_dir`, which must exist: redb would create a
+/// new, empty database in its place.
+fn existing_file(db_dir: &Path, store: &Path) -> Result<PathBuf> {
+    let file = data_file(db_dir);
+    if !file.exists() {
+        return Err(Error::Damaged {
+            path: store.to_path_buf(),
+            file: EngineKind::Redb.data_file().into(),
+            reason: "the database file is missing".into(),
+        });
+    }
+    Ok(file)
 }
 
 impl Engine for RedbEngine {
@@ -201,13 +223,11 @@ impl Engine for RedbEngine {
         Ok(tables.map(|t| t.name().to_string()).collect())
     }
 
-    fn drop_space(&self, space: &str) -> Result<bool> {
-        let mut existed = false;
+    fn drop_space(&self, space: &str) -> Result<()> {
         self.commit(true, |txn| {
-            existed = txn.delete_table(table(space)).map_err(|e| self.err(e))?;
+            txn.delete_table(table(space)).map_err(|e| self.err(e))?;
             Ok(())
-        })?;
-        Ok(existed)
+        })
     }
 }
 
@@ -220,37 +240,32 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 }
 
 /// Creates an empty database in directory `dir` (created), closed cleanly
-/// and synced.
-pub(crate) fn create(dir: &Path, store: &Path) -> Result<()> {
+/// and synced. Nothing is there to be damaged yet: a failure is the
+/// filesystem's or the engine's.
+pub(crate) fn create(dir: &Path, _store: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let db = builder()
-        .create(dir.join(FILE))
-        .map_err(|e| damage(store, e.into()))?;
+    let file = data_file(dir);
+    let db = builder().create(&file).map_err(|e| match e {
+        DatabaseError::Storage(redb::StorageError::Io(io)) => Error::io(&file, io),
+        other => Error::Engine {
+            engine: EngineKind::Redb,
+            reason: other.to_string(),
+        },
+    })?;
     drop(db);
     directory::sync_tree(dir)
 }
 
-/// An empty file is what a truncation leaves; redb would initialize a new
-/// database in it.
-pub(crate) fn looks_emptied(db_dir: &Path) -> Result<Option<&'static str>> {
-    let file = db_dir.join(FILE);
-    match std::fs::metadata(&file) {
-        Ok(m) if m.len() == 0 => Ok(Some("the database file is empty")),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&file, e)),
-    }
-}
-
 /// Compacts the database in `db_dir` in place (the caller holds the store's
-/// lock and has no other handle open). Crash-safe: redb commits each step.
-pub(crate) fn compact(db_dir: &Path, store: &Path) -> Result<()> {
-    let mut db = builder().open(db_dir.join(FILE)).map_err(|e| match e {
-        DatabaseError::DatabaseAlreadyOpen => Error::InUse {
-            path: store.to_path_buf(),
-        },
-        other => damage(store, other.into()),
-    })?;
-    while db.compact().map_err(|e| to_error(store, e.into()))? {}
-    Ok(())
+/// lock and has no other handle open); true if it shrank anything.
+/// Crash-safe: redb commits each step.
+pub(crate) fn compact(db_dir: &Path, store: &Path) -> Result<bool> {
+    let mut db = builder()
+        .open(existing_file(db_dir, store)?)
+        .map_err(|e| open_error(store, e))?;
+    let mut compacted = false;
+    while db.compact().map_err(|e| to_error(store, e.into()))? {
+        compacted = true;
+    }
+    Ok(compacted)
 }

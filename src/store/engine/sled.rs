@@ -16,15 +16,12 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
-use super::{Access, Engine, EngineKind, Scan, WriteBatch};
-use crate::store::directory;
+use super::{Engine, EngineKind, Scan, WriteBatch};
 use crate::store::error::{Error, Result};
+use crate::store::{directory, DEFAULT_SPACE};
 
-/// The space that maps to sled's default tree.
-pub(crate) const DEFAULT_SPACE: &str = "default";
+/// sled's name of its default tree, which holds [`DEFAULT_SPACE`].
 const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
-/// The log file, relative to the database directory.
-const LOG_FILE: &str = "db";
 
 pub(crate) struct SledEngine {
     db: sled::Db,
@@ -42,46 +39,31 @@ pub(crate) fn catching_panic() -> bool {
 }
 
 impl SledEngine {
-    pub(crate) fn open(db_dir: &Path, store: &Path, access: Access) -> Result<SledEngine> {
-        if access == Access::ReadOnly {
-            return Err(Error::InvalidArgument(
-                "sled cannot open a database read-only; read a copy".into(),
-            ));
-        }
+    pub(crate) fn open(db_dir: &Path, store: &Path) -> Result<SledEngine> {
         let config = sled::Config::new().path(db_dir);
         CATCHING_PANIC.set(true);
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
         CATCHING_PANIC.set(false);
-        let damaged = |reason: String| Error::Damaged {
-            path: store.to_path_buf(),
-            file: "db/db".into(),
-            reason,
-        };
         let opened = opened.map_err(|panic| {
             let what = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("no message");
-            damaged(format!("the storage engine could not read it ({what})"))
-        })?;
-        let db = opened.map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                Error::InUse {
-                    path: store.to_path_buf(),
-                }
-            }
-            sled::Error::Corruption { at, .. } => damaged(match at {
-                Some(at) => format!("the storage engine found corrupt data at {at}"),
-                None => "the storage engine found corrupt data".into(),
-            }),
-            other => to_error(other),
+            damaged(
+                store,
+                format!("the storage engine could not read it ({what})"),
+            )
         })?;
         Ok(SledEngine {
-            db,
+            db: opened.map_err(|e| to_error(store, e))?,
             trees: Mutex::new(HashMap::new()),
             store: store.to_path_buf(),
         })
+    }
+
+    fn err(&self, e: sled::Error) -> Error {
+        to_error(&self.store, e)
     }
 
     fn tree(&self, space: &str) -> Result<sled::Tree> {
@@ -92,7 +74,7 @@ impl SledEngine {
         if let Some(t) = trees.get(space) {
             return Ok(t.clone());
         }
-        let t = self.db.open_tree(space).map_err(to_error)?;
+        let t = self.db.open_tree(space).map_err(|e| self.err(e))?;
         trees.insert(space.to_string(), t.clone());
         Ok(t)
     }
@@ -106,12 +88,15 @@ impl Drop for SledEngine {
     }
 }
 
-/// sled's errors as the store's: its corruption report names the log file.
-fn to_error(e: sled::Error) -> Error {
+/// sled's errors as the store's: corruption is damage to its log, like
+/// every other engine's (a caller must not take it for one bad record).
+fn to_error(store: &Path, e: sled::Error) -> Error {
     match e {
-        sled::Error::Corruption { at, .. } => Error::corrupt(
-            "(store)",
-            "db/db",
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::InUse {
+            path: store.to_path_buf(),
+        },
+        sled::Error::Corruption { at, .. } => damaged(
+            store,
             match at {
                 Some(at) => format!("the storage engine found corrupt data at {at}"),
                 None => "the storage engine found corrupt data".to_string(),
@@ -124,6 +109,14 @@ fn to_error(e: sled::Error) -> Error {
     }
 }
 
+fn damaged(store: &Path, reason: String) -> Error {
+    Error::Damaged {
+        path: store.to_path_buf(),
+        file: EngineKind::Sled.data_file().into(),
+        reason,
+    }
+}
+
 impl Engine for SledEngine {
     fn kind(&self) -> EngineKind {
         EngineKind::Sled
@@ -133,15 +126,16 @@ impl Engine for SledEngine {
         Ok(self
             .tree(space)?
             .get(key)
-            .map_err(to_error)?
+            .map_err(|e| self.err(e))?
             .map(|v| v.to_vec()))
     }
 
     fn scan(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Scan> {
         let iter = self.tree(space)?.range::<Vec<u8>, _>(range);
-        Ok(Box::new(iter.map(|item| {
+        let store = self.store.clone();
+        Ok(Box::new(iter.map(move |item| {
             item.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(to_error)
+                .map_err(|e| to_error(&store, e))
         })))
     }
 
@@ -153,7 +147,7 @@ impl Engine for SledEngine {
                 None => b.remove(k),
             }
         }
-        self.tree(space)?.apply_batch(b).map_err(to_error)?;
+        self.tree(space)?.apply_batch(b).map_err(|e| self.err(e))?;
         if durable {
             self.sync()?;
         }
@@ -161,7 +155,7 @@ impl Engine for SledEngine {
     }
 
     fn sync(&self) -> Result<()> {
-        self.db.flush().map_err(to_error)?;
+        self.db.flush().map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -180,39 +174,30 @@ impl Engine for SledEngine {
             .collect())
     }
 
-    fn drop_space(&self, space: &str) -> Result<bool> {
+    fn drop_space(&self, space: &str) -> Result<()> {
         self.trees
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(space);
-        let existed = self.db.drop_tree(space).map_err(to_error)?;
-        self.sync()?;
-        Ok(existed)
+        self.db.drop_tree(space).map_err(|e| self.err(e))?;
+        self.sync()
     }
 }
 
 /// Creates an empty database in `dir` and waits until sled has let go of it.
 pub(crate) fn create(dir: &Path, store: &Path) -> Result<()> {
-    drop(sled::Config::new().path(dir).open().map_err(to_error)?);
+    drop(
+        sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|e| to_error(store, e))?,
+    );
     if !wait_closed(dir) {
         return Err(Error::InUse {
             path: store.to_path_buf(),
         });
     }
     directory::sync_tree(dir)
-}
-
-/// sled takes an empty log for a new database (it writes nothing until its
-/// first flush), so a store that registered collections and whose log is
-/// now empty lost it.
-pub(crate) fn looks_emptied(db_dir: &Path) -> Result<Option<&'static str>> {
-    let log = db_dir.join(LOG_FILE);
-    match std::fs::metadata(&log) {
-        Ok(m) if m.len() == 0 => Ok(Some("the database file is empty")),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&log, e)),
-    }
 }
 
 /// How long closing a store waits for sled's background threads.
@@ -222,7 +207,7 @@ const RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// `db_dir` (sled releases its file lock from background threads); false
 /// if it still does after [`RELEASE_WAIT`].
 pub(crate) fn wait_closed(db_dir: &Path) -> bool {
-    let sled_file = db_dir.join(LOG_FILE);
+    let sled_file = db_dir.join(EngineKind::Sled.data_file_name());
     let Ok(file) = File::open(&sled_file) else {
         return true;
     };

@@ -1,16 +1,18 @@
 //! Schema versions (I9): an older store is migrated on open, a newer one is
-//! refused and left byte-for-byte untouched.
+//! refused and left byte-for-byte untouched, and a store an older build
+//! cannot read is one it refuses.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::engine_test;
-use crate::support::store::{on, pod, pods_id, realistic_pod, store_one_pod, upserts};
+use crate::support::store::{
+    files as snapshot, on, pod, pods_id, realistic_pod, store_one_pod, upserts,
+};
 use kube_persist::migrations::{v1, SCHEMA_VERSION};
 use kube_persist::store::{
     Batch, Delta, DictionaryPolicy, EngineKind, Error, ObjectKey, Store, StoreOptions,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn marker(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path.join("kube-persist.json")).unwrap()).unwrap()
@@ -21,29 +23,6 @@ fn set_marker_schema(path: &Path, schema: u32) {
     let mut body = marker(path);
     body["schema_version"] = schema.into();
     std::fs::write(path.join("kube-persist.json"), body.to_string()).unwrap();
-}
-
-/// Every file under `path` with its bytes and mode.
-fn snapshot(path: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        for e in std::fs::read_dir(&p).unwrap() {
-            let e = e.unwrap().path();
-            let meta = std::fs::metadata(&e).unwrap();
-            if meta.is_dir() {
-                stack.push(e.clone());
-                out.insert(e, (Vec::new(), meta.permissions().mode()));
-            } else {
-                out.insert(
-                    e.clone(),
-                    (std::fs::read(&e).unwrap(), meta.permissions().mode()),
-                );
-            }
-        }
-    }
-    out
 }
 
 fn fixture_batches() -> Vec<Batch> {
@@ -277,4 +256,222 @@ fn a_new_store_without_an_engine_gets_the_default_one() {
     let path = tmp.path().join("s");
     assert_eq!(Store::open(&path).unwrap().engine(), EngineKind::DEFAULT);
     assert_eq!(marker(&path)["engine"], EngineKind::DEFAULT.name());
+}
+
+/// What builds from before redb accept as a store they may open (as sled):
+/// their marker has no engine, ignores fields it does not know, and checks
+/// only these two.
+fn accepted_by_sled_only_builds(marker: &Value) -> bool {
+    marker["format"] == "kube-persist" && marker["schema_version"].as_u64().is_some_and(|v| v <= 2)
+}
+
+engine_test! {
+    /// A redb store opened by a build that knows only sled would get sled
+    /// files written beside its data and its marker rewritten without its
+    /// engine: such builds must refuse it. A sled store stays theirs to read.
+    fn only_a_sled_store_is_open_to_builds_from_before_redb(engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        store_one_pod(&Store::open_with(&path, on(engine)).unwrap());
+        let written = marker(&path);
+        assert_eq!(
+            accepted_by_sled_only_builds(&written),
+            engine == EngineKind::Sled,
+            "{written}"
+        );
+        // Also once the store has been reopened, written to and compacted.
+        store_one_pod(&Store::open(&path).unwrap());
+        Store::compact(&path, Default::default()).unwrap();
+        assert_eq!(marker(&path), written);
+    }
+}
+
+/// redb stores whose marker was written before redb had its own format
+/// (`kube-persist` with `"engine": "redb"`) still open as redb; a reader
+/// leaves the marker as it is, the first writer gives it redb's format.
+#[test]
+fn a_redb_store_marked_the_older_way_opens_and_its_writer_remarks_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s");
+    store_one_pod(&Store::open_with(&path, on(EngineKind::Redb)).unwrap());
+    let mut old = marker(&path);
+    old["format"] = "kube-persist".into();
+    std::fs::write(path.join("kube-persist.json"), old.to_string()).unwrap();
+    assert!(accepted_by_sled_only_builds(&old));
+
+    let before = snapshot(&path);
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.engine(), EngineKind::Redb);
+    assert_eq!(
+        reader.find_collection(&pods_id()).unwrap().unwrap().len(),
+        1
+    );
+    drop(reader);
+    assert_eq!(snapshot(&path), before);
+
+    let store = Store::open_existing(&path).unwrap();
+    assert_eq!(store.engine(), EngineKind::Redb);
+    assert_eq!(store.collection(&pods_id()).unwrap().len(), 1);
+    let remarked = marker(&path);
+    assert!(!accepted_by_sled_only_builds(&remarked), "{remarked}");
+    assert_eq!(remarked["engine"], "redb");
+    assert_eq!(remarked["schema_version"], old["schema_version"]);
+}
+
+#[test]
+fn a_marker_naming_two_engines_is_reported_not_guessed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s");
+    drop(Store::open_with(&path, on(EngineKind::Redb)).unwrap());
+    let mut body = marker(&path);
+    body["engine"] = "sled".into();
+    std::fs::write(path.join("kube-persist.json"), body.to_string()).unwrap();
+    for result in [Store::open_existing(&path), Store::open_read_only(&path)] {
+        match result {
+            Err(Error::Corrupt { key, reason, .. }) => {
+                assert_eq!(key, "kube-persist.json");
+                assert!(reason.contains("sled"), "{reason}");
+            }
+            Err(e) => panic!("expected Corrupt, got {e}"),
+            Ok(_) => panic!("opened a store whose marker names two engines"),
+        }
+    }
+}
+
+/// Unpacks the schema-v2 store that the sled-only code wrote (see
+/// migrations/fixtures/README.md) into `dir`; returns the store's path and
+/// what that code read from it.
+fn unpack_v2_sled_fixture(dir: &Path) -> (std::path::PathBuf, Value) {
+    use std::io::Write;
+    let packed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/fixtures/v2-sled.tar.zst"),
+    )
+    .unwrap();
+    let tar = zstd::decode_all(packed.as_slice()).unwrap();
+    let mut untar = std::process::Command::new("tar")
+        .arg("-x")
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    untar.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(untar.wait().unwrap().success());
+    let path = dir.join("v2-sled");
+    let expected = std::fs::read(path.join("expected.json")).unwrap();
+    std::fs::remove_file(path.join("expected.json")).unwrap();
+    (path, serde_json::from_slice(&expected).unwrap())
+}
+
+/// Everything the fixture's generator read back from its store, read the
+/// same way.
+fn dump(store: &Store) -> Value {
+    let key_of = |o: &Value| ObjectKey::of(o).unwrap().to_string();
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    };
+    let mut ids = store.collections().unwrap();
+    ids.sort_by_key(|id| id.name());
+    let mut out = Vec::new();
+    for id in ids {
+        let c = store.find_collection(&id).unwrap().unwrap();
+        let m = c.meta().unwrap();
+        let objects = c.list().unwrap();
+        let mut versions: Vec<(String, String)> = c
+            .versions()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        versions.sort();
+        let journal: Vec<Value> = c
+            .journal_since(m.journal_first_seq - 1)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                json!({"seq": e.seq, "kind": format!("{:?}", e.kind), "key": e.key.to_string(),
+                       "rv": e.rv, "at_ms": ms(e.at), "patch": e.patch})
+            })
+            .collect();
+        let mut keys: Vec<String> = objects.iter().map(key_of).collect();
+        keys.push("ns0/p0".into());
+        let history: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| {
+                let h = c.history(&k.parse().unwrap()).unwrap();
+                (
+                    k.clone(),
+                    json!(h.iter().map(|e| e.seq).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        let labels: Vec<Value> = [
+            "app=changed",
+            "app=web",
+            "topology.kubernetes.io/zone=z1",
+            "tier=backend",
+        ]
+        .iter()
+        .map(|l| {
+            let found = c.by_index("label", l).unwrap();
+            json!([l, found.iter().map(key_of).collect::<Vec<_>>()])
+        })
+        .collect();
+        out.push(json!({
+            "id": id, "name": id.name(),
+            "short_names": store.short_names(&id).unwrap(),
+            "meta": {"last_rv": m.last_rv, "last_sync_ms": m.last_sync.map(ms),
+                     "objects": m.objects, "dictionaries": m.dictionaries,
+                     "dictionary_id": m.dictionary_id, "raw_bytes": m.raw_bytes,
+                     "journal_first_seq": m.journal_first_seq,
+                     "journal_last_seq": m.journal_last_seq, "journal_len": m.journal_len},
+            "objects": objects, "versions": versions, "journal": journal,
+            "history": history, "labels": labels, "cursors": c.cursors().unwrap(),
+        }));
+    }
+    json!({"schema_version": store.schema_version(), "collections": out})
+}
+
+/// A store from before there was a choice of engine has no engine in its
+/// marker and is sled's: every way of opening it reads it as sled and
+/// finds everything the code that wrote it read; asking for redb is
+/// refused and changes nothing.
+#[test]
+fn a_store_from_before_the_engine_choice_opens_as_sled_with_everything_in_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, expected) = unpack_v2_sled_fixture(tmp.path());
+    assert!(marker(&path).get("engine").is_none());
+    assert_eq!(expected["collections"].as_array().unwrap().len(), 3);
+
+    let before = snapshot(&path);
+    {
+        let store = Store::open_read_only(&path).unwrap();
+        assert_eq!(store.engine(), EngineKind::Sled);
+        assert_eq!(dump(&store), expected);
+    }
+    // A reader takes the store's lock, creating its empty lock file when
+    // the store has none (the packed fixture has none); nothing else may
+    // change.
+    let mut after = snapshot(&path);
+    let lock = after
+        .remove(&path.join("lock"))
+        .expect("the reader's lock file");
+    assert!(lock.0.is_empty(), "the lock file holds {:?}", lock.0);
+    assert_eq!(after, before, "a reader changed the store");
+    let before = snapshot(&path);
+    match Store::open_with(&path, on(EngineKind::Redb)) {
+        Err(Error::EngineMismatch { found, asked, .. }) => {
+            assert_eq!((found, asked), (EngineKind::Sled, EngineKind::Redb))
+        }
+        Err(e) => panic!("expected EngineMismatch, got {e}"),
+        Ok(_) => panic!("opened a sled store as redb"),
+    }
+    assert_eq!(snapshot(&path), before, "a refused open changed the store");
+    let finds_everything = |store: Store| {
+        assert_eq!(store.engine(), EngineKind::Sled);
+        assert_eq!(dump(&store), expected);
+    };
+    finds_everything(Store::open_existing(&path).unwrap());
+    finds_everything(Store::open(&path).unwrap());
+    // Still a store the sled-only build reads.
+    assert!(accepted_by_sled_only_builds(&marker(&path)));
 }

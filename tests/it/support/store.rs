@@ -32,15 +32,6 @@ macro_rules! engine_test {
     };
 }
 
-/// The file holding a store's data on `engine`, relative to the store
-/// directory (what damage reports name).
-pub fn main_file(engine: EngineKind) -> &'static str {
-    match engine {
-        EngineKind::Sled => "db/db",
-        EngineKind::Redb => "db/data.redb",
-    }
-}
-
 /// Store options that create a store on `engine`.
 pub fn on(engine: EngineKind) -> StoreOptions {
     StoreOptions {
@@ -243,7 +234,6 @@ pub fn upserts(objects: Vec<Value>, rv: u64) -> Batch {
     }
 }
 
-/// Copies a store directory (when no process has it open).
 /// Stores one pod, `a/p` at resourceVersion 1, in the pods collection.
 pub fn store_one_pod(store: &Store) {
     store
@@ -253,6 +243,25 @@ pub fn store_one_pod(store: &Store) {
         .unwrap();
 }
 
+/// Every file and directory under `dir` (itself included) with its bytes
+/// and mode: what "nothing in the store changed" compares.
+pub fn files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        if p.is_dir() {
+            out.insert(p.clone(), (Vec::new(), mode));
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            out.insert(p.clone(), (std::fs::read(&p).unwrap(), mode));
+        }
+    }
+    out
+}
+
+/// Copies a store directory (when no process has it open).
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
