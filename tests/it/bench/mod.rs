@@ -1,4 +1,5 @@
 //! The `bench` command end to end.
 
+mod cluster;
 mod resume;
 mod store;
