@@ -1,5 +1,6 @@
 //! The `bench` command end to end.
 
 mod cluster;
+mod outage;
 mod resume;
 mod store;
