@@ -26,15 +26,9 @@ impl Encoding {
     }
 }
 
-/// Where the `clientgo-informer` program is looked for: `dir` when given,
-/// else beside this build's profile directory (where the tests build it:
+/// The directory holding tests/apiserver's programs: `dir` when given,
+/// else beside this build's profile directory (where the tests build them:
 /// `target/apiserver-bin/`).
-pub fn program(dir: Option<&Path>, exe: &Path) -> apiserver::Result<PathBuf> {
-    let dir = harness_dir(dir, exe);
-    apiserver::program(&dir, apiserver::CLIENTGO_PROGRAM)
-}
-
-/// The directory holding tests/apiserver's programs.
 pub fn harness_dir(dir: Option<&Path>, exe: &Path) -> PathBuf {
     match dir {
         Some(d) => d.to_owned(),
@@ -120,6 +114,5 @@ mod tests {
             ),
             Path::new("/x")
         );
-        assert!(program(Some(Path::new("/nonexistent")), Path::new("/e")).is_err());
     }
 }

@@ -8,14 +8,13 @@
 //! from its audit log and the bytes from a counting relay in front of it.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde_json::{json, Value};
 
-use super::apiserver::{self, ApiServer, Relay};
+use super::apiserver::{self, ApiServer, AuditMark, Relay};
 use super::steady::{self, Phase};
 use super::{Error, Result};
 use crate::sim::{SimConfig, Simulator};
@@ -52,12 +51,12 @@ pub struct Endpoint {
 }
 
 /// What the server had served at some instant (see [`Cluster::mark`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Mark {
     list: u64,
     watch: u64,
     bytes: u64,
-    audit_offset: u64,
+    audit: AuditMark,
 }
 
 /// What a contender pulled between two instants.
@@ -184,15 +183,16 @@ impl Cluster {
 
     /// The bytes the server sends for a metadata-only list of every pod, in
     /// pages of 500 as a relist reads it: the share of a 410 relist no diff
-    /// can save.
+    /// can save. Counted where a contender's pulled bytes are (on the real
+    /// server: on the wire, through the relay).
     pub fn metadata_list_bytes(&self, runtime: &tokio::runtime::Runtime) -> Result<u64> {
         const ACCEPT: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
         let client = match &self.inner {
             Inner::Sim(sim) => sim.client(),
-            Inner::Real(r) => r.client.clone(),
+            Inner::Real(r) => runtime.block_on(apiserver::client_from_kubeconfig(&r.kubeconfig))?,
         };
+        let before = self.bytes_sent();
         runtime.block_on(async {
-            let mut bytes = 0u64;
             let mut token = String::new();
             loop {
                 let mut uri = "/api/v1/pods?limit=500".to_string();
@@ -208,15 +208,23 @@ impl Cluster {
                     .request_text(request)
                     .await
                     .map_err(apiserver::Error::from)?;
-                bytes += text.len() as u64;
                 let page: Value = serde_json::from_str(&text)
                     .map_err(|e| apiserver::Error::Kube(kube::Error::SerdeError(e)))?;
                 match page.pointer("/metadata/continue").and_then(Value::as_str) {
                     Some(t) if !t.is_empty() => token = t.to_string(),
-                    _ => return Ok(bytes),
+                    _ => return Ok::<_, Error>(()),
                 }
             }
-        })
+        })?;
+        Ok(self.bytes_sent().saturating_sub(before))
+    }
+
+    /// Bytes the server has sent so far, counted where contenders' are.
+    fn bytes_sent(&self) -> u64 {
+        match &self.inner {
+            Inner::Sim(sim) => sim.stats().bytes_sent,
+            Inner::Real(r) => r.relay.bytes_down(),
+        }
     }
 
     /// Writes `n` pods (distinct ones while there are that many).
@@ -242,8 +250,12 @@ impl Cluster {
             Inner::Real(r) => {
                 runtime.block_on(async {
                     let rv = apiserver::current_rv(&r.client).await?;
+                    // The admin endpoint is blocking HTTP: off the worker
+                    // the watches that probe for 410 run on.
                     apiserver::expire_history(&r.client, &rv, |n| {
-                        r.server.churn(n, Some(namespace), Some(1)).map(drop)
+                        tokio::task::block_in_place(|| {
+                            r.server.churn(n, Some(namespace), Some(1)).map(drop)
+                        })
                     })
                     .await
                 })?;
@@ -252,32 +264,39 @@ impl Cluster {
         Ok(())
     }
 
-    /// The server's counters now.
-    pub fn mark(&self) -> Mark {
-        match &self.inner {
+    /// The server's counters now. On the real server the audit log is
+    /// settled first ([`apiserver::AuditLog::settle`]), so that requests the
+    /// bench made before (its reads of the pods, the watches that pushed
+    /// history out) are not counted against the next contender.
+    pub fn mark(&self, runtime: &tokio::runtime::Runtime) -> Result<Mark> {
+        Ok(match &self.inner {
             Inner::Sim(sim) => {
                 let s = sim.stats();
                 Mark {
                     list: s.list_requests,
                     watch: s.watch_requests,
                     bytes: s.bytes_sent,
-                    audit_offset: 0,
+                    audit: AuditMark::default(),
                 }
             }
             Inner::Real(r) => Mark {
                 list: 0,
                 watch: 0,
                 bytes: r.relay.bytes_down(),
-                audit_offset: r.server.audit().map_or(0, |a| a.mark()),
+                audit: match r.server.audit() {
+                    Some(log) => runtime.block_on(log.settled_mark(&r.client))?,
+                    None => AuditMark::default(),
+                },
             },
-        }
+        })
     }
 
-    /// What was served since `mark`.
-    pub fn served_since(&self, mark: Mark) -> Result<Served> {
+    /// What was served since `mark`: on the real server, once the audit log
+    /// holds every request finished by now.
+    pub fn served_since(&self, runtime: &tokio::runtime::Runtime, mark: &Mark) -> Result<Served> {
         match &self.inner {
             Inner::Sim(_) => {
-                let now = self.mark();
+                let now = self.mark(runtime)?;
                 Ok(Served {
                     list_requests: now.list.saturating_sub(mark.list),
                     watch_requests: now.watch.saturating_sub(mark.watch),
@@ -286,7 +305,7 @@ impl Cluster {
             }
             Inner::Real(r) => {
                 let requests = match r.server.audit() {
-                    Some(log) => log.since(mark.audit_offset)?,
+                    Some(log) => runtime.block_on(log.settled_since(&r.client, &mark.audit))?,
                     None => Vec::new(),
                 };
                 Ok(Served {
@@ -342,7 +361,3 @@ impl Cluster {
         }
     }
 }
-
-/// How long the real server's 410 row waits at least (the watch cache's
-/// window): shown to whoever asks for it.
-pub const REAL_GONE_WAIT: Duration = apiserver::EVENT_FRESH;

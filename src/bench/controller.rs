@@ -21,9 +21,10 @@ use serde_json::Value;
 use super::clock;
 use super::process::Running;
 use super::reconciler::{ControllerKind, ReconcilerReport, ReconcilerSpec};
-use super::runner::{parent_runtime, remove_dir, writes_for};
+use super::runner::{parent_runtime, remove_dir, sim_config, writes_for};
 use super::{Error, Result};
-use crate::sim::{GoneMode, SimConfig, Simulator};
+use crate::sim::Simulator;
+use crate::store::ObjectKey;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -147,11 +148,9 @@ fn versions(objects: &[Value]) -> BTreeMap<String, String> {
     objects
         .iter()
         .filter_map(|o| {
-            let meta = o.get("metadata")?;
-            let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
-            let name = meta.get("name")?.as_str()?;
-            let rv = meta.get("resourceVersion")?.as_str()?;
-            Some((format!("{ns}/{name}"), rv.to_owned()))
+            let key = ObjectKey::of(o).ok()?;
+            let rv = o.pointer("/metadata/resourceVersion")?.as_str()?;
+            Some((key.to_string(), rv.to_owned()))
         })
         .collect()
 }
@@ -169,14 +168,11 @@ pub fn run(plan: &ControllerPlan, on_step: &mut dyn FnMut(&str)) -> Result<Contr
     plan.validate()?;
     let runtime = parent_runtime(&plan.work_dir)?;
     let writes = writes_for(plan.objects, plan.changed_pct);
-    let sim = runtime.block_on(Simulator::start(SimConfig {
-        pods: plan.objects,
-        namespaces: (plan.objects / 250).clamp(1, 200),
-        seed: plan.seed,
-        bookmark_interval: plan.bookmark_interval,
-        gone: GoneMode::Http410,
-        ..SimConfig::default()
-    }))?;
+    let sim = runtime.block_on(Simulator::start(sim_config(
+        plan.objects,
+        plan.seed,
+        plan.bookmark_interval,
+    )))?;
     let store = plan.work_dir.join("controller-store");
     remove_dir(&store)?;
     let spec = |kind, needed: &Path| ReconcilerSpec {
@@ -243,14 +239,14 @@ fn measure(
     label: &str,
     spec: &ReconcilerSpec,
 ) -> Result<(ReconcilerReport, u64)> {
-    let log = plan
-        .work_dir
-        .join(format!("controller-{}.stderr", label.replace(' ', "-")));
-    let mut child = Running::spawn(label, &plan.exe, &spec.to_args(), &log, plan.timeout)?;
-    let report: ReconcilerReport = child.next_report()?;
-    let spawned = child.spawned_ns();
-    child.finish()?;
-    Ok((report, spawned))
+    let label = format!("controller {label}");
+    Running::report_once(
+        &label,
+        &plan.exe,
+        &spec.to_args(),
+        &plan.work_dir,
+        plan.timeout,
+    )
 }
 
 #[cfg(test)]

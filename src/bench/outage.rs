@@ -20,10 +20,10 @@ use serde::Serialize;
 use super::child::{ChildKind, ChildReport, ChildSpec};
 use super::clock;
 use super::process::Running;
-use super::runner::{keys, probe_key, remove_dir, BACKGROUND_WRITES_PER_SEC};
+use super::runner::{keys, parent_runtime, probe_key, remove_dir, sim_config};
 use super::{Error, Result};
 use crate::sim::history::{HistoryConfig, DEFAULT_WINDOW};
-use crate::sim::{SimConfig, Simulator};
+use crate::sim::Simulator;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -140,34 +140,17 @@ impl OutagePlan {
         }
         Ok(())
     }
-
-    fn sim_config(&self) -> SimConfig {
-        SimConfig {
-            pods: self.objects,
-            namespaces: (self.objects / 250).clamp(1, 200),
-            seed: self.seed,
-            bookmark_interval: self.bookmark_interval,
-            background_writes_per_sec: BACKGROUND_WRITES_PER_SEC,
-            ..SimConfig::default()
-        }
-    }
 }
+
+/// The load a cluster runs before the first sync, on the simulator's clock:
+/// two of the watch cache's windows, so its ring is in the steady state a
+/// live cluster's is.
+pub const WARM_UP: Duration = Duration::from_secs(2 * DEFAULT_WINDOW.as_secs());
 
 /// Runs every outage of the plan; `on_step` hears what is being done.
 pub fn run(plan: &OutagePlan, on_step: &mut dyn FnMut(&str)) -> Result<Vec<OutageRow>> {
     plan.validate()?;
-    std::fs::create_dir_all(&plan.work_dir).map_err(|source| Error::Io {
-        path: plan.work_dir.clone(),
-        source,
-    })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            path: "<tokio runtime>".into(),
-            source,
-        })?;
+    let runtime = parent_runtime(&plan.work_dir)?;
     let mut rows = Vec::new();
     for &outage in &plan.outages {
         on_step(&format!("{} s outage", outage.as_secs_f64()));
@@ -181,13 +164,12 @@ fn one_outage(
     rt: &tokio::runtime::Runtime,
     outage: Duration,
 ) -> Result<OutageRow> {
-    let config = plan.sim_config();
+    let config = sim_config(plan.objects, plan.seed, plan.bookmark_interval);
     let history = config.history;
     let sim = rt.block_on(Simulator::start(config))?;
     let store = plan.work_dir.join("store-outage");
     remove_dir(&store)?;
-    let warm_up = DEFAULT_WINDOW * 2;
-    sim.advance_with_writes(warm_up, plan.write_rate);
+    sim.advance_with_writes(WARM_UP, plan.write_rate);
     // The first sync, then the informer goes down.
     let spec = |kind, store: Option<&Path>, probe: String| ChildSpec {
         kind,
@@ -197,15 +179,15 @@ fn one_outage(
         probe,
         steady: None,
     };
-    let synced = sim.objects("pods");
+    let synced = keys(&sim.objects("pods"));
     let first = spec(ChildKind::Persist, Some(&store), probe_key(&synced, None)?);
     measure(plan, "outage first sync", &first)?;
     let writes = sim.advance_with_writes(outage, plan.write_rate);
     let expected = expected_outcome(&history, plan.write_rate, writes);
     // The probes must exist now (writes delete pods); the restarted one's
     // also in what the store synced, since it reads before catching up.
-    let now = sim.objects("pods");
-    let restart_probe = probe_key(&now, Some(&keys(&synced)))?;
+    let now = keys(&sim.objects("pods"));
+    let restart_probe = probe_key(&now, Some(&synced))?;
     let restart = spec(ChildKind::Persist, Some(&store), restart_probe);
     let before = sim.stats();
     let (resumed, report) = measure(plan, "outage restart", &restart)?;
@@ -238,13 +220,13 @@ struct Measured {
 }
 
 fn measure(plan: &OutagePlan, label: &str, spec: &ChildSpec) -> Result<(Option<bool>, Measured)> {
-    let log = plan
-        .work_dir
-        .join(format!("{}.stderr", label.replace(' ', "-")));
-    let mut child = Running::spawn(label, &plan.exe, &spec.to_args(), &log, plan.timeout)?;
-    let report: ChildReport = child.next_report()?;
-    let spawned = child.spawned_ns();
-    child.finish()?;
+    let (report, spawned): (ChildReport, u64) = Running::report_once(
+        label,
+        &plan.exe,
+        &spec.to_args(),
+        &plan.work_dir,
+        plan.timeout,
+    )?;
     if !report.probe_found {
         return Err(Error::ProbeMissing {
             contender: label.to_owned(),

@@ -96,6 +96,37 @@ impl Running {
         })
     }
 
+    /// [`Running::spawn`] with the child's stderr going to
+    /// `<work_dir>/<label>.stderr`.
+    pub fn spawn_in(
+        label: &str,
+        exe: &Path,
+        args: &[OsString],
+        work_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Running> {
+        let log = work_dir.join(format!("{}.stderr", label.replace([' ', '%'], "-")));
+        Running::spawn(label, exe, args, &log, timeout)
+    }
+
+    /// Runs a child that prints one report and exits: spawns it
+    /// ([`Running::spawn_in`]), reads the report, waits for a clean exit.
+    /// Returns the report and the instant just before the spawn, which the
+    /// report's milestones are measured from.
+    pub fn report_once<T: serde::de::DeserializeOwned>(
+        label: &str,
+        exe: &Path,
+        args: &[OsString],
+        work_dir: &Path,
+        timeout: Duration,
+    ) -> Result<(T, u64)> {
+        let mut child = Running::spawn_in(label, exe, args, work_dir, timeout)?;
+        let report = child.next_report()?;
+        let spawned_ns = child.spawned_ns();
+        child.finish()?;
+        Ok((report, spawned_ns))
+    }
+
     /// The monotonic instant just before the process was spawned.
     pub fn spawned_ns(&self) -> u64 {
         self.spawned_ns

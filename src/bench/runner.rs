@@ -18,7 +18,8 @@ use super::process::Running;
 use super::report::{Report, Sample, Setup, SteadyRow};
 use super::steady::{Load, Phase, SteadyReport};
 use super::{apiserver, Error, Result};
-use crate::sim::{MetadataServing, SimConfig};
+use crate::sim::SimConfig;
+use crate::store::ObjectKey;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -120,26 +121,6 @@ impl Plan {
         self.objects.len() * self.reps * per_rep + if self.steady.is_some() { 2 } else { 0 }
     }
 
-    fn sim_config(&self, pods: usize) -> SimConfig {
-        SimConfig {
-            listen: ([127, 0, 0, 1], 0).into(),
-            pods,
-            namespaces: (pods / 250).clamp(1, 200),
-            configmaps: 0,
-            seed: self.seed,
-            bookmark_interval: self.bookmark_interval,
-            // A cluster's Lease renewals move the resourceVersion, and with
-            // it the bookmarks, even when no pod changes.
-            background_writes_per_sec: BACKGROUND_WRITES_PER_SEC,
-            // kube-apiserver's watch cache: every write made while a
-            // contender is down is still in it when it resumes (they are
-            // made in a burst, well inside 75 s, and fewer than 102,400);
-            // only the 410 case compacts.
-            metadata: MetadataServing::Served,
-            ..SimConfig::default()
-        }
-    }
-
     /// What the report should say about how this plan measures, beyond the
     /// table's own footer.
     fn notes(&self) -> Vec<String> {
@@ -182,6 +163,29 @@ pub(crate) fn parent_runtime(work_dir: &Path) -> Result<tokio::runtime::Runtime>
 /// cluster: a control plane's two leader elections every 2 s and a few
 /// kubelets every 10 s.
 pub const BACKGROUND_WRITES_PER_SEC: f64 = 1.5;
+
+/// Namespaces `pods` pods are dealt over, on either server: 250 a
+/// namespace, between 1 and 200 of them.
+pub fn namespaces_for(pods: usize) -> usize {
+    (pods / 250).clamp(1, 200)
+}
+
+/// The simulated cluster every bench and the demo run against: `pods` pods
+/// over [`namespaces_for`] namespaces, a cluster's Lease renewals moving the
+/// resourceVersion (and with it the bookmarks) even when no pod changes,
+/// and otherwise kube-apiserver's behaviour as [`SimConfig::default`] has
+/// it: its watch cache keeps every write a contender misses while down
+/// (made in a burst, well inside 75 s); only a 410 row compacts.
+pub fn sim_config(pods: usize, seed: u64, bookmark_interval: Duration) -> SimConfig {
+    SimConfig {
+        pods,
+        namespaces: namespaces_for(pods),
+        seed,
+        bookmark_interval,
+        background_writes_per_sec: BACKGROUND_WRITES_PER_SEC,
+        ..SimConfig::default()
+    }
+}
 
 /// Writes that change `pct` percent of `pods` (at least one if pct > 0).
 pub(crate) fn writes_for(pods: usize, pct: u32) -> usize {
@@ -251,12 +255,20 @@ impl Bench<'_> {
 
     fn start_cluster(&self, pods: usize) -> Result<Cluster> {
         match self.plan.server {
-            ServerKind::Sim => Cluster::sim(&self.runtime, self.plan.sim_config(pods)),
+            ServerKind::Sim => Cluster::sim(
+                &self.runtime,
+                sim_config(pods, self.plan.seed, self.plan.bookmark_interval),
+            ),
             ServerKind::KubeApiServer => {
                 let program =
                     apiserver::program(&self.plan.harness_dir, apiserver::APISERVER_PROGRAM)?;
-                let namespaces = self.plan.sim_config(pods).namespaces;
-                Cluster::kube_apiserver(&self.runtime, &program, pods, namespaces, self.plan.seed)
+                Cluster::kube_apiserver(
+                    &self.runtime,
+                    &program,
+                    pods,
+                    namespaces_for(pods),
+                    self.plan.seed,
+                )
             }
         }
     }
@@ -270,7 +282,10 @@ impl Bench<'_> {
     fn objects_round(&mut self, pods: usize) -> Result<()> {
         self.status(format!("{pods} pods: starting the {}", self.plan.server));
         let cluster = self.start_cluster(pods)?;
-        let raw_json_bytes = raw_json_bytes(&cluster.pods(&self.runtime)?);
+        let objects = cluster.pods(&self.runtime)?;
+        let raw_json_bytes = raw_json_bytes(&objects);
+        let mut now = keys(&objects);
+        drop(objects);
         let metadata_list_bytes = cluster.metadata_list_bytes(&self.runtime)?;
         for rep in 0..self.plan.reps {
             let round = Round {
@@ -282,32 +297,32 @@ impl Bench<'_> {
             };
             let store = self.plan.work_dir.join(format!("store-{pods}-{rep}"));
             remove_dir(&store)?;
-            self.measure(&round, Contender::Reflector, None, None)?;
+            let probe = probe_key(&now, None)?;
+            self.measure(&round, Contender::Reflector, None, &probe)?;
             for &encoding in &self.plan.clientgo {
                 let c = Contender::ClientGo {
                     protobuf: encoding.is_protobuf(),
                 };
-                self.measure(&round, c, None, None)?;
+                self.measure(&round, c, None, &probe)?;
             }
-            self.measure(&round, Contender::Fresh, Some(&store), None)?;
+            self.measure(&round, Contender::Fresh, Some(&store), &probe)?;
             for &changed_pct in &self.plan.changed_pct {
-                let synced = keys(&cluster.pods(&self.runtime)?);
-                cluster.mutate(writes_for(pods, changed_pct))?;
+                let probe = self.write(&cluster, &mut now, writes_for(pods, changed_pct))?;
                 let c = Contender::Resume { changed_pct };
-                self.measure(&round, c, Some(&store), Some(&synced))?;
+                self.measure(&round, c, Some(&store), &probe)?;
             }
             for &changed_pct in &self.plan.gone_changed_pct {
-                let synced = keys(&cluster.pods(&self.runtime)?);
-                cluster.mutate(writes_for(pods, changed_pct))?;
+                let probe = self.write(&cluster, &mut now, writes_for(pods, changed_pct))?;
                 let c = Contender::RelistAfterGone { changed_pct };
                 self.status(format!(
                     "{pods} pods, rep {}: {c}: expiring the history",
                     rep + 1
                 ));
-                let probe = probe_key(&cluster.pods(&self.runtime)?, Some(&synced))?;
+                // The one pod written over and over is one of the probe's
+                // namespace: a pod the store holds.
                 let namespace = probe.split_once('/').map_or("", |(ns, _)| ns);
                 cluster.expire_history(&self.runtime, namespace)?;
-                self.measure(&round, c, Some(&store), Some(&synced))?;
+                self.measure(&round, c, Some(&store), &probe)?;
             }
             remove_dir(&store)?;
         }
@@ -315,12 +330,23 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// Writes `n` pods while the persist contender is down. `keys` holds
+    /// the server's keys as the store last synced them and is brought up
+    /// to date; returns the probe of the run that follows: a key that
+    /// exists now and that the store held, since a resuming contender reads
+    /// its store before it has caught up.
+    fn write(&self, cluster: &Cluster, keys: &mut HashSet<String>, n: usize) -> Result<String> {
+        cluster.mutate(n)?;
+        let synced = std::mem::replace(keys, self::keys(&cluster.pods(&self.runtime)?));
+        probe_key(keys, Some(&synced))
+    }
+
     fn measure(
         &mut self,
         round: &Round<'_>,
         contender: Contender,
         store: Option<&Path>,
-        synced_keys: Option<&HashSet<String>>,
+        probe: &str,
     ) -> Result<()> {
         let Round {
             cluster,
@@ -331,20 +357,19 @@ impl Bench<'_> {
         } = *round;
         self.progress(format!("{pods} pods, rep {}: {contender}", rep + 1));
         let endpoint = cluster.endpoint();
-        let probe = probe_key(&cluster.pods(&self.runtime)?, synced_keys)?;
         let label = contender.to_string();
-        let mark = cluster.mark();
-        let mut child = match contender.child_kind() {
+        let mark = cluster.mark(&self.runtime)?;
+        let (report, spawned_ns): (ChildReport, u64) = match contender.child_kind() {
             Some(kind) => {
                 let spec = ChildSpec {
                     kind,
                     server: endpoint.server,
                     kubeconfig: endpoint.kubeconfig,
                     store: store.map(Path::to_owned),
-                    probe: probe.clone(),
+                    probe: probe.to_owned(),
                     steady: None,
                 };
-                self.spawn(&label, &self.plan.exe, &spec.to_args())?
+                self.run_child(&label, &self.plan.exe, &spec.to_args())?
             }
             None => {
                 let program =
@@ -353,18 +378,15 @@ impl Bench<'_> {
                     Contender::ClientGo { protobuf: true } => Encoding::Protobuf,
                     _ => Encoding::Json,
                 };
-                let args = clientgo::args(&endpoint, &probe, encoding, self.plan.timeout.as_secs());
-                self.spawn(&label, &program, &args)?
+                let args = clientgo::args(&endpoint, probe, encoding, self.plan.timeout.as_secs());
+                self.run_child(&label, &program, &args)?
             }
         };
-        let report: ChildReport = child.next_report()?;
-        let spawned_ns = child.spawned_ns();
-        child.finish()?;
-        let served = cluster.served_since(mark)?;
+        let served = cluster.served_since(&self.runtime, &mark)?;
         if !report.probe_found {
             return Err(Error::ProbeMissing {
                 contender: label,
-                probe,
+                probe: probe.to_owned(),
             });
         }
         let disk_bytes = store.map(dir_bytes).transpose()?;
@@ -387,12 +409,13 @@ impl Bench<'_> {
         Ok(())
     }
 
-    fn spawn(&self, label: &str, program: &Path, args: &[std::ffi::OsString]) -> Result<Running> {
-        let log = self
-            .plan
-            .work_dir
-            .join(format!("{}.stderr", label.replace([' ', '%'], "-")));
-        Running::spawn(label, program, args, &log, self.plan.timeout)
+    fn run_child(
+        &self,
+        label: &str,
+        program: &Path,
+        args: &[std::ffi::OsString],
+    ) -> Result<(ChildReport, u64)> {
+        Running::report_once(label, program, args, &self.plan.work_dir, self.plan.timeout)
     }
 
     /// Steady state, once per kind of cache: the child syncs, says it is
@@ -411,11 +434,16 @@ impl Bench<'_> {
                 server: endpoint.server,
                 kubeconfig: endpoint.kubeconfig,
                 store: (kind == ChildKind::Persist).then(|| store.clone()),
-                probe: probe_key(&pods, None)?,
+                probe: probe_key(&keys(&pods), None)?,
                 steady: Some((plan.load.paced_events, plan.load.burst_events)),
             };
-            let mut child =
-                self.spawn(&format!("steady {kind}"), &self.plan.exe, &spec.to_args())?;
+            let mut child = Running::spawn_in(
+                &format!("steady {kind}"),
+                &self.plan.exe,
+                &spec.to_args(),
+                &self.plan.work_dir,
+                self.plan.timeout,
+            )?;
             let _ready: ChildReport = child.next_report()?;
             write_load(&cluster, &self.runtime, pods, plan.load)?;
             let report: SteadyReport = child.next_report()?;
@@ -466,34 +494,31 @@ fn write_load(
 }
 
 /// A `namespace/name` the contender must be able to read once ready: the
-/// lowest key the server holds, stable across runs of one seed. A resuming
-/// contender reads its store before it has caught up, so its probe must
-/// also be among the keys that existed when the store last synced
-/// (`synced_keys`), or its first `get` would rightly miss.
+/// lowest of the server's `keys`, stable across runs of one seed. A
+/// resuming contender reads its store before it has caught up, so its
+/// probe must also be among the keys that existed when the store last
+/// synced (`synced_keys`), or its first `get` would rightly miss.
 pub(crate) fn probe_key(
-    objects: &[Value],
+    keys: &HashSet<String>,
     synced_keys: Option<&HashSet<String>>,
 ) -> Result<String> {
-    objects
-        .iter()
-        .filter_map(object_key)
-        .filter(|k| synced_keys.is_none_or(|synced| synced.contains(k)))
+    keys.iter()
+        .filter(|k| synced_keys.is_none_or(|synced| synced.contains(*k)))
         .min()
+        .cloned()
         .ok_or(Error::InvalidOption {
             option: "--objects",
             reason: "the server holds no pods to probe".into(),
         })
 }
 
+/// The `namespace/name` keys of `objects`.
 pub(crate) fn keys(objects: &[Value]) -> HashSet<String> {
-    objects.iter().filter_map(object_key).collect()
-}
-
-fn object_key(object: &Value) -> Option<String> {
-    let meta = object.get("metadata")?;
-    let name = meta.get("name")?.as_str()?;
-    let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
-    Some(format!("{ns}/{name}"))
+    objects
+        .iter()
+        .filter_map(|o| ObjectKey::of(o).ok())
+        .map(|k| k.to_string())
+        .collect()
 }
 
 /// The bytes of every object as the API server serializes it.
@@ -613,12 +638,14 @@ mod tests {
 
     #[test]
     fn the_simulator_keeps_every_write_made_while_down() {
-        let c = plan().sim_config(100_000);
+        let c = sim_config(100_000, 1, crate::sim::DEFAULT_BOOKMARK_INTERVAL);
         assert_eq!(c.history, crate::sim::HistoryConfig::default());
         // The largest burst of writes made while a contender is down fits
         // the watch cache, which grows to hold a burst younger than 75 s.
         assert!(writes_for(100_000, 100) <= c.history.upper_bound);
         assert!(c.listen.ip().is_loopback());
+        assert_eq!(c.namespaces, 200);
+        assert_eq!(c.background_writes_per_sec, BACKGROUND_WRITES_PER_SEC);
     }
 
     #[test]
@@ -628,6 +655,8 @@ mod tests {
             json!({"metadata": {"namespace": "a", "name": "z"}}),
             json!({"metadata": {}}),
         ];
+        let objs = keys(&objs);
+        assert_eq!(objs.len(), 2, "an object without a name has no key");
         assert_eq!(probe_key(&objs, None).unwrap(), "a/z");
         // "a/z" was created after the store last synced.
         let synced: HashSet<String> = ["b/x".to_owned(), "c/gone".to_owned()].into();
@@ -638,7 +667,7 @@ mod tests {
             Err(Error::InvalidOption { .. })
         ));
         assert!(matches!(
-            probe_key(&[], None),
+            probe_key(&HashSet::new(), None),
             Err(Error::InvalidOption { .. })
         ));
     }

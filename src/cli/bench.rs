@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use kube_persist::bench::apiserver;
 use kube_persist::bench::clientgo::{self, Encoding};
 use kube_persist::bench::cluster::ServerKind;
 use kube_persist::bench::controller::{self as bench_controller, ControllerPlan};
@@ -83,6 +84,45 @@ struct StoreArgs {
     work_dir: Option<PathBuf>,
 }
 
+/// Options every measuring subcommand shares.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Directory for stores and child logs (default: a temporary one,
+    /// removed afterwards).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Time limit for one child process, in seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// The simulator's bookmark interval, in milliseconds (default: the
+    /// cacher's, one minute, with a bookmark 2 s before each watch's
+    /// deadline).
+    #[arg(long)]
+    bookmark_ms: Option<u64>,
+    /// Seed of the simulated objects and writes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl RunArgs {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
+
+    fn bookmark_interval(&self) -> Duration {
+        self.bookmark_ms.map_or(
+            kube_persist::sim::DEFAULT_BOOKMARK_INTERVAL,
+            Duration::from_millis,
+        )
+    }
+
+    /// The work directory given, or a temporary one removed when the
+    /// returned guard drops.
+    fn work_dir(&self) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+        work_dir(self.work_dir.clone())
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct StoreReadArgs {
     /// Store directory.
@@ -102,23 +142,12 @@ struct ControllerArgs {
     /// Output format: a table, or JSON (`{"rows": [...]}`).
     #[arg(short = 'o', long, value_enum, default_value_t = ControllerFormat::Table)]
     output: ControllerFormat,
-    /// Directory for the store and child logs (default: a temporary one,
-    /// removed afterwards).
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Time limit for one child process, in seconds.
-    #[arg(long, default_value_t = 900)]
-    timeout: u64,
     /// How long each child goes on after its last needed reconcile,
     /// counting any more, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     quiet_ms: u64,
-    /// The simulator's bookmark interval, in milliseconds.
-    #[arg(long, default_value_t = 100)]
-    bookmark_ms: u64,
-    /// Seed of the simulated objects and writes.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -180,21 +209,8 @@ struct ResumeArgs {
     /// Also draw time-to-ready against object count into this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Directory for stores and child logs (default: a temporary one,
-    /// removed afterwards).
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Time limit for one contender process, in seconds.
-    #[arg(long, default_value_t = 600)]
-    timeout: u64,
-    /// The simulator's bookmark interval, in milliseconds (default: the
-    /// cacher's, one minute, with a bookmark 2 s before each watch's
-    /// deadline).
-    #[arg(long)]
-    bookmark_ms: Option<u64>,
-    /// Seed of the simulated objects and writes.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    run: RunArgs,
     /// Skip the steady-state measurement.
     #[arg(long)]
     no_steady: bool,
@@ -249,19 +265,8 @@ struct OutageArgs {
     /// Output format: a table, `json` for `{"rows": [...]}`, or `csv`.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
     output: Format,
-    /// Directory for stores and child logs (default: a temporary one).
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-    /// Time limit for one contender process, in seconds.
-    #[arg(long, default_value_t = 600)]
-    timeout: u64,
-    /// The simulator's bookmark interval, in milliseconds (default: the
-    /// cacher's minute).
-    #[arg(long)]
-    bookmark_ms: Option<u64>,
-    /// Seed of the simulated objects and writes.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -326,16 +331,16 @@ fn store(a: StoreArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
-    let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let (work_dir, _temp) = a.run.work_dir()?;
     let plan = ControllerPlan {
         exe: std::env::current_exe().context("finding this executable to re-run as contenders")?,
         objects: a.objects,
         changed_pct: a.changed,
         work_dir,
-        timeout: Duration::from_secs(a.timeout),
+        timeout: a.run.timeout(),
         quiet: Duration::from_millis(a.quiet_ms),
-        bookmark_interval: Duration::from_millis(a.bookmark_ms),
-        seed: a.seed,
+        bookmark_interval: a.run.bookmark_interval(),
+        seed: a.run.seed,
     };
     plan.validate()?;
     let report = bench_controller::run(&plan, &mut |step| eprintln!("{step}..."))
@@ -370,7 +375,7 @@ fn run_reconciler(a: ReconcilerArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
-    let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let (work_dir, _temp) = a.run.work_dir()?;
     let exe = std::env::current_exe().context("finding this executable to re-run as contenders")?;
     let harness_dir = clientgo::harness_dir(a.harness_dir.as_deref(), &exe);
     let mut notes = Vec::new();
@@ -383,7 +388,7 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
                 _ => Encoding::Json,
             })
             .collect(),
-        None => match clientgo::program(Some(&harness_dir), &exe) {
+        None => match apiserver::program(&harness_dir, apiserver::CLIENTGO_PROGRAM) {
             Ok(_) => vec![Encoding::Json],
             Err(why) => {
                 notes.push(format!("client-go not measured: {why}"));
@@ -393,7 +398,7 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
     };
     if !clientgo.is_empty() {
         // Named explicitly: its absence is an error before anything runs.
-        clientgo::program(Some(&harness_dir), &exe)?;
+        apiserver::program(&harness_dir, apiserver::CLIENTGO_PROGRAM)?;
     }
     let plan = Plan {
         exe,
@@ -402,12 +407,9 @@ fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
         gone_changed_pct: a.gone_changed,
         reps: a.reps,
         work_dir,
-        timeout: Duration::from_secs(a.timeout),
-        bookmark_interval: a.bookmark_ms.map_or(
-            kube_persist::sim::DEFAULT_BOOKMARK_INTERVAL,
-            Duration::from_millis,
-        ),
-        seed: a.seed,
+        timeout: a.run.timeout(),
+        bookmark_interval: a.run.bookmark_interval(),
+        seed: a.run.seed,
         steady: (!a.no_steady).then_some(SteadyPlan {
             objects: a.steady_objects,
             load: Load {
@@ -457,7 +459,7 @@ fn work_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile:
 }
 
 fn outage(a: OutageArgs) -> anyhow::Result<ExitCode> {
-    let (work_dir, _temp) = work_dir(a.work_dir)?;
+    let (work_dir, _temp) = a.run.work_dir()?;
     let outages = a
         .outage
         .iter()
@@ -472,12 +474,9 @@ fn outage(a: OutageArgs) -> anyhow::Result<ExitCode> {
         write_rate: a.write_rate,
         outages,
         work_dir,
-        timeout: Duration::from_secs(a.timeout),
-        bookmark_interval: a.bookmark_ms.map_or(
-            kube_persist::sim::DEFAULT_BOOKMARK_INTERVAL,
-            Duration::from_millis,
-        ),
-        seed: a.seed,
+        timeout: a.run.timeout(),
+        bookmark_interval: a.run.bookmark_interval(),
+        seed: a.run.seed,
     };
     plan.validate()?;
     let rows = outage::run(&plan, &mut |step| eprintln!("{step}..."))

@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kube_persist::bench::outage::{expected_outcome, predicted_switch, steady_capacity};
+use kube_persist::bench::outage::{
+    expected_outcome, predicted_switch, steady_capacity, Outcome, WARM_UP,
+};
+use kube_persist::bench::runner::sim_config;
 use kube_persist::informer::{Informer, ResourceSpec};
 use kube_persist::sim::{SimConfig, SimStats, Simulator};
 
@@ -35,8 +38,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// One row of the table.
 struct Phase {
     name: String,
-    /// What kube-apiserver's watch cache rule says the restart gets.
-    expected: &'static str,
+    /// What kube-apiserver's watch cache rule says a restart gets (`None`:
+    /// the first sync, which lists).
+    expected: Option<Outcome>,
+    /// What the restart did: relisted after a 410, or resumed.
+    observed: Outcome,
     first_read: Duration,
     synced: Duration,
     lists: u64,
@@ -58,22 +64,18 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
                 .map_err(|_| anyhow::anyhow!("--outages: {s} is not a number of seconds"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let config = SimConfig {
-        pods: args.pods,
-        namespaces: 50,
-        background_writes_per_sec: kube_persist::bench::runner::BACKGROUND_WRITES_PER_SEC,
-        ..SimConfig::default()
-    };
+    let defaults = SimConfig::default();
+    let config = sim_config(args.pods, defaults.seed, defaults.bookmark_interval);
     let history = config.history;
     eprintln!("starting a simulated API server with {} pods...", args.pods);
     let sim = Simulator::start(config)
         .await
         .context("starting the simulator")?;
-    // Two and a half minutes of the load first, so that the watch cache
-    // holds what a busy server's would.
+    // The load first, so that the watch cache holds what a busy server's
+    // would.
     let warm = sim.clone();
     let rate = args.write_rate;
-    tokio::task::spawn_blocking(move || warm.advance_with_writes(Duration::from_secs(150), rate))
+    tokio::task::spawn_blocking(move || warm.advance_with_writes(WARM_UP, rate))
         .await
         .context("warming up the simulator")?;
     let dir = tempfile::tempdir().context("creating a temporary store directory")?;
@@ -86,7 +88,7 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         predicted_switch(&history, rate).as_secs_f64()
     );
 
-    let mut phases = vec![phase(&sim, &store, "initial sync (empty store)".into(), "list").await?];
+    let mut phases = vec![phase(&sim, &store, "initial sync (empty store)".into(), None).await?];
     for outage in outages {
         let down = sim.clone();
         let writes = tokio::task::spawn_blocking(move || down.advance_with_writes(outage, rate))
@@ -96,12 +98,9 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
             "informer down {:.0} s; the server took {writes} pod writes meanwhile",
             outage.as_secs_f64()
         );
-        let expected = match expected_outcome(&history, rate, writes) {
-            kube_persist::bench::outage::Outcome::Resumed => "resume",
-            kube_persist::bench::outage::Outcome::Relisted => "410, relist",
-        };
+        let expected = expected_outcome(&history, rate, writes);
         let name = format!("restart after {:.0} s down", outage.as_secs_f64());
-        phases.push(phase(&sim, &store, name, expected).await?);
+        phases.push(phase(&sim, &store, name, Some(expected)).await?);
     }
 
     let server = sim.objects("pods").len();
@@ -113,11 +112,25 @@ async fn demo(args: Args) -> anyhow::Result<ExitCode> {
         "\nserver holds {server} pods; the store holds {}",
         phases.last().map_or(0, |p| p.objects)
     )?;
-    Ok(if phases.last().map(|p| p.objects) == Some(server) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let mispredicted: Vec<&str> = phases
+        .iter()
+        .filter(|p| p.expected.is_some_and(|e| e != p.observed))
+        .map(|p| p.name.as_str())
+        .collect();
+    if !mispredicted.is_empty() {
+        writeln!(
+            out,
+            "the restart did not do what kube-apiserver's rule predicts: {}",
+            mispredicted.join(", ")
+        )?;
+    }
+    Ok(
+        if phases.last().map(|p| p.objects) == Some(server) && mispredicted.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 /// Starts an informer on `store`, waits for Synced, shuts it down.
@@ -125,7 +138,7 @@ async fn phase(
     sim: &Simulator,
     store: &std::path::Path,
     name: String,
-    expected: &'static str,
+    expected: Option<Outcome>,
 ) -> anyhow::Result<Phase> {
     let before = sim.stats();
     let start = Instant::now();
@@ -156,6 +169,11 @@ async fn phase(
     Ok(Phase {
         name,
         expected,
+        observed: if m.gone > 0 {
+            Outcome::Relisted
+        } else {
+            Outcome::Resumed
+        },
         first_read,
         synced,
         lists: delta(|s| s.list_requests),
@@ -169,9 +187,10 @@ async fn phase(
 fn print_table(out: &mut impl Write, phases: &[Phase]) -> std::io::Result<()> {
     writeln!(
         out,
-        "\n{:<30} {:>14} {:>11} {:>10} {:>5} {:>6} {:>11} {:>8} {:>8}",
+        "\n{:<30} {:>9} {:>9} {:>11} {:>10} {:>5} {:>6} {:>11} {:>8} {:>8}",
         "phase",
-        "a real server",
+        "predicted",
+        "did",
         "first read",
         "synced",
         "LIST",
@@ -183,9 +202,13 @@ fn print_table(out: &mut impl Write, phases: &[Phase]) -> std::io::Result<()> {
     for p in phases {
         writeln!(
             out,
-            "{:<30} {:>14} {:>9.1}ms {:>8.0}ms {:>5} {:>6} {:>11} {:>8} {:>8}",
+            "{:<30} {:>9} {:>9} {:>9.1}ms {:>8.0}ms {:>5} {:>6} {:>11} {:>8} {:>8}",
             p.name,
-            p.expected,
+            p.expected.map_or("list".to_owned(), |e| e.to_string()),
+            match (p.expected, p.observed) {
+                (None, _) => "listed".to_owned(),
+                (Some(_), o) => o.to_string(),
+            },
             p.first_read.as_secs_f64() * 1000.0,
             p.synced.as_secs_f64() * 1000.0,
             p.lists,

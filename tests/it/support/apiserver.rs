@@ -446,30 +446,21 @@ pub fn audit_mark(server: &ApiServer) -> u64 {
 }
 
 /// The requests of pods in `namespace` the server logged after `mark`,
-/// once the log is known to hold every request finished before this call:
-/// a LIST is logged as its handler returns, which may be just after its
-/// client read the answer, so this sends a sentinel GET and waits for it.
+/// once the log is known to hold every request finished before this call
+/// ([`kube_persist::bench::apiserver::AuditLog::settle`]).
 pub async fn requests_after(
     server: &ApiServer,
     client: &kube::Client,
     mark: u64,
     namespace: &str,
 ) -> Vec<AuditedRequest> {
-    let sentinel = format!("audit-sentinel-{}", rand::random::<u32>());
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let _ = api.get_opt(&sentinel).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let logged = audited(server, mark, namespace);
-        if let Some(i) = logged.iter().position(|r| r.uri.contains(&sentinel)) {
-            let mut before = logged;
-            before.truncate(i);
-            return before;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the audit log never recorded the sentinel GET"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let log = server
+        .audit()
+        .expect("the server was started with an audit log");
+    let settled = log.settle(client, namespace).await.unwrap();
+    log.between(mark, settled)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.namespace.as_deref() == Some(namespace))
+        .collect()
 }
