@@ -22,7 +22,7 @@ use super::metrics::Metrics;
 use super::{blocking, rv_number, Result, Shared, State};
 use crate::store::{Batch, Change, Collection, Delta, ObjectKey};
 use crate::watcher::backoff::Backoff;
-use crate::watcher::object::{key_of, rv_of};
+use crate::watcher::object::rv_of;
 use crate::watcher::{self, BoxError, Held, ListWatch, ObjectRef, Stats, Transform, Watcher};
 
 pub(crate) struct Driver<S> {
@@ -185,10 +185,6 @@ fn write_group(collection: &Collection, group: Vec<watcher::Event>) -> Result<Wr
                 commit(collection, &mut batch, &mut out)?;
                 out.synced = true;
             }
-            W::Apply(obj) | W::Delete(obj) if overtaken(collection, &obj)? => {
-                // Still moves the position: what the store holds is newer.
-                batch.rv = rv_of(&obj).map(str::to_string).or(batch.rv.take());
-            }
             W::Apply(obj) => {
                 batch.rv = rv_of(&obj).map(str::to_string).or(batch.rv.take());
                 batch.deltas.push(Delta::Upsert(obj));
@@ -211,13 +207,17 @@ fn write_group(collection: &Collection, group: Vec<watcher::Event>) -> Result<Wr
     Ok(out)
 }
 
-/// Applies the batch built so far, if it says anything.
+/// Applies the batch built so far, if it says anything. An object the store
+/// holds at a newer version than a delta's keeps it (I13): after a relist
+/// cut short, the store holds objects newer than its resourceVersion, and
+/// the watch resumed from there replays older ones (which still move the
+/// position). A relist's own deltas are never older than what is held.
 fn commit(collection: &Collection, batch: &mut Batch, out: &mut Written) -> Result<()> {
     let batch = std::mem::take(batch);
     if batch.deltas.is_empty() && batch.rv.is_none() {
         return Ok(());
     }
-    out.changes.extend(collection.apply(batch)?);
+    out.changes.extend(collection.apply_keeping_newer(batch)?);
     out.batches += 1;
     Ok(())
 }
@@ -242,28 +242,6 @@ fn last_state(collection: &Collection, key: ObjectRef, rv: &str) -> Option<Value
             )
         }
     }
-}
-
-/// Whether the store holds a newer version of the watch event's object than
-/// the event (I13): after a relist cut short, the store holds objects newer
-/// than its resourceVersion, and the watch resumed from there replays older
-/// ones. An apply must never move an object back.
-fn overtaken(collection: &Collection, obj: &Value) -> Result<bool> {
-    let (Some(key), Some(rv)) = (key_of(obj), rv_of(obj)) else {
-        return Ok(false);
-    };
-    let key = ObjectKey {
-        namespace: key.namespace,
-        name: key.name,
-    };
-    let stored = match collection.get(&key) {
-        Ok(stored) => stored,
-        // A corrupt record is overwritten by the event: that heals it.
-        Err(crate::store::Error::Corrupt { .. }) => None,
-        Err(err) => return Err(err.into()),
-    };
-    let stored_rv = stored.as_ref().and_then(rv_of);
-    Ok(stored_rv.is_some_and(|held| watcher::relist::is_older(rv, held)))
 }
 
 /// Periodically re-delivers every stored object as a Resync event.
