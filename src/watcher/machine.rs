@@ -125,7 +125,7 @@ pub struct Watcher<S, H = ()> {
     /// Whether the consumer has been told it is synced (a relist completed
     /// or a resumed watch caught up).
     pub(super) synced: bool,
-    /// Watch events the last metadata relist already overtook.
+    /// Objects the last metadata relist found deleted after its snapshot.
     pub(super) fence: Fence,
 }
 
@@ -393,8 +393,8 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
         }
     }
 
-    /// Adds a watch event to the batch, unless the last relist already
-    /// overtook it (see [`Fence`]).
+    /// Adds a watch event to the batch, unless it is of an object the last
+    /// relist found deleted (see [`Fence`]).
     fn watched(&mut self, batch: &mut Batch, obj: Value, deleted: bool) {
         // An event without an RV cannot move the position; keep the last one.
         if let Some(rv) = rv_of(&obj) {
@@ -406,8 +406,8 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             .get_or_insert_with(|| Instant::now() + self.config.batch_window);
         if !self.fence.is_empty() {
             if let Some(key) = key_of(&obj) {
-                if self.fence.check(&key, rv_of(&obj), deleted) == Pass::Drop {
-                    tracing::debug!(%key, rv = rv_of(&obj), "watch event already overtaken by the relist; dropped");
+                if self.fence.check(&key, deleted) == Pass::Drop {
+                    tracing::debug!(%key, rv = rv_of(&obj), "watch event of an object the relist found deleted; dropped");
                     return;
                 }
             }
@@ -428,7 +428,6 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             self.flush(w, batch);
             return;
         }
-        self.fence.passed(&rv);
         let proves = resource_version::covers(&rv, &w.from);
         batch.rv = Some(rv.clone());
         self.flush(w, batch);

@@ -3,7 +3,7 @@
 //! `kube::Api::list_metadata` sends), compare (key, resourceVersion) with
 //! what is held, then GET just what is new or changed, a bounded number at a
 //! time. The watch goes on from the metadata list's snapshot, behind a
-//! [`Fence`](super::fence::Fence) for what the GETs read past it.
+//! [`Fence`](super::fence::Fence) for what the GETs found deleted past it.
 //!
 //! A server that refuses metadata lists (406) or ignores the request (full
 //! objects, its own list kind) gets a full relist instead, as does a relist
@@ -228,7 +228,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             Stats::bump(&self.stats.get_requests);
             match found {
                 Found::Object(obj) if self.selection.matches(&obj) => {
-                    self.fetched(&mut f, todo, obj, &mut out)
+                    self.fetched(todo, obj, &mut out)
                 }
                 // Left the selection since the list: gone, as far as the
                 // watch is concerned, which will say so with a DELETED.
@@ -246,16 +246,12 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
     }
 
     /// Hands on a fetched object, unless the consumer holds a newer one.
-    fn fetched(&self, f: &mut Fetching, todo: Todo, obj: Value, out: &mut Vec<Event>) {
-        let rv = rv_of(&obj).map(str::to_string);
-        if let (Some(held), Some(rv)) = (&todo.held, &rv) {
+    fn fetched(&self, todo: Todo, obj: Value, out: &mut Vec<Event>) {
+        if let (Some(held), Some(rv)) = (&todo.held, rv_of(&obj)) {
             if is_older(rv, held) {
                 tracing::debug!(key = %todo.key, %rv, %held, "fetched an older version than held; kept the held one");
                 return;
             }
-        }
-        if let Some(rv) = &rv {
-            f.fence.fetched(todo.key, rv, &f.snapshot_rv);
         }
         out.push(Event::InitApply(self.transformed(obj)));
     }
