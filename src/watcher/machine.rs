@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::WatchParams;
+use kube::api::{ListParams, WatchParams};
 use kube::core::WatchEvent;
 use serde_json::Value;
 use tokio::time::{timeout_at, Instant};
@@ -220,6 +220,35 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             bookmarks: true,
             send_initial_events: false,
         }
+    }
+
+    /// One page of a LIST (full or metadata) of the collection.
+    pub(super) fn list_params(&self, token: Option<String>) -> ListParams {
+        ListParams {
+            label_selector: self.config.label_selector.clone(),
+            field_selector: self.config.field_selector.clone(),
+            limit: Some(self.config.page_size),
+            continue_token: token,
+            ..ListParams::default()
+        }
+    }
+
+    /// When a page of a `what` comes from another snapshot than the pages
+    /// before it, the state that starts the relist over: its pages must not
+    /// be mixed.
+    pub(super) fn other_snapshot(
+        &mut self,
+        what: &str,
+        snapshot_rv: Option<&str>,
+        page_rv: Option<&str>,
+    ) -> Option<State> {
+        if snapshot_rv.is_none() || page_rv == snapshot_rv {
+            return None;
+        }
+        let why = format!(
+            "{what} page at resourceVersion {page_rv:?} does not match the snapshot {snapshot_rv:?}"
+        );
+        Some(self.back_off(&Failure::Transient, &why, self.relist_state()))
     }
 
     /// Schedules a retry of `then` after the backoff delay, saying why.

@@ -12,7 +12,6 @@
 use std::collections::VecDeque;
 
 use futures::StreamExt;
-use kube::api::ListParams;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -79,13 +78,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
     ) -> State {
         Stats::bump(&self.stats.list_requests);
         Stats::bump(&self.stats.metadata_lists);
-        let params = ListParams {
-            label_selector: self.config.label_selector.clone(),
-            field_selector: self.config.field_selector.clone(),
-            limit: Some(self.config.page_size),
-            continue_token: m.token.clone(),
-            ..ListParams::default()
-        };
+        let params = self.list_params(m.token.clone());
         let res = tokio::select! {
             _ = cancel.cancelled() => return State::Stopped,
             res = self.source.list_metadata(&params) => res,
@@ -102,12 +95,12 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             metadata, items, ..
         } = page;
         let page_rv = metadata.resource_version.filter(|rv| !rv.is_empty());
-        if m.snapshot_rv.is_some() && page_rv != m.snapshot_rv {
-            let why = format!(
-                "metadata page at resourceVersion {page_rv:?} does not match the snapshot {:?}",
-                m.snapshot_rv
-            );
-            return self.back_off(&Failure::Transient, &why, self.relist_state());
+        if let Some(over) = self.other_snapshot(
+            "metadata list",
+            m.snapshot_rv.as_deref(),
+            page_rv.as_deref(),
+        ) {
+            return over;
         }
         for item in items {
             let meta = item.metadata;
