@@ -1,8 +1,10 @@
 //! The informer against the simulator, in process and as a killed child.
 
+#[cfg(feature = "cli")]
 mod crash;
 mod live;
 mod relist;
+#[cfg(feature = "cli")]
 mod relist_crash;
 #[cfg(feature = "cli")]
 mod relist_memory;

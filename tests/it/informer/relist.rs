@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::informer::{assert_converged, pod, pods};
+use crate::support::informer::{assert_converged, full_history, pod, pods};
 use futures::StreamExt;
 use kube_persist::informer::{EventKind, Informer, State};
 use kube_persist::sim::{Fault, MetadataServing, SimConfig, Simulator};
@@ -21,12 +21,7 @@ async fn sim_with(pods: usize, f: impl FnOnce(&mut SimConfig)) -> Simulator {
         pods,
         namespaces: 5,
         bookmark_interval: Duration::from_millis(200),
-        // Nothing falls out of the window unless a test compacts.
-        history: kube_persist::sim::HistoryConfig {
-            lower_bound: 100_000,
-            upper_bound: 100_000,
-            ..Default::default()
-        },
+        history: full_history(),
         ..SimConfig::default()
     };
     f(&mut config);
