@@ -176,6 +176,14 @@ async fn a_server_without_metadata_lists_gets_a_full_relist_of_only_the_differen
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_never_miss_an_object_while_a_relist_runs() {
+    for streaming in [false, true] {
+        readers_never_miss_an_object_during(streaming).await;
+    }
+}
+
+/// A full relist, page by page or as a streaming list, while a reader
+/// lists the store again and again.
+async fn readers_never_miss_an_object_during(streaming: bool) {
     let sim = sim_with(3000, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
@@ -185,7 +193,6 @@ async fn readers_never_miss_an_object_while_a_relist_runs() {
         .iter()
         .map(|o| key(o).to_string())
         .collect();
-    // A full relist, page by page.
     sim.mutate(1200);
     sim.compact();
     let after: BTreeSet<String> = sim
@@ -197,7 +204,7 @@ async fn readers_never_miss_an_object_while_a_relist_runs() {
 
     let informer = Arc::new(
         pods(&sim, &store)
-            .streaming_list(false)
+            .streaming_list(streaming)
             .page_size(100)
             .configure(|c| c.metadata_relist = false)
             .start()
@@ -220,7 +227,7 @@ async fn readers_never_miss_an_object_while_a_relist_runs() {
                 let missing: Vec<_> = kept.difference(&seen).take(5).collect();
                 assert!(
                     missing.is_empty(),
-                    "read {}: objects that exist before and after are missing: {missing:?}",
+                    "streaming {streaming}, read {}: objects that exist before and after are missing: {missing:?}",
                     reads.load(Ordering::Relaxed)
                 );
                 reads.fetch_add(1, Ordering::Relaxed);
@@ -233,7 +240,12 @@ async fn readers_never_miss_an_object_while_a_relist_runs() {
     assert!(reads.load(Ordering::Relaxed) > 0);
     assert_converged(&sim, &informer).await;
     let m = informer.metrics();
-    assert!(m.list_requests >= 30, "a paged relist: {m:?}");
+    assert_eq!(m.relists, 1, "streaming {streaming}: {m:?}");
+    if streaming {
+        assert_eq!(m.list_requests, 0, "a streaming list: {m:?}");
+    } else {
+        assert!(m.list_requests >= 30, "a paged relist: {m:?}");
+    }
     Arc::into_inner(informer).unwrap().shutdown().await;
     sim.shutdown().await;
 }
