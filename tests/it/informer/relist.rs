@@ -298,6 +298,32 @@ async fn versions_never_go_back_when_writes_race_the_fetch_phase() {
     sim.shutdown().await;
 }
 
+/// A store synced once from a simulator of 50 pods that bookmarks once a
+/// minute, as a real server: the periodic bookmark is too far off to matter,
+/// so a resume is synced by the short watch's deadline alone. The
+/// simulator's counters start from zero.
+async fn synced_store() -> (Simulator, tempfile::TempDir, std::path::PathBuf) {
+    let sim = sim_with(50, |c| c.bookmark_interval = Duration::from_secs(60)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    first_sync(&sim, &store).await;
+    sim.reset_stats();
+    (sim, dir, store)
+}
+
+/// Waits for a resumed informer's Synced, then checks it converged with no
+/// LIST (I3).
+async fn synced_without_a_list(sim: &Simulator, informer: &Informer) {
+    tokio::time::timeout(Duration::from_secs(30), informer.wait_until_synced())
+        .await
+        .expect("synced at the short watch's deadline")
+        .unwrap();
+    assert_converged(sim, informer).await;
+    let m = informer.metrics();
+    assert_eq!(m.list_requests, 0, "no LIST on resume (I3): {m:?}");
+    assert_eq!(sim.stats().list_requests, 0, "{:?}", sim.stats());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_is_synced_by_the_bookmark_before_a_short_watch_ends_not_by_silence() {
     // Bookmarks once a minute, as a real server: the periodic one is too
@@ -324,6 +350,22 @@ async fn a_resume_is_synced_by_the_bookmark_before_a_short_watch_ends_not_by_sil
     let m = informer.metrics();
     assert_eq!(m.list_requests, 0, "no LIST on resume (I3): {m:?}");
     assert!(sim.stats().bookmarks_sent >= 1);
+    informer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_with_nothing_newer_is_synced_by_the_silent_deadline_of_a_short_watch() {
+    // Nothing written since the store's RV: the server has no newer RV to
+    // bookmark, so the short watch reaches its deadline without a word.
+    let (sim, _dir, store) = synced_store().await;
+    let informer = pods(&sim, &store).start().await.unwrap();
+    synced_without_a_list(&sim, &informer).await;
+    let stats = sim.stats();
+    assert_eq!(
+        stats.bookmarks_sent, 0,
+        "synced without a bookmark: {stats:?}"
+    );
     informer.shutdown().await;
     sim.shutdown().await;
 }
