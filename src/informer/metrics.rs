@@ -36,8 +36,12 @@ pub struct MetricsSnapshot {
     pub gone: u64,
     /// Watch restarts.
     pub watch_restarts: u64,
-    /// LIST requests made by this process.
+    /// LIST requests made by this process (metadata lists included).
     pub list_requests: u64,
+    /// Metadata-only LIST requests made by this process.
+    pub metadata_lists: u64,
+    /// Single-object GETs made by this process (after a metadata list).
+    pub get_requests: u64,
     /// WATCH requests made by this process.
     pub watch_requests: u64,
     /// Objects in the store.
@@ -80,6 +84,8 @@ impl Metrics {
             gone: get(&w.gone),
             watch_restarts: get(&w.watch_restarts),
             list_requests: get(&w.list_requests),
+            metadata_lists: get(&w.metadata_lists),
+            get_requests: get(&w.get_requests),
             watch_requests: get(&w.watch_requests),
             objects: get(&self.objects),
             last_rv: get(&self.last_rv),
@@ -94,7 +100,7 @@ impl MetricsSnapshot {
     /// Renders the metrics in the Prometheus text format, each labelled
     /// with the collection's `resource`.
     pub fn to_prometheus(&self, resource: &str) -> String {
-        let rows: [(&str, &str, &str, u64); 13] = [
+        let rows: [(&str, &str, &str, u64); 15] = [
             (
                 "events_applied_total",
                 "counter",
@@ -134,8 +140,20 @@ impl MetricsSnapshot {
             (
                 "list_requests_total",
                 "counter",
-                "LIST requests made.",
+                "LIST requests made, metadata lists included.",
                 self.list_requests,
+            ),
+            (
+                "metadata_list_requests_total",
+                "counter",
+                "Metadata-only LIST requests made.",
+                self.metadata_lists,
+            ),
+            (
+                "get_requests_total",
+                "counter",
+                "Single-object GETs made after a metadata list.",
+                self.get_requests,
             ),
             (
                 "watch_requests_total",
@@ -198,12 +216,17 @@ mod tests {
         Metrics::add(&m.events_applied, 5);
         Metrics::set(&m.resume_ms, 1500);
         Stats::bump(&m.watcher.gone);
+        Stats::bump(&m.watcher.get_requests);
+        Stats::bump(&m.watcher.get_requests);
+        Stats::bump(&m.watcher.metadata_lists);
         let text = m.snapshot().to_prometheus("pods");
         assert!(text.contains("# TYPE kube_persist_events_applied_total counter\n"));
         assert!(text.contains("kube_persist_events_applied_total{resource=\"pods\"} 5\n"));
         assert!(text.contains("kube_persist_gone_total{resource=\"pods\"} 1\n"));
+        assert!(text.contains("kube_persist_get_requests_total{resource=\"pods\"} 2\n"));
+        assert!(text.contains("kube_persist_metadata_list_requests_total{resource=\"pods\"} 1\n"));
         assert!(text.contains("kube_persist_resume_duration_seconds{resource=\"pods\"} 1.500\n"));
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 13);
+        assert_eq!(samples, 15);
     }
 }

@@ -22,6 +22,7 @@ use super::key::{self, prefix};
 use super::record::{self, RecordMeta};
 use super::state::{self, State};
 use super::{Batch, Change, ChangeKind, Delta, IndexFn, ObjectKey};
+use crate::resource_version;
 
 /// What an apply has to know about each object it writes.
 struct Validated {
@@ -102,6 +103,8 @@ struct Builder<'a> {
     changes: Vec<Pending>,
     /// (seq, key, bytes) of the journal entries this batch adds.
     journal: Vec<(u64, String, u64)>,
+    /// Skip a delta older than the object held (see `apply_keeping_newer`).
+    keep_newer: bool,
 }
 
 impl Builder<'_> {
@@ -110,6 +113,21 @@ impl Builder<'_> {
             Some(p) => Ok(p.clone()),
             None => self.inner.prior(key),
         }
+    }
+
+    /// Whether the delta at `rv` is to be skipped: the key holds a newer
+    /// version and the batch keeps it.
+    fn holds_newer(&self, prior: &Prior, rv: &str) -> bool {
+        let Prior::Present { value, .. } = prior else {
+            return false;
+        };
+        // The prior is decoded already (for the equality check and the
+        // journal's patch): reading its RV costs nothing more.
+        self.keep_newer
+            && value
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|held| resource_version::is_older(rv, held))
     }
 
     /// The index entries a prior state holds.
@@ -134,7 +152,7 @@ impl Builder<'_> {
     fn upsert(&mut self, v: Validated, obj: Value) -> Result<()> {
         let prior = self.prior(&v.key_str)?;
         let old = prior.value();
-        if old.as_deref() == Some(&obj) {
+        if old.as_deref() == Some(&obj) || self.holds_newer(&prior, &v.rv) {
             return Ok(());
         }
         let old_entries = self.entries_of(&prior, &v.key_str)?;
@@ -189,7 +207,7 @@ impl Builder<'_> {
 
     fn delete(&mut self, v: Validated, obj: Value) -> Result<()> {
         let prior = self.prior(&v.key_str)?;
-        if matches!(prior, Prior::Absent) {
+        if matches!(prior, Prior::Absent) || self.holds_newer(&prior, &v.rv) {
             return Ok(());
         }
         let old_entries = self.entries_of(&prior, &v.key_str)?;
@@ -315,6 +333,19 @@ impl Collection {
     /// replaying a batch after a crash is harmless. `batch.rv = None` keeps
     /// the stored RV.
     pub fn apply(&self, batch: Batch) -> Result<Vec<Change>> {
+        self.write(batch, false)
+    }
+
+    /// [`Self::apply`], except that a delta older than the object held (by
+    /// [`resource_version::is_older`]) is skipped, journalling nothing:
+    /// for watch events, which a watch resumed behind objects written past
+    /// its resourceVersion (a relist cut short) replays. An apply never
+    /// moves an object back (I13).
+    pub fn apply_keeping_newer(&self, batch: Batch) -> Result<Vec<Change>> {
+        self.write(batch, true)
+    }
+
+    fn write(&self, batch: Batch, keep_newer: bool) -> Result<Vec<Change>> {
         let inner = &self.inner;
         inner.shared.writable()?;
         let validated = batch
@@ -350,6 +381,7 @@ impl Collection {
             healed: false,
             changes: Vec::new(),
             journal: Vec::new(),
+            keep_newer,
         };
         for (delta, v) in batch.deltas.into_iter().zip(validated) {
             match delta {

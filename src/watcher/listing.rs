@@ -3,7 +3,7 @@
 //! handed on as they arrive, a page or `batch_max` objects at a time, so
 //! that no more than that is ever held in memory (I11).
 
-use kube::api::{ListParams, WatchParams};
+use kube::api::WatchParams;
 use kube::core::WatchEvent;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +63,19 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
         if let Verdict::Write { .. } = diff.observe(&key, rv_of(&obj)) {
             out.push(Event::InitApply(self.transformed(obj)));
         }
+    }
+
+    /// Ends a full relist whose listing at `rv` is complete: what it did not
+    /// show is gone.
+    fn listed_all(&mut self, diff: Diff, rv: &str) {
+        tracing::info!(
+            listed = diff.listed(),
+            unchanged = diff.unchanged(),
+            streaming = self.streaming,
+            %rv,
+            "list complete"
+        );
+        self.relisted(diff.finish(rv), rv);
     }
 
     /// OpenStream → InitialEvents, or Paging when the server refuses
@@ -172,14 +185,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                         );
                     }
                     let rv = b.metadata.resource_version;
-                    tracing::info!(
-                        listed = i.diff.listed(),
-                        unchanged = i.diff.unchanged(),
-                        %rv,
-                        "streaming list complete"
-                    );
-                    let deleted = i.diff.finish(&rv);
-                    self.relisted(deleted, &rv);
+                    self.listed_all(i.diff, &rv);
                     return State::Watching(Watching {
                         from: rv.clone(),
                         rv,
@@ -222,13 +228,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
     /// Paging → Paging (next token) or Resume (list complete).
     pub(super) async fn page(&mut self, mut p: Paging, cancel: &CancellationToken) -> State {
         Stats::bump(&self.stats.list_requests);
-        let params = ListParams {
-            label_selector: self.config.label_selector.clone(),
-            field_selector: self.config.field_selector.clone(),
-            limit: Some(self.config.page_size),
-            continue_token: p.token.clone(),
-            ..ListParams::default()
-        };
+        let params = self.list_params(p.token.clone());
         let res = tokio::select! {
             _ = cancel.cancelled() => return State::Stopped,
             res = self.source.list(&params) => res,
@@ -257,12 +257,10 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             .resource_version
             .clone()
             .filter(|rv| !rv.is_empty());
-        if p.snapshot_rv.is_some() && page_rv != p.snapshot_rv {
-            let why = format!(
-                "list page at resourceVersion {page_rv:?} does not match the snapshot {:?}",
-                p.snapshot_rv
-            );
-            return self.back_off(&Failure::Transient, &why, self.relist_state());
+        if let Some(over) =
+            self.other_snapshot("list", p.snapshot_rv.as_deref(), page_rv.as_deref())
+        {
+            return over;
         }
         let mut out = Vec::new();
         for obj in list.items {
@@ -276,14 +274,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                 token: Some(next),
             }),
             (None, Some(rv)) => {
-                tracing::info!(
-                    listed = p.diff.listed(),
-                    unchanged = p.diff.unchanged(),
-                    %rv,
-                    "list complete"
-                );
-                let deleted = p.diff.finish(&rv);
-                self.relisted(deleted, &rv);
+                self.listed_all(p.diff, &rv);
                 State::Resume { rv }
             }
             (None, None) => self.back_off(

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::WatchParams;
+use kube::api::{ListParams, WatchParams};
 use kube::core::WatchEvent;
 use serde_json::Value;
 use tokio::time::{timeout_at, Instant};
@@ -125,7 +125,7 @@ pub struct Watcher<S, H = ()> {
     /// Whether the consumer has been told it is synced (a relist completed
     /// or a resumed watch caught up).
     pub(super) synced: bool,
-    /// Watch events the last metadata relist already overtook.
+    /// Objects the last metadata relist found deleted after its snapshot.
     pub(super) fence: Fence,
 }
 
@@ -220,6 +220,35 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             bookmarks: true,
             send_initial_events: false,
         }
+    }
+
+    /// One page of a LIST (full or metadata) of the collection.
+    pub(super) fn list_params(&self, token: Option<String>) -> ListParams {
+        ListParams {
+            label_selector: self.config.label_selector.clone(),
+            field_selector: self.config.field_selector.clone(),
+            limit: Some(self.config.page_size),
+            continue_token: token,
+            ..ListParams::default()
+        }
+    }
+
+    /// When a page of a `what` comes from another snapshot than the pages
+    /// before it, the state that starts the relist over: its pages must not
+    /// be mixed.
+    pub(super) fn other_snapshot(
+        &mut self,
+        what: &str,
+        snapshot_rv: Option<&str>,
+        page_rv: Option<&str>,
+    ) -> Option<State> {
+        if snapshot_rv.is_none() || page_rv == snapshot_rv {
+            return None;
+        }
+        let why = format!(
+            "{what} page at resourceVersion {page_rv:?} does not match the snapshot {snapshot_rv:?}"
+        );
+        Some(self.back_off(&Failure::Transient, &why, self.relist_state()))
     }
 
     /// Schedules a retry of `then` after the backoff delay, saying why.
@@ -393,8 +422,8 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
         }
     }
 
-    /// Adds a watch event to the batch, unless the last relist already
-    /// overtook it (see [`Fence`]).
+    /// Adds a watch event to the batch, unless it is of an object the last
+    /// relist found deleted (see [`Fence`]).
     fn watched(&mut self, batch: &mut Batch, obj: Value, deleted: bool) {
         // An event without an RV cannot move the position; keep the last one.
         if let Some(rv) = rv_of(&obj) {
@@ -406,8 +435,8 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             .get_or_insert_with(|| Instant::now() + self.config.batch_window);
         if !self.fence.is_empty() {
             if let Some(key) = key_of(&obj) {
-                if self.fence.check(&key, rv_of(&obj), deleted) == Pass::Drop {
-                    tracing::debug!(%key, rv = rv_of(&obj), "watch event already overtaken by the relist; dropped");
+                if self.fence.check(&key, deleted) == Pass::Drop {
+                    tracing::debug!(%key, rv = rv_of(&obj), "watch event of an object the relist found deleted; dropped");
                     return;
                 }
             }
@@ -428,7 +457,6 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             self.flush(w, batch);
             return;
         }
-        self.fence.passed(&rv);
         let proves = resource_version::covers(&rv, &w.from);
         batch.rv = Some(rv.clone());
         self.flush(w, batch);

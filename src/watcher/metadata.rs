@@ -3,7 +3,7 @@
 //! `kube::Api::list_metadata` sends), compare (key, resourceVersion) with
 //! what is held, then GET just what is new or changed, a bounded number at a
 //! time. The watch goes on from the metadata list's snapshot, behind a
-//! [`Fence`](super::fence::Fence) for what the GETs read past it.
+//! [`Fence`](super::fence::Fence) for what the GETs found deleted past it.
 //!
 //! A server that refuses metadata lists (406) or ignores the request (full
 //! objects, its own list kind) gets a full relist instead, as does a relist
@@ -12,7 +12,6 @@
 use std::collections::VecDeque;
 
 use futures::StreamExt;
-use kube::api::ListParams;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -79,13 +78,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
     ) -> State {
         Stats::bump(&self.stats.list_requests);
         Stats::bump(&self.stats.metadata_lists);
-        let params = ListParams {
-            label_selector: self.config.label_selector.clone(),
-            field_selector: self.config.field_selector.clone(),
-            limit: Some(self.config.page_size),
-            continue_token: m.token.clone(),
-            ..ListParams::default()
-        };
+        let params = self.list_params(m.token.clone());
         let res = tokio::select! {
             _ = cancel.cancelled() => return State::Stopped,
             res = self.source.list_metadata(&params) => res,
@@ -102,12 +95,12 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             metadata, items, ..
         } = page;
         let page_rv = metadata.resource_version.filter(|rv| !rv.is_empty());
-        if m.snapshot_rv.is_some() && page_rv != m.snapshot_rv {
-            let why = format!(
-                "metadata page at resourceVersion {page_rv:?} does not match the snapshot {:?}",
-                m.snapshot_rv
-            );
-            return self.back_off(&Failure::Transient, &why, self.relist_state());
+        if let Some(over) = self.other_snapshot(
+            "metadata list",
+            m.snapshot_rv.as_deref(),
+            page_rv.as_deref(),
+        ) {
+            return over;
         }
         for item in items {
             let meta = item.metadata;
@@ -228,7 +221,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             Stats::bump(&self.stats.get_requests);
             match found {
                 Found::Object(obj) if self.selection.matches(&obj) => {
-                    self.fetched(&mut f, todo, obj, &mut out)
+                    self.fetched(todo, obj, &mut out)
                 }
                 // Left the selection since the list: gone, as far as the
                 // watch is concerned, which will say so with a DELETED.
@@ -246,16 +239,12 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
     }
 
     /// Hands on a fetched object, unless the consumer holds a newer one.
-    fn fetched(&self, f: &mut Fetching, todo: Todo, obj: Value, out: &mut Vec<Event>) {
-        let rv = rv_of(&obj).map(str::to_string);
-        if let (Some(held), Some(rv)) = (&todo.held, &rv) {
+    fn fetched(&self, todo: Todo, obj: Value, out: &mut Vec<Event>) {
+        if let (Some(held), Some(rv)) = (&todo.held, rv_of(&obj)) {
             if is_older(rv, held) {
                 tracing::debug!(key = %todo.key, %rv, %held, "fetched an older version than held; kept the held one");
                 return;
             }
-        }
-        if let Some(rv) = &rv {
-            f.fence.fetched(todo.key, rv, &f.snapshot_rv);
         }
         out.push(Event::InitApply(self.transformed(obj)));
     }

@@ -867,18 +867,19 @@ async fn objects_changed_created_and_deleted_between_the_metadata_list_and_the_g
     let out = take_until(&mut w, |e| spell(e) == "new@27").await;
     assert_eq!(
         flat(&out),
-        vec!["init", "-e@5", "+b@22", "done@20", "late@23", "b@26", "new@27"],
-        "replays up to what the GETs read are dropped; later events pass"
+        vec!["init", "-e@5", "+b@22", "done@20", "b@21", "b@22", "late@23", "b@26", "new@27"],
+        "the replays of what the GETs found deleted are dropped; the consumer keeps the newer of the others"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn only_dropped_events_still_move_the_watch_position() {
+    // "new" was deleted (404) after the metadata list.
     let fake = metadata_relist(vec![Reply::Watch(
-        Ok(vec![modified("b", 21), modified("b", 22)]),
+        Ok(vec![modified("new", 21), deleted("new", 22)]),
         false,
     )]);
-    fake.answer_get("b", Ok(Some(pod("b", 22))));
+    fake.answer_get("b", Ok(Some(pod("b", 5))));
     let cfg = Config {
         fetch_max_share: 0.5,
         ..config()

@@ -6,39 +6,15 @@
 //! seed is printed).
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::informer::{crash_seed, keep_writing, sim, versions};
+use crate::support::informer::{crash_seed, keep_writing, sim, stored, sync_cmd, versions};
 use kube_persist::store::Store;
 use rand::{Rng as _, SeedableRng};
 use tokio::io::AsyncBufReadExt;
 
 const KILLS: usize = 20;
-/// Clean runs allowed to bring the store level with the server at the end.
-const FINAL_RUNS: usize = 5;
-
-fn sync_cmd(url: &str, store: &std::path::Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-persist"));
-    cmd.args([
-        "sync",
-        "--resource",
-        "pods",
-        "--consumer",
-        "crash-test",
-        "--page-size",
-        "100",
-        "--server",
-        url,
-    ])
-    .arg("--store")
-    .arg(store)
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .kill_on_drop(true);
-    cmd
-}
+const CONSUMER: &str = "crash-test";
 
 /// Reads the child's stdout: seqs of printed events, and whether it synced.
 fn collect(child: &mut tokio::process::Child) -> tokio::task::JoinHandle<(Vec<u64>, bool)> {
@@ -60,7 +36,10 @@ fn collect(child: &mut tokio::process::Child) -> tokio::task::JoinHandle<(Vec<u6
 /// One `sync --until-synced` run to its end: the seqs it printed, once it
 /// has exited successfully after printing its synced line.
 async fn sync_until_synced(url: &str, store: &std::path::Path, seed: u64) -> Vec<u64> {
-    let mut child = sync_cmd(url, store).arg("--until-synced").spawn().unwrap();
+    let mut child = sync_cmd(url, store, CONSUMER)
+        .arg("--until-synced")
+        .spawn()
+        .unwrap();
     let out = collect(&mut child);
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
@@ -78,14 +57,6 @@ async fn sync_until_synced(url: &str, store: &std::path::Path, seed: u64) -> Vec
     seqs
 }
 
-/// The resourceVersion stored at `store`, read without changing it.
-fn stored_rv(store: &std::path::Path) -> Option<String> {
-    let store = Store::open_read_only(store).unwrap();
-    let ids = store.collections().unwrap();
-    assert_eq!(ids.len(), 1);
-    store.collection(&ids[0]).unwrap().last_rv().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_heavy_writes_converges_and_loses_no_acknowledged_event() {
     let seed = crash_seed("KP_INFORMER_CRASH_SEED");
@@ -98,7 +69,7 @@ async fn sigkill_during_heavy_writes_converges_and_loses_no_acknowledged_event()
 
     let mut delivered = BTreeSet::new();
     for round in 0..KILLS {
-        let mut child = sync_cmd(&sim.url(), &store).spawn().unwrap();
+        let mut child = sync_cmd(&sim.url(), &store, CONSUMER).spawn().unwrap();
         let out = collect(&mut child);
         let ms = rng.random_range(100..600);
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -114,34 +85,22 @@ async fn sigkill_during_heavy_writes_converges_and_loses_no_acknowledged_event()
     writer.abort();
     let _ = writer.await;
 
-    // A last, clean run catches up with the final server state. A resumed
-    // watch counts as caught up after a bookmark (the simulator sends one
-    // only once it has sent every event) or after a short pause in its
-    // events, and a CPU stall while thousands of events are replayed looks
-    // like such a pause: `sync` then exits with the store behind. No write
-    // happens any more, so another clean run resumes from there and must
-    // reach the server's RV; only a store that never does fails.
+    // A last, clean run catches up with the final server state: it is
+    // synced only once the server proved it caught up (I12), and nothing
+    // is written any more, so it stops at the server's RV.
     let server_rv = sim.current_rv().to_string();
-    let mut runs = 0;
-    let stored = loop {
-        runs += 1;
-        delivered.extend(sync_until_synced(&sim.url(), &store, seed).await);
-        let stored = stored_rv(&store);
-        if stored.as_deref() == Some(server_rv.as_str()) || runs == FINAL_RUNS {
-            break stored;
-        }
-        println!("final run {runs} stopped at rv {stored:?}, the server is at {server_rv}");
-    };
+    delivered.extend(sync_until_synced(&sim.url(), &store, seed).await);
+    let (stored_rv, _) = stored(&store);
+    assert_eq!(
+        stored_rv.as_deref(),
+        Some(server_rv.as_str()),
+        "one clean run reaches the server's RV (KP_INFORMER_CRASH_SEED={seed})"
+    );
 
     let store = Store::open_existing(&store).unwrap();
     let ids = store.collections().unwrap();
     assert_eq!(ids.len(), 1);
     let collection = store.collection(&ids[0]).unwrap();
-    assert_eq!(
-        stored.as_deref(),
-        Some(server_rv.as_str()),
-        "the store reached the server's RV in {runs} clean runs (KP_INFORMER_CRASH_SEED={seed})"
-    );
     assert_eq!(collection.last_rv().unwrap(), Some(server_rv));
     assert_eq!(
         versions(&collection.list().unwrap()),
@@ -151,7 +110,7 @@ async fn sigkill_during_heavy_writes_converges_and_loses_no_acknowledged_event()
 
     // Every acknowledged event was printed first; the rest are still in the
     // journal, contiguous, waiting for the consumer's next run.
-    let acked = collection.cursor("crash-test").unwrap().unwrap_or(0);
+    let acked = collection.cursor(CONSUMER).unwrap().unwrap_or(0);
     assert!(
         acked > 0,
         "the consumer made progress (KP_INFORMER_CRASH_SEED={seed})"

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::informer::{assert_converged, pod, pods};
+use crate::support::informer::{assert_converged, full_history, pod, pods};
 use futures::StreamExt;
 use kube_persist::informer::{EventKind, Informer, State};
 use kube_persist::sim::{Fault, MetadataServing, SimConfig, Simulator};
@@ -21,12 +21,7 @@ async fn sim_with(pods: usize, f: impl FnOnce(&mut SimConfig)) -> Simulator {
         pods,
         namespaces: 5,
         bookmark_interval: Duration::from_millis(200),
-        // Nothing falls out of the window unless a test compacts.
-        history: kube_persist::sim::HistoryConfig {
-            lower_bound: 100_000,
-            upper_bound: 100_000,
-            ..Default::default()
-        },
+        history: full_history(),
         ..SimConfig::default()
     };
     f(&mut config);
@@ -181,6 +176,14 @@ async fn a_server_without_metadata_lists_gets_a_full_relist_of_only_the_differen
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_never_miss_an_object_while_a_relist_runs() {
+    for streaming in [false, true] {
+        readers_never_miss_an_object_during(streaming).await;
+    }
+}
+
+/// A full relist, page by page or as a streaming list, while a reader
+/// lists the store again and again.
+async fn readers_never_miss_an_object_during(streaming: bool) {
     let sim = sim_with(3000, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
@@ -190,7 +193,6 @@ async fn readers_never_miss_an_object_while_a_relist_runs() {
         .iter()
         .map(|o| key(o).to_string())
         .collect();
-    // A full relist, page by page.
     sim.mutate(1200);
     sim.compact();
     let after: BTreeSet<String> = sim
@@ -202,7 +204,7 @@ async fn readers_never_miss_an_object_while_a_relist_runs() {
 
     let informer = Arc::new(
         pods(&sim, &store)
-            .streaming_list(false)
+            .streaming_list(streaming)
             .page_size(100)
             .configure(|c| c.metadata_relist = false)
             .start()
@@ -225,7 +227,7 @@ async fn readers_never_miss_an_object_while_a_relist_runs() {
                 let missing: Vec<_> = kept.difference(&seen).take(5).collect();
                 assert!(
                     missing.is_empty(),
-                    "read {}: objects that exist before and after are missing: {missing:?}",
+                    "streaming {streaming}, read {}: objects that exist before and after are missing: {missing:?}",
                     reads.load(Ordering::Relaxed)
                 );
                 reads.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +240,12 @@ async fn readers_never_miss_an_object_while_a_relist_runs() {
     assert!(reads.load(Ordering::Relaxed) > 0);
     assert_converged(&sim, &informer).await;
     let m = informer.metrics();
-    assert!(m.list_requests >= 30, "a paged relist: {m:?}");
+    assert_eq!(m.relists, 1, "streaming {streaming}: {m:?}");
+    if streaming {
+        assert_eq!(m.list_requests, 0, "a streaming list: {m:?}");
+    } else {
+        assert!(m.list_requests >= 30, "a paged relist: {m:?}");
+    }
     Arc::into_inner(informer).unwrap().shutdown().await;
     sim.shutdown().await;
 }
@@ -291,6 +298,32 @@ async fn versions_never_go_back_when_writes_race_the_fetch_phase() {
     sim.shutdown().await;
 }
 
+/// A store synced once from a simulator of 50 pods that bookmarks once a
+/// minute, as a real server: the periodic bookmark is too far off to matter,
+/// so a resume is synced by the short watch's deadline alone. The
+/// simulator's counters start from zero.
+async fn synced_store() -> (Simulator, tempfile::TempDir, std::path::PathBuf) {
+    let sim = sim_with(50, |c| c.bookmark_interval = Duration::from_secs(60)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    first_sync(&sim, &store).await;
+    sim.reset_stats();
+    (sim, dir, store)
+}
+
+/// Waits for a resumed informer's Synced, then checks it converged with no
+/// LIST (I3).
+async fn synced_without_a_list(sim: &Simulator, informer: &Informer) {
+    tokio::time::timeout(Duration::from_secs(30), informer.wait_until_synced())
+        .await
+        .expect("synced at the short watch's deadline")
+        .unwrap();
+    assert_converged(sim, informer).await;
+    let m = informer.metrics();
+    assert_eq!(m.list_requests, 0, "no LIST on resume (I3): {m:?}");
+    assert_eq!(sim.stats().list_requests, 0, "{:?}", sim.stats());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_is_synced_by_the_bookmark_before_a_short_watch_ends_not_by_silence() {
     // Bookmarks once a minute, as a real server: the periodic one is too
@@ -317,6 +350,22 @@ async fn a_resume_is_synced_by_the_bookmark_before_a_short_watch_ends_not_by_sil
     let m = informer.metrics();
     assert_eq!(m.list_requests, 0, "no LIST on resume (I3): {m:?}");
     assert!(sim.stats().bookmarks_sent >= 1);
+    informer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_with_nothing_newer_is_synced_by_the_silent_deadline_of_a_short_watch() {
+    // Nothing written since the store's RV: the server has no newer RV to
+    // bookmark, so the short watch reaches its deadline without a word.
+    let (sim, _dir, store) = synced_store().await;
+    let informer = pods(&sim, &store).start().await.unwrap();
+    synced_without_a_list(&sim, &informer).await;
+    let stats = sim.stats();
+    assert_eq!(
+        stats.bookmarks_sent, 0,
+        "synced without a bookmark: {stats:?}"
+    );
     informer.shutdown().await;
     sim.shutdown().await;
 }

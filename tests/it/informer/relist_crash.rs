@@ -12,14 +12,11 @@
 //! milliseconds, so they land inside the relist however fast the machine.
 //! `KP_RELIST_CRASH_SEED` replays a failing run (the seed is printed).
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::informer::versions;
+use crate::support::informer::{crash_seed, full_history, stored, sync_cmd, versions};
 use kube_persist::sim::{SimConfig, Simulator};
-use kube_persist::store::Store;
 use rand::{Rng as _, SeedableRng};
 use tokio::io::AsyncBufReadExt;
 
@@ -28,31 +25,19 @@ const PODS: usize = 1000;
 /// Objects per store batch in the child: a relist spans many.
 const BATCH: &str = "50";
 
-fn sync_cmd(url: &str, store: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-persist"));
-    cmd.args(["sync", "--resource", "pods", "--consumer", "relist-crash"])
-        .args(["--page-size", "100", "--batch-size", BATCH, "--server", url])
-        .arg("--store")
-        .arg(store)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+/// The child: a relist spans many store batches.
+fn relist_sync(url: &str, store: &Path) -> tokio::process::Command {
+    let mut cmd = sync_cmd(url, store, "relist-crash");
+    cmd.args(["--batch-size", BATCH]);
     cmd
-}
-
-/// What the store holds: its resourceVersion and key → version.
-fn stored(store: &Path) -> (Option<String>, BTreeMap<String, String>) {
-    let store = Store::open_read_only(store).unwrap();
-    let ids = store.collections().unwrap();
-    assert_eq!(ids.len(), 1);
-    let c = store.collection(&ids[0]).unwrap();
-    (c.last_rv().unwrap(), versions(&c.list().unwrap()))
 }
 
 /// A clean `sync --until-synced` run; fails the test unless it succeeds.
 async fn clean_run(url: &str, store: &Path, seed: u64) {
-    let mut child = sync_cmd(url, store).arg("--until-synced").spawn().unwrap();
+    let mut child = relist_sync(url, store)
+        .arg("--until-synced")
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let drain = tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
@@ -73,7 +58,7 @@ async fn clean_run(url: &str, store: &Path, seed: u64) {
 /// `old_rv` (what this relist writes), or has synced, then SIGKILLs it a
 /// few random milliseconds later. Returns whether it had synced.
 async fn kill_after(url: &str, store: &Path, old_rv: u64, k: usize, extra_ms: u64) -> bool {
-    let mut child = sync_cmd(url, store).spawn().unwrap();
+    let mut child = relist_sync(url, store).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let mut seen = 0;
@@ -111,22 +96,14 @@ async fn kill_after(url: &str, store: &Path, old_rv: u64, k: usize, extra_ms: u6
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_relists_never_leaves_the_store_ahead_and_always_converges() {
-    let seed: u64 = std::env::var("KP_RELIST_CRASH_SEED")
-        .ok()
-        .map(|s| s.parse().expect("KP_RELIST_CRASH_SEED must be a number"))
-        .unwrap_or_else(rand::random);
+    let seed = crash_seed("KP_RELIST_CRASH_SEED");
     println!("relist_crash: {KILLS} kills, KP_RELIST_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let sim = Simulator::start(SimConfig {
         pods: PODS,
         namespaces: 10,
         bookmark_interval: Duration::from_millis(200),
-        // Nothing falls out of the window unless a test compacts.
-        history: kube_persist::sim::HistoryConfig {
-            lower_bound: 1_000_000,
-            upper_bound: 1_000_000,
-            ..Default::default()
-        },
+        history: full_history(),
         seed,
         ..SimConfig::default()
     })

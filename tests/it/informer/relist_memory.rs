@@ -12,10 +12,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::informer::versions;
+use crate::support::informer::{full_history, stored, versions};
 use kube_persist::bench::ChildReport;
 use kube_persist::sim::{SimConfig, Simulator};
-use kube_persist::store::Store;
 
 const PODS: usize = 100_000;
 /// Peak RSS allowed to the first sync: the objects' JSON alone is ~6× this.
@@ -41,12 +40,6 @@ fn child(sim: &Simulator, store: &std::path::Path, probe: &str) -> ChildReport {
     serde_json::from_str(line.lines().next().unwrap()).unwrap()
 }
 
-fn stored_versions(store: &std::path::Path) -> std::collections::BTreeMap<String, String> {
-    let store = Store::open_read_only(store).unwrap();
-    let ids = store.collections().unwrap();
-    versions(&store.collection(&ids[0]).unwrap().list().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "100k pods: minutes on 2 cores; run with --ignored"]
 async fn relisting_100k_pods_stays_within_a_memory_bound() {
@@ -54,12 +47,7 @@ async fn relisting_100k_pods_stays_within_a_memory_bound() {
         pods: PODS,
         namespaces: 200,
         bookmark_interval: Duration::from_millis(200),
-        // Nothing falls out of the window unless a test compacts.
-        history: kube_persist::sim::HistoryConfig {
-            lower_bound: 10 * PODS,
-            upper_bound: 10 * PODS,
-            ..Default::default()
-        },
+        history: full_history(),
         ..SimConfig::default()
     })
     .await
@@ -101,7 +89,7 @@ async fn relisting_100k_pods_stays_within_a_memory_bound() {
         gone.peak_rss_bytes >> 20
     );
     assert_eq!(
-        stored_versions(&store),
+        stored(&store).1,
         versions(&sim.objects("pods")),
         "the store equals the server"
     );

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use kube_persist::informer::{Informer, InformerBuilder, ResourceSpec};
-use kube_persist::sim::{SimConfig, Simulator};
+use kube_persist::sim::{HistoryConfig, SimConfig, Simulator};
+use kube_persist::store::Store;
 use serde_json::Value;
 
 /// A simulator with `pods` pods over `namespaces` namespaces and fast bookmarks.
@@ -19,6 +20,15 @@ pub async fn sim(pods: usize, namespaces: usize) -> Simulator {
     })
     .await
     .expect("simulator starts")
+}
+
+/// A watch cache history nothing falls out of unless a test compacts.
+pub fn full_history() -> HistoryConfig {
+    HistoryConfig {
+        lower_bound: 10_000_000,
+        upper_bound: 10_000_000,
+        ..HistoryConfig::default()
+    }
 }
 
 /// An informer builder on the simulator's pods with test-friendly timings.
@@ -97,4 +107,30 @@ pub fn keep_writing(sim: &Simulator, n: usize, every: Duration) -> tokio::task::
             tokio::time::sleep(every).await;
         }
     })
+}
+
+/// What the store at `store` holds, read without changing it: its
+/// resourceVersion and key → version.
+pub fn stored(store: &Path) -> (Option<String>, BTreeMap<String, String>) {
+    let store = Store::open_read_only(store).unwrap();
+    let ids = store.collections().unwrap();
+    assert_eq!(ids.len(), 1);
+    let c = store.collection(&ids[0]).unwrap();
+    (c.last_rv().unwrap(), versions(&c.list().unwrap()))
+}
+
+/// A `kube-persist sync` child of the simulator's pods at `url` into
+/// `store`, for the durable consumer `consumer`; its stdout piped.
+#[cfg(feature = "cli")]
+pub fn sync_cmd(url: &str, store: &Path, consumer: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-persist"));
+    cmd.args(["sync", "--resource", "pods", "--consumer", consumer])
+        .args(["--page-size", "100", "--server", url])
+        .arg("--store")
+        .arg(store)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
 }
