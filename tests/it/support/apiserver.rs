@@ -277,6 +277,19 @@ pub async fn server_pods(client: &kube::Client, namespace: &str) -> BTreeMap<Str
         .collect()
 }
 
+/// The server's resourceVersion for the pods of `namespace`: a list's, a
+/// consistent read.
+pub async fn server_rv(client: &kube::Client, namespace: &str) -> String {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+        .unwrap();
+    list.metadata
+        .resource_version
+        .expect("a list carries its resourceVersion")
+}
+
 /// A small pod named `name` (the namespace's `default` ServiceAccount,
 /// which the harness creates, satisfies admission).
 pub fn small_pod(name: &str) -> Pod {
