@@ -200,6 +200,15 @@ impl WatchStream {
     }
 }
 
+/// The simulator's pods watch cache, as its stats report it.
+pub fn pods_cache(sim: &Simulator) -> kube_persist::sim::WatchCacheStats {
+    sim.stats()
+        .watch_cache
+        .into_iter()
+        .find(|c| c.resource == "pods")
+        .expect("a pods watch cache")
+}
+
 /// Waits (bounded by the hang guard) until `cond` holds.
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + HANG_GUARD;
