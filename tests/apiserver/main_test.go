@@ -13,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"kube-persist.dev/tests/apiserver/internal/loader"
 	"kube-persist.dev/tests/apiserver/internal/peer"
 	"kube-persist.dev/tests/apiserver/internal/podgen"
 	"kube-persist.dev/tests/apiserver/internal/report"
@@ -167,11 +170,6 @@ func TestServerEndToEnd(t *testing.T) {
 		t.Fatalf("peer report %s", out.String())
 	}
 
-	// Compaction: a continue token from before it is 410 Expired.
-	page, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{Limit: 10})
-	if err != nil || page.Continue == "" {
-		t.Fatalf("first page: %v, continue %q", err, page.Continue)
-	}
 	post := func(path string) map[string]any {
 		t.Helper()
 		resp, err := http.Post(lines["admin on"]+path, "", nil)
@@ -185,6 +183,11 @@ func TestServerEndToEnd(t *testing.T) {
 		}
 		return m
 	}
+	// Compaction: a continue token from before it is 410 Expired.
+	page, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{Limit: 10})
+	if err != nil || page.Continue == "" {
+		t.Fatalf("first page: %v, continue %q", err, page.Continue)
+	}
 	churned := post("/churn?n=5")
 	// The watch cache serves continue tokens from its own snapshots until
 	// it polls the compaction (every 15 s): wait=true waits that out.
@@ -194,6 +197,10 @@ func TestServerEndToEnd(t *testing.T) {
 	if !apierrors.IsResourceExpired(err) {
 		t.Fatalf("continue after compaction: %v, want 410 Expired", err)
 	}
+	// After the compaction check: run before it, these writes left the
+	// continue token served after the compaction (twice in two runs; the
+	// cacher's reason is not examined here).
+	checkChurn(t, ctx, cs, lines["admin on"], post)
 
 	cancel()
 	select {
@@ -209,4 +216,77 @@ func TestServerEndToEnd(t *testing.T) {
 		t.Fatalf("temporary directories left: %v", left)
 	}
 	t.Logf("end to end in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// checkChurn drives /churn's pool (10 pods in each namespace): n=5 writes
+// five distinct pods of one namespace; n=3&pool=1 writes one pod of
+// another three times, in three MODIFIED events; pool=0 is refused.
+func checkChurn(t *testing.T, ctx context.Context, cs kubernetes.Interface, admin string, post func(string) map[string]any) {
+	t.Helper()
+	annotated := func(ns string) map[string]string {
+		t.Helper()
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, p := range pods.Items {
+			if v, ok := p.Annotations[loader.ChurnAnnotation]; ok {
+				got[p.Name] = v
+			}
+		}
+		return got
+	}
+
+	spread := podgen.NamespaceName(0)
+	post("/churn?n=5&namespace=" + spread)
+	got := annotated(spread)
+	values := map[string]bool{}
+	for _, v := range got {
+		values[v] = true
+	}
+	if len(got) != 5 || len(values) != 5 {
+		t.Errorf("n=5: annotated pods %v, want 5 pods with writes 0..4", got)
+	}
+
+	one := podgen.NamespaceName(1)
+	list, err := cs.CoreV1().Pods(one).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeout := int64(30)
+	w, err := cs.CoreV1().Pods(one).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, TimeoutSeconds: &timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	post("/churn?n=3&pool=1&namespace=" + one)
+	var written []string
+	for len(written) < 3 {
+		ev, ok := <-w.ResultChan()
+		if !ok {
+			t.Fatalf("n=3&pool=1: the watch ended after %v", written)
+		}
+		p, isPod := ev.Object.(*corev1.Pod)
+		if ev.Type != watch.Modified || !isPod {
+			t.Fatalf("n=3&pool=1: event %s %T, want MODIFIED pods", ev.Type, ev.Object)
+		}
+		written = append(written, p.Name+"="+p.Annotations[loader.ChurnAnnotation])
+	}
+	first := list.Items[0].Name
+	if want := []string{first + "=0", first + "=1", first + "=2"}; strings.Join(written, " ") != strings.Join(want, " ") {
+		t.Errorf("n=3&pool=1: writes %v, want %v", written, want)
+	}
+	if got := annotated(one); len(got) != 1 {
+		t.Errorf("n=3&pool=1: annotated pods %v, want only %s", got, first)
+	}
+
+	resp, err := http.Post(admin+"/churn?n=1&pool=0", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("pool=0: %d, want 400", resp.StatusCode)
+	}
 }

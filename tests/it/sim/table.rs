@@ -10,17 +10,6 @@ use serde_json::Value;
 
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
-async fn get_as(url: &str, accept: &str) -> (u16, Value) {
-    let resp = http()
-        .get(url)
-        .header("Accept", accept)
-        .send()
-        .await
-        .expect("request");
-    let code = resp.status().as_u16();
-    (code, resp.json().await.expect("a JSON body"))
-}
-
 #[tokio::test]
 async fn a_list_asked_as_table_is_one_with_the_pages_metadata() {
     let sim = sim(|c| {

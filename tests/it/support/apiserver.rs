@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -62,20 +63,13 @@ impl SharedNs {
 pub const SKIP_VAR: &str = "KP_SKIP_REAL_SERVER";
 
 fn skip_asked() -> bool {
-    std::env::var(SKIP_VAR).is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+    super::skip_asked(SKIP_VAR)
 }
 
 /// Says why the real-server tests cannot run: a failure, unless skipping
 /// them was asked for, then a skip nobody can miss.
 fn unavailable(why: &str) {
-    if !skip_asked() {
-        panic!("the real-server tests cannot run ({SKIP_VAR}=1 skips them): {why}");
-    }
-    eprintln!(
-        "\n################################################################\n\
-         ## SKIPPING real-server test ({SKIP_VAR} is set): {why}\n\
-         ################################################################\n"
-    );
+    super::unavailable(SKIP_VAR, "the real-server test", why);
 }
 
 /// Where build.sh writes for this build: `target/apiserver-bin/`.
@@ -120,7 +114,9 @@ fn build() -> Result<PathBuf, String> {
     fs2::FileExt::lock_exclusive(&lock)
         .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apiserver/build.sh");
-    eprintln!(
+    // Past libtest's capture: a cold build takes long enough to be asked about.
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "real-server tests: {} {} (a cold build compiles kube-apiserver: 10-20 min on 2 cores)",
         script.display(),
         dir.display()
@@ -173,7 +169,25 @@ pub fn shared() -> Option<&'static ApiServer> {
             audit: true,
             ..Options::default()
         };
-        start_kept(program, options)
+        let server = start_kept(program, options)?;
+        // A static is never dropped: stop it when the process exits. A
+        // dedicated server's Drop stops and reaps it; signalling its pid
+        // again at exit could hit another process that got the pid.
+        let dir = server
+            .kubeconfig()
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_default();
+        AT_EXIT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((server.pid(), dir));
+        // SAFETY: registers a plain extern "C" fn, once (this closure runs
+        // once).
+        unsafe {
+            libc::atexit(stop_servers_at_exit);
+        }
+        Ok(server)
     });
     match server {
         Ok(server) => Some(server),
@@ -197,7 +211,8 @@ pub fn dedicated(options: Options) -> Option<ApiServer> {
     }
 }
 
-/// Servers to stop when the test process exits (a static is never dropped).
+/// The shared server, to stop when the test process exits (a static is
+/// never dropped).
 static AT_EXIT: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
 
 extern "C" fn stop_servers_at_exit() {
@@ -224,16 +239,8 @@ extern "C" fn stop_servers_at_exit() {
 
 /// Starts a server from a thread that lives as long as the process, so
 /// that `PR_SET_PDEATHSIG` stops it only when the test process dies (a
-/// test's own thread ends with the test, the shared server must not), and
-/// registers it to be stopped at a normal exit.
+/// test's own thread ends with the test, the shared server must not).
 fn start_kept(program: PathBuf, mut options: Options) -> Result<ApiServer, String> {
-    static REGISTERED: OnceLock<()> = OnceLock::new();
-    REGISTERED.get_or_init(|| {
-        // SAFETY: registers a plain extern "C" fn.
-        unsafe {
-            libc::atexit(stop_servers_at_exit);
-        }
-    });
     options.die_with_thread = true;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -245,15 +252,6 @@ fn start_kept(program: PathBuf, mut options: Options) -> Result<ApiServer, Strin
     let server = rx
         .recv()
         .map_err(|_| "the thread starting the server died".to_owned())??;
-    let dir = server
-        .kubeconfig()
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_default();
-    AT_EXIT
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((server.pid(), dir));
     Ok(server)
 }
 
@@ -275,6 +273,19 @@ pub async fn server_pods(client: &kube::Client, namespace: &str) -> BTreeMap<Str
             )
         })
         .collect()
+}
+
+/// The server's resourceVersion for the pods of `namespace`: a list's, a
+/// consistent read.
+pub async fn server_rv(client: &kube::Client, namespace: &str) -> String {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+        .unwrap();
+    list.metadata
+        .resource_version
+        .expect("a list carries its resourceVersion")
 }
 
 /// A small pod named `name` (the namespace's `default` ServiceAccount,

@@ -12,8 +12,6 @@
 //! writers move the server's resourceVersion, so cases compare versions
 //! with those the writes returned, never with arithmetic on them.
 
-#![allow(dead_code)]
-
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::BodyExt;
@@ -32,13 +30,12 @@ pub enum Server {
     KubeApiServer,
 }
 
-/// A server under test.
+/// A server under test. A simulator serves from a task of the test's
+/// runtime, so it lives as long as the test; the client is all a case needs.
 pub struct Target {
     /// Which one.
     pub server: Server,
-    url: String,
     client: kube::Client,
-    sim: Option<Simulator>,
 }
 
 impl Target {
@@ -55,26 +52,17 @@ impl Target {
                 .expect("simulator starts");
                 Some(Target {
                     server,
-                    url: sim.url(),
                     client: sim.client(),
-                    sim: Some(sim),
                 })
             }
             Server::KubeApiServer => {
                 let real = apiserver::shared()?;
                 Some(Target {
                     server,
-                    url: real.url().to_owned(),
                     client: real.client().await.expect("a client of the real server"),
-                    sim: None,
                 })
             }
         }
-    }
-
-    /// The server's base URL.
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     /// A namespace of this case's own, named `tag-XXXXXXXX`, created on the
@@ -82,6 +70,12 @@ impl Target {
     /// admission wants for a pod).
     pub async fn namespace(&self, tag: &str) -> String {
         let name = format!("{tag}-{:08x}", rand::random::<u32>());
+        self.create_namespace(&name).await;
+        name
+    }
+
+    /// Creates the namespace `name` (see [`Target::namespace`]).
+    pub async fn create_namespace(&self, name: &str) {
         self.post(
             "/api/v1/namespaces",
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
@@ -94,7 +88,17 @@ impl Target {
             )
             .await;
         }
-        name
+    }
+
+    /// The watch events of an unscheduled pod's deletion (known difference
+    /// 3): kube-apiserver's graceful deletion, with grace 0, first writes
+    /// `deletionTimestamp` and `deletionGracePeriodSeconds` (MODIFIED),
+    /// then deletes; the simulator deletes at once.
+    pub fn pod_deletion_events(&self) -> &'static [&'static str] {
+        match self.server {
+            Server::Sim => &["DELETED"],
+            Server::KubeApiServer => &["MODIFIED", "DELETED"],
+        }
     }
 
     /// One request; the answer's status and body, whatever they are.

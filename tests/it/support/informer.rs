@@ -134,3 +134,57 @@ pub fn sync_cmd(url: &str, store: &Path, consumer: &str) -> tokio::process::Comm
         .kill_on_drop(true);
     cmd
 }
+
+/// Reads a `kube-persist sync` child's stdout: the seqs of the events its
+/// consumer printed, and the resourceVersion of its synced line, if it
+/// printed one.
+pub fn printed_events(
+    child: &mut tokio::process::Child,
+) -> tokio::task::JoinHandle<(Vec<u64>, Option<String>)> {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let (mut seqs, mut synced) = (Vec::new(), None);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("event seq=") {
+                seqs.push(rest.split(' ').next().unwrap().parse().unwrap());
+            } else if let Some(rest) = line.strip_prefix("synced rv=") {
+                synced = Some(rest.split(' ').next().unwrap().to_owned());
+            }
+        }
+        (seqs, synced)
+    })
+}
+
+/// I8 after crashes: `consumer` made progress, every event it acknowledged
+/// was `delivered` (printed) first, and the events after its cursor are all
+/// still in the journal, contiguous, for its next run. `replay` names the
+/// seed that replays the run, for the messages.
+pub fn assert_no_acknowledged_event_lost(
+    collection: &kube_persist::store::Collection,
+    consumer: &str,
+    delivered: &std::collections::BTreeSet<u64>,
+    replay: &str,
+) {
+    let acked = collection.cursor(consumer).unwrap().unwrap_or(0);
+    assert!(acked > 0, "the consumer made progress ({replay})");
+    let missing: Vec<u64> = (1..=acked).filter(|s| !delivered.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never delivered: {:?} ({replay})",
+        &missing[..missing.len().min(10)]
+    );
+    let pending: Vec<u64> = collection
+        .journal_since(acked)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let last = collection.meta().unwrap().journal_last_seq;
+    assert_eq!(
+        pending,
+        ((acked + 1)..=last).collect::<Vec<_>>(),
+        "undelivered events are all still journaled ({replay})"
+    );
+}

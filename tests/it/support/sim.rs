@@ -29,11 +29,42 @@ pub fn http() -> reqwest::Client {
 
 /// GET returning status and JSON body.
 pub async fn get(url: &str) -> (u16, Value) {
-    let resp = http().get(url).send().await.expect("request");
+    get_as(url, "*/*").await
+}
+
+/// GET with an Accept header: status and JSON body.
+pub async fn get_as(url: &str, accept: &str) -> (u16, Value) {
+    let resp = http()
+        .get(url)
+        .header("Accept", accept)
+        .send()
+        .await
+        .expect("request");
     let code = resp.status().as_u16();
     let body = resp.bytes().await.expect("body");
     let v = serde_json::from_slice(&body)
         .unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {body:?}"));
+    (code, v)
+}
+
+/// One request with a body (`content_type`, when given, as its
+/// Content-Type): the status, and the answer as JSON, or as a JSON string
+/// when it is not JSON (a refusal the test checks only by its status).
+pub async fn send(
+    method: reqwest::Method,
+    url: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let mut request = http().request(method, url).body(body);
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    let resp = request.send().await.expect("request");
+    let code = resp.status().as_u16();
+    let body = resp.bytes().await.expect("body");
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     (code, v)
 }
 
@@ -198,6 +229,15 @@ impl WatchStream {
         }
         out
     }
+}
+
+/// The simulator's pods watch cache, as its stats report it.
+pub fn pods_cache(sim: &Simulator) -> kube_persist::sim::WatchCacheStats {
+    sim.stats()
+        .watch_cache
+        .into_iter()
+        .find(|c| c.resource == "pods")
+        .expect("a pods watch cache")
 }
 
 /// Waits (bounded by the hang guard) until `cond` holds.
