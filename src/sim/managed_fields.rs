@@ -406,8 +406,6 @@ pub(crate) fn zero_object(res: &ResourceDef) -> Value {
     }
 }
 
-/// The schema managedFields use for a resource's lists.
-
 /// One managedFields entry, decoded.
 #[derive(Debug, Clone)]
 struct Entry {
