@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::informer::{assert_converged, full_history, pod, pods};
+use crate::support::informer::{assert_converged, full_history, keep_writing, pod, pods};
 use futures::StreamExt;
 use kube_persist::informer::{EventKind, Informer, State};
 use kube_persist::sim::{Fault, MetadataServing, SimConfig, Simulator};
@@ -333,6 +333,11 @@ async fn a_resume_is_synced_by_the_bookmark_before_a_short_watch_ends_not_by_sil
     let store = dir.path().join("s");
     first_sync(&sim, &store).await;
     sim.mutate(5);
+    sim.reset_stats();
+    // Written to throughout the resume: every short watch hears events, so
+    // no deadline is silent and only a bookmark newer than the events the
+    // watch replayed can prove Synced.
+    let writer = keep_writing(&sim, 1, Duration::from_millis(200));
     // The first watch stalls 8 s: no event, no bookmark. Silence.
     sim.inject(Fault::Stall(Duration::from_secs(8)));
     let informer = pods(&sim, &store).start().await.unwrap();
@@ -346,10 +351,13 @@ async fn a_resume_is_synced_by_the_bookmark_before_a_short_watch_ends_not_by_sil
         .await
         .expect("synced once the bookmark came")
         .unwrap();
+    writer.abort();
+    let m = informer.metrics();
+    assert!(m.bookmarks >= 1, "Synced on a bookmark: {m:?}");
+    assert!(sim.stats().bookmarks_sent >= 1, "{:?}", sim.stats());
     assert_converged(&sim, &informer).await;
     let m = informer.metrics();
     assert_eq!(m.list_requests, 0, "no LIST on resume (I3): {m:?}");
-    assert!(sim.stats().bookmarks_sent >= 1);
     informer.shutdown().await;
     sim.shutdown().await;
 }
