@@ -8,30 +8,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::support::informer::{crash_seed, keep_writing, sim, stored, sync_cmd, versions};
+use crate::support::informer::{
+    assert_no_acknowledged_event_lost, crash_seed, keep_writing, printed_events, sim, stored,
+    sync_cmd, versions,
+};
 use kube_persist::store::Store;
 use rand::{Rng as _, SeedableRng};
-use tokio::io::AsyncBufReadExt;
 
 const KILLS: usize = 20;
 const CONSUMER: &str = "crash-test";
-
-/// Reads the child's stdout: seqs of printed events, and whether it synced.
-fn collect(child: &mut tokio::process::Child) -> tokio::task::JoinHandle<(Vec<u64>, bool)> {
-    let stdout = child.stdout.take().unwrap();
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let (mut seqs, mut synced) = (Vec::new(), false);
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix("event seq=") {
-                seqs.push(rest.split(' ').next().unwrap().parse().unwrap());
-            } else if line.starts_with("synced rv=") {
-                synced = true;
-            }
-        }
-        (seqs, synced)
-    })
-}
 
 /// One `sync --until-synced` run to its end: the seqs it printed, once it
 /// has exited successfully after printing its synced line.
@@ -40,7 +25,7 @@ async fn sync_until_synced(url: &str, store: &std::path::Path, seed: u64) -> Vec
         .arg("--until-synced")
         .spawn()
         .unwrap();
-    let out = collect(&mut child);
+    let out = printed_events(&mut child);
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
         .unwrap_or_else(|_| panic!("final sync ran over 60 s (KP_INFORMER_CRASH_SEED={seed})"))
@@ -51,7 +36,7 @@ async fn sync_until_synced(url: &str, store: &std::path::Path, seed: u64) -> Vec
     );
     let (seqs, synced) = out.await.unwrap();
     assert!(
-        synced,
+        synced.is_some(),
         "the final run printed its synced line (KP_INFORMER_CRASH_SEED={seed})"
     );
     seqs
@@ -70,7 +55,7 @@ async fn sigkill_during_heavy_writes_converges_and_loses_no_acknowledged_event()
     let mut delivered = BTreeSet::new();
     for round in 0..KILLS {
         let mut child = sync_cmd(&sim.url(), &store, CONSUMER).spawn().unwrap();
-        let out = collect(&mut child);
+        let out = printed_events(&mut child);
         let ms = rng.random_range(100..600);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         child.start_kill().unwrap();
@@ -110,28 +95,7 @@ async fn sigkill_during_heavy_writes_converges_and_loses_no_acknowledged_event()
 
     // Every acknowledged event was printed first; the rest are still in the
     // journal, contiguous, waiting for the consumer's next run.
-    let acked = collection.cursor(CONSUMER).unwrap().unwrap_or(0);
-    assert!(
-        acked > 0,
-        "the consumer made progress (KP_INFORMER_CRASH_SEED={seed})"
-    );
-    let missing: Vec<u64> = (1..=acked).filter(|s| !delivered.contains(s)).collect();
-    assert!(
-        missing.is_empty(),
-        "acknowledged but never delivered: {:?} (KP_INFORMER_CRASH_SEED={seed})",
-        &missing[..missing.len().min(10)]
-    );
-    let pending: Vec<u64> = collection
-        .journal_since(acked)
-        .unwrap()
-        .iter()
-        .map(|e| e.seq)
-        .collect();
-    let last = collection.meta().unwrap().journal_last_seq;
-    assert_eq!(
-        pending,
-        ((acked + 1)..=last).collect::<Vec<_>>(),
-        "undelivered events are all still journaled (KP_INFORMER_CRASH_SEED={seed})"
-    );
+    let replay = format!("KP_INFORMER_CRASH_SEED={seed}");
+    assert_no_acknowledged_event_lost(&collection, CONSUMER, &delivered, &replay);
     sim.shutdown().await;
 }
