@@ -352,9 +352,14 @@ async fn a_resume_is_synced_by_the_bookmark_before_a_short_watch_ends_not_by_sil
         .expect("synced once the bookmark came")
         .unwrap();
     writer.abort();
-    let m = informer.metrics();
-    assert!(m.bookmarks >= 1, "Synced on a bookmark: {m:?}");
-    assert!(sim.stats().bookmarks_sent >= 1, "{:?}", sim.stats());
+    // The informer counts only bookmarks that move it past its last event,
+    // and the one proving Synced may carry that event's version: the
+    // server's count says one was sent during the resume.
+    assert!(
+        sim.stats().bookmarks_sent >= 1,
+        "Synced on a bookmark the server sent during the resume: {:?}",
+        sim.stats()
+    );
     assert_converged(&sim, &informer).await;
     let m = informer.metrics();
     assert_eq!(m.list_requests, 0, "no LIST on resume (I3): {m:?}");
