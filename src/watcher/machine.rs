@@ -125,6 +125,9 @@ pub struct Watcher<S, H = ()> {
     /// Whether the consumer has been told it is synced (a relist completed
     /// or a resumed watch caught up).
     pub(super) synced: bool,
+    /// Whether the first resumed watch was already closed early for going
+    /// quiet after its replay (see [`Config::resume_probe_quiet`]).
+    probe_cut: bool,
     /// Objects the last metadata relist found deleted after its snapshot.
     pub(super) fence: Fence,
     /// Told of each failure backed off from.
@@ -166,6 +169,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             config,
             queue: VecDeque::new(),
             synced: false,
+            probe_cut: false,
             fence: Fence::default(),
             failure_hook: None,
         })
@@ -387,10 +391,14 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
     /// when the stream ends or fails, after emitting what was read.
     async fn watch_batch(&mut self, mut w: Watching, cancel: &CancellationToken) -> State {
         let mut batch = Batch::default();
+        let cut = w.probe && w.heard && !self.synced && !self.probe_cut;
+        let idle = if cut {
+            self.config.resume_probe_quiet
+        } else {
+            self.config.stall_timeout
+        };
         loop {
-            let wait = batch
-                .deadline
-                .unwrap_or_else(|| Instant::now() + self.config.stall_timeout);
+            let wait = batch.deadline.unwrap_or_else(|| Instant::now() + idle);
             let item = tokio::select! {
                 _ = cancel.cancelled() => {
                     self.flush(&mut w, batch);
@@ -403,6 +411,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                     self.flush(&mut w, batch);
                     return State::Watching(w);
                 }
+                Err(_) if cut => return self.cut_probe(w),
                 Err(_) => {
                     Stats::bump(&self.stats.watch_restarts);
                     tracing::warn!(rv = %w.rv, stall = ?self.config.stall_timeout, "watch stalled; re-watching");
@@ -441,6 +450,17 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                 return State::Watching(w);
             }
         }
+    }
+
+    /// The first resumed watch went quiet after its replay: rather than wait
+    /// out its deadline, which proves nothing once it has brought events,
+    /// watch again from where it got to, so the silence or bookmark of that
+    /// next watch proves the catch-up one deadline sooner.
+    fn cut_probe(&mut self, w: Watching) -> State {
+        self.probe_cut = true;
+        Stats::bump(&self.stats.watch_restarts);
+        tracing::debug!(rv = %w.rv, quiet = ?self.config.resume_probe_quiet, "resumed watch quiet after its replay; re-watching from its last resourceVersion");
+        State::Resume { rv: w.rv }
     }
 
     /// Adds a watch event to the batch, unless it is of an object the last

@@ -78,6 +78,16 @@ pub struct Config {
     /// brings the proof of being caught up (a bookmark at or past the
     /// resumed resourceVersion) within seconds; long watches follow.
     pub resume_probe_timeout_secs: u32,
+    /// How long the first resumed watch may stay quiet after bringing events
+    /// before it is closed and a fresh short watch opened from its last
+    /// resourceVersion. The server sends a resumed watch everything after
+    /// its resourceVersion at once (`cache_watcher.go`, `processInterval`),
+    /// and nothing proves the replay is complete until a later watch from its
+    /// end stays silent to its deadline or hears a covering bookmark; waiting
+    /// out the first watch's deadline would add its whole `timeoutSeconds`.
+    /// Done once per start, so a resource written more often than this still
+    /// reaches the next watch's pre-deadline bookmark.
+    pub resume_probe_quiet: Duration,
     /// After a 410, when the consumer holds objects, list metadata only
     /// (`as=PartialObjectMetadataList`) and fetch just what changed. Falls
     /// back to a full relist when the server does not serve metadata lists.
@@ -114,6 +124,7 @@ impl Default for Config {
             // A real server bookmarks about once a minute.
             stall_timeout: Duration::from_secs(300),
             resume_probe_timeout_secs: 3,
+            resume_probe_quiet: Duration::from_millis(200),
             metadata_relist: true,
             fetch_concurrency: 16,
             fetch_max_share: FETCH_MAX_SHARE,
@@ -148,6 +159,9 @@ impl Config {
                 "resume_probe_timeout_secs",
                 "must be more than 2: the server bookmarks 2 s before a watch's deadline",
             );
+        }
+        if self.resume_probe_quiet.is_zero() {
+            return bad("resume_probe_quiet", "must be positive");
         }
         if self.fetch_concurrency == 0 {
             return bad("fetch_concurrency", "must be at least 1");

@@ -408,8 +408,50 @@ async fn a_resumed_watch_is_never_synced_on_silence() {
     assert_eq!(flat(&take(&mut w, 1).await), vec!["a@11"]);
     let next = silent_for(&mut w, Duration::from_secs(500)).await;
     assert!(next.is_none(), "nothing after silence, got {next:?}");
-    // The stall timeout re-watched, still as a probe: no proof yet.
-    assert_eq!(fake.calls(), vec![probe_call("10"), probe_call("11")]);
+    // Quiet after its replay, the first watch was re-opened from its last
+    // RV; that one's silence was a stall, not a deadline, so the stall
+    // timeout re-watched, still as a probe: no proof yet.
+    assert_eq!(
+        fake.calls(),
+        vec![probe_call("10"), probe_call("11"), probe_call("11")]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_watch_quiet_after_its_replay_is_reopened_once() {
+    let fake = Fake::new(vec![
+        // The replay, then nothing (the stream stays open).
+        Reply::Watch(Ok(vec![added("a", 11)]), false),
+        // Events again, then nothing: not cut a second time.
+        Reply::Watch(Ok(vec![added("b", 12)]), false),
+        Reply::WatchToDeadline(vec![]),
+    ]);
+    let cfg = Config {
+        stall_timeout: Duration::from_secs(60),
+        ..config()
+    };
+    let quiet = cfg.resume_probe_quiet;
+    let (mut w, stats) = watcher(&fake, cfg, Some("10"), ());
+    let started = tokio::time::Instant::now();
+    assert_eq!(flat(&take(&mut w, 1).await), vec!["a@11"]);
+    assert_eq!(flat(&take(&mut w, 1).await), vec!["b@12"]);
+    let reopened = started.elapsed();
+    assert!(
+        reopened >= quiet && reopened < Duration::from_secs(1),
+        "the first watch is re-opened once quiet, not at its deadline: {reopened:?}"
+    );
+    assert_eq!(flat(&take(&mut w, 1).await), vec!["caught-up"]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(60),
+        "the second watch waited for its stall timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        fake.calls(),
+        vec![probe_call("10"), probe_call("11"), probe_call("12")],
+        "each short watch from where the last one got to"
+    );
+    assert_eq!(Stats::get(&stats.list_requests), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -469,6 +511,9 @@ async fn a_short_watch_that_ends_early_or_brings_events_without_a_bookmark_prove
     ]);
     let cfg = Config {
         stall_timeout: Duration::from_secs(60),
+        // Longer than the deadline, so the watch that brings events is not
+        // re-opened for going quiet before it.
+        resume_probe_quiet: Duration::from_secs(10),
         ..config()
     };
     let (mut w, stats) = watcher(&fake, cfg, Some("10"), ());
@@ -1046,6 +1091,13 @@ fn config_validation_names_the_bad_setting() {
                 ..Config::default()
             },
             "resume_probe_timeout_secs",
+        ),
+        (
+            Config {
+                resume_probe_quiet: Duration::ZERO,
+                ..Config::default()
+            },
+            "resume_probe_quiet",
         ),
         (
             Config {

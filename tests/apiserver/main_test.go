@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -220,7 +221,9 @@ func TestServerEndToEnd(t *testing.T) {
 
 // checkChurn drives /churn's pool (10 pods in each namespace): n=5 writes
 // five distinct pods of one namespace; n=3&pool=1 writes one pod of
-// another three times, in three MODIFIED events; pool=0 is refused.
+// another three times, in three MODIFIED events, with values no earlier
+// write used; n=5 again over the first pods changes all five again;
+// pool=0 is refused.
 func checkChurn(t *testing.T, ctx context.Context, cs kubernetes.Interface, admin string, post func(string) map[string]any) {
 	t.Helper()
 	annotated := func(ns string) map[string]string {
@@ -274,11 +277,30 @@ func checkChurn(t *testing.T, ctx context.Context, cs kubernetes.Interface, admi
 		written = append(written, p.Name+"="+p.Annotations[loader.ChurnAnnotation])
 	}
 	first := list.Items[0].Name
-	if want := []string{first + "=0", first + "=1", first + "=2"}; strings.Join(written, " ") != strings.Join(want, " ") {
+	// Values count every write the harness made: three in a row, whatever
+	// the earlier calls used.
+	var base int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(written[0], first+"="), "%d", &base); err != nil {
+		t.Fatalf("n=3&pool=1: first write %q: %v", written[0], err)
+	}
+	if want := []string{fmt.Sprintf("%s=%d", first, base), fmt.Sprintf("%s=%d", first, base+1), fmt.Sprintf("%s=%d", first, base+2)}; strings.Join(written, " ") != strings.Join(want, " ") {
 		t.Errorf("n=3&pool=1: writes %v, want %v", written, want)
 	}
 	if got := annotated(one); len(got) != 1 {
 		t.Errorf("n=3&pool=1: annotated pods %v, want only %s", got, first)
+	}
+
+	// The same five pods again: every one changes (a patch to the value it
+	// already holds would be no write at all).
+	post("/churn?n=5&namespace=" + spread)
+	again := annotated(spread)
+	for name, v := range again {
+		if got[name] == v {
+			t.Errorf("n=5 again: %s still %s, want a new value", name, v)
+		}
+	}
+	if len(again) != 5 {
+		t.Errorf("n=5 again: annotated pods %v, want the same 5", again)
 	}
 
 	resp, err := http.Post(admin+"/churn?n=1&pool=0", "", nil)

@@ -180,8 +180,15 @@ feed:
 // ChurnAnnotation is the annotation Churn writes.
 const ChurnAnnotation = "kube-persist.dev/churn"
 
-// Churn makes n writes to existing pods (a merge patch of ChurnAnnotation,
-// one MODIFIED event each), round-robin over the first pool pods of the
+// churned counts the writes Churn made in this process: each write sets
+// ChurnAnnotation to a value never written before, since a patch that
+// leaves a pod as it was is no write at all (no new resourceVersion, no
+// event), and a later Churn over the same pods must change them again.
+var churned atomic.Uint64
+
+// Churn makes n writes to existing pods (a merge patch of ChurnAnnotation to
+// the next value of a per-process write counter, one MODIFIED event each),
+// round-robin over the first pool pods of the
 // namespace ("" for all) in key order (pool <= 0: as many as n, so that n
 // writes change n distinct pods while there are that many), with workers
 // concurrent writers. It returns the resourceVersion of the last write it
@@ -203,6 +210,7 @@ func Churn(ctx context.Context, cfg *rest.Config, namespace string, n, pool, wor
 	if len(pods) == 0 {
 		return "", fmt.Errorf("no pods to churn in %q", namespace)
 	}
+	base := churned.Add(uint64(n)) - uint64(n)
 	var mu sync.Mutex
 	var last uint64
 	var lastRV string
@@ -212,7 +220,7 @@ func Churn(ctx context.Context, cfg *rest.Config, namespace string, n, pool, wor
 	err = parallel(ctx, len(pods), workers, func(j int) error {
 		p := pods[j]
 		for k := j; k < n; k += len(pods) {
-			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, ChurnAnnotation, k)
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, ChurnAnnotation, base+uint64(k))
 			got, err := cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kube-persist-churn"})
 			if err != nil {
 				return fmt.Errorf("patch %s/%s: %w", p.Namespace, p.Name, err)
