@@ -105,14 +105,27 @@ fn server_url(text: &str) -> Result<http::Uri, Usage> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("it has no host"));
     }
-    // `Uri` takes any digits as a port; a connection needs 1..=65535.
-    if let Some(port) = uri.port() {
-        let text = port.as_str();
+    // `Uri` takes any digits as a port, and its `port()` is `None` when
+    // they overflow a u16, so the authority's own text is what to check.
+    if let Some(text) = uri.authority().and_then(|a| port_text(a.as_str())) {
         if !matches!(text.parse::<u16>(), Ok(1..)) {
             return Err(bad(&format!("port {text} is not between 1 and 65535")));
         }
     }
     Ok(uri)
+}
+
+/// The port part of an authority (`user@host:port`, `[::1]:port`), if any.
+fn port_text(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host_port,
+    };
+    after_host
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .filter(|p| !p.is_empty())
 }
 
 async fn client(server: Option<http::Uri>) -> anyhow::Result<kube::Client> {
@@ -346,6 +359,8 @@ mod tests {
             "http://127.0.0.1:6443",
             "https://kube.example.com",
             "https://[::1]:8443/prefix",
+            "https://[::1]/prefix",
+            "https://user:pw@kube.example.com:6443",
         ] {
             assert!(server_url(good).is_ok(), "{good}");
         }
@@ -360,6 +375,10 @@ mod tests {
                 "port 99999 is not between 1 and 65535",
             ),
             ("http://127.0.0.1:0", "port 0 is not between 1 and 65535"),
+            (
+                "http://[::1]:70000",
+                "port 70000 is not between 1 and 65535",
+            ),
         ] {
             let Usage(msg) = server_url(bad).unwrap_err();
             assert!(
