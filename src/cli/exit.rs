@@ -2,9 +2,12 @@
 
 use std::process::ExitCode;
 
+use kube_persist::informer::FailureCause;
 use kube_persist::inspect;
 use kube_persist::store;
 use kube_persist::{informer, watcher};
+
+use super::sync::GaveUp;
 
 /// The command did what was asked.
 pub const OK: u8 = 0;
@@ -21,8 +24,12 @@ pub const CORRUPT: u8 = 5;
 /// The object or resource asked for is not in the store (`sync`: the
 /// server has no such resource).
 pub const NOT_FOUND: u8 = 6;
-/// `sync`: the API server could not be reached.
+/// `sync`: the API server could not be reached, or what answered is not one
+/// (with `--until-synced`: nothing better within `--sync-timeout`).
 pub const UNREACHABLE: u8 = 7;
+/// `sync --until-synced`: not synced within `--sync-timeout` because the
+/// store's disk (or quota) is full; what was stored before is kept.
+pub const DISK_FULL: u8 = 8;
 /// `sync`: stopped by SIGINT or SIGTERM before the store was synced (128 +
 /// SIGINT's number, as shells report an interrupted command).
 pub const INTERRUPTED: u8 = 130;
@@ -36,12 +43,17 @@ Exit codes:
   1   failure not listed below; for `verify`: the store is damaged (report on stdout)
   2   the store is in use by another process; nothing was changed
   3   the path does not exist, is not a directory, or is not a kube-persist store
+      (`repair`: it holds no database, or one that registers no collection)
   4   the store has a newer schema than this build supports; it was left untouched
   5   the store is damaged: a corrupt record or unreadable files (the message
       names which); export and list still write every readable object and
       name each bad key on stderr
   6   the object or resource is not in the store; for `sync`: not on the server
   7   `sync`: the API server could not be reached
+      (or what answered is not one: HTML, garbage), for --until-synced
+      within --sync-timeout
+  8   `sync --until-synced`: not synced within --sync-timeout because the store's
+      disk (or quota) is full; what was stored before is kept
   64  invalid command line (option, resource, namespace, key, selector, --server URL,
       KUBE_PERSIST_NOW)
   130 `sync`: stopped by SIGINT or SIGTERM before the store was synced
@@ -74,9 +86,48 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     let code = code_of(err);
     // A reader that went away (`| head`) is not an error worth a message.
     if code != OK {
-        eprintln!("error: {}", one_line(err));
+        match remedy(err) {
+            Some(remedy) => eprintln!("error: {}; {remedy}", one_line(err)),
+            None => eprintln!("error: {}", one_line(err)),
+        }
     }
     ExitCode::from(code)
+}
+
+/// The command that fixes what `err` reports, when there is one.
+fn remedy(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(store_error).and_then(|e| match e {
+        store::Error::NotAStore { path, what } if *what == store::directory::MARKER_MISSING => {
+            Some(format!(
+                "`kube-persist repair {}` restores it",
+                path.display()
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// The store error `cause` is or wraps transparently, if any: the library's
+/// errors wrap the store's transparently, so that the store error is not a
+/// cause of its own in the chain.
+fn store_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a store::Error> {
+    if let Some(e) = cause.downcast_ref::<store::Error>() {
+        return Some(e);
+    }
+    match cause.downcast_ref::<kube_persist::Error>() {
+        Some(kube_persist::Error::Store(e)) => return Some(e),
+        Some(_) => return None,
+        None => {}
+    }
+    match cause.downcast_ref::<informer::Error>() {
+        Some(informer::Error::Store(e)) => return Some(e),
+        Some(_) => return None,
+        None => {}
+    }
+    match cause.downcast_ref::<inspect::Error>() {
+        Some(inspect::Error::Store(e)) => Some(e),
+        _ => None,
+    }
 }
 
 /// Tell about one record a salvaging read (`export`, `list`) left out, on
@@ -115,14 +166,12 @@ fn code_of(err: &anyhow::Error) -> u8 {
         if cause.is::<Usage>() {
             return USAGE;
         }
-        if let Some(e) = cause.downcast_ref::<store::Error>() {
+        if let Some(gave_up) = cause.downcast_ref::<GaveUp>() {
+            return gave_up_code(gave_up);
+        }
+        if let Some(e) = store_error(cause) {
             return store_code(e);
         }
-        if let Some(kube_persist::Error::Store(e)) = cause.downcast_ref::<kube_persist::Error>() {
-            return store_code(e);
-        }
-        // `sync`: the informer's errors wrap the store's transparently, so
-        // the store error is not a cause of its own in the chain.
         if let Some(e) = cause.downcast_ref::<informer::Error>() {
             return informer_code(e);
         }
@@ -150,6 +199,20 @@ fn code_of(err: &anyhow::Error) -> u8 {
         }
     }
     FAILED
+}
+
+/// The exit code of a sync that gave up: named after its last failure.
+fn gave_up_code(gave_up: &GaveUp) -> u8 {
+    match gave_up.cause() {
+        Some(FailureCause::Unreachable | FailureCause::NotAnApiServer) => UNREACHABLE,
+        Some(FailureCause::StorageFull) => DISK_FULL,
+        Some(FailureCause::Server | FailureCause::Store) => FAILED,
+        // Discovery never answered; a sync under way has nothing to blame.
+        None => match gave_up.stage {
+            super::sync::Stage::Discovery => UNREACHABLE,
+            super::sync::Stage::Sync { .. } => FAILED,
+        },
+    }
 }
 
 fn informer_code(err: &informer::Error) -> u8 {
@@ -195,6 +258,46 @@ mod tests {
             "opening store /x for list: i/o error on /x/lock: Permission denied (os error 13)"
         );
         assert_eq!(code_of(&err), FAILED);
+    }
+
+    #[test]
+    fn a_sync_that_gave_up_exits_with_the_code_of_its_last_failure() {
+        use super::super::sync::Stage;
+        use kube_persist::informer::LastFailure;
+        let sync = Stage::Sync { objects: 3 };
+        let gave_up = |cause: Option<FailureCause>, stage| {
+            let failure = cause.map(|cause| LastFailure {
+                cause,
+                message: "what failed".into(),
+                at: std::time::SystemTime::now(),
+            });
+            let limit = std::time::Duration::from_secs(2);
+            anyhow::Error::from(GaveUp {
+                limit,
+                stage,
+                failure,
+            })
+        };
+        for (cause, stage, code) in [
+            (Some(FailureCause::Unreachable), sync, UNREACHABLE),
+            (Some(FailureCause::NotAnApiServer), sync, UNREACHABLE),
+            (Some(FailureCause::StorageFull), sync, DISK_FULL),
+            (Some(FailureCause::Server), sync, FAILED),
+            (Some(FailureCause::Store), sync, FAILED),
+            (None, Stage::Discovery, UNREACHABLE),
+            (None, sync, FAILED),
+        ] {
+            assert_eq!(code_of(&gave_up(cause, stage)), code, "{cause:?} {stage:?}");
+        }
+        assert_eq!(
+            one_line(&gave_up(Some(FailureCause::StorageFull), sync)),
+            "not synced within --sync-timeout 2s: the store's disk is full: what failed"
+        );
+        assert_eq!(
+            one_line(&gave_up(None, sync)),
+            "not synced within --sync-timeout 2s: nothing failed, the sync is still under way \
+             (3 objects stored); give a longer --sync-timeout"
+        );
     }
 
     #[test]

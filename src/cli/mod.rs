@@ -16,6 +16,7 @@ mod history;
 mod inspect;
 mod list;
 mod output;
+mod repair;
 mod signals;
 mod sim;
 mod sync;
@@ -66,6 +67,14 @@ enum Command {
     /// one collection.
     #[command(after_help = exit::HELP)]
     Export(export::Args),
+    /// Restore the lost marker (kube-persist.json) of a store whose database is intact.
+    ///
+    /// The engine is told from the database's files (redb: db/data.redb; sled:
+    /// db/db and db/conf); the database must open and register at least one
+    /// collection, and each collection must then open. A store whose marker is
+    /// in place is left alone.
+    #[command(after_help = exit::HELP)]
+    Repair(repair::Args),
     /// Trim the journals and rewrite the store into fresh files, returning the space; reports bytes before and after.
     #[command(after_help = exit::HELP)]
     Compact(compact::Args),
@@ -98,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Export(a) => export::run(a),
         Command::Compact(a) => compact::run(a),
+        Command::Repair(a) => repair::run(a),
         Command::Bench(a) => bench::run(a),
     };
     match result {

@@ -7,12 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use kube_persist::informer::{Informer, ResourceSpec, State};
+use kube_persist::informer::{FailureCause, Informer, LastFailure, ResourceSpec, State};
+use kube_persist::inspect::key;
 use kube_persist::store::EngineKind;
 use kube_persist::watcher;
+use tokio::time::Instant;
 
 use super::exit::Usage;
 use super::signals::Signals;
+
+/// How long `--until-synced` waits by default: a relist of tens of
+/// thousands of objects fits, a dead server is not waited on for long.
+const DEFAULT_SYNC_TIMEOUT_SECS: u64 = 120;
 
 /// Arguments of `kube-persist sync`.
 #[derive(Debug, clap::Args)]
@@ -45,6 +51,12 @@ pub struct Args {
     /// Exit as soon as the store is synced.
     #[arg(long)]
     pub until_synced: bool,
+    /// With --until-synced: give up when not synced after this many seconds
+    /// [default: 120]. Exits 7 when the API server could not be reached or
+    /// what answered is not one, 8 when the store's disk is full. Without
+    /// --until-synced, sync retries for as long as it runs, logging why.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_timeout: Option<u64>,
     /// Items per LIST page.
     #[arg(long, default_value_t = 500)]
     pub page_size: u32,
@@ -63,8 +75,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(sync(args))
+    let result = rt.block_on(sync(args));
+    // Dropping a runtime waits for its blocking threads without end: a store
+    // call stuck in the engine must not keep a sync that gave up from exiting.
+    rt.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
+
+/// How long a sync that gave up waits for the informer to stop (storing
+/// what it had read) before it exits all the same: the store is crash-safe.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Checks `--server` before anything uses it: kube-client panics on a URL
 /// without a scheme instead of returning an error.
@@ -85,7 +105,27 @@ fn server_url(text: &str) -> Result<http::Uri, Usage> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("it has no host"));
     }
+    // `Uri` takes any digits as a port, and its `port()` is `None` when
+    // they overflow a u16, so the authority's own text is what to check.
+    if let Some(text) = uri.authority().and_then(|a| port_text(a.as_str())) {
+        if !matches!(text.parse::<u16>(), Ok(1..)) {
+            return Err(bad(&format!("port {text} is not between 1 and 65535")));
+        }
+    }
     Ok(uri)
+}
+
+/// The port part of an authority (`user@host:port`, `[::1]:port`), if any.
+fn port_text(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host_port,
+    };
+    after_host
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .filter(|p| !p.is_empty())
 }
 
 async fn client(server: Option<http::Uri>) -> anyhow::Result<kube::Client> {
@@ -104,6 +144,20 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     // before the store is opened, so a typo neither waits on the network
     // nor leaves a collection registered in the store.
     let server = args.server.as_deref().map(server_url).transpose()?;
+    // As `list -n` checks it: a name the server would refuse must not
+    // become a collection that can never sync.
+    if let Some(ns) = &args.namespace {
+        key::check_namespace(ns)?;
+    }
+    if args.sync_timeout.is_some() && !args.until_synced {
+        return Err(Usage(
+            "--sync-timeout applies only with --until-synced; without it, sync retries for as long as it runs"
+                .into(),
+        )
+        .into());
+    }
+    let limit = Duration::from_secs(args.sync_timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT_SECS));
+    let deadline = args.until_synced.then(|| Instant::now() + limit);
     if args.resource.trim().is_empty() {
         return Err(Usage(
             "--resource is empty; give a plural, singular, short name or kind (pods, po, Pod...)"
@@ -121,7 +175,17 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     };
     config.validate()?;
     let client = client(server).await?;
-    let spec = ResourceSpec::resolve(&client, &args.resource).await?;
+    let resolve = ResourceSpec::resolve(&client, &args.resource);
+    let spec = match deadline {
+        Some(at) => tokio::time::timeout_at(at, resolve)
+            .await
+            .map_err(|_| GaveUp {
+                limit,
+                stage: Stage::Discovery,
+                failure: None,
+            })??,
+        None => resolve.await?,
+    };
     let mut builder = Informer::builder(client, spec)
         .store_path(&args.store)
         .configure(|c| *c = config);
@@ -146,12 +210,32 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut signals = Signals::install()?;
+    let given_up = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         res = informer.wait_until_synced() => res.context("waiting for sync")?,
         sig = signals.recv() => {
             tracing::info!("{sig} before sync; shutting down");
             informer.shutdown().await;
             return Ok(ExitCode::from(super::exit::INTERRUPTED));
+        }
+        () = given_up => {
+            let gave_up = GaveUp {
+                limit,
+                stage: Stage::Sync { objects: informer.len() },
+                failure: informer.last_failure(),
+            };
+            if let Some(task) = consumer {
+                task.abort();
+            }
+            if tokio::time::timeout(SHUTDOWN_GRACE, informer.shutdown()).await.is_err() {
+                tracing::warn!("the informer did not stop within {SHUTDOWN_GRACE:?}; exiting all the same");
+            }
+            return Err(gave_up.into());
         }
     }
     let m = informer.metrics();
@@ -177,6 +261,62 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     }
     informer.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sync --until-synced` gave up: not synced within `--sync-timeout`.
+#[derive(Debug)]
+pub struct GaveUp {
+    /// The timeout that ran out.
+    pub limit: Duration,
+    /// How far the sync got.
+    pub stage: Stage,
+    /// The informer's last failure, the cause to name.
+    pub failure: Option<LastFailure>,
+}
+
+/// How far a sync that gave up got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Resolving the resource through the server's discovery documents.
+    Discovery,
+    /// Listing and watching, with this many objects stored.
+    Sync {
+        /// Objects stored when it gave up.
+        objects: usize,
+    },
+}
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.limit.as_secs();
+        write!(
+            f,
+            "not synced within --sync-timeout {secs}s: {}",
+            self.why()
+        )
+    }
+}
+
+impl std::error::Error for GaveUp {}
+
+impl GaveUp {
+    /// The cause that decides the exit code: `None` when nothing failed.
+    pub fn cause(&self) -> Option<FailureCause> {
+        self.failure.as_ref().map(|f| f.cause)
+    }
+
+    fn why(&self) -> String {
+        match (&self.failure, self.stage) {
+            (Some(f), _) => format!("{}: {}", f.cause, f.message),
+            (None, Stage::Discovery) => {
+                "the API server did not answer resource discovery".to_string()
+            }
+            (None, Stage::Sync { objects }) => format!(
+                "nothing failed, the sync is still under way ({objects} objects stored); \
+                 give a longer --sync-timeout"
+            ),
+        }
+    }
 }
 
 async fn consume(mut consumer: kube_persist::informer::Consumer) {
@@ -219,6 +359,8 @@ mod tests {
             "http://127.0.0.1:6443",
             "https://kube.example.com",
             "https://[::1]:8443/prefix",
+            "https://[::1]/prefix",
+            "https://user:pw@kube.example.com:6443",
         ] {
             assert!(server_url(good).is_ok(), "{good}");
         }
@@ -228,6 +370,15 @@ mod tests {
             ("ftp://host", "scheme \"ftp\" is not http or https"),
             ("/just/a/path", "it has no http:// or https:// scheme"),
             ("http://a b", "invalid uri character"),
+            (
+                "http://127.0.0.1:99999",
+                "port 99999 is not between 1 and 65535",
+            ),
+            ("http://127.0.0.1:0", "port 0 is not between 1 and 65535"),
+            (
+                "http://[::1]:70000",
+                "port 70000 is not between 1 and 65535",
+            ),
         ] {
             let Usage(msg) = server_url(bad).unwrap_err();
             assert!(

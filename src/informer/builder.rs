@@ -288,6 +288,7 @@ impl InformerBuilder {
             events: broadcast::Sender::new(self.event_buffer),
             metrics,
             started,
+            failures: Default::default(),
         });
         let source = ApiSource::new(self.client, api, self.namespace.as_deref());
         let cancel = CancellationToken::new();

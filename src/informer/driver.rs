@@ -18,10 +18,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::events::{Event, EventKind};
+use super::failure::FailureCause;
 use super::metrics::Metrics;
 use super::{blocking, rv_number, Result, Shared, State};
 use crate::store::{Batch, Change, Collection, Delta, ObjectKey};
 use crate::watcher::backoff::Backoff;
+use crate::watcher::failure::{Cause, FailureHook};
 use crate::watcher::object::rv_of;
 use crate::watcher::{self, BoxError, Held, ListWatch, ObjectRef, Stats, Transform, Watcher};
 
@@ -52,8 +54,13 @@ impl Held for StoreHeld {
 }
 
 impl<S: ListWatch + Clone> Driver<S> {
-    /// A watcher resuming from `rv` (relisting when there is none).
+    /// A watcher resuming from `rv` (relisting when there is none), whose
+    /// failures the informer records.
     pub(crate) fn watcher(&self, rv: Option<String>) -> Result<Watcher<S, StoreHeld>> {
+        let shared = self.shared.clone();
+        let hook: FailureHook = Arc::new(move |cause: Cause, why: &str| {
+            shared.failures.record(cause.into(), why);
+        });
         Ok(Watcher::new(
             self.source.clone(),
             self.config.clone(),
@@ -61,7 +68,8 @@ impl<S: ListWatch + Clone> Driver<S> {
             self.transform.clone(),
             self.stats.clone(),
             StoreHeld(self.shared.collection.clone()),
-        )?)
+        )?
+        .with_failure_hook(hook))
     }
 
     pub(crate) async fn run(self, mut watcher: Watcher<S, StoreHeld>, cancel: CancellationToken) {
@@ -71,19 +79,43 @@ impl<S: ListWatch + Clone> Driver<S> {
             let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
             while let Some(group) = watcher.next(&cancel).await {
                 match self.apply(group).await {
-                    Ok(()) => backoff.reset(),
+                    // Only a write proves the store works again: a group
+                    // that wrote nothing (a relist's start) must not reset
+                    // the backoff, or a full disk is retried at full speed.
+                    Ok(wrote) => {
+                        if wrote {
+                            backoff.reset();
+                            self.shared.failures.wrote();
+                        }
+                    }
                     Err(err) => {
                         // The group is not stored, so the watch must not go
                         // on past it: restart from what the store holds.
                         Metrics::add(&self.shared.metrics.apply_failures, 1);
+                        let cause = FailureCause::of_store(&err);
+                        self.shared
+                            .failures
+                            .record(cause, &format!("could not store a batch: {err}"));
                         let delay = backoff.next_delay(None);
-                        tracing::error!("could not store a batch ({err}); re-watching from the stored resourceVersion in {delay:?}");
+                        let c = self.shared.collection.clone();
+                        let rv = match blocking(move || Ok(c.last_rv()?)).await {
+                            Ok(Some(rv)) => {
+                                tracing::error!(%cause, "could not store a batch ({err}); re-watching from the stored resourceVersion {rv} in {delay:?}");
+                                Some(rv)
+                            }
+                            Ok(None) => {
+                                tracing::error!(%cause, "could not store a batch ({err}); no resourceVersion is stored, so relisting in {delay:?}");
+                                None
+                            }
+                            Err(read) => {
+                                tracing::error!(%cause, "could not store a batch ({err}), nor read the stored resourceVersion ({read}); relisting in {delay:?}");
+                                None
+                            }
+                        };
                         tokio::select! {
                             _ = cancel.cancelled() => break,
                             _ = tokio::time::sleep(delay) => {}
                         }
-                        let c = self.shared.collection.clone();
-                        let rv = blocking(move || Ok(c.last_rv()?)).await.ok().flatten();
                         match self.watcher(rv) {
                             Ok(w) => watcher = w,
                             // The config was valid when the first watcher
@@ -102,17 +134,19 @@ impl<S: ListWatch + Clone> Driver<S> {
         .await
     }
 
-    async fn apply(&self, group: Vec<watcher::Event>) -> Result<()> {
+    /// Stores a group of watcher events; whether it wrote anything.
+    async fn apply(&self, group: Vec<watcher::Event>) -> Result<bool> {
         let collection = self.shared.collection.clone();
         let written = blocking(move || write_group(&collection, group)).await?;
         let m = &self.shared.metrics;
         Metrics::add(&m.bookmarks, written.bookmarks);
         Metrics::add(&m.batches, written.batches);
+        let wrote = written.batches > 0;
         self.publish(written.changes);
         if written.synced {
             self.set_state(State::Synced);
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// Hands committed changes to subscribers (after commit: I2).

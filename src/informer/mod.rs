@@ -29,11 +29,13 @@ pub mod controller;
 mod discovery;
 mod driver;
 pub(crate) mod events;
+mod failure;
 mod metrics;
 mod typed;
 
 pub use builder::{InformerBuilder, ResourceSpec};
 pub use events::{Consumer, Event, EventKind};
+pub use failure::{FailureCause, LastFailure};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use typed::{ReadError, ReadResult, TypedReader, DEFAULT_CACHE_BYTES};
 
@@ -171,6 +173,8 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) metrics: Metrics,
     pub(crate) started: Instant,
+    /// The last failure of the watch or of a store write.
+    pub(crate) failures: failure::Failures,
 }
 
 /// A running persistent informer. Dropping it stops the watch without
@@ -241,6 +245,15 @@ impl Informer {
             } => Some(at.elapsed().unwrap_or_default()),
             _ => Some(Duration::ZERO),
         }
+    }
+
+    /// The last failure of the watch (a request the watcher backed off
+    /// from) or of a store write, kept until another replaces it; `None`
+    /// when nothing failed since [`InformerBuilder::start`]. The informer
+    /// retries on its own; this is for a caller that stops waiting for
+    /// [`State::Synced`] and must say why.
+    pub fn last_failure(&self) -> Option<LastFailure> {
+        self.shared.failures.last()
     }
 
     /// The last stored resourceVersion.

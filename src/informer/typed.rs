@@ -139,6 +139,7 @@ where
             events: tokio::sync::broadcast::Sender::new(1),
             metrics: super::Metrics::new(Arc::default()),
             started: now,
+            failures: Default::default(),
         };
         TypedReader::new(Arc::new(shared), (), |_, _| {})
     }

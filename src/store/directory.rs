@@ -130,15 +130,7 @@ impl StoreDir {
             }
             Err(e) => return Err(e),
         };
-        let lock_path = path.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        lock_exclusive(&lock, path)?;
+        let lock = take_lock(path)?;
         // Read again under the lock: another process may have created or
         // migrated the store meanwhile.
         let found = read_marker_full(path)?.as_ref().map(Marker::info);
@@ -214,6 +206,21 @@ impl StoreDir {
     pub fn secure(&self) -> Result<()> {
         secure_tree(&self.path)
     }
+}
+
+/// Opens (creating) the lock file of the store directory `path` and takes
+/// it for a writer (see [`lock_exclusive`]).
+pub(crate) fn take_lock(path: &Path) -> Result<File> {
+    let lock_path = path.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock_exclusive(&lock, path)?;
+    Ok(lock)
 }
 
 /// Takes the store's lock for a writer. Readers hold it shared: while they
@@ -380,6 +387,25 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 const DOES_NOT_EXIST: &str = "does not exist";
 const NOT_A_DIRECTORY: &str = "is not a directory";
 const NO_MARKER: &str = "is not a kube-persist store";
+/// What a directory is whose marker is missing while `db/` holds an
+/// engine's files: most likely a store whose marker was deleted, which
+/// [`crate::store::Store::repair_marker`] restores.
+pub const MARKER_MISSING: &str = "is not a kube-persist store as it is: its marker \
+     kube-persist.json is missing, though db/ holds a database";
+
+/// The engine whose files the database directory of `path` holds, if any:
+/// redb's `data.redb`, or sled's `db` and `conf`.
+pub(crate) fn engine_of_files(path: &Path) -> Option<EngineKind> {
+    let db = path.join(DB_DIR);
+    let is_file = |name: &str| fs::symlink_metadata(db.join(name)).is_ok_and(|m| m.is_file());
+    if is_file(EngineKind::Redb.data_file_name()) {
+        Some(EngineKind::Redb)
+    } else if is_file(EngineKind::Sled.data_file_name()) && is_file("conf") {
+        Some(EngineKind::Sled)
+    } else {
+        None
+    }
+}
 
 fn not_a_store(path: &Path, what: &'static str) -> Error {
     Error::NotAStore {
@@ -414,7 +440,13 @@ pub(crate) fn check_is_store(path: &Path) -> Result<()> {
     let marker = path.join(MARKER_FILE);
     match fs::symlink_metadata(&marker) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_a_store(path, NO_MARKER)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let what = match engine_of_files(path) {
+                Some(_) => MARKER_MISSING,
+                None => NO_MARKER,
+            };
+            Err(not_a_store(path, what))
+        }
         Err(e) => Err(Error::io(&marker, e)),
     }
 }

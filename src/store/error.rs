@@ -135,6 +135,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether a write failed for lack of space: the disk, or the user's
+    /// quota on it, is full. Nothing is wrong with the store; freeing space
+    /// lets the next write through.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if out_of_space(source))
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
@@ -153,4 +160,13 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// Whether an I/O error says the filesystem (or a quota on it) is full:
+/// `ENOSPC` or `EDQUOT`.
+pub(crate) fn out_of_space(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }

@@ -33,6 +33,7 @@ mod progress;
 pub mod raw;
 mod read_only;
 pub mod record;
+mod repair;
 mod scan;
 mod short_names;
 pub(crate) mod state;
@@ -46,6 +47,7 @@ pub use journal::JournalLimits;
 pub use json::JsonObject;
 pub use key::ObjectKey;
 pub use progress::Progress;
+pub use repair::MarkerRepair;
 pub use short_names::is_short_name;
 pub use verify::{Problem, VerifyReport};
 

@@ -68,10 +68,108 @@ impl Failure {
     }
 }
 
+/// Where a failure came from, as far as the client can tell. [`Failure`]
+/// decides what the watcher does next; this is what a caller that gives up
+/// names as the cause (see [`FailureHook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No usable answer: the connection could not be made or broke
+    /// (refused, DNS, TLS, reset, a stream cut short).
+    Connection,
+    /// Something answered, but not as a Kubernetes API server does: HTML or
+    /// other undecodable bodies, an HTTP error without a Status, a list
+    /// without a resourceVersion.
+    NotApi,
+    /// The API server answered with an error Status (5xx, 403, 410...) or
+    /// with an answer that does not fit the ones before it.
+    Api,
+    /// What the consumer holds could not be read (see [`super::Held`]).
+    Held,
+}
+
+/// The reason kube-client gives the Status it makes up for an HTTP error
+/// whose body is not a Status (`handle_api_errors`): a proxy's or a web
+/// server's page, not the API server's word.
+const MADE_UP_STATUS_REASON: &str = "Failed to parse error data";
+
+impl Cause {
+    /// The cause of a kube client error.
+    pub fn of(err: &kube::Error) -> Cause {
+        match err {
+            kube::Error::Api(status) if status.reason == MADE_UP_STATUS_REASON => Cause::NotApi,
+            kube::Error::Api(_) => Cause::Api,
+            kube::Error::SerdeError(_)
+            | kube::Error::FromUtf8(_)
+            | kube::Error::LinesCodecMaxLineLengthExceeded => Cause::NotApi,
+            // A watch stream's line that is not UTF-8.
+            kube::Error::ReadEvents(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                Cause::NotApi
+            }
+            _ => Cause::Connection,
+        }
+    }
+}
+
+/// An error and its sources on one line (`a: b: c`), for what is logged and
+/// reported: kube's connection errors say only `client error (Connect)`,
+/// their sources say what happened (`Connection refused`). A source whose
+/// text the line holds already (kube's errors often print their source
+/// themselves) is left out.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut line = self.0.to_string();
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            let text = err.to_string();
+            if !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            source = err.source();
+        }
+        f.write_str(&line)
+    }
+}
+
+/// Told of every failure the watcher backs off from: its [`Cause`] and what
+/// went wrong, as logged. Runs on the watcher's task, so it must be quick.
+pub type FailureHook = std::sync::Arc<dyn Fn(Cause, &str) + Send + Sync>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kube::core::response::StatusDetails;
+
+    #[test]
+    fn a_chain_names_every_source_once() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let err = kube::Error::ReadEvents(refused);
+        assert_eq!(
+            Chain(&err).to_string(),
+            "Error reading events stream: connection refused"
+        );
+        let api = kube::Error::Api(status(503, "ServiceUnavailable").boxed());
+        assert_eq!(Chain(&api).to_string(), api.to_string());
+    }
+
+    #[test]
+    fn causes_tell_no_answer_from_a_foreign_answer_from_an_api_error() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            Cause::of(&kube::Error::ReadEvents(refused)),
+            Cause::Connection
+        );
+        let html = serde_json::from_str::<u8>("<html>").unwrap_err();
+        assert_eq!(Cause::of(&kube::Error::SerdeError(html)), Cause::NotApi);
+        let binary = std::io::Error::from(std::io::ErrorKind::InvalidData);
+        assert_eq!(Cause::of(&kube::Error::ReadEvents(binary)), Cause::NotApi);
+        let page = Status::failure("<html>404</html>", MADE_UP_STATUS_REASON).with_code(404);
+        assert_eq!(Cause::of(&kube::Error::Api(page.boxed())), Cause::NotApi);
+        let api = status(503, "ServiceUnavailable");
+        assert_eq!(Cause::of(&kube::Error::Api(api.boxed())), Cause::Api);
+    }
 
     fn status(code: u16, reason: &str) -> Status {
         Status::failure("x", reason).with_code(code)

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::event::Event;
-use super::failure::Failure;
+use super::failure::{Cause, Chain, Failure};
 use super::machine::{State, Watcher, Watching};
 use super::object::{key_of, rv_of};
 use super::relist::{Diff, Held, Verdict};
@@ -96,7 +96,8 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                 Failure::Rejected => self.streaming_unsupported(&err, diff),
                 failure => self.back_off(
                     &failure,
-                    &format_args!("streaming list failed: {err}"),
+                    Cause::of(&err),
+                    &format_args!("streaming list failed: {}", Chain(&err)),
                     self.relist_state(),
                 ),
             },
@@ -149,8 +150,10 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                 }
                 Ok(None) => {
                     self.emit(out);
+                    // kube ends the stream when the connection is cut.
                     return self.back_off(
                         &Failure::Transient,
+                        Cause::Connection,
                         &"streaming list ended before its initial events",
                         self.relist_state(),
                     );
@@ -213,13 +216,15 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                 Stats::bump(&self.stats.gone);
                 self.back_off(
                     &Failure::Gone,
+                    Cause::of(err),
                     &format_args!("streaming list expired: {err}"),
                     self.relist_state(),
                 )
             }
             failure => self.back_off(
                 &failure,
-                &format_args!("streaming list failed: {err}"),
+                Cause::of(err),
+                &format_args!("streaming list failed: {}", Chain(err)),
                 self.relist_state(),
             ),
         }
@@ -244,12 +249,13 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                     Stats::bump(&self.stats.gone);
                     return self.back_off(
                         &failure,
+                        Cause::of(&err),
                         &format_args!("list continue token expired: {err}"),
                         self.relist_state(),
                     );
                 }
-                let why = format!("list page failed: {err}");
-                return self.back_off(&failure, &why, State::Paging(p));
+                let why = format!("list page failed: {}", Chain(&err));
+                return self.back_off(&failure, Cause::of(&err), &why, State::Paging(p));
             }
         };
         let page_rv = list
@@ -279,6 +285,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             }
             (None, None) => self.back_off(
                 &Failure::Malformed,
+                Cause::NotApi,
                 &"list response carries no resourceVersion",
                 self.relist_state(),
             ),

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::backoff::Backoff;
 use super::event::Event;
-use super::failure::Failure;
+use super::failure::{Cause, Chain, Failure, FailureHook};
 use super::fence::{Fence, Pass};
 use super::listing::{InitialEvents, Paging};
 use super::metadata::{Fetching, MetaPaging};
@@ -130,6 +130,8 @@ pub struct Watcher<S, H = ()> {
     probe_cut: bool,
     /// Objects the last metadata relist found deleted after its snapshot.
     pub(super) fence: Fence,
+    /// Told of each failure backed off from.
+    failure_hook: Option<FailureHook>,
 }
 
 impl<S: ListWatch, H: Held> Watcher<S, H> {
@@ -169,7 +171,15 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             synced: false,
             probe_cut: false,
             fence: Fence::default(),
+            failure_hook: None,
         })
+    }
+
+    /// Tells `hook` of every failure the watcher backs off from, with its
+    /// cause: a consumer that gives up waiting can then say why.
+    pub fn with_failure_hook(mut self, hook: FailureHook) -> Self {
+        self.failure_hook = Some(hook);
+        self
     }
 
     /// The next events the watcher read together: a LIST page's
@@ -252,13 +262,15 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
         let why = format!(
             "{what} page at resourceVersion {page_rv:?} does not match the snapshot {snapshot_rv:?}"
         );
-        Some(self.back_off(&Failure::Transient, &why, self.relist_state()))
+        Some(self.back_off(&Failure::Transient, Cause::Api, &why, self.relist_state()))
     }
 
-    /// Schedules a retry of `then` after the backoff delay, saying why.
+    /// Schedules a retry of `then` after the backoff delay, saying why and
+    /// telling the failure hook.
     pub(super) fn back_off(
         &mut self,
         failure: &Failure,
+        cause: Cause,
         why: &dyn std::fmt::Display,
         then: State,
     ) -> State {
@@ -266,10 +278,14 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
         let delay = self.backoff.next_delay(failure.retry_after());
         tracing::warn!(
             ?failure,
+            ?cause,
             retry = then.name(),
             delay_ms = delay.as_millis() as u64,
             "{why}; backing off"
         );
+        if let Some(hook) = &self.failure_hook {
+            hook(cause, &why.to_string());
+        }
         State::Backoff {
             delay,
             then: Box::new(then),
@@ -302,7 +318,12 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             Ok(held) => held,
             Err(err) => {
                 let why = format!("could not read what the cache holds: {err}");
-                return self.back_off(&Failure::Transient, &why, State::Relist { metadata });
+                return self.back_off(
+                    &Failure::Transient,
+                    Cause::Held,
+                    &why,
+                    State::Relist { metadata },
+                );
             }
         };
         if metadata && self.metadata && !held.is_empty() {
@@ -352,8 +373,8 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                     self.relist_state()
                 }
                 failure => {
-                    let why = format!("watch from {rv} failed: {err}");
-                    self.back_off(&failure, &why, State::Resume { rv })
+                    let why = format!("watch from {rv} failed: {}", Chain(&err));
+                    self.back_off(&failure, Cause::of(&err), &why, State::Resume { rv })
                 }
             },
         }
@@ -534,7 +555,12 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             // Closed early without a word, again and again, would be a
             // busy loop.
             let why = format!("a short watch from {} closed before its deadline", w.rv);
-            return self.back_off(&Failure::Transient, &why, State::Resume { rv: w.rv });
+            return self.back_off(
+                &Failure::Transient,
+                Cause::Connection,
+                &why,
+                State::Resume { rv: w.rv },
+            );
         }
         State::Resume { rv: w.rv }
     }
@@ -553,13 +579,15 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                 // Nothing after `rv` was applied, so re-watching loses nothing.
                 self.back_off(
                     &Failure::Malformed,
+                    Cause::of(err),
                     &format_args!("malformed watch line: {err}"),
                     State::Resume { rv },
                 )
             }
             failure => self.back_off(
                 &failure,
-                &format_args!("watch failed: {err}"),
+                Cause::of(err),
+                &format_args!("watch failed: {}", Chain(err)),
                 State::Resume { rv },
             ),
         }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::event::Event;
-use super::failure::Failure;
+use super::failure::{Cause, Chain, Failure};
 use super::fence::Fence;
 use super::machine::{State, Watcher};
 use super::object::{rv_of, ObjectRef};
@@ -122,6 +122,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             (None, Some(rv)) => self.metadata_listed(m, rv),
             (None, None) => self.back_off(
                 &Failure::Malformed,
+                Cause::NotApi,
                 &"metadata list carries no resourceVersion",
                 self.relist_state(),
             ),
@@ -135,13 +136,14 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                 Stats::bump(&self.stats.gone);
                 self.back_off(
                     &Failure::Gone,
+                    Cause::of(err),
                     &format_args!("metadata list continue token expired: {err}"),
                     self.relist_state(),
                 )
             }
             failure => {
-                let why = format!("metadata list page failed: {err}");
-                self.back_off(&failure, &why, State::MetaPaging(m))
+                let why = format!("metadata list page failed: {}", Chain(err));
+                self.back_off(&failure, Cause::of(err), &why, State::MetaPaging(m))
             }
         }
     }
@@ -256,6 +258,7 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
             return State::Fetching(f);
         };
         let failure = Failure::of(err);
+        let cause = Cause::of(err);
         let why = format!("{} of the GETs failed, first: {err}", failed.len());
         if matches!(err, kube::Error::Api(status) if status.code == 403) {
             // Allowed to list and watch but not to get: never going to work.
@@ -263,11 +266,11 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
         }
         if failure == Failure::Gone {
             Stats::bump(&self.stats.gone);
-            return self.back_off(&failure, &why, self.relist_state());
+            return self.back_off(&failure, cause, &why, self.relist_state());
         }
         for (todo, _) in failed.into_iter().rev() {
             f.todo.push_front(todo);
         }
-        self.back_off(&failure, &why, State::Fetching(f))
+        self.back_off(&failure, cause, &why, State::Fetching(f))
     }
 }

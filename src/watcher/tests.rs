@@ -1152,3 +1152,35 @@ fn selectors_the_server_would_refuse_are_invalid_and_named() {
         assert!(cfg.validate().is_ok(), "{labels:?} {fields:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_failure_backed_off_from_reaches_the_hook_with_its_cause() {
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    let html = serde_json::from_str::<u8>("<html>").unwrap_err();
+    let fake = Fake::new(vec![
+        Reply::Watch(Err(kube::Error::ReadEvents(refused)), false),
+        Reply::Watch(Ok(vec![Err(kube::Error::SerdeError(html))]), false),
+        Reply::Watch(Err(api_error(503, "ServiceUnavailable")), false),
+        Reply::Watch(Ok(vec![bookmark(12, false)]), false),
+    ]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook: failure::FailureHook = {
+        let seen = seen.clone();
+        Arc::new(move |cause: failure::Cause, why: &str| {
+            seen.lock().unwrap().push((cause, why.to_string()))
+        })
+    };
+    let (w, stats) = watcher(&fake, config(), Some("10"), ());
+    let mut w = w.with_failure_hook(hook);
+    take_until(&mut w, |e| matches!(e, Event::CaughtUp)).await;
+    let seen = seen.lock().unwrap().clone();
+    let causes: Vec<failure::Cause> = seen.iter().map(|(cause, _)| *cause).collect();
+    use failure::Cause::{Api, Connection, NotApi};
+    assert_eq!(causes, [Connection, NotApi, Api], "{seen:?}");
+    assert_eq!(Stats::get(&stats.backoffs), 3);
+    // What is reported names the cause beneath kube's words.
+    assert_eq!(
+        seen[0].1,
+        "watch from 10 failed: Error reading events stream: connection refused"
+    );
+}

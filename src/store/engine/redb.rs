@@ -20,7 +20,7 @@ use redb::{
 
 use super::{Engine, EngineKind, Scan, WriteBatch};
 use crate::store::directory;
-use crate::store::error::{Error, Result};
+use crate::store::error::{out_of_space, Error, Result};
 
 /// The database file in directory `db_dir`.
 fn data_file(db_dir: &Path) -> PathBuf {
@@ -127,6 +127,10 @@ fn to_error(store: &Path, e: redb::Error) -> Error {
         redb::Error::DatabaseAlreadyOpen => Error::InUse {
             path: store.to_path_buf(),
         },
+        // Typed, so that a caller can tell a full disk from a broken store.
+        redb::Error::Io(io) if out_of_space(&io) => {
+            Error::io(store.join(EngineKind::Redb.data_file()), io)
+        }
         other => Error::Engine {
             engine: EngineKind::Redb,
             reason: other.to_string(),

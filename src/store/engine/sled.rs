@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use fs2::FileExt;
 
 use super::{Engine, EngineKind, Scan, WriteBatch};
-use crate::store::error::{Error, Result};
+use crate::store::error::{out_of_space, Error, Result};
 use crate::store::{directory, DEFAULT_SPACE};
 
 /// sled's name of its default tree, which holds [`DEFAULT_SPACE`].
@@ -95,6 +95,10 @@ fn to_error(store: &Path, e: sled::Error) -> Error {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::InUse {
             path: store.to_path_buf(),
         },
+        // Typed, so that a caller can tell a full disk from a broken store.
+        sled::Error::Io(io) if out_of_space(&io) => {
+            Error::io(store.join(EngineKind::Sled.data_file()), io)
+        }
         sled::Error::Corruption { at, .. } => damaged(
             store,
             match at {

@@ -122,7 +122,7 @@ fn help_documents_exit_codes_and_bad_usage_exits_64() {
 #[test]
 fn every_store_command_documents_exit_codes() {
     for cmd in [
-        "inspect", "get", "list", "history", "verify", "export", "compact",
+        "inspect", "get", "list", "history", "verify", "export", "compact", "repair",
     ] {
         let help = ok(&[cmd, "--help"]);
         assert!(help.contains("\nExit codes:\n"), "{cmd} --help:\n{help}");

@@ -21,7 +21,7 @@ async fn sim() -> Simulator {
 /// The one `error:` line of a failed run. kube-client may log its own
 /// connection failure before it; nothing else may be printed, and nothing
 /// on stdout.
-fn error_line(r: &Run) -> &str {
+pub(super) fn error_line(r: &Run) -> &str {
     assert_eq!(r.stdout, "");
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     let errors: Vec<&str> = r
@@ -33,7 +33,7 @@ fn error_line(r: &Run) -> &str {
     errors[0]
 }
 
-fn sync(store: &Path, url: &str, extra: &[&str]) -> Run {
+pub(super) fn sync(store: &Path, url: &str, extra: &[&str]) -> Run {
     let store = store.to_str().unwrap();
     let mut args = vec!["sync", "--store", store, "--server", url, "--until-synced"];
     args.extend_from_slice(extra);
@@ -44,12 +44,23 @@ fn sync(store: &Path, url: &str, extra: &[&str]) -> Run {
 async fn a_bad_server_url_is_a_usage_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("s");
-    for (url, resource) in [
-        ("not-a-url", "pods"),
-        ("not-a-url", "wd"),
-        ("http://a b", "pods"),
-        ("ftp://host", "pods"),
-        ("127.0.0.1:6443", "pods"),
+    for (url, resource, why) in [
+        ("not-a-url", "pods", "no http:// or https:// scheme"),
+        ("not-a-url", "wd", "no http:// or https:// scheme"),
+        ("http://a b", "pods", "invalid uri character"),
+        ("ftp://host", "pods", "scheme \"ftp\" is not http or https"),
+        ("127.0.0.1:6443", "pods", "no http:// or https:// scheme"),
+        // `http::Uri` takes any digits as a port.
+        (
+            "http://127.0.0.1:99999",
+            "pods",
+            "port 99999 is not between 1 and 65535",
+        ),
+        (
+            "http://127.0.0.1:0",
+            "wd",
+            "port 0 is not between 1 and 65535",
+        ),
     ] {
         let r = sync(&store, url, &["--resource", resource]);
         assert_eq!(r.code, 64, "{url} {resource}: {}", r.stderr);
@@ -60,6 +71,7 @@ async fn a_bad_server_url_is_a_usage_error_naming_it() {
             )),
             "{line}"
         );
+        assert!(line.contains(why), "{url}: {line}");
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     }
     assert!(!store.exists());
@@ -104,6 +116,43 @@ async fn a_bad_selector_is_a_usage_error_and_registers_no_collection() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let list = ok(&["list", store.to_str().unwrap(), "-r", "pods", "-o", "name"]);
     assert_eq!(list.lines().count(), 5, "{list}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_namespace_is_refused_as_list_refuses_it() {
+    let sim = sim().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    let bad = ["BAD_NS!!", "a/b", "x-", &"a".repeat(64), ""];
+    for ns in bad {
+        let r = sync(&store, &sim.url(), &["--resource", "pods", "-n", ns]);
+        assert_eq!(r.code, 64, "{ns:?}: {}", r.stderr);
+        assert_eq!(
+            error_line(&r),
+            format!(
+                "error: invalid namespace {ns:?}: a namespace is at most 63 lowercase letters, \
+                 digits and '-', starting and ending with a letter or digit"
+            )
+        );
+        assert!(!store.exists(), "-n {ns:?} created the store");
+    }
+    // The good name syncs; the offline commands then refuse the bad ones
+    // in the very same words.
+    let r = sync(&store, &sim.url(), &["--resource", "pods", "-n", "ns-000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dir = store.to_str().unwrap();
+    let listed = ok(&["list", dir, "-r", "pods", "-n", "ns-000", "-o", "name"]);
+    assert_eq!(listed.lines().count(), 5, "{listed}");
+    for ns in bad[..4].iter().copied() {
+        let synced = sync(&store, &sim.url(), &["--resource", "pods", "-n", ns]);
+        let listed = kp(&["list", dir, "-r", "pods", "-n", ns]);
+        assert_eq!((synced.code, listed.code), (64, 64), "{ns:?}");
+        assert_eq!(synced.stderr, listed.stderr, "{ns:?}");
+    }
+    // Nothing was registered for them.
+    let inspected = ok(&["inspect", dir]);
+    assert!(!inspected.contains("BAD_NS"), "{inspected}");
     sim.shutdown().await;
 }
 
@@ -236,8 +285,41 @@ fn sync_help_documents_its_exit_codes() {
                 "Exit codes:",
                 "  6   the object or resource is not in the store; for `sync`: not on the server",
                 "  7   `sync`: the API server could not be reached",
+                "  8   `sync --until-synced`: not synced within --sync-timeout because the store's",
                 "  130 `sync`: stopped by SIGINT or SIGTERM before the store was synced",
             ],
         );
     }
+}
+
+#[test]
+fn the_sync_timeout_shows_its_default_and_needs_until_synced() {
+    let help = ok(&["sync", "--help"]);
+    let option = help
+        .split("--sync-timeout <SECONDS>")
+        .nth(1)
+        .expect("--sync-timeout in sync --help");
+    // Its own text, however clap wraps it.
+    let text = option.split("\n      --").next().unwrap();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("[default: 120]"), "{text}");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    let dir = store.to_str().unwrap();
+    let with = |extra: &[&'static str]| {
+        let mut args = vec!["sync", "--store", dir, "--resource", "pods"];
+        args.extend_from_slice(extra);
+        kp(&args)
+    };
+    let r = with(&["--server", "http://127.0.0.1:1", "--sync-timeout", "5"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        error_line(&r).starts_with("error: --sync-timeout applies only with --until-synced"),
+        "{}",
+        r.stderr
+    );
+    let r = with(&["--until-synced", "--sync-timeout", "0"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(r.stderr.contains("--sync-timeout"), "{}", r.stderr);
+    assert!(!store.exists());
 }

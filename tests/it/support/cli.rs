@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 /// while a store is open here, no store open during a fork: no such window.
 static FORK_GUARD: Mutex<()> = Mutex::new(());
 
-fn fork_guard() -> MutexGuard<'static, ()> {
+pub fn fork_guard() -> MutexGuard<'static, ()> {
     FORK_GUARD
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
