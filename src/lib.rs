@@ -48,6 +48,7 @@
 
 #[cfg(feature = "cli")]
 pub mod bench;
+mod builtin;
 pub mod controller;
 pub mod error;
 pub mod informer;

@@ -44,22 +44,25 @@ impl ResourceSpec {
         }
     }
 
-    /// The spec of a built-in resource named by its plural, singular or
-    /// short name (`pods`, `pod`, `po`, `cm`, `nodes`...).
+    /// The spec of a built-in resource named by its plural, singular, kind
+    /// or short name (`pods`, `pod`, `po`, `cm`, `nodes`, `deploy`...), at the
+    /// version k8s-openapi models.
     pub fn builtin(name: &str) -> Option<ResourceSpec> {
-        use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
-        Some(match name.to_ascii_lowercase().as_str() {
-            "pods" | "pod" | "po" => Self::of::<Pod>(),
-            "configmaps" | "configmap" | "cm" => Self::of::<ConfigMap>(),
-            "secrets" | "secret" => Self::of::<Secret>(),
-            "namespaces" | "namespace" | "ns" => Self::of::<Namespace>(),
-            "nodes" | "node" | "no" => Self::of::<Node>(),
-            "services" | "service" | "svc" => Self::of::<Service>(),
-            _ => return None,
+        crate::builtin::named(name).map(|b| ResourceSpec {
+            api: ApiResource {
+                group: b.group.to_string(),
+                version: b.version.to_string(),
+                api_version: b.api_version(),
+                kind: b.kind.to_string(),
+                plural: b.plural.to_string(),
+            },
+            namespaced: b.namespaced,
+            short_names: None,
         })
     }
 
-    /// A built-in resource, or one found through the server's discovery
+    /// A built-in resource of the core group, which every API server serves
+    /// at v1, or one found through the server's discovery
     /// documents the way kubectl finds it: by plural, singular, kind or short
     /// name, optionally qualified by group (`widgets.example.com`) or version
     /// and group (`wd.v1.example.com`). A discovered resource carries the
@@ -71,9 +74,11 @@ impl ResourceSpec {
     /// server could not answer.
     pub async fn resolve(client: &kube::Client, name: &str) -> Result<ResourceSpec> {
         // An empty name is refused by discovery's parser, before any request.
+        // A named group (`deploy`) goes through discovery all the same: a
+        // server may not serve it, or not at k8s-openapi's version.
         match Self::builtin(name) {
-            Some(spec) => Ok(spec),
-            None => super::discovery::resolve(client, name).await,
+            Some(spec) if spec.api.group.is_empty() => Ok(spec),
+            _ => super::discovery::resolve(client, name).await,
         }
     }
 }
@@ -344,6 +349,9 @@ mod tests {
         let nodes = ResourceSpec::builtin("nodes").unwrap();
         assert_eq!((nodes.api.kind.as_str(), nodes.namespaced), ("Node", false));
         assert!(ResourceSpec::builtin("widgets").is_none());
+        let deploy = ResourceSpec::builtin("Deployment").unwrap();
+        assert_eq!(deploy.api.api_version, "apps/v1");
+        assert_eq!(deploy.api.plural, "deployments");
     }
 
     #[test]

@@ -2,105 +2,19 @@
 //! (`pods`), singular (`pod`), short name (`po`) or kind (`Pod`), optionally
 //! qualified by group (`deployments.apps`, `deploy.v1.apps`).
 //!
-//! The built-in resources' short names are listed here, with plural, kind and
-//! group taken from k8s-openapi so they cannot drift from the API. Custom
+//! The built-in resources' short names come from the crate's one resource
+//! table, whose plural, kind and group are taken from k8s-openapi. Custom
 //! resources answer to their own plural, singular (lower-cased kind) and kind,
 //! and to the short names discovery gave when they were synced, which the
 //! store records beside the collection.
 
-use k8s_openapi::api::{
-    admissionregistration::v1 as admissionregistration, apps::v1 as apps,
-    autoscaling::v2 as autoscaling, batch::v1 as batch, certificates::v1 as certificates,
-    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    events::v1 as events, networking::v1 as networking, node::v1 as node, policy::v1 as policy,
-    rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
-};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
-use k8s_openapi::Resource;
-
 use super::{Error, Result};
+use crate::builtin::{self, Builtin};
 use crate::store::CollectionId;
 
-/// A built-in resource's names.
-#[derive(Debug, Clone, Copy)]
-pub struct Builtin {
-    /// API group ("" for core).
-    pub group: &'static str,
-    /// Plural name, as in URLs.
-    pub plural: &'static str,
-    /// Kind.
-    pub kind: &'static str,
-    /// kubectl short names.
-    pub short: &'static [&'static str],
-}
-
-macro_rules! builtins {
-    ($($ty:ty => [$($short:literal),*];)*) => {
-        /// The built-in resources kubectl knows, with their short names.
-        pub const BUILTINS: &[Builtin] = &[$(Builtin {
-            group: <$ty as Resource>::GROUP,
-            plural: <$ty as Resource>::URL_PATH_SEGMENT,
-            kind: <$ty as Resource>::KIND,
-            short: &[$($short),*],
-        }),*];
-    };
-}
-
-builtins! {
-    core::ComponentStatus => ["cs"];
-    core::ConfigMap => ["cm"];
-    core::Endpoints => ["ep"];
-    core::Event => ["ev"];
-    core::LimitRange => ["limits"];
-    core::Namespace => ["ns"];
-    core::Node => ["no"];
-    core::PersistentVolumeClaim => ["pvc"];
-    core::PersistentVolume => ["pv"];
-    core::Pod => ["po"];
-    core::PodTemplate => [];
-    core::ReplicationController => ["rc"];
-    core::ResourceQuota => ["quota"];
-    core::Secret => [];
-    core::ServiceAccount => ["sa"];
-    core::Service => ["svc"];
-    admissionregistration::MutatingWebhookConfiguration => [];
-    admissionregistration::ValidatingWebhookConfiguration => [];
-    apiextensions::CustomResourceDefinition => ["crd", "crds"];
-    apiregistration::APIService => [];
-    apps::ControllerRevision => [];
-    apps::DaemonSet => ["ds"];
-    apps::Deployment => ["deploy"];
-    apps::ReplicaSet => ["rs"];
-    apps::StatefulSet => ["sts"];
-    autoscaling::HorizontalPodAutoscaler => ["hpa"];
-    batch::CronJob => ["cj"];
-    batch::Job => [];
-    certificates::CertificateSigningRequest => ["csr"];
-    coordination::Lease => [];
-    discovery::EndpointSlice => [];
-    events::Event => ["ev"];
-    networking::IngressClass => [];
-    networking::Ingress => ["ing"];
-    networking::NetworkPolicy => ["netpol"];
-    node::RuntimeClass => [];
-    policy::PodDisruptionBudget => ["pdb"];
-    rbac::ClusterRoleBinding => [];
-    rbac::ClusterRole => [];
-    rbac::RoleBinding => [];
-    rbac::Role => [];
-    scheduling::PriorityClass => ["pc"];
-    storage::CSIDriver => [];
-    storage::CSINode => [];
-    storage::StorageClass => ["sc"];
-    storage::VolumeAttachment => [];
-}
-
 /// The built-in resource a collection holds, if it is one.
-pub fn builtin(id: &CollectionId) -> Option<&'static Builtin> {
-    BUILTINS
-        .iter()
-        .find(|b| b.group == id.group && b.plural == id.resource)
+fn builtin_of(id: &CollectionId) -> Option<&'static Builtin> {
+    builtin::by_plural(&id.group, &id.resource)
 }
 
 /// How a collection is named to users: `pods`, `deployments.apps`, with the
@@ -140,7 +54,7 @@ fn restrictions(id: &CollectionId) -> Option<String> {
 /// built-in resource, then those discovery gave (`recorded`) that are not
 /// among them already.
 pub fn short_names(id: &CollectionId, recorded: &[String]) -> Vec<String> {
-    let mut names: Vec<String> = builtin(id)
+    let mut names: Vec<String> = builtin_of(id)
         .map(|b| b.short.iter().map(|s| s.to_string()).collect())
         .unwrap_or_default();
     for name in recorded {
@@ -488,13 +402,5 @@ mod tests {
         assert_eq!(short_names(&pods, &["po".into(), "p".into()]), ["po", "p"]);
         assert_eq!(short_names(&widgets, &[]), Vec::<String>::new());
         assert_eq!(short_names(&widgets, &["wd".into()]), ["wd"]);
-    }
-
-    #[test]
-    fn builtins_are_unique() {
-        let mut seen = std::collections::HashSet::new();
-        for b in BUILTINS {
-            assert!(seen.insert((b.group, b.plural)), "{b:?} listed twice");
-        }
     }
 }

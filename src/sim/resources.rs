@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+use crate::builtin;
+
 /// Group of the custom resource the simulator serves.
 pub const CUSTOM_GROUP: &str = "example.kube-persist.dev";
 /// Version of the custom resource.
@@ -18,8 +20,6 @@ pub struct ResourceDef {
     pub version: &'static str,
     /// Plural, as in URLs (`pods`).
     pub plural: &'static str,
-    /// Singular (`pod`).
-    pub singular: &'static str,
     /// Kind (`Pod`).
     pub kind: &'static str,
     /// Whether objects live in a namespace.
@@ -32,6 +32,24 @@ pub struct ResourceDef {
 }
 
 impl ResourceDef {
+    /// A built-in resource, named as the crate's resource table names it.
+    const fn builtin(
+        group: &str,
+        plural: &str,
+        selectable_fields: &'static [&'static str],
+    ) -> ResourceDef {
+        let b = builtin::get(group, plural);
+        ResourceDef {
+            group: b.group,
+            version: b.version,
+            plural: b.plural,
+            kind: b.kind,
+            namespaced: b.namespaced,
+            short_names: b.short,
+            selectable_fields,
+        }
+    }
+
     /// `v1` for core, `group/version` otherwise.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -66,7 +84,7 @@ impl ResourceDef {
     fn discovery_entry(&self) -> Value {
         json!({
             "name": self.plural,
-            "singularName": self.singular,
+            "singularName": self.kind.to_ascii_lowercase(),
             "namespaced": self.namespaced,
             "kind": self.kind,
             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
@@ -78,15 +96,10 @@ impl ResourceDef {
 /// Every resource the simulator serves, in a fixed order (the index of a
 /// resource in this table identifies it inside the simulator).
 pub static RESOURCES: &[ResourceDef] = &[
-    ResourceDef {
-        group: "",
-        version: "v1",
-        plural: "pods",
-        singular: "pod",
-        kind: "Pod",
-        namespaced: true,
-        short_names: &["po"],
-        selectable_fields: &[
+    ResourceDef::builtin(
+        "",
+        "pods",
+        &[
             "spec.nodeName",
             "spec.restartPolicy",
             "spec.schedulerName",
@@ -96,52 +109,15 @@ pub static RESOURCES: &[ResourceDef] = &[
             "status.podIP",
             "status.nominatedNodeName",
         ],
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        plural: "configmaps",
-        singular: "configmap",
-        kind: "ConfigMap",
-        namespaced: true,
-        short_names: &["cm"],
-        selectable_fields: &[],
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        plural: "secrets",
-        singular: "secret",
-        kind: "Secret",
-        namespaced: true,
-        short_names: &[],
-        selectable_fields: &["type"],
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        plural: "namespaces",
-        singular: "namespace",
-        kind: "Namespace",
-        namespaced: false,
-        short_names: &["ns"],
-        selectable_fields: &["status.phase"],
-    },
-    ResourceDef {
-        group: "",
-        version: "v1",
-        plural: "nodes",
-        singular: "node",
-        kind: "Node",
-        namespaced: false,
-        short_names: &["no"],
-        selectable_fields: &["spec.unschedulable"],
-    },
+    ),
+    ResourceDef::builtin("", "configmaps", &[]),
+    ResourceDef::builtin("", "secrets", &["type"]),
+    ResourceDef::builtin("", "namespaces", &["status.phase"]),
+    ResourceDef::builtin("", "nodes", &["spec.unschedulable"]),
     ResourceDef {
         group: CUSTOM_GROUP,
         version: CUSTOM_VERSION,
         plural: "widgets",
-        singular: "widget",
         kind: "Widget",
         namespaced: true,
         short_names: &["wd"],

@@ -430,6 +430,9 @@ async fn a_custom_resource_resolves_by_any_kubectl_name_and_its_short_names_are_
         "wd.other.io",
         "wd.v2.example.kube-persist.dev",
         "pods/status",
+        // Built in, but of a group the simulator does not serve.
+        "deploy",
+        "deployments",
     ] {
         let err = ResourceSpec::resolve(&client, unknown).await.unwrap_err();
         assert!(err.to_string().contains(unknown), "{unknown}: {err}");
