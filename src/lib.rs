@@ -50,6 +50,9 @@
 pub mod bench;
 pub mod controller;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod informer;
 #[cfg(feature = "cli")]
 pub mod inspect;
