@@ -51,6 +51,9 @@ pub mod bench;
 mod builtin;
 pub mod controller;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod informer;
 #[cfg(feature = "cli")]
 pub mod inspect;

@@ -8,6 +8,10 @@
 //!
 //! `KP_CRASH_ROUNDS` sets the number of kill rounds per engine (default
 //! 50), `KP_CRASH_SEED` replays a failing run (the seed is printed).
+//!
+//! `crash_soak` is the same test at 1,000 rounds per engine
+//! (`KP_SOAK_ROUNDS` overrides), ignored by default as libtest would:
+//! `cargo test --release --test processes -- --ignored crash_soak`.
 
 #[path = "it/support/store.rs"]
 mod store_support;
@@ -188,17 +192,40 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// A count from the environment variable `var`, else `default`.
+fn rounds_from(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .map(|r| {
+            r.parse()
+                .unwrap_or_else(|_| panic!("{var} must be a number"))
+        })
+        .unwrap_or(default)
+}
+
 fn crash_consistency() {
+    let rounds = rounds_from("KP_CRASH_ROUNDS", 50);
     for engine in EngineKind::ALL {
-        crash_consistency_on(engine);
+        crash_consistency_on(engine, rounds);
     }
 }
 
-fn crash_consistency_on(engine: EngineKind) {
-    let rounds: usize = std::env::var("KP_CRASH_ROUNDS")
-        .ok()
-        .map(|r| r.parse().expect("KP_CRASH_ROUNDS must be a number"))
-        .unwrap_or(50);
+/// [`crash_consistency`] for long: 1,000 kills per engine.
+fn crash_soak() {
+    let rounds = rounds_from("KP_SOAK_ROUNDS", 1000);
+    for engine in EngineKind::ALL {
+        let started = Instant::now();
+        crash_consistency_on(engine, rounds);
+        let took = started.elapsed();
+        println!(
+            "crash_soak on {engine}: {rounds} rounds in {:.0} s ({:.0} ms per round)",
+            took.as_secs_f64(),
+            took.as_secs_f64() * 1000.0 / rounds.max(1) as f64
+        );
+    }
+}
+
+fn crash_consistency_on(engine: EngineKind, rounds: usize) {
     let seed: u64 = std::env::var("KP_CRASH_SEED")
         .ok()
         .map(|s| s.parse().expect("KP_CRASH_SEED must be a number"))
@@ -359,18 +386,27 @@ fn main() {
         }
         return;
     }
-    let tests: [(&str, fn()); 2] = [
-        ("crash_consistency", crash_consistency),
-        ("lock_held_by_another_process", lock_held_by_another_process),
+    // (name, test, ignored unless asked for)
+    let tests: [(&str, fn(), bool); 3] = [
+        ("crash_consistency", crash_consistency, false),
+        (
+            "lock_held_by_another_process",
+            lock_held_by_another_process,
+            false,
+        ),
+        ("crash_soak", crash_soak, true),
     ];
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--list") {
-        for (name, _) in tests {
+        for (name, _, _) in tests {
             println!("{name}: test");
         }
         return;
     }
-    // The few libtest arguments that select tests: filters and --skip.
+    // The few libtest arguments that select tests: filters, --skip,
+    // --ignored and --include-ignored.
+    let only_ignored = args.iter().any(|a| a == "--ignored");
+    let include_ignored = args.iter().any(|a| a == "--include-ignored");
     let (mut filters, mut skips) = (Vec::new(), Vec::new());
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -380,12 +416,19 @@ fn main() {
             filters.push(a);
         }
     }
-    for (name, test) in tests {
+    for (name, test, ignored) in tests {
         let selected = filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
-        if selected && !skips.iter().any(|s| name.contains(s.as_str())) {
-            println!("test {name} ...");
-            test();
-            println!("test {name} ... ok");
+        let skipped = skips.iter().any(|s| name.contains(s.as_str()));
+        let runs = only_ignored || include_ignored || !ignored;
+        if !selected || skipped || (only_ignored && !ignored) {
+            continue;
         }
+        if !runs {
+            println!("test {name} ... ignored");
+            continue;
+        }
+        println!("test {name} ...");
+        test();
+        println!("test {name} ... ok");
     }
 }

@@ -533,7 +533,7 @@ impl Collection {
     }
 }
 
-fn record_meta(object: &Value, rv: &str, now: u64) -> RecordMeta {
+pub(super) fn record_meta(object: &Value, rv: &str, now: u64) -> RecordMeta {
     let text = |p: &str| {
         object
             .pointer(p)

@@ -25,6 +25,8 @@ pub mod dictionary;
 pub mod directory;
 pub(crate) mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
 pub mod index;
 pub mod journal;
 mod json;

@@ -21,6 +21,17 @@ pub const FORMAT_VERSION: u8 = 1;
 /// bincode 2's format is frozen; the standard (varint) config is the one on disk.
 const BINCODE: bincode::config::Configuration = bincode::config::standard();
 
+/// The same format for reading, with a bound on what one value may claim:
+/// bincode allocates a string's bytes as its length prefix says before it
+/// reads them, so a checksummed record with a wild length would otherwise
+/// abort the process. Nothing the store writes comes near this (an envelope
+/// is at most 64 KiB, by its u16 length).
+const BINCODE_READ: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<{ 1 << 20 }>,
+> = BINCODE.with_limit::<{ 1 << 20 }>();
+
 /// How a record's payload is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum Codec {
@@ -121,7 +132,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, &[u8]), RecordError> {
     let env_bytes = body
         .get(2..2 + env_len)
         .ok_or(RecordError::Truncated(bytes.len()))?;
-    let (envelope, used): (Envelope, usize) = bincode::decode_from_slice(env_bytes, BINCODE)
+    let (envelope, used): (Envelope, usize) = bincode::decode_from_slice(env_bytes, BINCODE_READ)
         .map_err(|e| RecordError::Envelope(e.to_string()))?;
     if used != env_len {
         return Err(RecordError::Envelope(format!(
@@ -154,7 +165,7 @@ pub fn decode_rv(bytes: &[u8]) -> Result<String, RecordError> {
     let env_bytes = body
         .get(2..2 + env_len)
         .ok_or(RecordError::Truncated(bytes.len()))?;
-    let (head, _): (EnvelopeHead, usize) = bincode::decode_from_slice(env_bytes, BINCODE)
+    let (head, _): (EnvelopeHead, usize) = bincode::decode_from_slice(env_bytes, BINCODE_READ)
         .map_err(|e| RecordError::Envelope(e.to_string()))?;
     if head.format != FORMAT_VERSION {
         return Err(RecordError::UnknownFormat(head.format));
@@ -249,7 +260,7 @@ pub(crate) fn seal_value<T: Encode>(value: &T) -> Vec<u8> {
 /// Reads back a value written by [`seal_value`].
 pub(crate) fn unseal_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, RecordError> {
     let body = unseal(bytes)?;
-    let (value, used) = bincode::decode_from_slice(body, BINCODE)
+    let (value, used) = bincode::decode_from_slice(body, BINCODE_READ)
         .map_err(|e| RecordError::Envelope(e.to_string()))?;
     if used != body.len() {
         return Err(RecordError::Envelope(format!(
@@ -285,5 +296,29 @@ mod tests {
         assert!(matches!(decode_rv(&r), Err(RecordError::Checksum { .. })));
         assert!(matches!(decode(&r), Err(RecordError::Checksum { .. })));
         assert!(matches!(decode(&r[..3]), Err(RecordError::Truncated(3))));
+    }
+
+    /// Found by the `disk_bytes` fuzz target: a state record whose crc
+    /// holds but whose rv claims ~3.5 EB made bincode allocate that much
+    /// (an abort, not an error) before noticing the bytes are not there.
+    #[test]
+    fn a_wild_length_behind_a_good_crc_is_an_error_not_an_allocation() {
+        let state: &[u8] = &[
+            2, 1, 253, 109, 0, 0, 4, 49, 50, 53, 48, 1, 253, 109, 0, 0, 4, 49, 50, 51, 52, 10, 53,
+            102, 48, 115, 50, 49, 50, 51, 52, 10, 53, 102, 48, 115, 50, 186, 45,
+        ];
+        let err = unseal_value::<crate::store::state::State>(&seal(state.to_vec())).unwrap_err();
+        assert!(matches!(err, RecordError::Envelope(_)), "{err}");
+        // The same claim in an envelope, and in a string as long as bincode
+        // can say (u64::MAX).
+        for len in [0x3035_3231_0400_006d_u64, u64::MAX] {
+            let mut env = vec![FORMAT_VERSION, 0, 0, 253];
+            env.extend_from_slice(&len.to_le_bytes());
+            let mut rec = (env.len() as u16).to_le_bytes().to_vec();
+            rec.extend_from_slice(&env);
+            let rec = seal(rec);
+            assert!(matches!(decode(&rec), Err(RecordError::Envelope(_))));
+            assert!(matches!(decode_rv(&rec), Err(RecordError::Envelope(_))));
+        }
     }
 }
