@@ -200,6 +200,16 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("opening store {}", args.store.display()))?;
     let restored = matches!(informer.opened_state(), State::Restored { .. });
+    if let State::Healed { moved_to, damage } = informer.opened_state() {
+        // On stderr whatever the log level: the operator must learn where
+        // the damaged copy is, and that this sync relists from scratch.
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: store {} was damaged ({damage}); moved its database to {} and relisting",
+            args.store.display(),
+            moved_to.display()
+        );
+    }
     let consumer = match &args.consumer {
         Some(name) => Some(tokio::spawn(consume(
             informer

@@ -202,8 +202,17 @@ impl InformerBuilder {
         self
     }
 
-    /// Opens the store and starts watching. The informer is readable as
-    /// soon as this returns, before any request to the server.
+    /// Opens the store, checks it, and starts watching. The informer is
+    /// readable as soon as this returns, before any request to the server.
+    ///
+    /// The check reads the whole store ([`Store::check`]: every engine
+    /// entry, every record's checksum, indexes and journal), so that the
+    /// informer never resumes, nor reports `Synced`, over damage it could
+    /// have known of. A store opened by path that is damaged is healed
+    /// ([`Store::open_healing`]): the state is then [`State::Healed`],
+    /// naming where the damaged database went, and the first list fills a
+    /// fresh one. A store given open that is damaged fails with the store's
+    /// [`Damaged`](crate::store::Error::Damaged) error.
     pub async fn start(self) -> Result<Informer> {
         let started = Instant::now();
         self.config.validate()?;
@@ -213,14 +222,25 @@ impl InformerBuilder {
                 reason: format!("{} is cluster-scoped", self.resource.api.plural),
             }));
         }
-        let store = match self.store {
-            Some(StoreSource::Open(store)) => store,
+        let (store, healed) = match self.store {
+            Some(StoreSource::Open(store)) => {
+                blocking(move || match store.check()? {
+                    None => Ok((store, None)),
+                    Some(damage) => Err(crate::store::Error::Damaged {
+                        path: store.path().to_path_buf(),
+                        file: crate::store::directory::DB_DIR.into(),
+                        reason: format!("{damage}; open it by path to have it healed"),
+                    }
+                    .into()),
+                })
+                .await?
+            }
             Some(StoreSource::Path(path)) => {
                 let options = StoreOptions {
                     engine: self.engine,
                     ..StoreOptions::default()
                 };
-                blocking(move || Ok(Store::open_with(path, options)?)).await?
+                blocking(move || Ok(Store::open_healing(path, options)?)).await?
             }
             None => return Err(Error::NoStore),
         };
@@ -252,12 +272,16 @@ impl InformerBuilder {
             })
             .await?
         };
-        let state = match &meta.last_rv {
-            Some(rv) => State::Restored {
+        let state = match (&meta.last_rv, healed) {
+            (_, Some(healed)) => State::Healed {
+                moved_to: healed.moved_to,
+                damage: healed.damage,
+            },
+            (Some(rv), None) => State::Restored {
                 rv: rv.clone(),
                 saved_at: meta.last_sync,
             },
-            None => State::Empty,
+            (None, None) => State::Empty,
         };
         match &state {
             State::Restored { rv, saved_at } => tracing::info!(
@@ -266,6 +290,11 @@ impl InformerBuilder {
                 rv = %rv,
                 saved_at = %saved_at.map(rfc3339).unwrap_or_else(|| "unknown".into()),
                 "informer opened its store; resuming from the stored resourceVersion"
+            ),
+            State::Healed { moved_to, .. } => tracing::warn!(
+                resource = %api.plural,
+                moved_to = %moved_to.display(),
+                "informer healed its damaged store; listing from scratch"
             ),
             _ => tracing::info!(
                 resource = %api.plural,

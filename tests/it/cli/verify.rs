@@ -40,7 +40,7 @@ fn flipped_byte_is_found_and_named() {
     );
 
     let r = kp(&["verify", &dir]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 5, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(
         lines[0].starts_with("configmaps: ") && lines[0].ends_with(": 1 problem"),
@@ -99,7 +99,7 @@ fn damaged_journal_entry_is_named() {
     key.extend_from_slice(&1u64.to_be_bytes());
     flip_byte(dir.as_ref(), &pods(), &key);
     let r = kp(&["verify", &dir]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.code, 5, "{}", r.stdout);
     assert!(r.stdout.contains("\n  journal seq 1: "), "{}", r.stdout);
 }
 
@@ -157,7 +157,7 @@ fn a_damaged_short_names_record_is_reported_and_costs_only_the_shortcut() {
     );
 
     let r = kp(&["verify", &dir]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 5, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(
         lines[3].starts_with("widgets.example.com: ") && lines[3].ends_with(": 1 problem"),
