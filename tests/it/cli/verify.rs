@@ -191,16 +191,26 @@ fn a_damaged_short_names_record_is_reported_and_costs_only_the_shortcut() {
         "{}",
         r.stderr
     );
-    // inspect still describes the store, and says the record is damaged.
-    let out = ok(&["inspect", &dir]);
+    // inspect still describes the store, says the record is damaged, and
+    // exits 5: a damaged store is not called resumable.
+    let r = kp(&["inspect", &dir]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("short names do not parse"),
+        "{}",
+        r.stderr
+    );
+    let out = r.stdout;
     assert!(
         out.contains(
             "  Short names:     none (the record of discovered ones is damaged; see verify)\n"
         ),
         "{out}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&["inspect", &dir, "-o", "json"])).unwrap();
+    let r = kp(&["inspect", &dir, "-o", "json"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["collections"][3]["state"], "damaged");
     let listed = &json["collections"].as_array().unwrap()[3];
     assert_eq!(
         (&listed["resource"], &listed["shortNamesDamaged"]),
