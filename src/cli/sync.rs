@@ -188,6 +188,9 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut builder = Informer::builder(client, spec)
         .store_path(&args.store)
+        // A command run to bring a store up to date heals known damage
+        // first, whatever the full read costs.
+        .check_on_open(true)
         .configure(|c| *c = config);
     if let Some(ns) = &args.namespace {
         builder = builder.namespace(ns);

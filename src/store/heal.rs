@@ -95,18 +95,21 @@ impl Store {
         Ok(problems)
     }
 
-    /// Opens (creating if missing) the store at `path` for writing and
-    /// checks it ([`Store::check`]). A store the engine cannot open, or in
-    /// which the check finds damage, is healed: its database is moved to
+    /// Opens (creating if missing) the store at `path` for writing and, with
+    /// `full_check`, checks it ([`Store::check`], a full read). A store the
+    /// engine cannot open, or in which the check finds damage, is healed:
+    /// its database is moved to
     /// `<path>/damaged-<time>/` (kept, never read again) and a fresh, empty
     /// one is created, into which the caller relists. The second value says
     /// where the damaged database went, when it was healed.
     pub fn open_healing(
         path: impl AsRef<Path>,
         options: StoreOptions,
+        full_check: bool,
     ) -> Result<(Store, Option<Healed>)> {
         let path = path.as_ref();
         let damage = match Store::open_with(path, options) {
+            Ok(store) if !full_check => return Ok((store, None)),
             Ok(store) => match store.check()? {
                 None => return Ok((store, None)),
                 Some(damage) => damage.to_string(),
@@ -195,7 +198,16 @@ mod tests {
             assert!(damage.problems[0].contains("ns/b"), "{damage}");
             drop(store);
 
-            let (store, healed) = Store::open_healing(&path, StoreOptions::default()).unwrap();
+            // Without the full read, a damaged record is not looked for:
+            // the store opens as it is, its collection still there.
+            let (store, healed) =
+                Store::open_healing(&path, StoreOptions::default(), false).unwrap();
+            assert_eq!(healed, None, "{engine}");
+            assert_eq!(store.collections().unwrap().len(), 1, "{engine}");
+            drop(store);
+
+            let (store, healed) =
+                Store::open_healing(&path, StoreOptions::default(), true).unwrap();
             let healed = healed.expect("healed");
             assert!(healed.damage.contains("ns/b"), "{}", healed.damage);
             assert!(healed.moved_to.starts_with(&path));
@@ -208,7 +220,8 @@ mod tests {
             drop(store);
 
             // Healthy now: a second open moves nothing.
-            let (_store, again) = Store::open_healing(&path, StoreOptions::default()).unwrap();
+            let (_store, again) =
+                Store::open_healing(&path, StoreOptions::default(), true).unwrap();
             assert_eq!(again, None);
         }
     }
