@@ -40,14 +40,15 @@ pub const USAGE: u8 = 64;
 pub const HELP: &str = "\
 Exit codes:
   0   success
-  1   failure not listed below; for `verify`: the store is damaged (report on stdout)
+  1   failure not listed below
   2   the store is in use by another process; nothing was changed
   3   the path does not exist, is not a directory, or is not a kube-persist store
       (`repair`: it holds no database, or one that registers no collection)
   4   the store has a newer schema than this build supports; it was left untouched
   5   the store is damaged: a corrupt record or unreadable files (the message
       names which); export and list still write every readable object and
-      name each bad key on stderr
+      name each bad key on stderr; verify reports every problem on stdout;
+      `sync` moves a damaged database aside and relists
   6   the object or resource is not in the store; for `sync`: not on the server
   7   `sync`: the API server could not be reached
       (or what answered is not one: HTML, garbage), for --until-synced

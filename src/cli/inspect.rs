@@ -41,6 +41,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Text => write_text(&mut out, &summary, now)?,
     }
     out.flush()?;
+    if let Some(damage) = &summary.damage {
+        eprintln!(
+            "error: store {} is damaged: {damage}; `kube-persist sync` moves it aside and relists",
+            summary.path.display()
+        );
+        return Ok(ExitCode::from(super::exit::CORRUPT));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -48,6 +55,7 @@ fn state_word(state: State) -> &'static str {
     match state {
         State::NeverSynced => "never synced (a restart lists from scratch)",
         State::Resumable => "resumable (a restart serves these objects and resumes the watch)",
+        State::Damaged => "damaged (a restart moves the database aside and lists from scratch)",
     }
 }
 

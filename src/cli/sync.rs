@@ -188,6 +188,9 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut builder = Informer::builder(client, spec)
         .store_path(&args.store)
+        // A command run to bring a store up to date heals known damage
+        // first, whatever the full read costs.
+        .check_on_open(true)
         .configure(|c| *c = config);
     if let Some(ns) = &args.namespace {
         builder = builder.namespace(ns);
@@ -200,6 +203,16 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("opening store {}", args.store.display()))?;
     let restored = matches!(informer.opened_state(), State::Restored { .. });
+    if let State::Healed { moved_to, damage } = informer.opened_state() {
+        // On stderr whatever the log level: the operator must learn where
+        // the damaged copy is, and that this sync relists from scratch.
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: store {} was damaged ({damage}); moved its database to {} and relisting",
+            args.store.display(),
+            moved_to.display()
+        );
+    }
     let consumer = match &args.consumer {
         Some(name) => Some(tokio::spawn(consume(
             informer

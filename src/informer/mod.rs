@@ -120,6 +120,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum State {
     /// Nothing stored yet: the first list is in progress. Reads are empty.
     Empty,
+    /// The store was damaged when the informer opened it (a record failed
+    /// its checksum, or the engine could not read its files): the damaged
+    /// database was moved to `moved_to` (`<store>/damaged-<time>/`, kept
+    /// for inspection, never read again) and the first list fills a fresh
+    /// one. Reads are empty until it completes, as in [`State::Empty`];
+    /// then the state is `Synced`. A store given open with
+    /// [`InformerBuilder::store`] is checked too, but cannot be moved while
+    /// its other handles are open: its damage fails `start` instead.
+    Healed {
+        /// Where the damaged database was moved.
+        moved_to: std::path::PathBuf,
+        /// What was found wrong with it.
+        damage: String,
+    },
     /// Restored from disk; the watch is catching up. Reads are as of `rv`.
     Restored {
         /// The stored resourceVersion.
@@ -229,8 +243,9 @@ impl Informer {
     /// The state the informer opened its store in, fixed for its lifetime:
     /// [`State::Restored`] with the stored resourceVersion when the store
     /// held one (a resume), [`State::Empty`] when it did not (the first list
-    /// starts from scratch). Never `Synced`, however fast the watch catches
-    /// up.
+    /// starts from scratch), [`State::Healed`] when it was damaged and
+    /// moved aside (a first list into a fresh database). Never `Synced`,
+    /// however fast the watch catches up.
     pub fn opened_state(&self) -> &State {
         &self.opened
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::store::{CollectionId, CollectionMeta, Store};
+use crate::store::{CollectionId, CollectionMeta, Damage, Store};
 
 use super::{resource, Result};
 
@@ -17,6 +17,9 @@ pub struct StoreSummary {
     pub bytes_on_disk: u64,
     /// Its collections, in the order the store lists them.
     pub collections: Vec<CollectionSummary>,
+    /// What the check of every record found wrong, if anything; every
+    /// collection's state is then [`State::Damaged`].
+    pub damage: Option<Damage>,
 }
 
 impl StoreSummary {
@@ -45,6 +48,9 @@ pub enum State {
     /// A resourceVersion is stored: a restart serves these objects at once
     /// and resumes the watch from it.
     Resumable,
+    /// The store is damaged ([`StoreSummary::damage`] says how): a writer's
+    /// next open moves the database aside and lists from scratch.
+    Damaged,
 }
 
 /// A collection, summarised.
@@ -83,8 +89,9 @@ pub struct JournalSpan {
     pub last: Option<(u64, SystemTime)>,
 }
 
-/// Summarise every collection of `store`; reads meta records and two
-/// journal entries per collection, never the objects.
+/// Summarise every collection of `store`: meta records and two journal
+/// entries per collection, then a check of every record
+/// ([`Store::check`]), so that a damaged store is never called resumable.
 pub fn summarize(store: &Store) -> Result<StoreSummary> {
     let mut collections = Vec::new();
     for id in store.collections()? {
@@ -128,9 +135,16 @@ pub fn summarize(store: &Store) -> Result<StoreSummary> {
             journal,
         });
     }
+    let damage = store.check()?;
+    if damage.is_some() {
+        for c in &mut collections {
+            c.state = State::Damaged;
+        }
+    }
     Ok(StoreSummary {
         path: store.path().to_path_buf(),
         bytes_on_disk: store.size_on_disk()?,
         collections,
+        damage,
     })
 }

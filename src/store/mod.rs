@@ -27,6 +27,7 @@ pub(crate) mod engine;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
+mod heal;
 pub mod index;
 pub mod journal;
 mod json;
@@ -45,6 +46,7 @@ pub use collection::Collection;
 pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use engine::EngineKind;
 pub use error::{Error, Result};
+pub use heal::{Damage, Healed, DAMAGED_PREFIX};
 pub use journal::JournalLimits;
 pub use json::JsonObject;
 pub use key::ObjectKey;

@@ -23,7 +23,108 @@ use super::error::{Error, Result};
 mod redb;
 mod sled;
 
-pub(crate) use self::sled::catching_panic;
+thread_local! {
+    static CATCHING_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is inside a call that catches the engine's
+/// panics (see [`catching`]).
+pub(crate) fn catching_panic() -> bool {
+    CATCHING_PANIC.get()
+}
+
+/// Runs `f`, an engine call on the store at `store`, turning a panic into
+/// damage to the engine's data file: both engines panic on some damaged
+/// data (sled on a truncated log, redb on a page whose lengths point past
+/// its end) instead of returning an error.
+pub(crate) fn catching<T>(
+    kind: EngineKind,
+    store: &Path,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let was = CATCHING_PANIC.replace(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING_PANIC.set(was);
+    result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(Error::Damaged {
+            path: store.to_path_buf(),
+            file: kind.data_file().into(),
+            reason: format!("the storage engine could not read it ({what})"),
+        })
+    })
+}
+
+/// An engine whose every call is made through [`catching`], and whose
+/// scans end at their first error: an engine that cannot iterate past a
+/// damaged page may report the same error forever, and a scan that went on
+/// would loop on it.
+struct Guarded<E> {
+    inner: E,
+    store: Arc<Path>,
+}
+
+impl<E: Engine> Guarded<E> {
+    fn call<T>(&self, f: impl FnOnce(&E) -> Result<T>) -> Result<T> {
+        catching(self.inner.kind(), &self.store, || f(&self.inner))
+    }
+}
+
+impl<E: Engine> Engine for Guarded<E> {
+    fn kind(&self) -> EngineKind {
+        self.inner.kind()
+    }
+
+    fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.call(|e| e.get(space, key))
+    }
+
+    fn scan(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Scan> {
+        let mut inner = Some(self.call(|e| e.scan(space, range))?);
+        let (kind, store) = (self.kind(), self.store.clone());
+        Ok(Box::new(std::iter::from_fn(move || {
+            let scan = inner.as_mut()?;
+            match catching(kind, &store, || scan.next().transpose()) {
+                Ok(Some(entry)) => Some(Ok(entry)),
+                Ok(None) => {
+                    inner = None;
+                    None
+                }
+                Err(e) => {
+                    inner = None;
+                    Some(Err(e))
+                }
+            }
+        })))
+    }
+
+    fn write(&self, space: &str, batch: WriteBatch, durable: bool) -> Result<()> {
+        self.call(|e| e.write(space, batch, durable))
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.call(|e| e.sync())
+    }
+
+    fn spaces(&self) -> Result<Vec<String>> {
+        self.call(|e| e.spaces())
+    }
+
+    fn drop_space(&self, space: &str) -> Result<()> {
+        self.call(|e| e.drop_space(space))
+    }
+}
+
+fn guarded(inner: impl Engine + 'static, store: &Path) -> Db {
+    Arc::new(Guarded {
+        inner,
+        store: Arc::from(store),
+    })
+}
 
 /// The storage engine a store is kept in, chosen when the store is created
 /// and recorded in its marker file; every later open uses it.
@@ -196,8 +297,11 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// store's lock, or the directory is a private copy.
 pub(crate) fn open(kind: EngineKind, db_dir: &Path, store: &Path) -> Result<Db> {
     match kind {
-        EngineKind::Sled => Ok(Arc::new(sled::SledEngine::open(db_dir, store)?)),
-        EngineKind::Redb => Ok(Arc::new(redb::RedbEngine::open(db_dir, store)?)),
+        EngineKind::Sled => Ok(guarded(sled::SledEngine::open(db_dir, store)?, store)),
+        EngineKind::Redb => {
+            let db = catching(kind, store, || redb::RedbEngine::open(db_dir, store))?;
+            Ok(guarded(db, store))
+        }
     }
 }
 
@@ -210,7 +314,10 @@ pub(crate) fn open_in_place(kind: EngineKind, db_dir: &Path, store: &Path) -> Re
     match kind {
         EngineKind::Sled => Ok(None),
         EngineKind::Redb => {
-            Ok(redb::RedbEngine::open_read_only(db_dir, store)?.map(|db| Arc::new(db) as Db))
+            let db = catching(kind, store, || {
+                redb::RedbEngine::open_read_only(db_dir, store)
+            })?;
+            Ok(db.map(|db| guarded(db, store)))
         }
     }
 }
@@ -260,7 +367,7 @@ pub(crate) fn compact_in_place(
 ) -> Result<Option<bool>> {
     match kind {
         EngineKind::Sled => Ok(None),
-        EngineKind::Redb => redb::compact(db_dir, store).map(Some),
+        EngineKind::Redb => catching(kind, store, || redb::compact(db_dir, store)).map(Some),
     }
 }
 

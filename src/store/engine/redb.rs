@@ -124,6 +124,11 @@ impl RedbEngine {
 fn to_error(store: &Path, e: redb::Error) -> Error {
     match e {
         redb::Error::Corrupted(_) => damage(store, e),
+        // A page pointer past the end of the file: the file was cut short
+        // or a pointer in it was damaged, not a failure of the disk.
+        redb::Error::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            damage(store, e)
+        }
         redb::Error::DatabaseAlreadyOpen => Error::InUse {
             path: store.to_path_buf(),
         },

@@ -29,34 +29,14 @@ pub(crate) struct SledEngine {
     store: PathBuf,
 }
 
-thread_local! {
-    static CATCHING_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether the current thread is inside a call that catches sled's panics.
-pub(crate) fn catching_panic() -> bool {
-    CATCHING_PANIC.get()
-}
-
 impl SledEngine {
     pub(crate) fn open(db_dir: &Path, store: &Path) -> Result<SledEngine> {
         let config = sled::Config::new().path(db_dir);
-        CATCHING_PANIC.set(true);
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
-        CATCHING_PANIC.set(false);
-        let opened = opened.map_err(|panic| {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("no message");
-            damaged(
-                store,
-                format!("the storage engine could not read it ({what})"),
-            )
+        let db = super::catching(EngineKind::Sled, store, || {
+            config.open().map_err(|e| to_error(store, e))
         })?;
         Ok(SledEngine {
-            db: opened.map_err(|e| to_error(store, e))?,
+            db,
             trees: Mutex::new(HashMap::new()),
             store: store.to_path_buf(),
         })
@@ -105,6 +85,22 @@ fn to_error(store: &Path, e: sled::Error) -> Error {
                 Some(at) => format!("the storage engine found corrupt data at {at}"),
                 None => "the storage engine found corrupt data".to_string(),
             },
+        ),
+        // What sled says of files it cannot make sense of (a garbled
+        // `conf` reads as a config of an unsupported version; damaged
+        // pages trip its internal checks): damage, not a sled problem.
+        sled::Error::Unsupported(what) => Error::Damaged {
+            path: store.to_path_buf(),
+            file: if what.contains("config") || what.contains("conf") {
+                "db/conf".into()
+            } else {
+                EngineKind::Sled.data_file().into()
+            },
+            reason: format!("the storage engine could not read it ({what})"),
+        },
+        sled::Error::ReportableBug(what) => damaged(
+            store,
+            format!("the storage engine could not read it ({what})"),
         ),
         other => Error::Engine {
             engine: EngineKind::Sled,

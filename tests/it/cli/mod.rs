@@ -1,5 +1,6 @@
 //! The `kube-persist` binary, run as a user runs it.
 
+mod corruption;
 mod errors;
 mod export;
 mod get;

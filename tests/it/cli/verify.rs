@@ -40,7 +40,7 @@ fn flipped_byte_is_found_and_named() {
     );
 
     let r = kp(&["verify", &dir]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 5, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(
         lines[0].starts_with("configmaps: ") && lines[0].ends_with(": 1 problem"),
@@ -99,7 +99,7 @@ fn damaged_journal_entry_is_named() {
     key.extend_from_slice(&1u64.to_be_bytes());
     flip_byte(dir.as_ref(), &pods(), &key);
     let r = kp(&["verify", &dir]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.code, 5, "{}", r.stdout);
     assert!(r.stdout.contains("\n  journal seq 1: "), "{}", r.stdout);
 }
 
@@ -157,7 +157,7 @@ fn a_damaged_short_names_record_is_reported_and_costs_only_the_shortcut() {
     );
 
     let r = kp(&["verify", &dir]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 5, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(
         lines[3].starts_with("widgets.example.com: ") && lines[3].ends_with(": 1 problem"),
@@ -191,16 +191,26 @@ fn a_damaged_short_names_record_is_reported_and_costs_only_the_shortcut() {
         "{}",
         r.stderr
     );
-    // inspect still describes the store, and says the record is damaged.
-    let out = ok(&["inspect", &dir]);
+    // inspect still describes the store, says the record is damaged, and
+    // exits 5: a damaged store is not called resumable.
+    let r = kp(&["inspect", &dir]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("short names do not parse"),
+        "{}",
+        r.stderr
+    );
+    let out = r.stdout;
     assert!(
         out.contains(
             "  Short names:     none (the record of discovered ones is damaged; see verify)\n"
         ),
         "{out}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&["inspect", &dir, "-o", "json"])).unwrap();
+    let r = kp(&["inspect", &dir, "-o", "json"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["collections"][3]["state"], "damaged");
     let listed = &json["collections"].as_array().unwrap()[3];
     assert_eq!(
         (&listed["resource"], &listed["shortNamesDamaged"]),

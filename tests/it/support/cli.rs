@@ -244,6 +244,16 @@ pub fn spawn(args: &[&str]) -> std::process::Child {
     command(args).stderr(Stdio::piped()).spawn().unwrap()
 }
 
+/// Start the binary with stdout and stderr piped, under the fork guard.
+pub fn spawn_piped(args: &[&str]) -> std::process::Child {
+    let mut cmd = command(args);
+    cmd.stderr(Stdio::piped());
+    let guard = fork_guard();
+    let child = cmd.spawn().unwrap();
+    drop(guard);
+    child
+}
+
 /// Start the binary with `stderr` (e.g. a terminal) as its standard error.
 /// The returned child's `stderr` is then empty.
 pub fn spawn_with_stderr(args: &[&str], stderr: std::fs::File) -> std::process::Child {
