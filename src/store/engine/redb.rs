@@ -124,6 +124,12 @@ impl RedbEngine {
 fn to_error(store: &Path, e: redb::Error) -> Error {
     match e {
         redb::Error::Corrupted(_) => damage(store, e),
+        // Every table is opened with the types it was created with, so a
+        // definition that reads otherwise was damaged on disk.
+        redb::Error::TableTypeMismatch { .. }
+        | redb::Error::TypeDefinitionChanged { .. }
+        | redb::Error::TableIsMultimap(_)
+        | redb::Error::TableIsNotMultimap(_) => damage(store, e),
         // A page pointer past the end of the file: the file was cut short
         // or a pointer in it was damaged, not a failure of the disk.
         redb::Error::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
