@@ -177,13 +177,7 @@ mod tests {
             rv: Some("1".into()),
         })
         .unwrap();
-        let raw = crate::store::key::object_key("ns/b");
-        let mut bytes = c.inner.get(&raw).unwrap().unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x55;
-        let mut batch = crate::store::engine::WriteBatch::default();
-        batch.put(raw, bytes);
-        c.inner.commit(batch).unwrap();
+        crate::store::json::damage_record(&c, "ns/b");
     }
 
     #[test]

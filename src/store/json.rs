@@ -140,6 +140,19 @@ pub(crate) fn configmaps(store: &super::Store) -> Collection {
         .unwrap()
 }
 
+/// Flips a byte in the middle of the stored record of `key` (`ns/name`),
+/// past its checksum, as a damaged disk would: for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn damage_record(c: &Collection, key: &str) {
+    let raw = super::key::object_key(key);
+    let mut bytes = c.inner.get(&raw).unwrap().unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    let mut batch = super::engine::WriteBatch::default();
+    batch.put(raw, bytes);
+    c.inner.commit(batch).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,13 +223,7 @@ mod tests {
             rv: Some("1".into()),
         })
         .unwrap();
-        let raw = key::object_key("a/x");
-        let mut bytes = c.inner.get(&raw).unwrap().unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x55;
-        let mut batch = crate::store::engine::WriteBatch::default();
-        batch.put(raw, bytes);
-        c.inner.commit(batch).unwrap();
+        damage_record(&c, "a/x");
         let key = ObjectKey::namespaced("a", "x");
         for err in [
             c.get_json(&key).unwrap_err(),

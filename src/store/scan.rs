@@ -54,13 +54,7 @@ mod tests {
             rv: Some("1".into()),
         })
         .unwrap();
-        let raw = key::object_key("ns/b");
-        let mut bytes = c.inner.get(&raw).unwrap().unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x55;
-        let mut batch = crate::store::engine::WriteBatch::default();
-        batch.put(raw, bytes);
-        c.inner.commit(batch).unwrap();
+        crate::store::json::damage_record(&c, "ns/b");
 
         let results: Vec<_> = c.scan().collect();
         assert_eq!(results.len(), 3);
