@@ -39,7 +39,6 @@ impl Collection {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::store::{Batch, Delta, Error, Store};
     use serde_json::json;
 
