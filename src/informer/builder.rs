@@ -386,6 +386,7 @@ fn rfc3339(at: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ObjectKey;
 
     #[test]
     fn resource_specs_know_their_scope() {
@@ -397,6 +398,62 @@ mod tests {
         let deploy = ResourceSpec::builtin("Deployment").unwrap();
         assert_eq!(deploy.api.api_version, "apps/v1");
         assert_eq!(deploy.api.plural, "deployments");
+    }
+
+    /// `check_on_open` off: a store with a damaged record opens as it is
+    /// (the damage is an error when that record is read); on: the same
+    /// store opens as `Healed`, the damaged database is kept aside, and the
+    /// first list refills a fresh one with every object.
+    #[cfg(feature = "sim")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_on_open_heals_a_damaged_record_that_an_unchecked_open_keeps() {
+        use crate::sim::{SimConfig, Simulator};
+        use k8s_openapi::api::core::v1::Pod;
+        let sim = Simulator::start(SimConfig {
+            pods: 20,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pods");
+        let open = |check: bool| {
+            Informer::for_resource::<Pod>(sim.client())
+                .store_path(&path)
+                .check_on_open(check)
+                .start()
+        };
+        let informer = open(false).await.unwrap();
+        informer.wait_until_synced().await.unwrap();
+        let victim = ObjectKey::of(&informer.list().unwrap()[7]).unwrap();
+        crate::store::damage_record(informer.collection(), &victim.to_string());
+        informer.shutdown().await;
+
+        let unchecked = open(false).await.unwrap();
+        assert!(
+            matches!(unchecked.opened_state(), State::Restored { .. }),
+            "{:?}",
+            unchecked.opened_state()
+        );
+        let err = unchecked.get(&victim).unwrap_err();
+        assert!(err.to_string().contains(&victim.to_string()), "{err}");
+        unchecked.shutdown().await;
+
+        let checked = open(true).await.unwrap();
+        let State::Healed { moved_to, damage } = checked.opened_state().clone() else {
+            panic!("{:?}", checked.opened_state());
+        };
+        assert!(damage.contains(&victim.to_string()), "{damage}");
+        assert!(
+            moved_to.starts_with(&path) && moved_to.exists(),
+            "{moved_to:?}"
+        );
+        checked.wait_until_synced().await.unwrap();
+        assert_eq!(checked.len(), 20);
+        assert!(checked.get(&victim).unwrap().is_some());
+        assert!(checked.collection().verify().unwrap().is_ok());
+        checked.shutdown().await;
+        sim.shutdown().await;
     }
 
     #[test]

@@ -158,6 +158,15 @@ impl Builder<'_> {
         let old_entries = self.entries_of(&prior, &v.key_str)?;
         let raw = serde_json::to_vec(&obj)
             .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
+        if raw.len() > record::MAX_OBJECT_LEN {
+            return Err(Error::InvalidObject(format!(
+                "{}: object {} is {} bytes of JSON, more than the {} a record holds",
+                self.inner.name,
+                v.key,
+                raw.len(),
+                record::MAX_OBJECT_LEN
+            )));
+        }
         let frame = self
             .ctx
             .compress(&raw, self.dict.as_deref())

@@ -177,7 +177,7 @@ mod tests {
             rv: Some("1".into()),
         })
         .unwrap();
-        crate::store::json::damage_record(&c, "ns/b");
+        crate::store::damage_record(&c, "ns/b");
     }
 
     #[test]

@@ -48,9 +48,12 @@ pub use engine::EngineKind;
 pub use error::{Error, Result};
 pub use heal::{Damage, Healed, DAMAGED_PREFIX};
 pub use journal::JournalLimits;
+#[cfg(test)]
+pub(crate) use json::damage_record;
 pub use json::JsonObject;
 pub use key::ObjectKey;
 pub use progress::Progress;
+pub use record::MAX_OBJECT_LEN;
 pub use repair::MarkerRepair;
 pub use short_names::is_short_name;
 pub use verify::{Problem, VerifyReport};

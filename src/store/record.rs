@@ -32,6 +32,21 @@ const BINCODE_READ: bincode::config::Configuration<
     bincode::config::Limit<{ 1 << 20 }>,
 > = BINCODE.with_limit::<{ 1 << 20 }>();
 
+/// The largest object a record holds, in bytes of JSON. kube-apiserver
+/// refuses request bodies over 3 MiB and etcd values over 1.5 MiB by
+/// default, so only a server configured far past both comes near it;
+/// `apply` refuses a bigger object rather than write a record that could
+/// not be read back.
+pub const MAX_OBJECT_LEN: usize = 32 << 20;
+
+/// The most a record's payload may expand to. A journal entry holds a small
+/// head plus either its object or a merge patch, which can name every field
+/// of the old object besides the new one's: within four objects. Checked
+/// before decompressing, so a record whose length field is wild (its crc
+/// matching by chance, or a fuzzer's) cannot make the reader allocate
+/// gigabytes for it.
+pub const MAX_RAW_LEN: usize = 4 * MAX_OBJECT_LEN;
+
 /// How a record's payload is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum Codec {
@@ -239,6 +254,12 @@ pub fn open_payload(
             _ => return Err(RecordError::MissingDictionary(envelope.dictionary)),
         },
     };
+    if envelope.raw_len as usize > MAX_RAW_LEN {
+        return Err(RecordError::Payload(format!(
+            "envelope claims {} bytes, more than the {MAX_RAW_LEN} a record may hold",
+            envelope.raw_len
+        )));
+    }
     let raw = ctx
         .decompress(payload, envelope.raw_len as usize, dict)
         .map_err(|e| RecordError::Payload(e.to_string()))?;
@@ -296,6 +317,38 @@ mod tests {
         assert!(matches!(decode_rv(&r), Err(RecordError::Checksum { .. })));
         assert!(matches!(decode(&r), Err(RecordError::Checksum { .. })));
         assert!(matches!(decode(&r[..3]), Err(RecordError::Truncated(3))));
+    }
+
+    /// A record may claim any u32 length behind a good crc; the reader
+    /// refuses one past what a record holds before allocating for it.
+    #[test]
+    fn a_payload_claiming_more_than_a_record_holds_is_refused_before_decompressing() {
+        let mut ctx = ZstdContext::new(1);
+        let frame = ctx.compress(b"{}", None).unwrap();
+        let mut envelope = Envelope {
+            format: FORMAT_VERSION,
+            codec: Codec::Zstd,
+            dictionary: 0,
+            rv: "1".into(),
+            uid: String::new(),
+            created: String::new(),
+            stored_at_ms: 1,
+            raw_len: 2,
+        };
+        assert_eq!(
+            open_payload(&mut ctx, &envelope, &frame, None).unwrap(),
+            b"{}"
+        );
+        for claim in [MAX_RAW_LEN as u32 + 1, u32::MAX] {
+            envelope.raw_len = claim;
+            let rec = encode(&envelope, &frame);
+            let (env, payload) = decode(&rec).unwrap();
+            let err = open_payload(&mut ctx, &env, payload, None).unwrap_err();
+            assert!(
+                matches!(&err, RecordError::Payload(m) if m.contains(&format!("claims {claim} bytes"))),
+                "{err}"
+            );
+        }
     }
 
     /// Found by the `disk_bytes` fuzz target: a state record whose crc

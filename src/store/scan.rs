@@ -53,7 +53,7 @@ mod tests {
             rv: Some("1".into()),
         })
         .unwrap();
-        crate::store::json::damage_record(&c, "ns/b");
+        crate::store::damage_record(&c, "ns/b");
 
         let results: Vec<_> = c.scan().collect();
         assert_eq!(results.len(), 3);

@@ -276,6 +276,17 @@ engine_test! {
                 "contains '/'",
             ),
             (json!("not an object"), "no metadata"),
+            (
+                {
+                    // Past the largest object a record holds: refused
+                    // rather than written as a record no read accepts.
+                    let mut big = pod("a", "big", 2, &[]);
+                    big["metadata"]["annotations"] =
+                        json!({ "blob": "x".repeat(kube_persist::store::MAX_OBJECT_LEN) });
+                    big
+                },
+                "bytes of JSON, more than the",
+            ),
         ];
         for (bad, expect) in cases {
             let err = c
