@@ -386,7 +386,6 @@ fn rfc3339(at: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ObjectKey;
 
     #[test]
     fn resource_specs_know_their_scope() {
@@ -408,6 +407,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn check_on_open_heals_a_damaged_record_that_an_unchecked_open_keeps() {
         use crate::sim::{SimConfig, Simulator};
+        use crate::store::ObjectKey;
         use k8s_openapi::api::core::v1::Pod;
         let sim = Simulator::start(SimConfig {
             pods: 20,
@@ -435,8 +435,10 @@ mod tests {
             "{:?}",
             unchecked.opened_state()
         );
-        let err = unchecked.get(&victim).unwrap_err();
-        assert!(err.to_string().contains(&victim.to_string()), "{err}");
+        // Not read through the informer: a read would start a heal.
+        let report = unchecked.collection().verify().unwrap();
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems[0].key, victim.to_string());
         unchecked.shutdown().await;
 
         let checked = open(true).await.unwrap();
@@ -453,6 +455,63 @@ mod tests {
         assert!(checked.get(&victim).unwrap().is_some());
         assert!(checked.collection().verify().unwrap().is_ok());
         checked.shutdown().await;
+        sim.shutdown().await;
+    }
+
+    /// Damage a running informer's reader meets is healed without a
+    /// restart: the informer relists (`Healing`, then `Synced`), and the
+    /// relist rewrites the damaged record.
+    #[cfg(feature = "sim")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_that_meets_damage_while_running_starts_a_relist_that_heals_it() {
+        use crate::sim::{SimConfig, Simulator};
+        use crate::store::ObjectKey;
+        use k8s_openapi::api::core::v1::Pod;
+        let sim = Simulator::start(SimConfig {
+            pods: 20,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let informer = Informer::for_resource::<Pod>(sim.client())
+            .store_path(dir.path().join("pods"))
+            .start()
+            .await
+            .unwrap();
+        informer.wait_until_synced().await.unwrap();
+        let mut states = informer.shared.state.subscribe();
+        let lists = sim.stats().list_requests;
+        let victim = ObjectKey::of(&informer.list().unwrap()[3]).unwrap();
+        crate::store::damage_record(informer.collection(), &victim.to_string());
+
+        let err = informer.get(&victim).unwrap_err();
+        assert!(err.to_string().contains(&victim.to_string()), "{err}");
+        let healing = tokio::time::timeout(
+            Duration::from_secs(30),
+            states.wait_for(|s| matches!(s, State::Healing { .. })),
+        )
+        .await
+        .expect("the informer starts healing")
+        .unwrap()
+        .clone();
+        assert!(
+            matches!(&healing, State::Healing { damage } if damage.contains(&victim.to_string())),
+            "{healing:?}"
+        );
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            states.wait_for(|s| *s == State::Synced),
+        )
+        .await
+        .expect("the relist completes")
+        .unwrap();
+        assert!(informer.get(&victim).unwrap().is_some());
+        assert_eq!(informer.len(), 20);
+        assert!(informer.collection().verify().unwrap().is_ok());
+        assert!(sim.stats().list_requests > lists, "healed by a relist");
+        assert_eq!(informer.metrics().heals, 1);
+        informer.shutdown().await;
         sim.shutdown().await;
     }
 

@@ -77,7 +77,24 @@ impl<S: ListWatch + Clone> Driver<S> {
             tracing::info_span!("informer", resource = %self.shared.collection.id().resource);
         async move {
             let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
-            while let Some(group) = watcher.next(&cancel).await {
+            let damage = self.shared.collection.damage();
+            loop {
+                let healing = matches!(*self.shared.state.borrow(), State::Healing { .. });
+                let group = tokio::select! {
+                    group = watcher.next(&cancel) => match group {
+                        Some(group) => group,
+                        None => break,
+                    },
+                    // Not while healing already: that relist rewrites what
+                    // the reports are about.
+                    seen = damage.notified(), if !healing => {
+                        match self.heal(seen) {
+                            Some(w) => watcher = w,
+                            None => break,
+                        }
+                        continue;
+                    }
+                };
                 match self.apply(group).await {
                     // Only a write proves the store works again: a group
                     // that wrote nothing (a relist's start) must not reset
@@ -134,6 +151,25 @@ impl<S: ListWatch + Clone> Driver<S> {
         .await
     }
 
+    /// A reader met damage (a record that fails its checksum, a dictionary
+    /// that does not load): relist, which rewrites every record
+    /// `Collection::versions` cannot vouch for, and say `Healing` until it
+    /// completes. The watch in progress is dropped with whatever it was
+    /// reading: the relist covers it. `None` when no watcher can be built.
+    fn heal(&self, damage: String) -> Option<Watcher<S, StoreHeld>> {
+        tracing::warn!(%damage, "a read met damage in the store; relisting to rewrite it");
+        Metrics::add(&self.shared.metrics.heals, 1);
+        self.set_state(State::Healing { damage });
+        match self.watcher(None) {
+            Ok(w) => Some(w),
+            Err(err) => {
+                // The config was valid when the first watcher was built.
+                tracing::error!("cannot restart the watcher: {err}");
+                None
+            }
+        }
+    }
+
     /// Stores a group of watcher events; whether it wrote anything.
     async fn apply(&self, group: Vec<watcher::Event>) -> Result<bool> {
         let collection = self.shared.collection.clone();
@@ -144,6 +180,13 @@ impl<S: ListWatch + Clone> Driver<S> {
         let wrote = written.batches > 0;
         self.publish(written.changes);
         if written.synced {
+            if matches!(*self.shared.state.borrow(), State::Healing { .. }) {
+                // Reports made while the relist ran were about records it
+                // has rewritten since; one still damaged is reported again
+                // when next read.
+                use futures::FutureExt as _;
+                let _ = self.shared.collection.damage().notified().now_or_never();
+            }
             self.set_state(State::Synced);
         }
         Ok(wrote)

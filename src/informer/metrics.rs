@@ -18,6 +18,7 @@ pub struct Metrics {
     pub(crate) resume_ms: AtomicU64,
     pub(crate) open_ms: AtomicU64,
     pub(crate) apply_failures: AtomicU64,
+    pub(crate) heals: AtomicU64,
     pub(crate) watcher: Arc<Stats>,
 }
 
@@ -54,6 +55,8 @@ pub struct MetricsSnapshot {
     pub open_ms: u64,
     /// Batches the store failed to apply (each retried from the stored RV).
     pub apply_failures: u64,
+    /// Relists started because a read met damage in the store.
+    pub heals: u64,
 }
 
 impl Metrics {
@@ -92,6 +95,7 @@ impl Metrics {
             resume_ms: get(&self.resume_ms),
             open_ms: get(&self.open_ms),
             apply_failures: get(&self.apply_failures),
+            heals: get(&self.heals),
         }
     }
 }
@@ -100,7 +104,7 @@ impl MetricsSnapshot {
     /// Renders the metrics in the Prometheus text format, each labelled
     /// with the collection's `resource`.
     pub fn to_prometheus(&self, resource: &str) -> String {
-        let rows: [(&str, &str, &str, u64); 15] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
             (
                 "events_applied_total",
                 "counter",
@@ -167,6 +171,12 @@ impl MetricsSnapshot {
                 "Batches the store failed to apply.",
                 self.apply_failures,
             ),
+            (
+                "heals_total",
+                "counter",
+                "Relists started because a read met damage in the store.",
+                self.heals,
+            ),
             ("objects", "gauge", "Objects in the store.", self.objects),
             (
                 "last_resource_version",
@@ -219,6 +229,7 @@ mod tests {
         Stats::bump(&m.watcher.get_requests);
         Stats::bump(&m.watcher.get_requests);
         Stats::bump(&m.watcher.metadata_lists);
+        Metrics::add(&m.heals, 2);
         let text = m.snapshot().to_prometheus("pods");
         assert!(text.contains("# TYPE kube_persist_events_applied_total counter\n"));
         assert!(text.contains("kube_persist_events_applied_total{resource=\"pods\"} 5\n"));
@@ -227,6 +238,7 @@ mod tests {
         assert!(text.contains("kube_persist_metadata_list_requests_total{resource=\"pods\"} 1\n"));
         assert!(text.contains("kube_persist_resume_duration_seconds{resource=\"pods\"} 1.500\n"));
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 15);
+        assert!(text.contains("kube_persist_heals_total{resource=\"pods\"} 2\n"));
+        assert_eq!(samples, 16);
     }
 }

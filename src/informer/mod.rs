@@ -134,6 +134,15 @@ pub enum State {
         /// What was found wrong with it.
         damage: String,
     },
+    /// A read met damage while the informer ran (a record that fails its
+    /// checksum, or whose zstd dictionary does not load), so it relists:
+    /// the relist rewrites every record it cannot vouch for, and the state
+    /// is `Synced` again when it completes. Meanwhile other objects read as
+    /// before and the damaged ones are errors.
+    Healing {
+        /// The damage that was met.
+        damage: String,
+    },
     /// Restored from disk; the watch is catching up. Reads are as of `rv`.
     Restored {
         /// The stored resourceVersion.

@@ -368,12 +368,9 @@ impl Collection {
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
         let mut sb = WriteBatch::default();
+        let current = self.current_dictionary(&mut st, &mut sb)?;
         let new_dict = self.maybe_train(&mut st, &batch, &mut sb)?;
-        let dict = match (&new_dict, st.dictionary) {
-            (Some(d), _) => Some(d.clone()),
-            (None, 0) => None,
-            (None, id) => Some(inner.dictionary(id)?),
-        };
+        let dict = new_dict.clone().or(current);
         let mut b = Builder {
             inner,
             st,
@@ -474,6 +471,37 @@ impl Collection {
 
     /// Trains a (new) dictionary when the collection has grown enough, and
     /// puts it in the batch whose records are the first to use it.
+    /// The dictionary new records use: `None` when the state names none,
+    /// or one that cannot be loaded. A damaged one is dropped in this batch
+    /// and training starts over (with the next id, so no record's
+    /// dictionary is ever replaced); the records that need it read as
+    /// damage, which starts the relist that rewrites them.
+    fn current_dictionary(
+        &self,
+        st: &mut State,
+        sb: &mut WriteBatch,
+    ) -> Result<Option<Arc<Dictionary>>> {
+        let inner = &self.inner;
+        if st.dictionary == 0 {
+            return Ok(None);
+        }
+        match inner.dictionary(st.dictionary) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.is_damage() => {
+                let k = key::dictionary_key(st.dictionary);
+                // Absent: dropped by an earlier batch, whose training failed.
+                if inner.get(&k)?.is_some() {
+                    tracing::warn!(collection = %inner.name, error = %e, "dropping a damaged zstd dictionary; writing without one until another is trained");
+                    inner.damage.seen(e.to_string());
+                    sb.delete(k);
+                    st.trained_at = 0;
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn maybe_train(
         &self,
         st: &mut State,

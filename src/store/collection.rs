@@ -17,6 +17,7 @@ use super::apply::Prior;
 use super::dictionary::{Dictionary, ZstdContext};
 use super::engine::{self, Scan, WriteBatch};
 use super::error::{Error, Result};
+use super::heal::DamageSeen;
 use super::index::{self, NAMESPACE_INDEX};
 use super::key::{self, prefix};
 use super::record::{self, Envelope};
@@ -41,6 +42,8 @@ pub(crate) struct Inner {
     pub state: RwLock<State>,
     pub indexers: RwLock<BTreeMap<String, IndexFn>>,
     pub dictionaries: RwLock<HashMap<u32, Arc<Dictionary>>>,
+    /// Damage met by readers, for the writer to heal.
+    pub damage: DamageSeen,
 }
 
 thread_local! {
@@ -75,6 +78,7 @@ impl Inner {
             state: RwLock::new(state),
             indexers: RwLock::new(BTreeMap::new()),
             dictionaries: RwLock::new(HashMap::new()),
+            damage: DamageSeen::default(),
         })
     }
 
@@ -118,7 +122,16 @@ impl Inner {
         let (envelope, payload) = record::decode(bytes).map_err(|e| self.corrupt(what, e))?;
         let dict = match envelope.codec {
             record::Codec::Zstd => None,
-            record::Codec::ZstdDictionary => Some(self.dictionary(envelope.dictionary)?),
+            // Named as this record's damage: a damaged dictionary is
+            // reported once for every record that needs it.
+            record::Codec::ZstdDictionary => {
+                Some(self.dictionary(envelope.dictionary).map_err(|e| match e {
+                    Error::Corrupt { key, reason, .. } => {
+                        self.corrupt(what, format!("needs {key}: {reason}"))
+                    }
+                    other => other,
+                })?)
+            }
         };
         let raw = READ_CTX
             .with(|ctx| {
@@ -139,10 +152,17 @@ impl Inner {
         })
     }
 
+    /// [`Self::decode_object`] for a reader: damage is reported to
+    /// [`Self::damage`] besides being returned. (The write path meets
+    /// damaged records too, but overwrites them: that is the heal.)
+    pub(crate) fn read_object(&self, key: &str, bytes: &[u8]) -> Result<Stored> {
+        self.damage.check(self.decode_object(key, bytes))
+    }
+
     fn get_raw(&self, key: &str) -> Result<Option<Stored>> {
         match self.get(&key::object_key(key))? {
             None => Ok(None),
-            Some(bytes) => self.decode_object(key, &bytes).map(Some),
+            Some(bytes) => self.read_object(key, &bytes).map(Some),
         }
     }
 
@@ -150,7 +170,7 @@ impl Inner {
         let mut out = Vec::new();
         for item in self.scan_prefix(prefix)? {
             let (k, v) = item?;
-            out.push(self.decode_object(&key::object_key_from(&k), &v)?.value);
+            out.push(self.read_object(&key::object_key_from(&k), &v)?.value);
         }
         Ok(out)
     }
@@ -338,16 +358,35 @@ impl Collection {
         self.len() == 0
     }
 
+    /// Damage readers of this collection met, for the informer to heal.
+    pub(crate) fn damage(&self) -> &DamageSeen {
+        &self.inner.damage
+    }
+
     /// key → the object's resourceVersion, from the record envelopes (crc
-    /// checked, nothing decompressed). A corrupt record is left out, so a
-    /// relist diff sees it as missing and re-writes it: that is the heal.
+    /// checked, nothing decompressed). A corrupt record, or one whose
+    /// dictionary cannot be loaded, is left out, so a relist diff sees it
+    /// as missing and re-writes it: that is the heal.
     pub fn versions(&self) -> Result<HashMap<ObjectKey, String>> {
         let inner = &self.inner;
         let mut out = HashMap::with_capacity(self.len());
+        // Whether each dictionary loads, asked once: a damaged one is not
+        // cached, and loading it again for every record would be slow.
+        let mut loads: HashMap<u32, bool> = HashMap::new();
         for item in inner.scan_prefix(&[prefix::OBJECT])? {
             let (k, v) = item?;
-            let parsed = record::decode_rv(&v)
+            let parsed = record::decode_head(&v)
                 .map_err(|e| e.to_string())
+                .and_then(|(rv, dictionary)| match dictionary {
+                    Some(id)
+                        if !*loads
+                            .entry(id)
+                            .or_insert_with(|| inner.dictionary(id).is_ok()) =>
+                    {
+                        Err(format!("its zstd dictionary {id} cannot be loaded"))
+                    }
+                    _ => Ok(rv),
+                })
                 .and_then(|rv| {
                     let key = std::str::from_utf8(&k[1..]).map_err(|e| e.to_string())?;
                     Ok((key.parse::<ObjectKey>().map_err(|e| e.to_string())?, rv))

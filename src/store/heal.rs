@@ -45,6 +45,48 @@ pub struct Healed {
     pub damage: String,
 }
 
+/// Damage readers met in a collection while it was open: a record that
+/// fails its checksum, or one whose dictionary cannot be loaded. A writer
+/// heals it by relisting (`Collection::versions` leaves such records out,
+/// so the relist rewrites them); the informer's driver waits on
+/// [`DamageSeen::notified`] to start that relist.
+#[derive(Default)]
+pub(crate) struct DamageSeen {
+    notify: tokio::sync::Notify,
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl DamageSeen {
+    /// Records `err` when it is damage; passes the result through.
+    pub(crate) fn check<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(err) = &result {
+            if err.is_damage() {
+                self.seen(err.to_string());
+            }
+        }
+        result
+    }
+
+    pub(crate) fn seen(&self, what: String) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(what);
+        // Stores a permit when nobody waits yet, so no report is lost.
+        self.notify.notify_one();
+    }
+
+    /// Waits for the next report, and returns what was seen last.
+    pub(crate) async fn notified(&self) -> String {
+        self.notify.notified().await;
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default()
+    }
+}
+
 /// Prefix of the directories damaged databases are moved to.
 pub const DAMAGED_PREFIX: &str = "damaged-";
 
@@ -178,6 +220,81 @@ mod tests {
         })
         .unwrap();
         crate::store::damage_record(&c, "ns/b");
+    }
+
+    /// A dictionary that no longer loads: the records needing it read as
+    /// damage (and are reported), `versions` leaves them out so a relist
+    /// rewrites them, and a write drops the dictionary and trains another
+    /// under a new id rather than failing every batch.
+    #[test]
+    fn a_damaged_dictionary_is_dropped_and_its_records_left_to_the_relist() {
+        for engine in EngineKind::ALL {
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("s");
+            let options = || StoreOptions {
+                engine: Some(engine),
+                dictionary: crate::store::DictionaryPolicy {
+                    min_objects: 20,
+                    ..Default::default()
+                },
+                ..StoreOptions::default()
+            };
+            let cm = |i: usize, rv: &str| {
+                json!({"metadata": {"name": format!("cm-{i}"), "namespace": "ns", "resourceVersion": rv,
+                        "labels": {"app": "web", "tier": format!("t{}", i % 3)}},
+                       "data": {"config": format!("listen {i}; workers {}; log /var/log/{i}", i % 5)}})
+            };
+            let all = |rv: &str| Batch {
+                deltas: (0..40).map(|i| Delta::Upsert(cm(i, rv))).collect(),
+                rv: Some(rv.into()),
+            };
+            {
+                let store = Store::open_with(&path, options()).unwrap();
+                let c = crate::store::json::configmaps(&store);
+                c.apply(all("1")).unwrap();
+                assert_eq!(c.inner.state().dictionary, 1, "{engine}: trained");
+                let k = super::super::key::dictionary_key(1);
+                let mut bytes = c.inner.get(&k).unwrap().unwrap();
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x55;
+                let mut batch = super::super::engine::WriteBatch::default();
+                batch.put(k, bytes);
+                c.inner.commit(batch).unwrap();
+            }
+            // Reopened: the dictionary is no longer cached.
+            let store = Store::open_with(&path, options()).unwrap();
+            let c = crate::store::json::configmaps(&store);
+            let err = c.list().unwrap_err();
+            assert!(err.is_damage(), "{engine}: {err}");
+            assert!(err.to_string().contains("dictionary 1"), "{engine}: {err}");
+            let reported = futures::FutureExt::now_or_never(c.damage().notified());
+            assert!(
+                reported.is_some_and(|r| r.contains("dictionary 1")),
+                "{engine}"
+            );
+            assert!(
+                c.versions().unwrap().is_empty(),
+                "{engine}: every record needs it"
+            );
+
+            // What a relist does: rewrite every object it was not told of.
+            c.apply(all("2")).unwrap();
+            assert_eq!(c.list().unwrap().len(), 40, "{engine}");
+            assert_eq!(c.versions().unwrap().len(), 40, "{engine}");
+            assert_eq!(c.inner.state().dictionary, 2, "{engine}: trained anew");
+            assert!(c
+                .inner
+                .get(&super::super::key::dictionary_key(1))
+                .unwrap()
+                .is_none());
+            let report = c.verify().unwrap();
+            // The journal entries of the first batch needed the lost
+            // dictionary too: they are what is lost, and verify says so.
+            assert!(
+                report.problems.iter().all(|p| p.key.starts_with("journal")),
+                "{engine}: {report:?}"
+            );
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct JsonObject {
 impl Inner {
     fn json_object(&self, raw_key: &[u8], bytes: &[u8]) -> Result<JsonObject> {
         let key_str = key::object_key_from(raw_key);
-        let (envelope, json) = self.open_record(&key_str, bytes)?;
+        let (envelope, json) = self.damage.check(self.open_record(&key_str, bytes))?;
         let key = key_str
             .parse::<ObjectKey>()
             .map_err(|e| self.corrupt(&key_str, format!("unreadable object key: {e}")))?;

@@ -165,13 +165,19 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, &[u8]), RecordError> {
 #[derive(Decode)]
 struct EnvelopeHead {
     format: u8,
-    _codec: Codec,
-    _dictionary: u32,
+    codec: Codec,
+    dictionary: u32,
     rv: String,
 }
 
 /// Verifies a record (crc over all of it) and reads only its rv.
 pub fn decode_rv(bytes: &[u8]) -> Result<String, RecordError> {
+    decode_head(bytes).map(|(rv, _)| rv)
+}
+
+/// Verifies a record (crc over all of it) and reads its rv and the
+/// dictionary its payload needs (`None`: none).
+pub fn decode_head(bytes: &[u8]) -> Result<(String, Option<u32>), RecordError> {
     let body = unseal(bytes)?;
     let env_len = match body {
         [a, b, ..] => u16::from_le_bytes([*a, *b]) as usize,
@@ -185,7 +191,8 @@ pub fn decode_rv(bytes: &[u8]) -> Result<String, RecordError> {
     if head.format != FORMAT_VERSION {
         return Err(RecordError::UnknownFormat(head.format));
     }
-    Ok(head.rv)
+    let dictionary = (head.codec == Codec::ZstdDictionary).then_some(head.dictionary);
+    Ok((head.rv, dictionary))
 }
 
 /// What a record says about its object, besides the payload.
