@@ -112,6 +112,7 @@ impl Action {
 
 /// Errors in a controller's result stream. None of them stops it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error<E: std::error::Error + 'static> {
     /// The reconciler failed for the object; it is retried as the error
     /// policy and the rate limit say.
@@ -129,12 +130,19 @@ pub enum Error<E: std::error::Error + 'static> {
     #[error("controller progress: {0}")]
     Progress(#[from] crate::store::Error),
     /// A task on the blocking pool (a store read or write) panicked.
-    #[error("controller task failed: {0}")]
-    Task(String),
+    #[error("controller task {what} failed: {source}")]
+    Task {
+        /// What the task was doing.
+        what: String,
+        /// How it ended: a panic, or cancelled at shutdown.
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// Errors setting a controller up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SetupError {
     /// An informer holds another resource than the type asked for.
     #[error(transparent)]

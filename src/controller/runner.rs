@@ -414,8 +414,10 @@ where
             }
             Err(join) => {
                 self.retry_failed(&key, Some(Duration::ZERO));
-                self.outbox
-                    .push_back(Err(Error::Task(format!("reading {key}: {join}"))));
+                self.outbox.push_back(Err(Error::Task {
+                    what: format!("reading {key}"),
+                    source: join,
+                }));
             }
         }
         self.ledger.settle(&key);
@@ -575,6 +577,9 @@ async fn run_blocking<T: Send + 'static, E: std::error::Error + 'static>(
 ) -> Result<T, Error<E>> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => Ok(result?),
-        Err(join) => Err(Error::Task(join.to_string())),
+        Err(join) => Err(Error::Task {
+            what: "on the store".into(),
+            source: join,
+        }),
     }
 }

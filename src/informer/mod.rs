@@ -41,6 +41,7 @@ pub use typed::{ReadError, ReadResult, TypedReader, DEFAULT_CACHE_BYTES};
 
 /// Errors of the informer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The store failed.
     #[error(transparent)]
@@ -68,7 +69,7 @@ pub enum Error {
     Stopped,
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
     /// [`ResourceSpec::resolve`] was given an empty name.
     #[error("the resource name is empty; give a plural, singular, kind or short name (pods, po, Pod...)")]
     EmptyResource,
@@ -170,7 +171,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(Error::Task)?
 }
 
 /// Parses a resourceVersion as the integer it is in practice.

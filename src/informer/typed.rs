@@ -40,6 +40,7 @@ pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
 /// Errors of typed reads.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The store failed (I/O, a corrupt record: named by its key).
     #[error(transparent)]

@@ -45,7 +45,7 @@ mod verify;
 pub use collection::Collection;
 pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use engine::EngineKind;
-pub use error::{Error, Result};
+pub use error::{Cause, EngineError, Error, Result};
 pub use heal::{Damage, Healed, DAMAGED_PREFIX};
 pub use journal::JournalLimits;
 pub use json::JsonObject;
@@ -336,11 +336,11 @@ impl Store {
             crate::migrations::run(db.as_ref(), marker.schema_version)?;
         }
         if marker.had_collections && !holds_collections(db.as_ref())? {
-            return Err(Error::Damaged {
-                path: path.to_path_buf(),
-                file: marker.engine.data_file().into(),
-                reason: LOST_COLLECTIONS.into(),
-            });
+            return Err(Error::damaged(
+                path,
+                marker.engine.data_file(),
+                LOST_COLLECTIONS,
+            ));
         }
         Ok(Store::with_shared(Shared {
             db,
@@ -450,10 +450,11 @@ impl Store {
         for item in engine::scan_prefix(self.db(), DEFAULT_SPACE, REGISTRY_PREFIX.as_bytes())? {
             let (k, v) = item?;
             let id = serde_json::from_slice(&v).map_err(|e| {
-                Error::corrupt(
+                Error::corrupt_by(
                     &String::from_utf8_lossy(&k[REGISTRY_PREFIX.len()..]),
                     "registry",
-                    format!("collection id does not parse: {e}"),
+                    "collection id does not parse",
+                    e,
                 )
             })?;
             out.push(id);
@@ -494,10 +495,8 @@ impl Store {
                 return Ok(None);
             }
             self.shared.writable()?;
-            let body = serde_json::to_vec(id).map_err(|e| Error::Encode {
-                what: format!("collection id {name}"),
-                reason: e.to_string(),
-            })?;
+            let body = serde_json::to_vec(id)
+                .map_err(|e| Error::encode(format!("collection id {name}"), e))?;
             let mut batch = engine::WriteBatch::default();
             batch.put(reg, body);
             db.write(DEFAULT_SPACE, batch, true)?;
@@ -647,11 +646,7 @@ pub(crate) fn check_not_emptied(
         return Ok(());
     }
     match engine::looks_emptied(kind, db_dir)? {
-        Some(reason) => Err(Error::Damaged {
-            path: store.to_path_buf(),
-            file: kind.data_file().into(),
-            reason: reason.into(),
-        }),
+        Some(reason) => Err(Error::damaged(store, kind.data_file(), reason)),
         None => Ok(()),
     }
 }
