@@ -275,7 +275,7 @@ where
         }
         Ok(Controller {
             reader,
-            store: informer.store().path().to_path_buf(),
+            store: informer.store_path().to_path_buf(),
             name: name.to_string(),
             relations: Vec::new(),
             config: Config::default(),
@@ -317,7 +317,7 @@ where
         relation: &'static str,
         map: relation::MapFn,
     ) -> Result<Self, SetupError> {
-        let found = informer.store().path();
+        let found = informer.store_path();
         if found != self.store {
             return Err(SetupError::DifferentStore {
                 resource: informer.id().resource.clone(),

@@ -113,7 +113,7 @@ where
             reconcile_all,
         } = controller;
         let mut positions = vec![Position {
-            collection: reader.collection().clone(),
+            collection: reader.shared().collection.clone(),
             consumer: name.clone(),
             map: None,
         }];
@@ -480,7 +480,7 @@ where
 
     /// Reconciles every key, durably: see [`Ledger::begin_resync`].
     async fn full_resync(&mut self) {
-        let keys = all_keys::<E>(self.reader.collection().clone()).await;
+        let keys = all_keys::<E>(self.reader.shared().collection.clone()).await;
         for key in &keys {
             self.queue.add(key.clone());
         }
@@ -488,7 +488,7 @@ where
     }
 
     async fn reconcile_everything(&mut self) {
-        for key in all_keys::<E>(self.reader.collection().clone()).await {
+        for key in all_keys::<E>(self.reader.shared().collection.clone()).await {
             self.queue.add(key);
         }
     }

@@ -359,6 +359,7 @@ impl InformerBuilder {
             ));
         }
         Ok(Informer {
+            reader: super::Reader::new(shared.clone()),
             shared,
             opened: state,
             store,

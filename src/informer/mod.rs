@@ -31,12 +31,14 @@ mod driver;
 pub(crate) mod events;
 mod failure;
 mod metrics;
+mod reader;
 mod typed;
 
 pub use builder::{InformerBuilder, ResourceSpec};
 pub use events::{Consumer, Event, EventKind};
 pub use failure::{FailureCause, LastFailure};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use reader::Reader;
 pub use typed::{ReadError, ReadResult, TypedReader, DEFAULT_CACHE_BYTES};
 
 /// Errors of the informer.
@@ -169,9 +171,7 @@ pub enum State {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(Error::Task)?
+    tokio::task::spawn_blocking(f).await.map_err(Error::Task)?
 }
 
 /// Parses a resourceVersion as the integer it is in practice.
@@ -198,7 +198,9 @@ pub struct Informer {
     shared: Arc<Shared>,
     /// What was read from disk at open: `Empty` or `Restored`.
     opened: State,
+    /// Kept open (and locked) for as long as the informer runs.
     store: Store,
+    reader: Reader,
     cancel: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -218,13 +220,22 @@ impl Informer {
         InformerBuilder::new(client, ResourceSpec::of::<K>())
     }
 
-    /// The store this informer writes.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The directory of the store this informer writes.
+    pub fn store_path(&self) -> &std::path::Path {
+        self.store.path()
     }
 
-    /// The collection this informer writes.
-    pub fn collection(&self) -> &Collection {
+    /// The collection this informer keeps, to read: its driver is the only
+    /// writer.
+    pub fn collection(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// The collection with its writes, beside the driver. Not part of the
+    /// API: for tests that make happen what the informer must survive (a
+    /// journal trimmed under a consumer, say).
+    #[doc(hidden)]
+    pub fn collection_for_tests(&self) -> &Collection {
         &self.shared.collection
     }
 
@@ -335,16 +346,7 @@ impl Informer {
     /// A stream of the events committed from now on (I2: each arrives after
     /// its batch is durable). Falls back to the journal if it lags behind.
     pub fn subscribe(&self) -> impl Stream<Item = Result<Event>> + Send + 'static {
-        // Subscribe before reading the head so nothing committed in between
-        // is missed; the feed drops events at or below the head.
-        let rx = self.shared.events.subscribe();
-        let head = self
-            .shared
-            .collection
-            .meta()
-            .map(|m| m.journal_last_seq)
-            .unwrap_or(0);
-        events::subscription(rx, self.shared.collection.clone(), head)
+        self.reader.subscribe()
     }
 
     /// A durable consumer named `name`: every event after its last
