@@ -1,6 +1,5 @@
 //! The persistent informer: ties a [`Store`] collection to the list/watch
-//! [`Watcher`](crate::watcher::Watcher) and hands committed events to
-//! subscribers.
+//! state machine and hands committed events to subscribers.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), kube_persist::informer::Error> {
@@ -148,7 +147,7 @@ pub enum State {
     /// completed (a LIST's last page, a streaming list's
     /// `k8s.io/initial-events-end` bookmark, a metadata relist's last fetch),
     /// or, after a resume, one of two proofs from a short resumed watch
-    /// ([`resume_probe_timeout_secs`](crate::watcher::Config::resume_probe_timeout_secs),
+    /// ([`resume_probe_timeout_secs`](crate::WatcherConfig::resume_probe_timeout_secs),
     /// 3 s by default; normal long watches follow):
     /// - a BOOKMARK whose resourceVersion is at or past the one the watch
     ///   resumed from (KEP-5504 order, see

@@ -21,21 +21,33 @@ mod apply;
 mod collection;
 mod compact;
 mod cursor;
-pub mod dictionary;
-pub mod directory;
+crate::internal! {
+    mod dictionary;
+}
+crate::internal! {
+    mod directory;
+}
 pub(crate) mod engine;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
 mod heal;
-pub mod index;
-pub mod journal;
+crate::internal! {
+    mod index;
+}
+crate::internal! {
+    mod journal;
+}
 mod json;
 mod key;
 mod progress;
-pub mod raw;
+crate::internal! {
+    mod raw;
+}
 mod read_only;
-pub mod record;
+crate::internal! {
+    mod record;
+}
 mod repair;
 mod scan;
 mod short_names;
@@ -54,6 +66,9 @@ pub use progress::Progress;
 pub use repair::MarkerRepair;
 pub use short_names::is_short_name;
 pub use verify::{Problem, VerifyReport};
+
+/// The schema version this build writes (and migrates older stores to).
+pub use crate::migrations::SCHEMA_VERSION;
 
 use directory::StoreDir;
 

@@ -660,7 +660,7 @@ engine_test! {
         assert_eq!(m.raw_bytes, raw);
         assert!(m.stored_bytes < m.raw_bytes);
         assert_eq!(m.journal_len, 40);
-        assert_eq!(m.schema_version, kube_persist::migrations::SCHEMA_VERSION);
+        assert_eq!(m.schema_version, kube_persist::store::SCHEMA_VERSION);
         // verify cross-checks every counter against the records.
         assert!(c.verify().unwrap().is_ok());
     }
