@@ -1,4 +1,4 @@
-//! The on-disk store: one database (sled or redb, behind the [`engine`]
+//! The on-disk store: one database (sled or redb, behind the `engine`
 //! seam) holding one or more collections (watched resources), each with its
 //! objects, indexes, journal and cursors.
 //!
@@ -8,7 +8,7 @@
 //! `h` history index (key, seq), `c` cursors, `r` durable consumers'
 //! progress records, `d` zstd dictionaries. The store directory holds a
 //! marker file with the schema version and the engine, a lock file, and
-//! the database (see [`directory`]).
+//! the database (see `directory`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -333,7 +333,7 @@ impl Store {
     }
 
     /// Opens an existing store for reading only: nothing in its directory is
-    /// changed, whatever is found there (see [`read_only`] for how: redb
+    /// changed, whatever is found there (see `read_only` for how: redb
     /// stores are read in place, sled stores through a private copy). Fails
     /// with [`Error::InUse`] while a writer has it open; an older schema is
     /// migrated in a private copy only. Writes fail with [`Error::ReadOnly`].
