@@ -63,7 +63,7 @@ pub fn build_fixture(
                 continue;
             };
             let st: State = record::unseal_value(&bytes)
-                .map_err(|e| Error::corrupt("fixture", "state", e.to_string()))?;
+                .map_err(|e| Error::undecodable("fixture", "state", e))?;
             let v1 = StateV1 {
                 layout: LAYOUT,
                 last_rv: st.last_rv,

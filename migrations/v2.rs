@@ -25,8 +25,8 @@ pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
                 ))
             }
         }
-        let v1: StateV1 = record::unseal_value(&bytes)
-            .map_err(|e| Error::corrupt(&space, "state", e.to_string()))?;
+        let v1: StateV1 =
+            record::unseal_value(&bytes).map_err(|e| Error::undecodable(&space, "state", e))?;
         let (mut stored_bytes, mut raw_bytes) = (0u64, 0u64);
         for item in engine::scan_prefix(db, &space, &[crate::store::OBJECT_PREFIX])? {
             let (_, v) = item?;

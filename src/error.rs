@@ -3,6 +3,7 @@
 
 /// Any error kube-persist's library returns.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The on-disk store failed.
     #[error(transparent)]

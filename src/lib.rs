@@ -46,7 +46,27 @@
 
 #![warn(missing_docs)]
 
+/// Declares a module of internals: what the binary (a crate of its own) and
+/// the tests reach into, but a controller has no use for. With the `cli`
+/// feature it is public and left out of the docs; without it (the library
+/// alone) it is private to the crate, and what only the binary uses of it
+/// is dead code there.
+macro_rules! internal {
+    ($(#[$attr:meta])* mod $name:ident;) => {
+        $(#[$attr])*
+        #[cfg(feature = "cli")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "cli"))]
+        #[allow(dead_code)]
+        pub(crate) mod $name;
+    };
+}
+pub(crate) use internal;
+
 #[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod bench;
 mod builtin;
 pub mod controller;
@@ -56,18 +76,29 @@ pub mod error;
 pub mod fuzzing;
 pub mod informer;
 #[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod inspect;
 pub mod resource_version;
 pub mod selector;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
-pub mod watcher;
-
-#[path = "../migrations/mod.rs"]
-pub mod migrations;
+internal! {
+    mod watcher;
+}
+internal! {
+    #[path = "../migrations/mod.rs"]
+    mod migrations;
+}
 
 pub use controller::Controller;
 pub use error::Error;
-pub use informer::{Event, EventKind, Informer};
-pub use store::{Collection, CollectionId, ObjectKey, Store};
+pub use informer::{
+    Consumer, Event, EventKind, Informer, InformerBuilder, ReadError, Reader, ResourceSpec, State,
+    TypedReader,
+};
+pub use store::{CollectionId, EngineKind, ObjectKey, Store, StoreOptions};
+/// How the informer lists and watches ([`InformerBuilder::configure`]).
+pub use watcher::Config as WatcherConfig;
+/// A watcher setting the informer was given is invalid.
+pub use watcher::Error as WatcherError;

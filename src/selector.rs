@@ -17,6 +17,7 @@ use serde_json::Value;
 
 /// A selector that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The label selector is malformed. The reason shows the offending
     /// token as typed, with its position (characters counted from 1).

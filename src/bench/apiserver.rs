@@ -58,6 +58,7 @@ rules:
 
 /// Errors of the real-server harness.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The harness program is not where it was looked for.
     #[error("the kube-apiserver harness {path} is not built (run tests/apiserver/build.sh {dir}, which needs Go 1.26)")]

@@ -46,6 +46,7 @@ use std::path::PathBuf;
 
 /// Errors of the benchmark harness.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A bench option made no sense.
     #[error("invalid bench option {option}: {reason}")]

@@ -191,6 +191,7 @@ fn code_of(err: &anyhow::Error) -> u8 {
                 | inspect::Error::BadKey { .. }
                 | inspect::Error::BadNamespace { .. }
                 | inspect::Error::Selector(_) => USAGE,
+                _ => FAILED,
             };
         }
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {

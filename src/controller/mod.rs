@@ -112,6 +112,7 @@ impl Action {
 
 /// Errors in a controller's result stream. None of them stops it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error<E: std::error::Error + 'static> {
     /// The reconciler failed for the object; it is retried as the error
     /// policy and the rate limit say.
@@ -129,12 +130,19 @@ pub enum Error<E: std::error::Error + 'static> {
     #[error("controller progress: {0}")]
     Progress(#[from] crate::store::Error),
     /// A task on the blocking pool (a store read or write) panicked.
-    #[error("controller task failed: {0}")]
-    Task(String),
+    #[error("controller task {what} failed: {source}")]
+    Task {
+        /// What the task was doing.
+        what: String,
+        /// How it ended: a panic, or cancelled at shutdown.
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// Errors setting a controller up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SetupError {
     /// An informer holds another resource than the type asked for.
     #[error(transparent)]
@@ -267,7 +275,7 @@ where
         }
         Ok(Controller {
             reader,
-            store: informer.store().path().to_path_buf(),
+            store: informer.store_path().to_path_buf(),
             name: name.to_string(),
             relations: Vec::new(),
             config: Config::default(),
@@ -309,7 +317,7 @@ where
         relation: &'static str,
         map: relation::MapFn,
     ) -> Result<Self, SetupError> {
-        let found = informer.store().path();
+        let found = informer.store_path();
         if found != self.store {
             return Err(SetupError::DifferentStore {
                 resource: informer.id().resource.clone(),

@@ -113,7 +113,7 @@ where
             reconcile_all,
         } = controller;
         let mut positions = vec![Position {
-            collection: reader.collection().clone(),
+            collection: reader.shared().collection.clone(),
             consumer: name.clone(),
             map: None,
         }];
@@ -414,8 +414,10 @@ where
             }
             Err(join) => {
                 self.retry_failed(&key, Some(Duration::ZERO));
-                self.outbox
-                    .push_back(Err(Error::Task(format!("reading {key}: {join}"))));
+                self.outbox.push_back(Err(Error::Task {
+                    what: format!("reading {key}"),
+                    source: join,
+                }));
             }
         }
         self.ledger.settle(&key);
@@ -478,7 +480,7 @@ where
 
     /// Reconciles every key, durably: see [`Ledger::begin_resync`].
     async fn full_resync(&mut self) {
-        let keys = all_keys::<E>(self.reader.collection().clone()).await;
+        let keys = all_keys::<E>(self.reader.shared().collection.clone()).await;
         for key in &keys {
             self.queue.add(key.clone());
         }
@@ -486,7 +488,7 @@ where
     }
 
     async fn reconcile_everything(&mut self) {
-        for key in all_keys::<E>(self.reader.collection().clone()).await {
+        for key in all_keys::<E>(self.reader.shared().collection.clone()).await {
             self.queue.add(key);
         }
     }
@@ -575,6 +577,9 @@ async fn run_blocking<T: Send + 'static, E: std::error::Error + 'static>(
 ) -> Result<T, Error<E>> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => Ok(result?),
-        Err(join) => Err(Error::Task(join.to_string())),
+        Err(join) => Err(Error::Task {
+            what: "on the store".into(),
+            source: join,
+        }),
     }
 }

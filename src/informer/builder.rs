@@ -246,11 +246,11 @@ impl InformerBuilder {
             Some(StoreSource::Open(store)) => {
                 blocking(move || match store.check()? {
                     None => Ok((store, None)),
-                    Some(damage) => Err(crate::store::Error::Damaged {
-                        path: store.path().to_path_buf(),
-                        file: crate::store::directory::DB_DIR.into(),
-                        reason: format!("{damage}; open it by path to have it healed"),
-                    }
+                    Some(damage) => Err(crate::store::Error::damaged(
+                        store.path(),
+                        crate::store::directory::DB_DIR,
+                        format!("{damage}; open it by path to have it healed"),
+                    )
                     .into()),
                 })
                 .await?
@@ -359,6 +359,7 @@ impl InformerBuilder {
             ));
         }
         Ok(Informer {
+            reader: super::Reader::new(shared.clone()),
             shared,
             opened: state,
             store,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::watcher::Stats;
 
-/// The informer's own counters; the watcher's live in [`Stats`].
+/// The informer's own counters; the watcher's live in its own `Stats`.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub(crate) events_applied: AtomicU64,

@@ -1,6 +1,5 @@
 //! The persistent informer: ties a [`Store`] collection to the list/watch
-//! [`Watcher`](crate::watcher::Watcher) and hands committed events to
-//! subscribers.
+//! state machine and hands committed events to subscribers.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), kube_persist::informer::Error> {
@@ -31,16 +30,19 @@ mod driver;
 pub(crate) mod events;
 mod failure;
 mod metrics;
+mod reader;
 mod typed;
 
 pub use builder::{InformerBuilder, ResourceSpec};
 pub use events::{Consumer, Event, EventKind};
 pub use failure::{FailureCause, LastFailure};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use reader::Reader;
 pub use typed::{ReadError, ReadResult, TypedReader, DEFAULT_CACHE_BYTES};
 
 /// Errors of the informer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The store failed.
     #[error(transparent)]
@@ -68,7 +70,7 @@ pub enum Error {
     Stopped,
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
     /// [`ResourceSpec::resolve`] was given an empty name.
     #[error("the resource name is empty; give a plural, singular, kind or short name (pods, po, Pod...)")]
     EmptyResource,
@@ -154,7 +156,7 @@ pub enum State {
     /// completed (a LIST's last page, a streaming list's
     /// `k8s.io/initial-events-end` bookmark, a metadata relist's last fetch),
     /// or, after a resume, one of two proofs from a short resumed watch
-    /// ([`resume_probe_timeout_secs`](crate::watcher::Config::resume_probe_timeout_secs),
+    /// ([`resume_probe_timeout_secs`](crate::WatcherConfig::resume_probe_timeout_secs),
     /// 3 s by default; normal long watches follow):
     /// - a BOOKMARK whose resourceVersion is at or past the one the watch
     ///   resumed from (KEP-5504 order, see
@@ -177,9 +179,7 @@ pub enum State {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
+    tokio::task::spawn_blocking(f).await.map_err(Error::Task)?
 }
 
 /// Parses a resourceVersion as the integer it is in practice.
@@ -206,7 +206,9 @@ pub struct Informer {
     shared: Arc<Shared>,
     /// What was read from disk at open: `Empty` or `Restored`.
     opened: State,
+    /// Kept open (and locked) for as long as the informer runs.
     store: Store,
+    reader: Reader,
     cancel: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -226,13 +228,22 @@ impl Informer {
         InformerBuilder::new(client, ResourceSpec::of::<K>())
     }
 
-    /// The store this informer writes.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The directory of the store this informer writes.
+    pub fn store_path(&self) -> &std::path::Path {
+        self.store.path()
     }
 
-    /// The collection this informer writes.
-    pub fn collection(&self) -> &Collection {
+    /// The collection this informer keeps, to read: its driver is the only
+    /// writer.
+    pub fn collection(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// The collection with its writes, beside the driver. Not part of the
+    /// API: for tests that make happen what the informer must survive (a
+    /// journal trimmed under a consumer, say).
+    #[doc(hidden)]
+    pub fn collection_for_tests(&self) -> &Collection {
         &self.shared.collection
     }
 
@@ -343,16 +354,7 @@ impl Informer {
     /// A stream of the events committed from now on (I2: each arrives after
     /// its batch is durable). Falls back to the journal if it lags behind.
     pub fn subscribe(&self) -> impl Stream<Item = Result<Event>> + Send + 'static {
-        // Subscribe before reading the head so nothing committed in between
-        // is missed; the feed drops events at or below the head.
-        let rx = self.shared.events.subscribe();
-        let head = self
-            .shared
-            .collection
-            .meta()
-            .map(|m| m.journal_last_seq)
-            .unwrap_or(0);
-        events::subscription(rx, self.shared.collection.clone(), head)
+        self.reader.subscribe()
     }
 
     /// A durable consumer named `name`: every event after its last

@@ -32,7 +32,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 
-use super::{Informer, Shared};
+use super::{Informer, Reader, Shared};
 use crate::store::{self, Collection, JsonObject, ObjectKey};
 
 /// Bytes of decoded objects a reader caches unless told otherwise.
@@ -40,6 +40,7 @@ pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
 /// Errors of typed reads.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The store failed (I/O, a corrupt record: named by its key).
     #[error(transparent)]
@@ -72,7 +73,7 @@ pub type ReadResult<T> = std::result::Result<T, ReadError>;
 
 /// Reads an informer's objects as `K`. Clones share one cache.
 pub struct TypedReader<K: Resource> {
-    shared: Arc<Shared>,
+    reader: Reader,
     dyntype: K::DynamicType,
     /// Completes what the stored JSON may lack (a `DynamicObject`'s type
     /// fields: list items carry no apiVersion/kind).
@@ -86,7 +87,7 @@ where
 {
     fn clone(&self) -> Self {
         TypedReader {
-            shared: self.shared.clone(),
+            reader: self.reader.clone(),
             dyntype: self.dyntype.clone(),
             fill: self.fill,
             cache: self.cache.clone(),
@@ -172,7 +173,7 @@ where
             });
         }
         Ok(TypedReader {
-            shared,
+            reader: Reader::new(shared),
             dyntype,
             fill,
             cache: Arc::new(Mutex::new(Cache::new(DEFAULT_CACHE_BYTES))),
@@ -188,12 +189,12 @@ where
     }
 
     /// The collection read.
-    pub fn collection(&self) -> &Collection {
-        &self.shared.collection
+    pub fn collection(&self) -> &Reader {
+        &self.reader
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        self.reader.shared()
     }
 
     /// The resource's dynamic type (`()` for k8s-openapi types).
@@ -205,7 +206,7 @@ where
     pub fn decode(&self, object: &JsonObject) -> ReadResult<K> {
         let mut obj: K =
             serde_json::from_slice(&object.json).map_err(|source| ReadError::Decode {
-                collection: self.shared.collection.name().to_string(),
+                collection: self.reader.collection().name().to_string(),
                 key: object.key.clone(),
                 kind: K::kind(&self.dyntype).into_owned(),
                 source,
@@ -216,7 +217,7 @@ where
 
     /// One object; `None` if the store does not hold it.
     pub fn get(&self, key: &ObjectKey) -> ReadResult<Option<Arc<K>>> {
-        let collection = &self.shared.collection;
+        let collection = &self.reader.collection();
         if self.cache_enabled() {
             let Some(rv) = collection.object_rv(key)? else {
                 self.lock_cache().remove(key);
@@ -248,24 +249,24 @@ where
     /// Every object, in key order. Fails on the first object that cannot be
     /// read as `K`, naming it, rather than return a partial list.
     pub fn list(&self) -> ReadResult<Vec<Arc<K>>> {
-        self.decode_all(self.shared.collection.scan_json(None))
+        self.decode_all(self.reader.collection().scan_json(None))
     }
 
     /// The objects of one namespace (empty when it has none, I6).
     pub fn list_namespace(&self, namespace: &str) -> ReadResult<Vec<Arc<K>>> {
-        self.decode_all(self.shared.collection.scan_json(Some(namespace)))
+        self.decode_all(self.reader.collection().scan_json(Some(namespace)))
     }
 
     /// The objects an index maps `value` to (built in: `namespace`, `label`
     /// with `key=value`; others registered on the informer's builder).
     pub fn by_index(&self, index: &str, value: &str) -> ReadResult<Vec<Arc<K>>> {
-        let keys = self.shared.collection.index_keys(index, value)?;
+        let keys = self.reader.collection().index_keys(index, value)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             match self.get(&key)? {
                 Some(obj) => out.push(obj),
                 None => {
-                    tracing::warn!(collection = %self.shared.collection.name(), index, value, %key, "index entry without object")
+                    tracing::warn!(collection = %self.reader.collection().name(), index, value, %key, "index entry without object")
                 }
             }
         }
@@ -274,7 +275,7 @@ where
 
     /// Number of objects.
     pub fn len(&self) -> usize {
-        self.shared.collection.len()
+        self.reader.collection().len()
     }
 
     /// Whether the informer holds no object.

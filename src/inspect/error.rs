@@ -3,6 +3,7 @@
 /// Errors of offline inspection: the store's own errors, plus what a user
 /// can get wrong when naming a resource or an object.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The store failed (in use, not a store, newer schema, corrupt record...).
     #[error(transparent)]

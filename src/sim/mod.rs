@@ -69,6 +69,7 @@ use state::State;
 
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Could not bind or serve.
     #[error("simulator i/o error")]
@@ -80,6 +81,15 @@ pub enum Error {
     /// over HTTP would get.
     #[error(transparent)]
     Rejected(#[from] ApiError),
+    /// No kube client could be built for the simulator's address.
+    #[error("could not build a client for the simulator at {addr}: {source}")]
+    Client {
+        /// The simulator's address.
+        addr: SocketAddr,
+        /// What failed: the URL, or the client.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The configuration cannot be served.
     #[error("invalid simulator configuration: {0}")]
     Config(String),
@@ -486,9 +496,14 @@ impl Simulator {
         });
         let url: http::Uri = format!("http://{addr}")
             .parse()
-            .map_err(|e| Error::Config(format!("bad url for {addr}: {e}")))?;
-        let client = kube::Client::try_from(kube::Config::new(url))
-            .map_err(|e| Error::Config(format!("building a kube client: {e}")))?;
+            .map_err(|e| Error::Client {
+                addr,
+                source: Box::new(e),
+            })?;
+        let client = kube::Client::try_from(kube::Config::new(url)).map_err(|e| Error::Client {
+            addr,
+            source: Box::new(e),
+        })?;
         let server = tokio::spawn(server::serve(shared.clone(), listener));
         if let Some(every) = shared.config.compact_interval {
             tokio::spawn(compact_periodically(shared.clone(), every));

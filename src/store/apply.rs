@@ -142,11 +142,8 @@ impl Builder<'_> {
         })
     }
 
-    fn encode_error(&self, what: String, e: impl ToString) -> Error {
-        Error::Encode {
-            what: format!("{} {what}", self.inner.name),
-            reason: e.to_string(),
-        }
+    fn encode_error(&self, what: String, e: impl Into<crate::store::Cause>) -> Error {
+        Error::encode(format!("{} {what}", self.inner.name), e)
     }
 
     fn upsert(&mut self, v: Validated, obj: Value) -> Result<()> {

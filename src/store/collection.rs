@@ -86,6 +86,21 @@ impl Inner {
         Error::corrupt(&self.name, key, reason.to_string())
     }
 
+    /// A corrupt record, with the error its decoder reported.
+    pub(crate) fn corrupt_by(
+        &self,
+        key: impl Into<String>,
+        reason: &str,
+        source: impl Into<crate::store::Cause>,
+    ) -> Error {
+        Error::corrupt_by(&self.name, key, reason, source)
+    }
+
+    /// A record that does not decode.
+    pub(crate) fn undecodable(&self, key: impl Into<String>, e: record::RecordError) -> Error {
+        Error::undecodable(&self.name, key, e)
+    }
+
     pub(crate) fn state(&self) -> State {
         self.state
             .read()
@@ -106,9 +121,9 @@ impl Inner {
         let bytes = self
             .get(&key::dictionary_key(id))?
             .ok_or_else(|| self.corrupt(&name, "missing"))?;
-        let body = record::unseal(&bytes).map_err(|e| self.corrupt(&name, e))?;
+        let body = record::unseal(&bytes).map_err(|e| self.undecodable(&name, e))?;
         let dict = Dictionary::new(id, body.to_vec(), self.shared.options.compression_level)
-            .map_err(|e| self.corrupt(&name, e))?;
+            .map_err(|e| self.corrupt_by(&name, "the dictionary does not load", e))?;
         let dict = Arc::new(dict);
         self.dictionaries
             .write()
@@ -119,7 +134,7 @@ impl Inner {
 
     /// Decodes a record (crc, envelope, payload) into its JSON bytes.
     pub(crate) fn open_record(&self, what: &str, bytes: &[u8]) -> Result<(Envelope, Vec<u8>)> {
-        let (envelope, payload) = record::decode(bytes).map_err(|e| self.corrupt(what, e))?;
+        let (envelope, payload) = record::decode(bytes).map_err(|e| self.undecodable(what, e))?;
         let dict = match envelope.codec {
             record::Codec::Zstd => None,
             // Named as this record's damage: a damaged dictionary is
@@ -137,14 +152,14 @@ impl Inner {
             .with(|ctx| {
                 record::open_payload(&mut ctx.borrow_mut(), &envelope, payload, dict.as_deref())
             })
-            .map_err(|e| self.corrupt(what, e))?;
+            .map_err(|e| self.undecodable(what, e))?;
         Ok((envelope, raw))
     }
 
     pub(crate) fn decode_object(&self, key: &str, bytes: &[u8]) -> Result<Stored> {
         let (envelope, raw) = self.open_record(key, bytes)?;
         let value = serde_json::from_slice(&raw)
-            .map_err(|e| self.corrupt(key, format!("payload is not JSON: {e}")))?;
+            .map_err(|e| self.corrupt_by(key, "payload is not JSON", e))?;
         Ok(Stored {
             value,
             envelope,
@@ -233,7 +248,7 @@ pub(crate) fn decode_state(collection: &str, bytes: &[u8]) -> Result<State> {
             format!("state layout {layout:?}, expected {STATE_LAYOUT} (unmigrated store?)"),
         ));
     }
-    record::unseal_value(bytes).map_err(|e| Error::corrupt(collection, "state", e.to_string()))
+    record::unseal_value(bytes).map_err(|e| Error::undecodable(collection, "state", e))
 }
 
 impl Collection {

@@ -16,7 +16,7 @@ impl Collection {
             None => Ok(None),
             Some(bytes) => record::unseal_value::<u64>(&bytes)
                 .map(Some)
-                .map_err(|e| inner.corrupt(format!("cursor {consumer:?}"), e)),
+                .map_err(|e| inner.undecodable(format!("cursor {consumer:?}"), e)),
         }
     }
 
@@ -40,7 +40,7 @@ impl Collection {
             let (k, v) = item?;
             let name = String::from_utf8_lossy(&k[1..]).into_owned();
             let seq = record::unseal_value::<u64>(&v)
-                .map_err(|e| inner.corrupt(format!("cursor {name:?}"), e))?;
+                .map_err(|e| inner.undecodable(format!("cursor {name:?}"), e))?;
             out.push((name, seq));
         }
         Ok(out)

@@ -459,20 +459,16 @@ pub(crate) fn read_marker(path: &Path) -> Result<MarkerInfo> {
 
 /// A store whose `db/` is gone but a compaction's unfinished copy is there.
 pub(crate) fn unfinished_copy_error(path: &Path) -> Error {
-    Error::Damaged {
-        path: path.to_path_buf(),
-        file: COMPACT_DIR.into(),
-        reason: format!("{DB_DIR}/ is missing and {COMPACT_DIR}/ may be incomplete; move one of them to {DB_DIR}/ by hand"),
-    }
+    Error::damaged(path, COMPACT_DIR, format!("{DB_DIR}/ is missing and {COMPACT_DIR}/ may be incomplete; move one of them to {DB_DIR}/ by hand"))
 }
 
 /// A store whose database directory is gone.
 pub(crate) fn missing_database_error(path: &Path) -> Error {
-    Error::Damaged {
-        path: path.to_path_buf(),
-        file: DB_DIR.into(),
-        reason: "the database directory is missing: the store's data was removed".into(),
-    }
+    Error::damaged(
+        path,
+        DB_DIR,
+        "the database directory is missing: the store's data was removed",
+    )
 }
 
 /// Whether `path` holds nothing but what a creation killed before its marker
@@ -516,13 +512,8 @@ fn read_marker_full(path: &Path) -> Result<Option<Marker>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&marker_path, e)),
     };
-    let marker: Marker = serde_json::from_slice(&text).map_err(|e| {
-        Error::corrupt(
-            "(store)",
-            MARKER_FILE,
-            format!("marker does not parse: {e}"),
-        )
-    })?;
+    let marker: Marker = serde_json::from_slice(&text)
+        .map_err(|e| Error::corrupt_by("(store)", MARKER_FILE, "marker does not parse", e))?;
     match (marker.format.as_str(), marker.engine) {
         (FORMAT, _) | (FORMAT_REDB, None | Some(EngineKind::Redb)) => {}
         (FORMAT_REDB, Some(other)) => {
@@ -562,10 +553,7 @@ pub(crate) fn write_marker(path: &Path, schema_version: u32, engine: EngineKind)
 
 fn store_marker(path: &Path, marker: &Marker) -> Result<()> {
     let tmp = path.join(marker_tmp_name());
-    let body = serde_json::to_vec_pretty(marker).map_err(|e| Error::Encode {
-        what: MARKER_FILE.into(),
-        reason: e.to_string(),
-    })?;
+    let body = serde_json::to_vec_pretty(marker).map_err(|e| Error::encode(MARKER_FILE, e))?;
     let mut f = OpenOptions::new()
         .create(true)
         .write(true)

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 /// Errors of the store layer.
+///
+/// New variants may be added: a `match` on it needs a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Another process holds the store open.
     #[error("store {path} is in use by another process")]
@@ -37,7 +40,10 @@ pub enum Error {
         supported: u32,
     },
     /// A record failed its checksum or could not be decoded.
-    #[error("corrupt record in collection {collection}, key {key}: {reason}")]
+    #[error(
+        "corrupt record in collection {collection}, key {key}: {reason}{}",
+        cause_suffix(source)
+    )]
     Corrupt {
         /// Collection name.
         collection: String,
@@ -45,10 +51,13 @@ pub enum Error {
         key: String,
         /// What was wrong.
         reason: String,
+        /// The error decoding the record reported, when there was one.
+        #[source]
+        source: Option<Cause>,
     },
     /// The store's files are damaged beyond one record: the storage engine
     /// cannot open them, or a directory is missing.
-    #[error("store {path} is damaged: {file}: {reason}")]
+    #[error("store {path} is damaged: {file}: {reason}{}", cause_suffix(source))]
     Damaged {
         /// The store directory.
         path: PathBuf,
@@ -56,6 +65,9 @@ pub enum Error {
         file: String,
         /// What is wrong.
         reason: String,
+        /// What the storage engine reported, when the damage is its finding.
+        #[source]
+        source: Option<EngineError>,
     },
     /// An object lacks what the store needs (name, resourceVersion...).
     #[error("invalid object: {0}")]
@@ -94,21 +106,23 @@ pub enum Error {
         last: u64,
     },
     /// A record or dictionary could not be encoded (compression failed).
-    #[error("could not encode {what}: {reason}")]
+    #[error("could not encode {what}: {source}")]
     Encode {
         /// What was being encoded.
         what: String,
-        /// Why it failed.
-        reason: String,
+        /// Why it failed (the serializer's or the compressor's error).
+        #[source]
+        source: Cause,
     },
     /// An error of the storage engine that is not damage (its corruption
     /// reports become [`Error::Damaged`]).
-    #[error("storage engine {engine}: {reason}")]
+    #[error("storage engine {engine}: {source}")]
     Engine {
         /// Which engine.
         engine: super::EngineKind,
         /// What it reported.
-        reason: String,
+        #[source]
+        source: EngineError,
     },
     /// A store was opened asking for another engine than the one it was
     /// created with.
@@ -130,6 +144,55 @@ pub enum Error {
         source: std::io::Error,
     },
 }
+
+/// An underlying error kept as the source of a store error: what a decoder,
+/// serializer or compressor reported.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a storage engine reported, kept opaque: the engines' own error
+/// types are not part of kube-persist's API, so that an engine can be
+/// upgraded or replaced without breaking callers. Its text is the engine's
+/// message; [`source`](std::error::Error::source) goes on to the engine
+/// error's own cause (an I/O error, say).
+pub struct EngineError(Cause);
+
+impl EngineError {
+    pub(crate) fn new(err: impl Into<Cause>) -> EngineError {
+        EngineError(err.into())
+    }
+}
+
+impl std::fmt::Debug for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// `": {cause}"` when there is a cause, so that a message names it even
+/// where only the message is shown (a log line, a state's description).
+/// The CLI, which prints the whole chain, leaves out a cause the message
+/// already ends with.
+fn cause_suffix(cause: &Option<impl std::fmt::Display>) -> String {
+    match cause {
+        Some(cause) => format!(": {cause}"),
+        None => String::new(),
+    }
+}
+
+/// The reason of a [`Error::Corrupt`] whose cause is the record's decoder.
+const UNDECODABLE: &str = "the record does not decode";
 
 /// Result type of the store layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -158,6 +221,76 @@ impl Error {
             collection: collection.to_string(),
             key: key.into(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A corrupt record, with the error its decoder reported.
+    pub(crate) fn corrupt_by(
+        collection: &str,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+        source: impl Into<Cause>,
+    ) -> Error {
+        Error::Corrupt {
+            collection: collection.to_string(),
+            key: key.into(),
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A record that does not decode (checksum, envelope, payload).
+    pub(crate) fn undecodable(
+        collection: &str,
+        key: impl Into<String>,
+        source: super::record::RecordError,
+    ) -> Error {
+        Error::corrupt_by(collection, key, UNDECODABLE, source)
+    }
+
+    /// Damage found without an engine error to show for it.
+    pub(crate) fn damaged(
+        path: impl Into<PathBuf>,
+        file: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Damaged {
+            path: path.into(),
+            file: file.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Damage the storage engine reported.
+    pub(crate) fn damaged_by(
+        path: impl Into<PathBuf>,
+        file: impl Into<String>,
+        reason: impl Into<String>,
+        source: impl Into<Cause>,
+    ) -> Error {
+        Error::Damaged {
+            path: path.into(),
+            file: file.into(),
+            reason: reason.into(),
+            source: Some(EngineError::new(source)),
+        }
+    }
+
+    /// An error of the storage engine that is not damage.
+    pub(crate) fn engine(engine: super::EngineKind, source: impl Into<Cause>) -> Error {
+        Error::Engine {
+            engine,
+            source: EngineError::new(source),
+        }
+    }
+
+    /// A value that could not be encoded.
+    pub(crate) fn encode(what: impl Into<String>, source: impl Into<Cause>) -> Error {
+        Error::Encode {
+            what: what.into(),
+            source: source.into(),
         }
     }
 }

@@ -218,10 +218,8 @@ impl Collection {
     pub(crate) fn decode_entry(&self, seq: u64, bytes: &[u8]) -> Result<JournalEntry> {
         let what = format!("journal seq {seq}");
         let (envelope, raw) = self.inner.open_record(&what, bytes)?;
-        let payload: Payload = serde_json::from_slice(&raw).map_err(|e| {
-            self.inner
-                .corrupt(&what, format!("payload does not parse: {e}"))
-        })?;
+        let payload: Payload = serde_json::from_slice(&raw)
+            .map_err(|e| self.inner.corrupt_by(&what, "payload does not parse", e))?;
         payload
             .into_entry(seq, envelope.rv, envelope.stored_at_ms)
             .map_err(|e| self.inner.corrupt(&what, e))

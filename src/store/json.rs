@@ -28,7 +28,7 @@ impl Inner {
         let (envelope, json) = self.damage.check(self.open_record(&key_str, bytes))?;
         let key = key_str
             .parse::<ObjectKey>()
-            .map_err(|e| self.corrupt(&key_str, format!("unreadable object key: {e}")))?;
+            .map_err(|e| self.corrupt_by(&key_str, "unreadable object key", e))?;
         Ok(JsonObject {
             key,
             rv: envelope.rv,
@@ -56,7 +56,7 @@ impl Collection {
             None => Ok(None),
             Some(bytes) => record::decode_rv(&bytes)
                 .map(Some)
-                .map_err(|e| self.inner.corrupt(&key_str, e)),
+                .map_err(|e| self.inner.undecodable(&key_str, e)),
         }
     }
 
@@ -89,7 +89,7 @@ impl Collection {
         let inner = &self.inner;
         let parse = |s: &str| {
             s.parse::<ObjectKey>()
-                .map_err(|e| inner.corrupt(s, format!("unreadable object key: {e}")))
+                .map_err(|e| inner.corrupt_by(s, "unreadable object key", e))
         };
         if index == NAMESPACE_INDEX {
             if value.is_empty() || value.contains('/') {

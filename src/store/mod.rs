@@ -1,4 +1,4 @@
-//! The on-disk store: one database (sled or redb, behind the [`engine`]
+//! The on-disk store: one database (sled or redb, behind the `engine`
 //! seam) holding one or more collections (watched resources), each with its
 //! objects, indexes, journal and cursors.
 //!
@@ -8,7 +8,7 @@
 //! `h` history index (key, seq), `c` cursors, `r` durable consumers'
 //! progress records, `d` zstd dictionaries. The store directory holds a
 //! marker file with the schema version and the engine, a lock file, and
-//! the database (see [`directory`]).
+//! the database (see `directory`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,21 +21,33 @@ mod apply;
 mod collection;
 mod compact;
 mod cursor;
-pub mod dictionary;
-pub mod directory;
+crate::internal! {
+    mod dictionary;
+}
+crate::internal! {
+    mod directory;
+}
 pub(crate) mod engine;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
 mod heal;
-pub mod index;
-pub mod journal;
+crate::internal! {
+    mod index;
+}
+crate::internal! {
+    mod journal;
+}
 mod json;
 mod key;
 mod progress;
-pub mod raw;
+crate::internal! {
+    mod raw;
+}
 mod read_only;
-pub mod record;
+crate::internal! {
+    mod record;
+}
 mod repair;
 mod scan;
 mod short_names;
@@ -45,7 +57,7 @@ mod verify;
 pub use collection::Collection;
 pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use engine::EngineKind;
-pub use error::{Error, Result};
+pub use error::{Cause, EngineError, Error, Result};
 pub use heal::{Damage, Healed, DAMAGED_PREFIX};
 pub use journal::JournalLimits;
 #[cfg(test)]
@@ -57,6 +69,9 @@ pub use record::MAX_OBJECT_LEN;
 pub use repair::MarkerRepair;
 pub use short_names::is_short_name;
 pub use verify::{Problem, VerifyReport};
+
+/// The schema version this build writes (and migrates older stores to).
+pub use crate::migrations::SCHEMA_VERSION;
 
 use directory::StoreDir;
 
@@ -321,7 +336,7 @@ impl Store {
     }
 
     /// Opens an existing store for reading only: nothing in its directory is
-    /// changed, whatever is found there (see [`read_only`] for how: redb
+    /// changed, whatever is found there (see `read_only` for how: redb
     /// stores are read in place, sled stores through a private copy). Fails
     /// with [`Error::InUse`] while a writer has it open; an older schema is
     /// migrated in a private copy only. Writes fail with [`Error::ReadOnly`].
@@ -339,11 +354,11 @@ impl Store {
             crate::migrations::run(db.as_ref(), marker.schema_version)?;
         }
         if marker.had_collections && !holds_collections(db.as_ref())? {
-            return Err(Error::Damaged {
-                path: path.to_path_buf(),
-                file: marker.engine.data_file().into(),
-                reason: LOST_COLLECTIONS.into(),
-            });
+            return Err(Error::damaged(
+                path,
+                marker.engine.data_file(),
+                LOST_COLLECTIONS,
+            ));
         }
         Ok(Store::with_shared(Shared {
             db,
@@ -453,10 +468,11 @@ impl Store {
         for item in engine::scan_prefix(self.db(), DEFAULT_SPACE, REGISTRY_PREFIX.as_bytes())? {
             let (k, v) = item?;
             let id = serde_json::from_slice(&v).map_err(|e| {
-                Error::corrupt(
+                Error::corrupt_by(
                     &String::from_utf8_lossy(&k[REGISTRY_PREFIX.len()..]),
                     "registry",
-                    format!("collection id does not parse: {e}"),
+                    "collection id does not parse",
+                    e,
                 )
             })?;
             out.push(id);
@@ -497,10 +513,8 @@ impl Store {
                 return Ok(None);
             }
             self.shared.writable()?;
-            let body = serde_json::to_vec(id).map_err(|e| Error::Encode {
-                what: format!("collection id {name}"),
-                reason: e.to_string(),
-            })?;
+            let body = serde_json::to_vec(id)
+                .map_err(|e| Error::encode(format!("collection id {name}"), e))?;
             let mut batch = engine::WriteBatch::default();
             batch.put(reg, body);
             db.write(DEFAULT_SPACE, batch, true)?;
@@ -650,11 +664,7 @@ pub(crate) fn check_not_emptied(
         return Ok(());
     }
     match engine::looks_emptied(kind, db_dir)? {
-        Some(reason) => Err(Error::Damaged {
-            path: store.to_path_buf(),
-            file: kind.data_file().into(),
-            reason: reason.into(),
-        }),
+        Some(reason) => Err(Error::damaged(store, kind.data_file(), reason)),
         None => Ok(()),
     }
 }

@@ -76,7 +76,7 @@ impl Collection {
             let (k, v) = item?;
             let name = String::from_utf8_lossy(&k[pfx.len()..]).into_owned();
             let body = record::unseal(&v).map_err(|e| {
-                inner.corrupt(
+                inner.undecodable(
                     format!("progress record {name:?} of consumer {consumer:?}"),
                     e,
                 )

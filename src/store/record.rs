@@ -79,6 +79,7 @@ pub struct Envelope {
 
 /// Why a record could not be read. Rendered into [`super::Error::Corrupt`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     /// Too short to hold even the framing.
     #[error("record is truncated ({0} bytes)")]

@@ -31,7 +31,7 @@ impl Collection {
             let object = inner.read_object(&key, &bytes)?.value;
             let parsed = key
                 .parse::<ObjectKey>()
-                .map_err(|e| inner.corrupt(&key, format!("unreadable object key: {e}")))?;
+                .map_err(|e| inner.corrupt_by(&key, "unreadable object key", e))?;
             Ok((parsed, object))
         })
     }

@@ -28,7 +28,7 @@ pub fn is_short_name(name: &str) -> bool {
 /// Decodes a short-names record of collection `name`.
 pub(crate) fn decode(name: &str, body: &[u8]) -> Result<Vec<String>> {
     serde_json::from_slice(body)
-        .map_err(|e| Error::corrupt(name, key(name), format!("short names do not parse: {e}")))
+        .map_err(|e| Error::corrupt_by(name, key(name), "short names do not parse", e))
 }
 
 impl Store {
@@ -77,10 +77,8 @@ impl Store {
         if short_names.is_empty() {
             batch.delete(key(&name));
         } else {
-            let body = serde_json::to_vec(short_names).map_err(|e| Error::Encode {
-                what: format!("short names of {name}"),
-                reason: e.to_string(),
-            })?;
+            let body = serde_json::to_vec(short_names)
+                .map_err(|e| Error::encode(format!("short names of {name}"), e))?;
             batch.put(key(&name), body);
         }
         db.write(DEFAULT_SPACE, batch, true)

@@ -38,6 +38,7 @@ pub use source::{ApiSource, ListWatch};
 
 /// Errors of the watcher layer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A setting is out of range.
     #[error("invalid watcher setting {setting}: {reason}")]

@@ -51,11 +51,11 @@ pub(crate) fn catching<T>(
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("no message");
-        Err(Error::Damaged {
-            path: store.to_path_buf(),
-            file: kind.data_file().into(),
-            reason: format!("the storage engine could not read it ({what})"),
-        })
+        Err(Error::damaged(
+            store,
+            kind.data_file(),
+            format!("the storage engine could not read it ({what})"),
+        ))
     })
 }
 

@@ -110,10 +110,8 @@ impl RedbEngine {
         } else {
             Durability::None
         };
-        txn.set_durability(durability).map_err(|e| Error::Engine {
-            engine: EngineKind::Redb,
-            reason: e.to_string(),
-        })?;
+        txn.set_durability(durability)
+            .map_err(|e| Error::engine(EngineKind::Redb, e))?;
         f(&txn)?;
         txn.commit().map_err(|e| self.err(e))
     }
@@ -142,19 +140,17 @@ fn to_error(store: &Path, e: redb::Error) -> Error {
         redb::Error::Io(io) if out_of_space(&io) => {
             Error::io(store.join(EngineKind::Redb.data_file()), io)
         }
-        other => Error::Engine {
-            engine: EngineKind::Redb,
-            reason: other.to_string(),
-        },
+        other => Error::engine(EngineKind::Redb, other),
     }
 }
 
 fn damage(store: &Path, e: redb::Error) -> Error {
-    Error::Damaged {
-        path: store.to_path_buf(),
-        file: EngineKind::Redb.data_file().into(),
-        reason: format!("the storage engine could not read it ({e})"),
-    }
+    Error::damaged_by(
+        store,
+        EngineKind::Redb.data_file(),
+        "the storage engine could not read it",
+        e,
+    )
 }
 
 /// An error opening the database file: another process has it open, or it
@@ -173,11 +169,11 @@ fn open_error(store: &Path, e: DatabaseError) -> Error {
 fn existing_file(db_dir: &Path, store: &Path) -> Result<PathBuf> {
     let file = data_file(db_dir);
     if !file.exists() {
-        return Err(Error::Damaged {
-            path: store.to_path_buf(),
-            file: EngineKind::Redb.data_file().into(),
-            reason: "the database file is missing".into(),
-        });
+        return Err(Error::damaged(
+            store,
+            EngineKind::Redb.data_file(),
+            "the database file is missing",
+        ));
     }
     Ok(file)
 }
@@ -262,10 +258,7 @@ pub(crate) fn create(dir: &Path, _store: &Path) -> Result<()> {
     let file = data_file(dir);
     let db = builder().create(&file).map_err(|e| match e {
         DatabaseError::Storage(redb::StorageError::Io(io)) => Error::io(&file, io),
-        other => Error::Engine {
-            engine: EngineKind::Redb,
-            reason: other.to_string(),
-        },
+        other => Error::engine(EngineKind::Redb, other),
     })?;
     drop(db);
     directory::sync_tree(dir)

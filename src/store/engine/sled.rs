@@ -79,42 +79,37 @@ fn to_error(store: &Path, e: sled::Error) -> Error {
         sled::Error::Io(io) if out_of_space(&io) => {
             Error::io(store.join(EngineKind::Sled.data_file()), io)
         }
-        sled::Error::Corruption { at, .. } => damaged(
-            store,
-            match at {
+        sled::Error::Corruption { at, .. } => {
+            let reason = match at {
                 Some(at) => format!("the storage engine found corrupt data at {at}"),
                 None => "the storage engine found corrupt data".to_string(),
-            },
-        ),
+            };
+            damaged(store, EngineKind::Sled.data_file(), reason, e)
+        }
         // What sled says of files it cannot make sense of (a garbled
         // `conf` reads as a config of an unsupported version; damaged
         // pages trip its internal checks): damage, not a sled problem.
-        sled::Error::Unsupported(what) => Error::Damaged {
-            path: store.to_path_buf(),
-            file: if what.contains("config") || what.contains("conf") {
-                "db/conf".into()
+        sled::Error::Unsupported(ref what) => {
+            let file = if what.contains("config") || what.contains("conf") {
+                "db/conf"
             } else {
-                EngineKind::Sled.data_file().into()
-            },
-            reason: format!("the storage engine could not read it ({what})"),
-        },
-        sled::Error::ReportableBug(what) => damaged(
-            store,
-            format!("the storage engine could not read it ({what})"),
-        ),
-        other => Error::Engine {
-            engine: EngineKind::Sled,
-            reason: other.to_string(),
-        },
+                EngineKind::Sled.data_file()
+            };
+            damaged(store, file, UNREADABLE, e)
+        }
+        sled::Error::ReportableBug(_) => {
+            damaged(store, EngineKind::Sled.data_file(), UNREADABLE, e)
+        }
+        other => Error::engine(EngineKind::Sled, other),
     }
 }
 
-fn damaged(store: &Path, reason: String) -> Error {
-    Error::Damaged {
-        path: store.to_path_buf(),
-        file: EngineKind::Sled.data_file().into(),
-        reason,
-    }
+/// What the store says of a file sled cannot make sense of; sled's own
+/// message follows as the cause.
+const UNREADABLE: &str = "the storage engine could not read it";
+
+fn damaged(store: &Path, file: &str, reason: impl Into<String>, e: sled::Error) -> Error {
+    Error::damaged_by(store, file, reason, e)
 }
 
 impl Engine for SledEngine {

@@ -199,11 +199,21 @@ engine_test! {
             Error::Corrupt {
                 collection,
                 key,
-                reason,
+                source,
+                ..
             } => {
                 assert_eq!(collection, "core/v1/pods");
                 assert_eq!(key, "a/bad");
-                assert!(reason.contains("checksum"), "{reason}");
+                // The decoder's finding is kept as the cause, typed.
+                let cause = source.as_deref().expect("the decoder's error is the cause");
+                assert!(
+                    matches!(
+                        cause.downcast_ref::<RecordError>(),
+                        Some(RecordError::Checksum { .. })
+                    ),
+                    "{cause:?}"
+                );
+                assert!(err.to_string().contains("checksum"), "{err}");
             }
             other => panic!("expected Corrupt, got {other}"),
         }

@@ -671,7 +671,7 @@ engine_test! {
         assert_eq!(m.raw_bytes, raw);
         assert!(m.stored_bytes < m.raw_bytes);
         assert_eq!(m.journal_len, 40);
-        assert_eq!(m.schema_version, kube_persist::migrations::SCHEMA_VERSION);
+        assert_eq!(m.schema_version, kube_persist::store::SCHEMA_VERSION);
         // verify cross-checks every counter against the records.
         assert!(c.verify().unwrap().is_ok());
     }
@@ -1222,4 +1222,66 @@ engine_test! {
         assert_eq!(c.meta().unwrap().journal_len, 0);
         assert_eq!(c.len(), 3, "objects are never trimmed");
     }
+}
+
+/// Every error in `err`'s `source()` chain, outermost first.
+fn chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source()).collect()
+}
+
+engine_test! {
+    fn damage_the_engine_reports_keeps_the_engine_error_as_its_cause(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        open(engine, &path)
+            .collection(&pods_id())
+            .unwrap()
+            .apply(realistic_pods(10))
+            .unwrap();
+        // The database file overwritten with garbage: the engine cannot
+        // read it, and says why.
+        let file = path.join(engine.data_file());
+        let len = std::fs::metadata(&file).unwrap().len() as usize;
+        std::fs::write(&file, vec![0xA5; len]).unwrap();
+        let err = match read_everything(&path) {
+            Err(err @ Error::Damaged { .. }) => err,
+            other => panic!("expected Damaged, got {other:?}"),
+        };
+        let causes = chain(&err);
+        // Sled may panic on such a file (caught, with no error value to
+        // keep); whatever the engine returned as an error is the cause.
+        if let Error::Damaged { source: Some(engine_err), .. } = &err {
+            assert!(
+                causes[1].downcast_ref::<kube_persist::store::EngineError>().is_some(),
+                "{causes:?}"
+            );
+            let text = engine_err.to_string();
+            assert!(!text.is_empty());
+            // The message names the engine's finding too, for a reader
+            // that shows only the message.
+            assert!(err.to_string().ends_with(&text), "{err}");
+        } else {
+            assert_eq!(engine, EngineKind::Sled, "redb returns its error: {err:?}");
+            assert_eq!(causes.len(), 1, "{causes:?}");
+        }
+    }
+}
+
+#[test]
+fn an_io_failure_keeps_the_io_error_as_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // A store asked for under a regular file: the directory cannot be made.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let err = Store::open(blocker.join("s"))
+        .err()
+        .expect("no store under a file");
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    let causes = chain(&err);
+    let io = causes[1]
+        .downcast_ref::<std::io::Error>()
+        .expect("the i/o error is the cause");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotADirectory, "{io}");
 }
