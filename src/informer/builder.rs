@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::driver::Driver;
 use super::metrics::Metrics;
 use super::{blocking, rv_number, Error, Informer, Result, Shared, State};
-use crate::store::{CollectionId, EngineKind, IndexFn, Store, StoreOptions};
+use crate::store::{CollectionId, EncryptionKey, EngineKind, IndexFn, Store, StoreOptions};
 use crate::watcher::{self, ApiSource, Stats, Transform};
 
 /// What to watch: the resource's API identity and whether it is namespaced.
@@ -95,6 +95,7 @@ pub struct InformerBuilder {
     namespace: Option<String>,
     store: Option<StoreSource>,
     engine: Option<EngineKind>,
+    encryption_key: Option<EncryptionKey>,
     indexers: Vec<(String, IndexFn)>,
     transform: Transform,
     config: watcher::Config,
@@ -111,6 +112,7 @@ impl InformerBuilder {
             namespace: None,
             store: None,
             engine: None,
+            encryption_key: None,
             indexers: Vec::new(),
             transform: watcher::strip_managed_fields(),
             config: watcher::Config::default(),
@@ -149,6 +151,14 @@ impl InformerBuilder {
     /// naming another one fails with `EngineMismatch`.
     pub fn engine(mut self, engine: EngineKind) -> Self {
         self.engine = Some(engine);
+        self
+    }
+
+    /// The at-rest encryption key of the store opened by
+    /// [`Self::store_path`]: needed for an encrypted store; a plaintext one
+    /// is encrypted under it on open (see [`crate::store::encryption`]).
+    pub fn encryption_key(mut self, key: EncryptionKey) -> Self {
+        self.encryption_key = Some(key);
         self
     }
 
@@ -258,6 +268,7 @@ impl InformerBuilder {
             Some(StoreSource::Path(path)) => {
                 let options = StoreOptions {
                     engine: self.engine,
+                    encryption_key: self.encryption_key.clone(),
                     ..StoreOptions::default()
                 };
                 let check = self.check_on_open;

@@ -115,14 +115,21 @@ impl Inner {
 
     /// Decodes a record (crc, envelope, payload) into its JSON bytes.
     pub(crate) fn open_record(&self, what: &str, bytes: &[u8]) -> Result<(Envelope, Vec<u8>)> {
-        let (envelope, payload) = record::decode(bytes).map_err(|e| self.corrupt(what, e))?;
+        let framed = record::decode_framed(bytes).map_err(|e| self.corrupt(what, e))?;
+        let payload = framed
+            .compressed(
+                self.shared.options.encryption_key.as_ref(),
+                !self.shared.all_sealed(),
+            )
+            .map_err(|e| self.corrupt(what, e))?;
+        let envelope = framed.envelope;
         let dict = match envelope.codec {
             record::Codec::Zstd => None,
             record::Codec::ZstdDictionary => Some(self.dictionary(envelope.dictionary)?),
         };
         let raw = READ_CTX
             .with(|ctx| {
-                record::open_payload(&mut ctx.borrow_mut(), &envelope, payload, dict.as_deref())
+                record::open_payload(&mut ctx.borrow_mut(), &envelope, &payload, dict.as_deref())
             })
             .map_err(|e| self.corrupt(what, e))?;
         Ok((envelope, raw))
