@@ -6,13 +6,14 @@
 //!
 //! `cargo bench --bench store_profile --no-run`, then run the binary with
 //! `[objects] [phase,phase..]` (phases: modify, get, list, versions, open,
-//! levels). `KP_STORE=dir` keeps (or reuses) the store.
+//! levels). `KP_STORE=dir` keeps (or reuses) the store; `KP_KEY=<64 hex
+//! digits>` encrypts it at rest under that key.
 #[path = "../tests/it/support/store.rs"]
 mod store_support;
 
 use std::time::Instant;
 
-use kube_persist::store::{ObjectKey, Store};
+use kube_persist::store::{EncryptionKey, ObjectKey, Store, StoreOptions};
 use store_support::{pods_id, realistic_pod, upserts, Rng};
 
 const NS: u64 = 50;
@@ -23,6 +24,17 @@ fn key_of(i: u64) -> ObjectKey {
 fn pod_at(i: u64, rv: u64) -> serde_json::Value {
     let k = key_of(i);
     realistic_pod(k.namespace.as_deref().unwrap_or_default(), &k.name, rv, i)
+}
+
+/// The store's options: encrypted under `KP_KEY` when it is set.
+fn options() -> StoreOptions {
+    let encryption_key = std::env::var("KP_KEY")
+        .ok()
+        .map(|hex| EncryptionKey::from_hex(&hex, "KP_KEY").expect("KP_KEY: 64 hex digits"));
+    StoreOptions {
+        encryption_key,
+        ..StoreOptions::default()
+    }
 }
 
 fn cpu() -> f64 {
@@ -94,13 +106,13 @@ fn main() {
     let fresh = !path.exists();
     if on("open") && !fresh {
         phase("open + first get", 1, || {
-            let store = Store::open(&path).unwrap();
+            let store = Store::open_with(&path, options()).unwrap();
             let c = store.collection(&pods_id()).unwrap();
             c.get(&key_of(1)).unwrap().unwrap();
         });
     }
     {
-        let store = Store::open(&path).unwrap();
+        let store = Store::open_with(&path, options()).unwrap();
         let c = store.collection(&pods_id()).unwrap();
         // Relist into a fresh store: objects pre-built so only the store is measured.
         let objs: Vec<Vec<serde_json::Value>> = (0..n)
@@ -158,7 +170,7 @@ fn main() {
     }
     if on("open") && fresh {
         phase("open + first get", 1, || {
-            let store = Store::open(&path).unwrap();
+            let store = Store::open_with(&path, options()).unwrap();
             let c = store.collection(&pods_id()).unwrap();
             c.get(&key_of(1)).unwrap().unwrap();
             std::mem::forget((c, store));

@@ -45,7 +45,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         journal_max_age: args.journal_max_age,
         rewrite: !args.no_rewrite,
     };
-    let report = Store::compact(&args.store.dir, options)?;
+    let key = args.store.key.load()?;
+    let report = Store::compact_with_key(&args.store.dir, options, key)?;
     let mut out = output::stdout();
     for c in &report.collections {
         write!(

@@ -30,6 +30,10 @@ pub const UNREACHABLE: u8 = 7;
 /// `sync --until-synced`: not synced within `--sync-timeout` because the
 /// store's disk (or quota) is full; what was stored before is kept.
 pub const DISK_FULL: u8 = 8;
+/// The store is encrypted and no key, or another key, was given; or the
+/// key given cannot be used (a key file readable by others, not 64 hex
+/// digits). Nothing is damaged.
+pub const KEY: u8 = 9;
 /// `sync`: stopped by SIGINT or SIGTERM before the store was synced (128 +
 /// SIGINT's number, as shells report an interrupted command).
 pub const INTERRUPTED: u8 = 130;
@@ -55,12 +59,17 @@ Exit codes:
       within --sync-timeout
   8   `sync --until-synced`: not synced within --sync-timeout because the store's
       disk (or quota) is full; what was stored before is kept
+  9   the store is encrypted and no key or the wrong key was given (--key-file PATH
+      or KUBE_PERSIST_KEY), or the key cannot be used: a key file readable by
+      others than its owner (it must be 0600), not 64 hex digits; nothing is damaged
   64  invalid command line (option, resource, namespace, key, selector, --server URL,
       KUBE_PERSIST_NOW)
   130 `sync`: stopped by SIGINT or SIGTERM before the store was synced
 
 Environment:
   RUST_LOG          log filter (logs go to stderr; default: info)
+  KUBE_PERSIST_KEY  the store's at-rest encryption key, 64 hex digits, when --key-file
+                    is not given
   KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output
                     (empty: unset)
   TMPDIR            where read-only commands copy the store's database to read it (default /tmp)";
@@ -173,6 +182,9 @@ fn code_of(err: &anyhow::Error) -> u8 {
         if let Some(e) = store_error(cause) {
             return store_code(e);
         }
+        if cause.is::<store::KeyError>() {
+            return KEY;
+        }
         if let Some(e) = cause.downcast_ref::<informer::Error>() {
             return informer_code(e);
         }
@@ -234,6 +246,7 @@ fn store_code(err: &store::Error) -> u8 {
         store::Error::NotAStore { .. } => NOT_A_STORE,
         store::Error::NewerSchema { .. } => NEWER_SCHEMA,
         store::Error::Corrupt { .. } | store::Error::Damaged { .. } => CORRUPT,
+        store::Error::KeyNeeded { .. } | store::Error::WrongKey { .. } => KEY,
         _ => FAILED,
     }
 }

@@ -30,6 +30,8 @@ pub struct Args {
     /// store keeps the engine it was created with; naming another fails.
     #[arg(long)]
     pub engine: Option<EngineKind>,
+    #[command(flatten)]
+    pub key: super::target::KeyArg,
     /// Resource to sync: plural, singular, kind or short name, optionally
     /// with its group (pods, cm, nodes, wd, widgets.example.com...). Custom
     /// resources are found through discovery, and their short names are
@@ -197,6 +199,9 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(engine) = args.engine {
         builder = builder.engine(engine);
+    }
+    if let Some(key) = args.key.load()? {
+        builder = builder.encryption_key(key);
     }
     let informer = builder
         .start()

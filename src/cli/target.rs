@@ -1,10 +1,10 @@
 //! What a store command acts on: the store directory and, within it, one
 //! collection named kubectl-style.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kube_persist::inspect::{self, resource};
-use kube_persist::store::{Collection, CollectionId, Store};
+use kube_persist::store::{Collection, CollectionId, EncryptionKey, Store};
 
 /// The store directory argument every store command takes.
 #[derive(Debug, clap::Args)]
@@ -14,13 +14,47 @@ pub struct StoreDir {
     /// under $TMPDIR.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArg,
 }
 
 impl StoreDir {
     /// Open the store for reading: nothing in it changes, and it fails if a
     /// writer has it open.
     pub fn open(&self) -> anyhow::Result<Store> {
-        Ok(Store::open_read_only(&self.dir)?)
+        Ok(Store::open_read_only_with_key(&self.dir, self.key.load()?)?)
+    }
+}
+
+/// `--key-file`: the at-rest encryption key of a store.
+#[derive(Debug, Default, clap::Args)]
+pub struct KeyArg {
+    /// The store's at-rest encryption key: a file holding 64 hex digits
+    /// (`openssl rand -hex 32`), readable by its owner only (0600). Default:
+    /// $KUBE_PERSIST_KEY, if set. Needed to read an encrypted store; a
+    /// command that writes encrypts a plaintext store under it.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl KeyArg {
+    /// The key from `--key-file`, else from the environment, if any.
+    pub fn load(&self) -> Result<Option<EncryptionKey>, kube_persist::store::KeyError> {
+        match &self.key_file {
+            Some(path) => EncryptionKey::from_file(path).map(Some),
+            None => EncryptionKey::from_env(),
+        }
+    }
+
+    /// The key, required (for `encrypt`).
+    pub fn require(&self, store: &Path) -> anyhow::Result<EncryptionKey> {
+        self.load()?.ok_or_else(|| {
+            super::exit::Usage(format!(
+                "encrypting {} needs a key: --key-file PATH or $KUBE_PERSIST_KEY",
+                store.display()
+            ))
+            .into()
+        })
     }
 }
 

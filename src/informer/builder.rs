@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::driver::Driver;
 use super::metrics::Metrics;
 use super::{blocking, rv_number, Error, Informer, Result, Shared, State};
-use crate::store::{CollectionId, EngineKind, IndexFn, Store, StoreOptions};
+use crate::store::{CollectionId, EncryptionKey, EngineKind, IndexFn, Store, StoreOptions};
 use crate::watcher::{self, ApiSource, Stats, Transform};
 
 /// What to watch: the resource's API identity and whether it is namespaced.
@@ -95,6 +95,7 @@ pub struct InformerBuilder {
     namespace: Option<String>,
     store: Option<StoreSource>,
     engine: Option<EngineKind>,
+    encryption_key: Option<EncryptionKey>,
     indexers: Vec<(String, IndexFn)>,
     transform: Transform,
     config: watcher::Config,
@@ -111,6 +112,7 @@ impl InformerBuilder {
             namespace: None,
             store: None,
             engine: None,
+            encryption_key: None,
             indexers: Vec::new(),
             transform: watcher::strip_managed_fields(),
             config: watcher::Config::default(),
@@ -149,6 +151,14 @@ impl InformerBuilder {
     /// naming another one fails with `EngineMismatch`.
     pub fn engine(mut self, engine: EngineKind) -> Self {
         self.engine = Some(engine);
+        self
+    }
+
+    /// The at-rest encryption key of the store opened by
+    /// [`Self::store_path`]: needed for an encrypted store; a plaintext one
+    /// is encrypted under it on open (see [`crate::store::encryption`]).
+    pub fn encryption_key(mut self, key: EncryptionKey) -> Self {
+        self.encryption_key = Some(key);
         self
     }
 
@@ -258,6 +268,7 @@ impl InformerBuilder {
             Some(StoreSource::Path(path)) => {
                 let options = StoreOptions {
                     engine: self.engine,
+                    encryption_key: self.encryption_key.clone(),
                     ..StoreOptions::default()
                 };
                 let check = self.check_on_open;
@@ -427,7 +438,7 @@ mod tests {
         let informer = open(false).await.unwrap();
         informer.wait_until_synced().await.unwrap();
         let victim = ObjectKey::of(&informer.list().unwrap()[7]).unwrap();
-        crate::store::damage_record(informer.collection(), &victim.to_string());
+        crate::store::damage_record(&informer.shared.collection, &victim.to_string());
         informer.shutdown().await;
 
         let unchecked = open(false).await.unwrap();
@@ -437,7 +448,7 @@ mod tests {
             unchecked.opened_state()
         );
         // Not read through the informer: a read would start a heal.
-        let report = unchecked.collection().verify().unwrap();
+        let report = unchecked.shared.collection.verify().unwrap();
         assert_eq!(report.problems.len(), 1, "{report:?}");
         assert_eq!(report.problems[0].key, victim.to_string());
         unchecked.shutdown().await;
@@ -454,7 +465,7 @@ mod tests {
         checked.wait_until_synced().await.unwrap();
         assert_eq!(checked.len(), 20);
         assert!(checked.get(&victim).unwrap().is_some());
-        assert!(checked.collection().verify().unwrap().is_ok());
+        assert!(checked.shared.collection.verify().unwrap().is_ok());
         checked.shutdown().await;
         sim.shutdown().await;
     }
@@ -484,7 +495,7 @@ mod tests {
         let mut states = informer.shared.state.subscribe();
         let lists = sim.stats().list_requests;
         let victim = ObjectKey::of(&informer.list().unwrap()[3]).unwrap();
-        crate::store::damage_record(informer.collection(), &victim.to_string());
+        crate::store::damage_record(&informer.shared.collection, &victim.to_string());
 
         let err = informer.get(&victim).unwrap_err();
         assert!(err.to_string().contains(&victim.to_string()), "{err}");
@@ -509,7 +520,7 @@ mod tests {
         .unwrap();
         assert!(informer.get(&victim).unwrap().is_some());
         assert_eq!(informer.len(), 20);
-        assert!(informer.collection().verify().unwrap().is_ok());
+        assert!(informer.shared.collection.verify().unwrap().is_ok());
         assert!(sim.stats().list_requests > lists, "healed by a relist");
         assert_eq!(informer.metrics().heals, 1);
         informer.shutdown().await;

@@ -11,12 +11,11 @@ use serde_json::Value;
 
 use crate::store::CollectionId;
 
-/// The annotation `kubectl apply` leaves, holding the whole applied object.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub use crate::store::journal::LAST_APPLIED;
 
 /// Whether objects of this collection carry secret values.
 pub fn is_secret(id: &CollectionId) -> bool {
-    id.group.is_empty() && id.kind == "Secret"
+    id.holds_secrets()
 }
 
 /// Redact the secret values of `object` (a whole Secret, or a merge patch
@@ -26,6 +25,8 @@ pub fn redact(object: &mut Value) {
         if let Some(Value::Object(values)) = object.get_mut(field) {
             for (_, value) in values.iter_mut() {
                 let bytes = match &*value {
+                    // A journal entry's marker of a changed value holds none.
+                    Value::String(s) if s == crate::store::journal::CHANGED => continue,
                     Value::String(s) if field == "data" => base64_decoded_len(s),
                     Value::String(s) => s.len(),
                     Value::Null => continue,

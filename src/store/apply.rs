@@ -105,6 +105,8 @@ struct Builder<'a> {
     journal: Vec<(u64, String, u64)>,
     /// Skip a delta older than the object held (see `apply_keeping_newer`).
     keep_newer: bool,
+    /// Journal entries keep no values (Secrets: see `journal::strip_secret_values`).
+    strip_values: bool,
 }
 
 impl Builder<'_> {
@@ -168,11 +170,12 @@ impl Builder<'_> {
             .ctx
             .compress(&raw, self.dict.as_deref())
             .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
-        let rec = record::seal_compressed(
+        let rec = record::seal_compressed_under(
             &frame,
             raw.len(),
             record_meta(&obj, &v.rv, self.now),
             self.dict.as_deref(),
+            self.inner.shared.options.encryption_key.as_ref(),
         );
         // Added: the journal holds the object itself, already serialized.
         let (kind, diff) = match (&prior, &old) {
@@ -180,10 +183,14 @@ impl Builder<'_> {
             (_, Some(old)) => (ChangeKind::Modified, Some(merge_diff(old, &obj))),
             (_, None) => (ChangeKind::Modified, None),
         };
-        let diff = diff
-            .map(|d| serde_json::to_vec(&d))
-            .transpose()
-            .map_err(|e| self.encode_error(format!("patch of {}", v.key), e))?;
+        // A Secret's entry never reuses the object's frame: it holds no values.
+        let diff = match diff {
+            None if self.strip_values => Some(obj.clone()),
+            diff => diff,
+        }
+        .map(|d| self.journal_patch(d))
+        .transpose()
+        .map_err(|e| self.encode_error(format!("patch of {}", v.key), e))?;
         let (old_len, old_raw) = prior.sizes();
         if matches!(prior, Prior::Absent) {
             self.st.objects += 1;
@@ -222,7 +229,8 @@ impl Builder<'_> {
         let diff = old
             .as_deref()
             .map_or(Value::Null, |old| merge_diff(old, &obj));
-        let diff = serde_json::to_vec(&diff)
+        let diff = self
+            .journal_patch(diff)
             .map_err(|e| self.encode_error(format!("patch of {}", v.key), e))?;
         let (old_len, old_raw) = prior.sizes();
         self.st.objects -= 1;
@@ -232,6 +240,14 @@ impl Builder<'_> {
         self.sb.delete(key::object_key(&v.key_str));
         self.overlay.insert(v.key_str.clone(), Prior::Absent);
         self.journal(ChangeKind::Deleted, v, Patch::Json(&diff), &obj, old, None)
+    }
+
+    /// A journal entry's patch as JSON, without values for a Secret.
+    fn journal_patch(&self, mut patch: Value) -> serde_json::Result<Vec<u8>> {
+        if self.strip_values {
+            journal::strip_secret_values(&mut patch);
+        }
+        serde_json::to_vec(&patch)
     }
 
     fn reindex(&mut self, old: &BTreeSet<Vec<u8>>, new: &BTreeSet<Vec<u8>>) {
@@ -259,10 +275,13 @@ impl Builder<'_> {
         let seq = self.st.last_seq;
         let meta = record_meta(subject, &v.rv, self.now);
         let dict = self.dict.as_deref();
+        let key = self.inner.shared.options.encryption_key.as_ref();
         let rec = match patch {
             Patch::Json(json) => {
                 let payload = journal::encode_payload(kind, &v.key_str, json);
-                record::seal_payload(&mut self.ctx, &payload, meta, dict)
+                self.ctx.compress(&payload, dict).map(|compressed| {
+                    record::seal_compressed_under(&compressed, payload.len(), meta, dict, key)
+                })
             }
             // zstd frames back to back decompress to their contents back to
             // back: only the few bytes around the object are compressed here.
@@ -277,7 +296,7 @@ impl Builder<'_> {
                     })
                     .map(|()| {
                         let raw_len = head.len() + raw_len + tail.len();
-                        record::seal_compressed(&payload, raw_len, meta, dict)
+                        record::seal_compressed_under(&payload, raw_len, meta, dict, key)
                     })
             }
         }
@@ -365,9 +384,19 @@ impl Collection {
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
         let mut sb = WriteBatch::default();
-        let current = self.current_dictionary(&mut st, &mut sb)?;
+        // Encrypted records use no dictionary (see `encryption`).
+        let encrypted = inner.shared.options.encryption_key.is_some();
+        let current = if encrypted {
+            None
+        } else {
+            self.current_dictionary(&mut st, &mut sb)?
+        };
         let new_dict = self.maybe_train(&mut st, &batch, &mut sb)?;
-        let dict = new_dict.clone().or(current);
+        let dict = if encrypted {
+            None
+        } else {
+            new_dict.clone().or(current)
+        };
         let mut b = Builder {
             inner,
             st,
@@ -385,6 +414,7 @@ impl Collection {
             changes: Vec::new(),
             journal: Vec::new(),
             keep_newer,
+            strip_values: !journal::keeps_values(&inner.id),
         };
         for (delta, v) in batch.deltas.into_iter().zip(validated) {
             match delta {
@@ -521,7 +551,11 @@ impl Collection {
         } else {
             opts.retrain_factor > 0 && expected >= st.trained_at.saturating_mul(opts.retrain_factor)
         };
-        if !due || opts.max_bytes == 0 {
+        // A dictionary holds pieces of its samples, and outlives them: one
+        // trained on Secrets would keep values after they were rotated.
+        // Nor is one kept beside encrypted records: it would be plaintext.
+        let encrypted = inner.shared.options.encryption_key.is_some();
+        if !due || opts.max_bytes == 0 || !journal::keeps_values(&inner.id) || encrypted {
             return Ok(None);
         }
         let mut samples: Vec<Vec<u8>> = upserts

@@ -134,7 +134,14 @@ impl Inner {
 
     /// Decodes a record (crc, envelope, payload) into its JSON bytes.
     pub(crate) fn open_record(&self, what: &str, bytes: &[u8]) -> Result<(Envelope, Vec<u8>)> {
-        let (envelope, payload) = record::decode(bytes).map_err(|e| self.undecodable(what, e))?;
+        let framed = record::decode_framed(bytes).map_err(|e| self.undecodable(what, e))?;
+        let payload = framed
+            .compressed(
+                self.shared.options.encryption_key.as_ref(),
+                !self.shared.all_sealed(),
+            )
+            .map_err(|e| self.undecodable(what, e))?;
+        let envelope = framed.envelope;
         let dict = match envelope.codec {
             record::Codec::Zstd => None,
             // Named as this record's damage: a damaged dictionary is
@@ -150,7 +157,7 @@ impl Inner {
         };
         let raw = READ_CTX
             .with(|ctx| {
-                record::open_payload(&mut ctx.borrow_mut(), &envelope, payload, dict.as_deref())
+                record::open_payload(&mut ctx.borrow_mut(), &envelope, &payload, dict.as_deref())
             })
             .map_err(|e| self.undecodable(what, e))?;
         Ok((envelope, raw))

@@ -88,8 +88,17 @@ impl Store {
     /// Crash-safe: the new database is complete and verified before the old
     /// one is moved aside, and the next open finishes an interrupted swap.
     pub fn compact(path: impl AsRef<Path>, options: CompactOptions) -> Result<CompactReport> {
+        Store::compact_with_key(path, options, None)
+    }
+
+    /// [`Store::compact`] of a store that may be encrypted: `key` is its key.
+    pub fn compact_with_key(
+        path: impl AsRef<Path>,
+        options: CompactOptions,
+        key: Option<super::EncryptionKey>,
+    ) -> Result<CompactReport> {
         let path = path.as_ref();
-        compact_with(path, options, |_| Ok(())).inspect_err(|_| {
+        compact_with(path, options, key, |_| Ok(())).inspect_err(|_| {
             // A failed rewrite (a full disk, say) must not leave its partial
             // copy taking space, nor a swap half done: opening the directory
             // again finishes or undoes it, as after a crash.
@@ -120,6 +129,7 @@ pub(crate) enum Step {
 pub(crate) fn compact_with(
     path: &Path,
     options: CompactOptions,
+    key: Option<super::EncryptionKey>,
     mut at: impl FnMut(Step) -> Result<()>,
 ) -> Result<CompactReport> {
     let dir = StoreDir::open(path, false)?;
@@ -134,7 +144,11 @@ pub(crate) fn compact_with(
     };
     {
         // A clone of the lock: closing this store leaves the directory locked.
-        let store = Store::open_locked(dir.clone(), StoreOptions::default())?;
+        let store_options = StoreOptions {
+            encryption_key: key,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_locked(dir.clone(), store_options)?;
         for id in store.collections()? {
             let c = store.collection(&id)?;
             report.collections.push(trim(&c, &options)?);
@@ -160,6 +174,17 @@ pub(crate) fn compact_with(
     }
     report.bytes_after = directory::size_of(&dir.path)?;
     Ok(report)
+}
+
+/// Copies the database of the store at `path` into fresh files and swaps
+/// them in, whatever their size: what leaves no overwritten record in the
+/// engine's free space. Crash-safe as compaction's rewrite is.
+pub(crate) fn copy_to_fresh_files(path: &Path) -> Result<u64> {
+    let dir = StoreDir::open(path, false)?;
+    let copied = rewrite(&dir, &mut |_| Ok(()))?;
+    dir.swap_in_compacted(|_| Ok(()))?;
+    dir.secure()?;
+    Ok(copied)
 }
 
 fn trim(c: &Collection, options: &CompactOptions) -> Result<CollectionCompaction> {
@@ -455,7 +480,7 @@ mod tests {
             let tmp = tempfile::tempdir().unwrap();
             build(tmp.path(), EngineKind::Sled);
             let (objects, rv, cursors, _) = observe(tmp.path());
-            let result = compact_with(tmp.path(), KEEP_50, |s| {
+            let result = compact_with(tmp.path(), KEEP_50, None, |s| {
                 if s == stop {
                     Err(Error::InvalidArgument(format!("crash at {s:?}")))
                 } else {

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
+use super::encryption::KeyId;
 use super::engine::{self, EngineKind};
 use super::error::{Error, Result};
 
@@ -55,11 +56,45 @@ const FORMAT: &str = "kube-persist";
 /// The marker's format of a redb store (see the module's documentation).
 const FORMAT_REDB: &str = "kube-persist-redb";
 
+/// Appended to the format of an encrypted store (or one being encrypted),
+/// so that builds which cannot read sealed records refuse it unread.
+const SEALED_SUFFIX: &str = "+sealed";
+
 /// The marker's format of a store kept in `engine`.
 fn format_of(engine: EngineKind) -> &'static str {
     match engine {
         EngineKind::Sled => FORMAT,
         EngineKind::Redb => FORMAT_REDB,
+    }
+}
+
+/// The marker's format of a store kept in `engine`, encrypted or not.
+fn full_format_of(engine: EngineKind, sealed: bool) -> String {
+    let suffix = if sealed { SEALED_SUFFIX } else { "" };
+    format!("{}{suffix}", format_of(engine))
+}
+
+/// What the marker says about at-rest encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Sealing {
+    /// The id of the key records are sealed under.
+    #[serde(with = "key_id_hex")]
+    pub key_id: KeyId,
+    /// Whether every record is sealed; false while an encryption rewrites
+    /// the store (records of both kinds are then read).
+    pub complete: bool,
+}
+
+mod key_id_hex {
+    use super::KeyId;
+
+    pub fn serialize<S: serde::Serializer>(id: &KeyId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeyId, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -76,11 +111,21 @@ struct Marker {
     /// choice, which are all sled's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     engine: Option<EngineKind>,
+    /// Set once a store is (being) encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encryption: Option<Sealing>,
 }
 
 impl Marker {
+    /// The format without the sealed suffix.
+    fn base_format(&self) -> &str {
+        self.format
+            .strip_suffix(SEALED_SUFFIX)
+            .unwrap_or(&self.format)
+    }
+
     fn engine(&self) -> EngineKind {
-        match self.format.as_str() {
+        match self.base_format() {
             FORMAT_REDB => EngineKind::Redb,
             _ => self.engine.unwrap_or(EngineKind::Sled),
         }
@@ -91,7 +136,8 @@ impl Marker {
             schema_version: self.schema_version,
             had_collections: self.had_collections,
             engine: self.engine(),
-            outdated_format: self.format != format_of(self.engine()),
+            outdated_format: self.base_format() != format_of(self.engine()),
+            encryption: self.encryption,
         }
     }
 }
@@ -423,6 +469,8 @@ pub(crate) struct MarkerInfo {
     /// The marker is not in its engine's format (a redb store marked by a
     /// build that named redb only in `engine`); a writer rewrites it.
     pub outdated_format: bool,
+    /// Whether and under which key the store is encrypted.
+    pub encryption: Option<Sealing>,
 }
 
 /// Checks that `path` is a store directory: a directory holding a marker.
@@ -514,7 +562,17 @@ fn read_marker_full(path: &Path) -> Result<Option<Marker>> {
     };
     let marker: Marker = serde_json::from_slice(&text)
         .map_err(|e| Error::corrupt_by("(store)", MARKER_FILE, "marker does not parse", e))?;
-    match (marker.format.as_str(), marker.engine) {
+    if marker.format.ends_with(SEALED_SUFFIX) != marker.encryption.is_some() {
+        return Err(Error::corrupt(
+            "(store)",
+            MARKER_FILE,
+            format!(
+                "format {:?} and the encryption field disagree",
+                marker.format
+            ),
+        ));
+    }
+    match (marker.base_format(), marker.engine) {
         (FORMAT, _) | (FORMAT_REDB, None | Some(EngineKind::Redb)) => {}
         (FORMAT_REDB, Some(other)) => {
             return Err(Error::corrupt(
@@ -536,17 +594,29 @@ fn read_marker_full(path: &Path) -> Result<Option<Marker>> {
 
 /// Writes the marker of the store at `path` (also used by migration fixtures).
 pub(crate) fn write_marker(path: &Path, schema_version: u32, engine: EngineKind) -> Result<()> {
-    let had_collections = read_marker_full(path)
-        .ok()
-        .flatten()
-        .is_some_and(|m| m.had_collections);
+    let found = read_marker_full(path).ok().flatten();
+    let encryption = found.as_ref().and_then(|m| m.encryption);
     store_marker(
         path,
         &Marker {
-            format: format_of(engine).into(),
+            format: full_format_of(engine, encryption.is_some()),
             schema_version,
-            had_collections,
+            had_collections: found.is_some_and(|m| m.had_collections),
             engine: Some(engine),
+            encryption,
+        },
+    )
+}
+
+/// Records in the marker how the store is encrypted.
+pub(crate) fn set_encryption(path: &Path, encryption: Sealing) -> Result<()> {
+    let m = read_marker_full(path)?.ok_or_else(|| not_a_store(path, NO_MARKER))?;
+    store_marker(
+        path,
+        &Marker {
+            format: full_format_of(m.engine(), true),
+            encryption: Some(encryption),
+            ..m
         },
     )
 }

@@ -135,6 +135,24 @@ pub enum Error {
         /// The engine asked for.
         asked: super::EngineKind,
     },
+    /// The store is encrypted and no key was given. Nothing is damaged.
+    #[error("store {path} is encrypted (key {key_id}): a key is needed; give it with --key-file PATH (a 0600 file of 64 hex digits) or in $KUBE_PERSIST_KEY")]
+    KeyNeeded {
+        /// The store directory.
+        path: PathBuf,
+        /// The id of the key the store is encrypted under.
+        key_id: super::KeyId,
+    },
+    /// The store is encrypted under another key than the one given.
+    #[error("store {path} is encrypted under key {expected}, but the key given is {given}")]
+    WrongKey {
+        /// The store directory.
+        path: PathBuf,
+        /// The id of the key the store is encrypted under.
+        expected: super::KeyId,
+        /// The id of the key given.
+        given: super::KeyId,
+    },
     /// An I/O error.
     #[error("i/o error on {path}: {source}")]
     Io {

@@ -150,7 +150,7 @@ impl Store {
         full_check: bool,
     ) -> Result<(Store, Option<Healed>)> {
         let path = path.as_ref();
-        let damage = match Store::open_with(path, options) {
+        let damage = match Store::open_with(path, options.clone()) {
             Ok(store) if !full_check => return Ok((store, None)),
             Ok(store) => match store.check()? {
                 None => return Ok((store, None)),

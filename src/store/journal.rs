@@ -5,6 +5,14 @@
 //! member that changes to an explicit null replays as absent; for Kubernetes
 //! API objects null and absent mean the same. The full object is always in
 //! the objects family anyway: the journal is history, not the source of truth.
+//!
+//! A Secret's journal entries keep no values (see [`strip_secret_values`]):
+//! every value under `data` and `stringData`, and the
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation (a full copy
+//! of the applied Secret), is replaced by [`CHANGED`] when it was set or
+//! changed, and stays `null` when it was removed. So a rotated credential
+//! leaves no old value in the journal; the object record holds only the
+//! current one. History and replayed events still say which keys changed.
 
 use std::ops::Bound;
 use std::sync::PoisonError;
@@ -17,7 +25,44 @@ use super::error::{Error, Result};
 use super::key::{self, prefix};
 use super::record;
 use super::state::State;
-use super::{ChangeKind, JournalEntry, ObjectKey};
+use super::{ChangeKind, CollectionId, JournalEntry, ObjectKey};
+
+/// What a Secret's journal entry holds in place of a value that was set or
+/// changed (an Added entry: every value; a Modified one: the changed ones).
+pub const CHANGED: &str = "<changed>";
+
+/// The annotation `kubectl apply` leaves, holding the whole applied object.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Whether the journal of this collection keeps values: every collection's
+/// does except core Secrets'.
+pub(crate) fn keeps_values(id: &CollectionId) -> bool {
+    !id.holds_secrets()
+}
+
+/// Replaces the secret values of a Secret (or of a merge patch of one) by
+/// [`CHANGED`], keeping removals (`null`) and key names.
+pub fn strip_secret_values(patch: &mut Value) {
+    let changed = || Value::String(CHANGED.to_string());
+    for field in ["data", "stringData"] {
+        match patch.get_mut(field) {
+            Some(Value::Object(values)) => {
+                for value in values.values_mut().filter(|v| !v.is_null()) {
+                    *value = changed();
+                }
+            }
+            Some(Value::Null) | None => {}
+            Some(other) => *other = changed(),
+        }
+    }
+    if let Some(applied) = patch
+        .pointer_mut("/metadata/annotations")
+        .and_then(|a| a.get_mut(LAST_APPLIED))
+        .filter(|a| !a.is_null())
+    {
+        *applied = changed();
+    }
+}
 
 /// The merge patch that turns `old` into `new`.
 pub fn merge_diff(old: &Value, new: &Value) -> Value {
@@ -320,6 +365,33 @@ mod tests {
                 (kind, "ns/a\"b", &patch)
             );
         }
+    }
+
+    #[test]
+    fn secret_values_become_markers_and_removals_stay() {
+        let mut patch = json!({
+            "data": {"password": "aHVudGVyMw==", "gone": null},
+            "stringData": {"extra": "hunter2"},
+            "metadata": {"annotations": {LAST_APPLIED: "{\"data\":{}}", "other": "kept"}},
+            "type": "Opaque"
+        });
+        strip_secret_values(&mut patch);
+        assert_eq!(
+            patch,
+            json!({
+                "data": {"password": CHANGED, "gone": null},
+                "stringData": {"extra": CHANGED},
+                "metadata": {"annotations": {LAST_APPLIED: CHANGED, "other": "kept"}},
+                "type": "Opaque"
+            })
+        );
+        // A patch that removes all data, and one that touches none.
+        let mut all_gone = json!({"data": null});
+        strip_secret_values(&mut all_gone);
+        assert_eq!(all_gone, json!({"data": null}));
+        let mut labels = json!({"metadata": {"labels": {"a": "b"}}});
+        strip_secret_values(&mut labels);
+        assert_eq!(labels, json!({"metadata": {"labels": {"a": "b"}}}));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -27,6 +28,8 @@ crate::internal! {
 crate::internal! {
     mod directory;
 }
+mod encrypt;
+pub mod encryption;
 pub(crate) mod engine;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -56,10 +59,13 @@ mod verify;
 
 pub use collection::Collection;
 pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
+pub use encryption::{EncryptionKey, KeyError, KeyId};
 pub use engine::EngineKind;
 pub use error::{Cause, EngineError, Error, Result};
 pub use heal::{Damage, Healed, DAMAGED_PREFIX};
 pub use journal::JournalLimits;
+/// What a Secret's journal entries hold in place of its values.
+pub use journal::CHANGED as SECRET_VALUE_CHANGED;
 #[cfg(test)]
 pub(crate) use json::damage_record;
 pub use json::JsonObject;
@@ -220,9 +226,9 @@ impl Default for DictionaryPolicy {
     }
 }
 
-/// How a store is opened. Only `engine` concerns the on-disk format, and
-/// only for a store being created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a store is opened. Only `engine` and `encryption_key` concern the
+/// on-disk format: `engine` only for a store being created.
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// The engine a store created by this open gets (`None`: the default,
     /// [`EngineKind::DEFAULT`]). An existing store keeps the engine it was
@@ -234,6 +240,11 @@ pub struct StoreOptions {
     pub dictionary: DictionaryPolicy,
     /// zstd level for new records.
     pub compression_level: i32,
+    /// The at-rest encryption key (see [`encryption`]). An encrypted store
+    /// needs it to open ([`Error::KeyNeeded`], [`Error::WrongKey`]); a
+    /// plaintext store opened for writing with a key is encrypted under it
+    /// on open, every record rewritten (see [`Store::encrypt`]).
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 impl Default for StoreOptions {
@@ -243,7 +254,30 @@ impl Default for StoreOptions {
             journal: JournalLimits::default(),
             dictionary: DictionaryPolicy::default(),
             compression_level: dictionary::DEFAULT_LEVEL,
+            encryption_key: None,
         }
+    }
+}
+
+/// Fails unless `key` opens a store whose marker says `sealing`: an
+/// encrypted store needs its key; a plaintext one takes any (a writer then
+/// encrypts it).
+fn check_key(
+    path: &Path,
+    sealing: Option<directory::Sealing>,
+    key: Option<&EncryptionKey>,
+) -> Result<()> {
+    match (sealing, key) {
+        (Some(s), None) => Err(Error::KeyNeeded {
+            path: path.to_path_buf(),
+            key_id: s.key_id,
+        }),
+        (Some(s), Some(k)) if s.key_id != k.id() => Err(Error::WrongKey {
+            path: path.to_path_buf(),
+            expected: s.key_id,
+            given: k.id(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -254,6 +288,9 @@ pub(crate) struct Shared {
     // released or the copy removed.
     pub db: engine::Db,
     pub options: StoreOptions,
+    /// Every record is sealed under `options.encryption_key`: a plaintext
+    /// one is damage (or was put there by someone without the key).
+    pub sealed: std::sync::atomic::AtomicBool,
     pub schema_version: u32,
     /// The store directory the caller named.
     pub path: PathBuf,
@@ -270,6 +307,11 @@ pub(crate) enum Access {
 }
 
 impl Shared {
+    /// Whether every record is sealed (see `sealed`).
+    pub(crate) fn all_sealed(&self) -> bool {
+        self.sealed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Fails unless the store was opened for writing.
     pub fn writable(&self) -> Result<()> {
         match self.access {
@@ -346,8 +388,19 @@ impl Store {
     /// waits up to 30 s for the readers to close, then fails with
     /// [`Error::InUse`]. Keep read-only handles short-lived beside a writer.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_read_only_with_key(path, None)
+    }
+
+    /// [`Store::open_read_only`] of a store that may be encrypted: `key` is
+    /// its key ([`Error::KeyNeeded`] without it, [`Error::WrongKey`] with
+    /// another).
+    pub fn open_read_only_with_key(
+        path: impl AsRef<Path>,
+        key: Option<EncryptionKey>,
+    ) -> Result<Store> {
         let path = path.as_ref();
         let read_only::Opened { db, source, marker } = read_only::open(path)?;
+        check_key(path, marker.encryption, key.as_ref())?;
         let supported = crate::migrations::SCHEMA_VERSION;
         if marker.schema_version < supported {
             tracing::info!(path = %path.display(), from = marker.schema_version, to = supported, "reading a migrated copy of an older store; the store itself is unchanged");
@@ -362,7 +415,11 @@ impl Store {
         }
         Ok(Store::with_shared(Shared {
             db,
-            options: StoreOptions::default(),
+            options: StoreOptions {
+                encryption_key: key,
+                ..StoreOptions::default()
+            },
+            sealed: AtomicBool::new(marker.encryption.is_some_and(|s| s.complete)),
             schema_version: supported,
             path: path.to_path_buf(),
             access: Access::ReadOnly { _source: source },
@@ -401,6 +458,8 @@ impl Store {
                 supported,
             });
         }
+        let sealing = found.and_then(|m| m.encryption);
+        check_key(path, sealing, options.encryption_key.as_ref())?;
         match (dir.engine, options.engine) {
             (Some(found), Some(asked)) if found != asked => {
                 return Err(Error::EngineMismatch {
@@ -442,13 +501,19 @@ impl Store {
             _ => {}
         }
         dir.secure()?;
-        Ok(Store::with_shared(Shared {
+        let complete = sealing.is_some_and(|s| s.complete);
+        let store = Store::with_shared(Shared {
             db,
             options,
+            sealed: AtomicBool::new(complete),
             schema_version: supported,
             path: path.to_path_buf(),
             access: Access::Exclusive(dir),
-        }))
+        });
+        if let (Some(key), false) = (&store.shared.options.encryption_key, complete) {
+            store.seal_all(key)?;
+        }
+        Ok(store)
     }
 
     /// The store directory.
@@ -572,6 +637,13 @@ impl Store {
 }
 
 impl CollectionId {
+    /// Whether objects of this collection carry secret values: core
+    /// Secrets, whose journal keeps no values and whose CLI output is
+    /// redacted (I10).
+    pub fn holds_secrets(&self) -> bool {
+        self.group.is_empty() && self.kind == "Secret"
+    }
+
     /// The collection of every object of the typed resource `K`, with no
     /// namespace or selector: `CollectionId::of::<Pod>()`.
     pub fn of<K>() -> CollectionId

@@ -4,6 +4,13 @@
 //! record = envelope_len: u16 LE | envelope (bincode 2, standard config) | payload | crc32: u32 LE
 //! ```
 //!
+//! A record of format [`FORMAT_SEALED`] is encrypted (see
+//! [`super::encryption`]): its envelope is followed, inside `envelope_len`,
+//! by the 8-byte id of the key, and its payload is
+//! `nonce (24) | ciphertext of the zstd payload | tag (16)`, authenticated
+//! together with `envelope_len | envelope | key id`. The envelope's fields
+//! are the same in both formats, so format 1 records read as before.
+//!
 //! The crc covers every byte before it, so any single-bit flip anywhere in a
 //! record (the crc included) is detected before anything is parsed. The
 //! envelope can be read without touching the payload, which is what keeps
@@ -13,10 +20,20 @@
 
 use bincode::{Decode, Encode};
 
+use std::borrow::Cow;
+
 use super::dictionary::{Dictionary, ZstdContext};
+use super::encryption::{EncryptionKey, KeyId};
 
 /// Version of the envelope layout; bumped (with a migration) when it changes.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The format of a sealed (encrypted) record: a format 1 envelope followed
+/// by the key id, and an encrypted payload.
+pub const FORMAT_SEALED: u8 = 2;
+
+/// Bytes of the key id after a sealed record's envelope.
+const KEY_ID_LEN: usize = 8;
 
 /// bincode 2's format is frozen; the standard (varint) config is the one on disk.
 const BINCODE: bincode::config::Configuration = bincode::config::standard();
@@ -104,6 +121,56 @@ pub enum RecordError {
     /// The payload needs a dictionary that is not in the store.
     #[error("payload needs zstd dictionary {0}, which is missing")]
     MissingDictionary(u32),
+    /// A sealed record that fails authentication under its key: damage.
+    #[error("sealed payload fails authentication under key {0}")]
+    Authentication(KeyId),
+    /// A sealed record under another key than the one given (or none given).
+    #[error("record is sealed under key {found}, not {expected}")]
+    KeyMismatch {
+        /// The key id in the record.
+        found: KeyId,
+        /// The key id given ("none" without a key).
+        expected: String,
+    },
+    /// A plaintext record where every record is sealed.
+    #[error("record is not encrypted, though the store is")]
+    NotSealed,
+}
+
+/// A record split into its parts, its crc verified.
+pub struct Framed<'a> {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// The key a sealed record is sealed under.
+    pub key_id: Option<KeyId>,
+    /// `envelope_len | envelope [| key id]`: what a seal authenticates.
+    pub header: &'a [u8],
+    /// The payload (sealed or not).
+    pub payload: &'a [u8],
+}
+
+impl<'a> Framed<'a> {
+    /// The compressed payload: opened with `key` when sealed (which must be
+    /// the key it was sealed under); as is when not, unless `key` is given
+    /// and `plaintext_allowed` is not (a store whose every record is sealed).
+    pub fn compressed(
+        &self,
+        key: Option<&EncryptionKey>,
+        plaintext_allowed: bool,
+    ) -> Result<Cow<'a, [u8]>, RecordError> {
+        match (self.key_id, key) {
+            (None, Some(_)) if !plaintext_allowed => Err(RecordError::NotSealed),
+            (None, _) => Ok(Cow::Borrowed(self.payload)),
+            (Some(found), Some(key)) if found == key.id() => key
+                .open(self.header, self.payload)
+                .map(Cow::Owned)
+                .ok_or(RecordError::Authentication(found)),
+            (Some(found), key) => Err(RecordError::KeyMismatch {
+                found,
+                expected: key.map_or("none".to_string(), |k| k.id().to_string()),
+            }),
+        }
+    }
 }
 
 /// Appends a crc32 of `body` to it.
@@ -129,17 +196,46 @@ pub fn unseal(bytes: &[u8]) -> Result<&[u8], RecordError> {
 
 /// Lays out a record from an envelope and an already-encoded payload.
 pub fn encode(envelope: &Envelope, payload: &[u8]) -> Vec<u8> {
+    let (mut out, _) = header(envelope, None, payload.len());
+    out.extend_from_slice(payload);
+    seal(out)
+}
+
+/// `envelope_len | envelope [| key id]`, with room for the payload and crc.
+fn header(envelope: &Envelope, key_id: Option<KeyId>, payload_len: usize) -> (Vec<u8>, usize) {
     // Encoding a plain struct into a Vec cannot fail.
-    let env = bincode::encode_to_vec(envelope, BINCODE).unwrap_or_default();
-    let mut out = Vec::with_capacity(2 + env.len() + payload.len() + 4);
+    let mut env = bincode::encode_to_vec(envelope, BINCODE).unwrap_or_default();
+    if let Some(id) = key_id {
+        env.extend_from_slice(&id.0);
+    }
+    let mut out = Vec::with_capacity(2 + env.len() + payload_len + 4);
     out.extend_from_slice(&(env.len() as u16).to_le_bytes());
     out.extend_from_slice(&env);
-    out.extend_from_slice(payload);
+    let len = out.len();
+    (out, len)
+}
+
+/// Lays out a sealed record: `compressed` encrypted under `key`, bound to
+/// the envelope (whose format is set to [`FORMAT_SEALED`]).
+pub fn encode_sealed(envelope: &Envelope, key: &EncryptionKey, compressed: &[u8]) -> Vec<u8> {
+    let envelope = Envelope {
+        format: FORMAT_SEALED,
+        ..envelope.clone()
+    };
+    let sealed_len = compressed.len() + super::encryption::NONCE_LEN + super::encryption::TAG_LEN;
+    let (mut out, _) = header(&envelope, Some(key.id()), sealed_len);
+    let sealed = key.seal(&out, compressed);
+    out.extend_from_slice(&sealed);
     seal(out)
 }
 
 /// Verifies a record and splits it into its envelope and (encoded) payload.
 pub fn decode(bytes: &[u8]) -> Result<(Envelope, &[u8]), RecordError> {
+    decode_framed(bytes).map(|f| (f.envelope, f.payload))
+}
+
+/// Verifies a record and splits it into its parts.
+pub fn decode_framed(bytes: &[u8]) -> Result<Framed<'_>, RecordError> {
     let body = unseal(bytes)?;
     if body.len() < 2 {
         return Err(RecordError::Truncated(bytes.len()));
@@ -150,15 +246,26 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, &[u8]), RecordError> {
         .ok_or(RecordError::Truncated(bytes.len()))?;
     let (envelope, used): (Envelope, usize) = bincode::decode_from_slice(env_bytes, BINCODE_READ)
         .map_err(|e| RecordError::Envelope(e.to_string()))?;
-    if used != env_len {
+    let key_id = match envelope.format {
+        FORMAT_VERSION => None,
+        FORMAT_SEALED => env_bytes
+            .get(used..)
+            .and_then(|id| <[u8; KEY_ID_LEN]>::try_from(id).ok())
+            .map(KeyId),
+        other => return Err(RecordError::UnknownFormat(other)),
+    };
+    let expected = used + key_id.map_or(0, |_| KEY_ID_LEN);
+    if expected != env_len {
         return Err(RecordError::Envelope(format!(
-            "envelope is {used} bytes, header says {env_len}"
+            "envelope is {expected} bytes, header says {env_len}"
         )));
     }
-    if envelope.format != FORMAT_VERSION {
-        return Err(RecordError::UnknownFormat(envelope.format));
-    }
-    Ok((envelope, &body[2 + env_len..]))
+    Ok(Framed {
+        envelope,
+        key_id,
+        header: &body[..2 + env_len],
+        payload: &body[2 + env_len..],
+    })
 }
 
 /// The leading fields of an [`Envelope`], in its order: all a relist diff
@@ -189,7 +296,7 @@ pub fn decode_head(bytes: &[u8]) -> Result<(String, Option<u32>), RecordError> {
         .ok_or(RecordError::Truncated(bytes.len()))?;
     let (head, _): (EnvelopeHead, usize) = bincode::decode_from_slice(env_bytes, BINCODE_READ)
         .map_err(|e| RecordError::Envelope(e.to_string()))?;
-    if head.format != FORMAT_VERSION {
+    if head.format != FORMAT_VERSION && head.format != FORMAT_SEALED {
         return Err(RecordError::UnknownFormat(head.format));
     }
     let dictionary = (head.codec == Codec::ZstdDictionary).then_some(head.dictionary);
@@ -230,6 +337,17 @@ pub fn seal_compressed(
     meta: RecordMeta,
     dictionary: Option<&Dictionary>,
 ) -> Vec<u8> {
+    seal_compressed_under(payload, raw_len, meta, dictionary, None)
+}
+
+/// [`seal_compressed`], encrypted under `key` when one is given.
+pub fn seal_compressed_under(
+    payload: &[u8],
+    raw_len: usize,
+    meta: RecordMeta,
+    dictionary: Option<&Dictionary>,
+    key: Option<&EncryptionKey>,
+) -> Vec<u8> {
     let envelope = Envelope {
         format: FORMAT_VERSION,
         codec: if dictionary.is_some() {
@@ -244,7 +362,10 @@ pub fn seal_compressed(
         stored_at_ms: meta.stored_at_ms,
         raw_len: raw_len as u32,
     };
-    encode(&envelope, payload)
+    match key {
+        Some(key) => encode_sealed(&envelope, key, payload),
+        None => encode(&envelope, payload),
+    }
 }
 
 /// Decompresses a payload, checking it against what the envelope promises.

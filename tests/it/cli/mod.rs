@@ -1,6 +1,7 @@
 //! The `kube-persist` binary, run as a user runs it.
 
 mod corruption;
+mod encryption;
 mod errors;
 mod export;
 mod get;

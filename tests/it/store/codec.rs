@@ -335,7 +335,7 @@ engine_test! {
             ..Default::default()
         };
         {
-            let store = Store::open_with(&path, StoreOptions { engine: Some(engine), ..opts }).unwrap();
+            let store = Store::open_with(&path, StoreOptions { engine: Some(engine), ..opts.clone() }).unwrap();
             let c = store.collection(&pods_id()).unwrap();
             c.apply(upserts(
                 (0..60)

@@ -5,5 +5,8 @@
 #[cfg(feature = "cli")]
 mod codec;
 #[cfg(feature = "cli")]
+mod encryption;
+#[cfg(feature = "cli")]
 mod schema;
+mod secrets;
 mod semantics;

@@ -393,7 +393,7 @@ engine_test! {
             },
             ..StoreOptions::default()
         };
-        let store = Store::open_with(dir.path().join("s"), StoreOptions { engine: Some(engine), ..opts }).unwrap();
+        let store = Store::open_with(dir.path().join("s"), StoreOptions { engine: Some(engine), ..opts.clone() }).unwrap();
         let c = store.collection(&pods_id()).unwrap();
         for i in 1..=6 {
             c.apply(upserts(vec![pod("a", &format!("p{i}"), i, &[])], i))
@@ -600,7 +600,7 @@ engine_test! {
             .map(|i| realistic_pod(&format!("ns{}", i % 5), &format!("p{i}"), i + 1, i))
             .collect();
         {
-            let store = Store::open_with(&path, StoreOptions { engine: Some(engine), ..opts }).unwrap();
+            let store = Store::open_with(&path, StoreOptions { engine: Some(engine), ..opts.clone() }).unwrap();
             let c = store.collection(&pods_id()).unwrap();
             for (n, chunk) in all[..50].chunks(25).enumerate() {
                 c.apply(upserts(chunk.to_vec(), n as u64)).unwrap();

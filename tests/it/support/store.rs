@@ -273,3 +273,54 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Where each of `needles` shows up in the files below `dir`: in their raw
+/// bytes, or inside any zstd frame found in them (what `zstd -dc` on a
+/// carved frame would print). Empty when none is there.
+pub fn disk_leaks(dir: &Path, needles: &[&str]) -> Vec<String> {
+    const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let contains =
+        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let mut paths = Vec::new();
+    files(dir, &mut paths);
+    let mut leaks = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(&path).unwrap();
+        for needle in needles {
+            if contains(&bytes, needle) {
+                leaks.push(format!("{needle:?} in the raw bytes of {}", path.display()));
+            }
+        }
+        for at in (0..bytes.len().saturating_sub(4)).filter(|&i| bytes[i..i + 4] == MAGIC) {
+            // Bounded: a frame of ours is small; garbage after a stray magic
+            // number only fails to decode.
+            let mut out = Vec::new();
+            let decoded = zstd::stream::read::Decoder::new(&bytes[at..]).and_then(|d| {
+                use std::io::Read;
+                d.take(16 << 20).read_to_end(&mut out)
+            });
+            if decoded.is_err() && out.is_empty() {
+                continue;
+            }
+            for needle in needles {
+                if contains(&out, needle) {
+                    leaks.push(format!(
+                        "{needle:?} in a zstd frame at {at} of {}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    leaks
+}

@@ -1,0 +1,169 @@
+//! `--key-file`, `KUBE_PERSIST_KEY` and `encrypt` from the command line:
+//! a missing or wrong key is exit 9 with a message saying what to do,
+//! damage under the right key is still exit 5.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::support::cli::*;
+use crate::support::store::disk_leaks;
+
+const KEY: &str = "4f1c2b9d8e7a6f5041322314a5b6c7d8e9f00112233445566778899aabbccdde";
+const OTHER: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn key_file(dir: &Path, name: &str, hex: &str, mode: u32) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{hex}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// The fixture store, encrypted with `encrypt` under [`KEY`].
+fn encrypted_store() -> (tempfile::TempDir, String, String) {
+    let (tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let key = key_file(tmp.path(), "key", KEY, 0o600);
+    let key = key.to_str().unwrap().to_string();
+    let out = ok(&["encrypt", &dir, "--key-file", &key]);
+    assert!(out.contains("encrypted under key"), "{out}");
+    (tmp, dir, key)
+}
+
+#[test]
+fn an_encrypted_store_reads_with_its_key_from_a_file_or_the_environment() {
+    let (_tmp, dir, key) = encrypted_store();
+    let with_file = ok(&[
+        "get",
+        &dir,
+        "-r",
+        "secrets",
+        "default/db",
+        "--key-file",
+        &key,
+    ]);
+    assert!(
+        with_file.contains("password: <redacted 7 bytes>"),
+        "{with_file}"
+    );
+    let with_env = kp_env(
+        &["get", &dir, "-r", "secrets", "default/db"],
+        &[("KUBE_PERSIST_KEY", KEY)],
+    );
+    assert_eq!(
+        (with_env.code, with_env.stdout.as_str()),
+        (0, with_file.as_str()),
+        "{}",
+        with_env.stderr
+    );
+    for args in [
+        vec!["list", &dir, "-r", "pods", "--key-file", &key],
+        vec!["export", &dir, "--key-file", &key],
+        vec!["inspect", &dir, "--key-file", &key],
+        vec!["verify", &dir, "--key-file", &key],
+        vec![
+            "history",
+            &dir,
+            "-r",
+            "secrets",
+            "default/db",
+            "--key-file",
+            &key,
+        ],
+        vec!["compact", &dir, "--key-file", &key],
+    ] {
+        ok(&args);
+    }
+    // Nothing of the Secret is on disk: not its base64, not the value.
+    let leaks = disk_leaks(Path::new(&dir), &["aHVudGVyMg", "hunter2", "YWRtaW4"]);
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
+
+#[test]
+fn without_the_key_or_with_another_every_command_exits_9_saying_what_to_do() {
+    let (tmp, dir, _key) = encrypted_store();
+    let other = key_file(tmp.path(), "other", OTHER, 0o600);
+    let other = other.to_str().unwrap();
+    for args in [
+        vec!["get", &dir, "-r", "secrets", "default/db"],
+        vec!["list", &dir, "-r", "pods"],
+        vec!["inspect", &dir],
+        vec!["verify", &dir],
+        vec!["export", &dir],
+        vec!["compact", &dir],
+    ] {
+        let r = kp(&args);
+        assert_eq!(r.code, 9, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("a key is needed")
+                && r.stderr.contains("--key-file")
+                && r.stderr.contains("KUBE_PERSIST_KEY"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        let mut wrong = args.clone();
+        wrong.extend(["--key-file", other]);
+        let r = kp(&wrong);
+        assert_eq!(r.code, 9, "{wrong:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("but the key given is"),
+            "{wrong:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused_naming_it_and_its_mode() {
+    let (tmp, dir) = store_dir();
+    fixture(dir.as_ref());
+    let loose = key_file(tmp.path(), "loose", KEY, 0o644);
+    let r = kp(&["encrypt", &dir, "--key-file", loose.to_str().unwrap()]);
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(loose.to_str().unwrap()) && r.stderr.contains("mode 0644"),
+        "{}",
+        r.stderr
+    );
+    let short = key_file(tmp.path(), "short", "abcd", 0o600);
+    let r = kp(&[
+        "get",
+        &dir,
+        "-r",
+        "pods",
+        "default/web-0",
+        "--key-file",
+        short.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(r.stderr.contains("64 hex digits"), "{}", r.stderr);
+    let r = kp(&["encrypt", &dir]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    // The store was left plaintext and readable without a key.
+    ok(&["get", &dir, "-r", "pods", "default/web-0"]);
+}
+
+#[test]
+fn a_damaged_encrypted_record_is_exit_5_not_a_key_error() {
+    let (_tmp, dir, key) = encrypted_store();
+    flip_byte(dir.as_ref(), &pods(), &object_record("default/web-0"));
+    let r = kp(&[
+        "get",
+        &dir,
+        "-r",
+        "pods",
+        "default/web-0",
+        "--key-file",
+        &key,
+    ]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("default/web-0"), "{}", r.stderr);
+    ok(&[
+        "get",
+        &dir,
+        "-r",
+        "pods",
+        "default/web-1",
+        "--key-file",
+        &key,
+    ]);
+}
