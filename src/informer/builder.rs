@@ -411,6 +411,19 @@ mod tests {
         assert_eq!(deploy.api.plural, "deployments");
     }
 
+    /// A simulator serving 20 pods, and a directory for the store.
+    #[cfg(feature = "sim")]
+    async fn sim_of_20_pods() -> (crate::sim::Simulator, tempfile::TempDir) {
+        use crate::sim::{SimConfig, Simulator};
+        let sim = Simulator::start(SimConfig {
+            pods: 20,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        (sim, tempfile::tempdir().unwrap())
+    }
+
     /// `check_on_open` off: a store with a damaged record opens as it is
     /// (the damage is an error when that record is read); on: the same
     /// store opens as `Healed`, the damaged database is kept aside, and the
@@ -418,16 +431,9 @@ mod tests {
     #[cfg(feature = "sim")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn check_on_open_heals_a_damaged_record_that_an_unchecked_open_keeps() {
-        use crate::sim::{SimConfig, Simulator};
         use crate::store::ObjectKey;
         use k8s_openapi::api::core::v1::Pod;
-        let sim = Simulator::start(SimConfig {
-            pods: 20,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let (sim, dir) = sim_of_20_pods().await;
         let path = dir.path().join("pods");
         let open = |check: bool| {
             Informer::for_resource::<Pod>(sim.client())
@@ -476,16 +482,9 @@ mod tests {
     #[cfg(feature = "sim")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_that_meets_damage_while_running_starts_a_relist_that_heals_it() {
-        use crate::sim::{SimConfig, Simulator};
         use crate::store::ObjectKey;
         use k8s_openapi::api::core::v1::Pod;
-        let sim = Simulator::start(SimConfig {
-            pods: 20,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let (sim, dir) = sim_of_20_pods().await;
         let informer = Informer::for_resource::<Pod>(sim.client())
             .store_path(dir.path().join("pods"))
             .start()

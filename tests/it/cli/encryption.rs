@@ -125,15 +125,7 @@ fn a_key_file_others_can_read_is_refused_naming_it_and_its_mode() {
         r.stderr
     );
     let short = key_file(tmp.path(), "short", "abcd", 0o600);
-    let r = kp(&[
-        "get",
-        &dir,
-        "-r",
-        "pods",
-        "default/web-0",
-        "--key-file",
-        short.to_str().unwrap(),
-    ]);
+    let r = get_web_0(&dir, short.to_str().unwrap());
     assert_eq!(r.code, 9, "{}", r.stderr);
     assert!(r.stderr.contains("64 hex digits"), "{}", r.stderr);
     let r = kp(&["encrypt", &dir]);
@@ -146,15 +138,7 @@ fn a_key_file_others_can_read_is_refused_naming_it_and_its_mode() {
 fn a_damaged_encrypted_record_is_exit_5_not_a_key_error() {
     let (_tmp, dir, key) = encrypted_store();
     flip_byte(dir.as_ref(), &pods(), &object_record("default/web-0"));
-    let r = kp(&[
-        "get",
-        &dir,
-        "-r",
-        "pods",
-        "default/web-0",
-        "--key-file",
-        &key,
-    ]);
+    let r = get_web_0(&dir, &key);
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.stderr.contains("default/web-0"), "{}", r.stderr);
     ok(&[
@@ -166,4 +150,9 @@ fn a_damaged_encrypted_record_is_exit_5_not_a_key_error() {
         "--key-file",
         &key,
     ]);
+}
+
+/// `get` of the fixture's `default/web-0` with `--key-file key`.
+fn get_web_0(dir: &str, key: &str) -> Run {
+    kp(&["get", dir, "-r", "pods", "default/web-0", "--key-file", key])
 }
