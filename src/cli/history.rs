@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use kube_persist::inspect::{self, history, key, redact, resource};
-use kube_persist::store::ChangeKind;
+use kube_persist::store::EventKind;
 
 use super::table::Table;
 use super::target::{self, ObjectArg, SecretsArg};
@@ -41,7 +41,7 @@ struct ChangeView {
     seq: u64,
     time: String,
     #[serde(rename = "type")]
-    kind: ChangeKind,
+    kind: EventKind,
     resource_version: String,
     /// Only for Modified entries; Added and Deleted change the whole object.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,8 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .into_iter()
                 .map(|e| {
                     let changed = match e.kind {
-                        ChangeKind::Modified => Some(history::changed_paths(&e.patch)),
-                        ChangeKind::Added | ChangeKind::Deleted => None,
+                        EventKind::Modified => Some(history::changed_paths(&e.patch)),
+                        EventKind::Added | EventKind::Deleted | EventKind::Resync => None,
                     };
                     let mut patch = e.patch;
                     redact::redact_if(&id, args.secrets.show_secrets, &mut patch);

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::informer::events::state_before;
 use crate::informer::{blocking, Event, EventKind, Shared};
-use crate::store::{self, ChangeKind, JournalEntry, ObjectKey};
+use crate::store::{self, JournalEntry, ObjectKey};
 
 /// Journal entries read per page while catching up.
 const PAGE: usize = 256;
@@ -156,14 +156,14 @@ impl Feed {
     async fn item_of_entry(&self, entry: JournalEntry) -> FeedItem {
         let objects = if !self.with_objects {
             Vec::new()
-        } else if entry.kind == ChangeKind::Added {
+        } else if entry.kind == EventKind::Added {
             vec![entry.patch]
         } else {
             let collection = self.shared.collection.clone();
             let (key, seq, kind) = (entry.key.clone(), entry.seq, entry.kind);
             let read = blocking(move || {
                 Ok(match kind {
-                    ChangeKind::Deleted => state_before(&collection.history(&key)?, seq),
+                    EventKind::Deleted => state_before(&collection.history(&key)?, seq),
                     _ => collection.get(&key)?,
                 })
             })

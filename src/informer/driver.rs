@@ -21,7 +21,7 @@ use super::events::{Event, EventKind};
 use super::failure::FailureCause;
 use super::metrics::Metrics;
 use super::{blocking, rv_number, Result, Shared, State};
-use crate::store::{Batch, Change, Collection, Delta, ObjectKey};
+use crate::store::{Batch, Collection, Delta, ObjectKey};
 use crate::watcher::backoff::Backoff;
 use crate::watcher::failure::{Cause, FailureHook};
 use crate::watcher::object::rv_of;
@@ -193,7 +193,7 @@ impl<S: ListWatch + Clone> Driver<S> {
     }
 
     /// Hands committed changes to subscribers (after commit: I2).
-    fn publish(&self, changes: Vec<Change>) {
+    fn publish(&self, changes: Vec<Event>) {
         let m = &self.shared.metrics;
         Metrics::add(&m.events_applied, changes.len() as u64);
         Metrics::set(&m.objects, self.shared.collection.len() as u64);
@@ -201,7 +201,7 @@ impl<S: ListWatch + Clone> Driver<S> {
         Metrics::set(&m.last_rv, rv.as_deref().and_then(rv_number).unwrap_or(0));
         for change in changes {
             // No receivers is fine: nobody subscribed.
-            let _ = self.shared.events.send(Event::from(change));
+            let _ = self.shared.events.send(change);
         }
         self.shared.rv.send_replace(rv);
     }
@@ -226,7 +226,7 @@ impl<S: ListWatch + Clone> Driver<S> {
 /// What writing one group of watcher events did.
 #[derive(Default)]
 struct Written {
-    changes: Vec<Change>,
+    changes: Vec<Event>,
     batches: u64,
     bookmarks: u64,
     /// The server proved the store caught up (a relist ended, or a bookmark
@@ -361,7 +361,7 @@ pub(crate) async fn resync(shared: Arc<Shared>, period: Duration, cancel: Cancel
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ChangeKind, CollectionId, Store};
+    use crate::store::{CollectionId, EventKind, Store};
     use watcher::Event as W;
 
     /// A config map `ns/name` at `rv`, with a body about a pod's size.
@@ -414,7 +414,7 @@ mod tests {
         // The next version goes through.
         let written = write_group(&c, vec![W::Apply(cm("a", 13))]).unwrap();
         let kinds: Vec<_> = written.changes.iter().map(|ch| ch.kind).collect();
-        assert_eq!(kinds, [ChangeKind::Modified]);
+        assert_eq!(kinds, [EventKind::Modified]);
         assert_eq!(c.get(&key("a")).unwrap(), Some(cm("a", 13)));
         assert_eq!(c.last_rv().unwrap().as_deref(), Some("13"));
     }
@@ -444,7 +444,7 @@ mod tests {
         let written = write_group(&c, done).unwrap();
         assert!(written.synced);
         let kinds: Vec<_> = written.changes.iter().map(|ch| ch.kind).collect();
-        assert_eq!(kinds, [ChangeKind::Deleted]);
+        assert_eq!(kinds, [EventKind::Deleted]);
         assert_eq!(c.get(&key("gone")).unwrap(), None);
         assert_eq!(c.last_rv().unwrap().as_deref(), Some("20"));
     }

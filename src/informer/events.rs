@@ -13,61 +13,8 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::{blocking, Error, Result};
-use crate::store::{Change, ChangeKind, Collection, JournalEntry, ObjectKey};
-
-/// What happened to an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// The object is new to the cache.
-    Added,
-    /// The object changed.
-    Modified,
-    /// The object was removed.
-    Deleted,
-    /// Periodic re-delivery of an unchanged object (resync); not journaled.
-    Resync,
-}
-
-impl From<ChangeKind> for EventKind {
-    fn from(kind: ChangeKind) -> Self {
-        match kind {
-            ChangeKind::Added => EventKind::Added,
-            ChangeKind::Modified => EventKind::Modified,
-            ChangeKind::Deleted => EventKind::Deleted,
-        }
-    }
-}
-
-/// A committed change to one object.
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// Journal sequence number; acknowledge it on a durable consumer. For a
-    /// resync, the last seq committed when it was sent.
-    pub seq: u64,
-    /// What happened.
-    pub kind: EventKind,
-    /// Which object.
-    pub key: ObjectKey,
-    /// The object's resourceVersion after the change.
-    pub rv: String,
-    /// The state before, when known.
-    pub old: Option<Value>,
-    /// The state after (`None` for deletes).
-    pub new: Option<Value>,
-}
-
-impl From<Change> for Event {
-    fn from(c: Change) -> Self {
-        Event {
-            seq: c.seq,
-            kind: c.kind.into(),
-            key: c.key,
-            rv: c.rv,
-            old: c.old,
-            new: c.new,
-        }
-    }
-}
+use crate::store::{Collection, JournalEntry, ObjectKey};
+pub use crate::store::{Event, EventKind};
 
 /// Rebuilds full events from journal entries after `after_seq`.
 ///
@@ -96,7 +43,7 @@ pub(crate) fn replay(collection: &Collection, after_seq: u64) -> Result<Vec<Even
         *state = fold(state.take(), &entry);
         out.push(Event {
             seq: entry.seq,
-            kind: entry.kind.into(),
+            kind: entry.kind,
             key: entry.key,
             rv: entry.rv,
             old,
@@ -113,13 +60,15 @@ pub(crate) fn state_before(history: &[JournalEntry], seq: u64) -> Option<Value> 
 
 fn fold(state: Option<Value>, entry: &JournalEntry) -> Option<Value> {
     match entry.kind {
-        ChangeKind::Added => Some(entry.patch.clone()),
-        ChangeKind::Deleted => None,
-        ChangeKind::Modified => {
+        EventKind::Added => Some(entry.patch.clone()),
+        EventKind::Deleted => None,
+        EventKind::Modified => {
             let mut doc = state.unwrap_or_else(|| Value::Object(Default::default()));
             json_patch::merge(&mut doc, &entry.patch);
             Some(doc)
         }
+        // Never journaled (the journal refuses it); it would change nothing.
+        EventKind::Resync => state,
     }
 }
 
@@ -276,7 +225,7 @@ mod tests {
     use serde_json::json;
     use std::time::SystemTime;
 
-    fn entry(seq: u64, kind: ChangeKind, patch: Value) -> JournalEntry {
+    fn entry(seq: u64, kind: EventKind, patch: Value) -> JournalEntry {
         JournalEntry {
             seq,
             kind,
@@ -295,15 +244,11 @@ mod tests {
         let history = vec![
             entry(
                 1,
-                ChangeKind::Added,
+                EventKind::Added,
                 json!({"metadata": {"name": "a"}, "spec": {"x": 1, "y": 2}}),
             ),
-            entry(
-                2,
-                ChangeKind::Modified,
-                json!({"spec": {"x": 5, "y": null}}),
-            ),
-            entry(3, ChangeKind::Deleted, json!(null)),
+            entry(2, EventKind::Modified, json!({"spec": {"x": 5, "y": null}})),
+            entry(3, EventKind::Deleted, json!(null)),
         ];
         assert_eq!(state_before(&history, 1), None);
         assert_eq!(

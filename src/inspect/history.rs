@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::store::{ChangeKind, JournalEntry};
+use crate::store::{EventKind, JournalEntry};
 
 /// Fields whose change is implied by every write and only hides the
 /// interesting ones.
@@ -40,9 +40,10 @@ fn walk(value: &Value, prefix: &mut String, out: &mut Vec<String>) {
 /// or the changed fields.
 pub fn describe(entry: &JournalEntry) -> String {
     match entry.kind {
-        ChangeKind::Added => "created".to_string(),
-        ChangeKind::Deleted => "deleted".to_string(),
-        ChangeKind::Modified => {
+        EventKind::Added => "created".to_string(),
+        EventKind::Deleted => "deleted".to_string(),
+        EventKind::Resync => "resync".to_string(),
+        EventKind::Modified => {
             let paths = changed_paths(&entry.patch);
             if paths.is_empty() {
                 "(no field changes)".to_string()

@@ -21,7 +21,7 @@ use super::journal::{self, merge_diff};
 use super::key::{self, prefix};
 use super::record::{self, RecordMeta};
 use super::state::{self, State};
-use super::{Batch, Change, ChangeKind, Delta, IndexFn, ObjectKey};
+use super::{Batch, Delta, Event, EventKind, IndexFn, ObjectKey};
 use crate::resource_version;
 
 /// What an apply has to know about each object it writes.
@@ -73,7 +73,7 @@ impl Prior {
 /// A change whose values are still shared with the batch's overlay.
 struct Pending {
     seq: u64,
-    kind: ChangeKind,
+    kind: EventKind,
     key: ObjectKey,
     rv: String,
     old: Option<Arc<Value>>,
@@ -179,9 +179,9 @@ impl Builder<'_> {
         );
         // Added: the journal holds the object itself, already serialized.
         let (kind, diff) = match (&prior, &old) {
-            (Prior::Absent, _) => (ChangeKind::Added, None),
-            (_, Some(old)) => (ChangeKind::Modified, Some(merge_diff(old, &obj))),
-            (_, None) => (ChangeKind::Modified, None),
+            (Prior::Absent, _) => (EventKind::Added, None),
+            (_, Some(old)) => (EventKind::Modified, Some(merge_diff(old, &obj))),
+            (_, None) => (EventKind::Modified, None),
         };
         // A Secret's entry never reuses the object's frame: it holds no values.
         let diff = match diff {
@@ -239,7 +239,7 @@ impl Builder<'_> {
         self.reindex(&old_entries, &BTreeSet::new());
         self.sb.delete(key::object_key(&v.key_str));
         self.overlay.insert(v.key_str.clone(), Prior::Absent);
-        self.journal(ChangeKind::Deleted, v, Patch::Json(&diff), &obj, old, None)
+        self.journal(EventKind::Deleted, v, Patch::Json(&diff), &obj, old, None)
     }
 
     /// A journal entry's patch as JSON, without values for a Secret.
@@ -264,7 +264,7 @@ impl Builder<'_> {
     /// for a delete the one that went away.
     fn journal(
         &mut self,
-        kind: ChangeKind,
+        kind: EventKind,
         v: Validated,
         patch: Patch<'_>,
         subject: &Value,
@@ -357,7 +357,7 @@ impl Collection {
     /// and a delete of an absent key change nothing and journal nothing, so
     /// replaying a batch after a crash is harmless. `batch.rv = None` keeps
     /// the stored RV.
-    pub fn apply(&self, batch: Batch) -> Result<Vec<Change>> {
+    pub fn apply(&self, batch: Batch) -> Result<Vec<Event>> {
         self.write(batch, false)
     }
 
@@ -366,11 +366,11 @@ impl Collection {
     /// for watch events, which a watch resumed behind objects written past
     /// its resourceVersion (a relist cut short) replays. An apply never
     /// moves an object back (I13).
-    pub fn apply_keeping_newer(&self, batch: Batch) -> Result<Vec<Change>> {
+    pub fn apply_keeping_newer(&self, batch: Batch) -> Result<Vec<Event>> {
         self.write(batch, true)
     }
 
-    fn write(&self, batch: Batch, keep_newer: bool) -> Result<Vec<Change>> {
+    fn write(&self, batch: Batch, keep_newer: bool) -> Result<Vec<Event>> {
         let inner = &self.inner;
         inner.shared.writable()?;
         let validated = batch
@@ -462,7 +462,7 @@ impl Collection {
             |v: Option<Arc<Value>>| v.map(|a| Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone()));
         Ok(changes
             .into_iter()
-            .map(|p| Change {
+            .map(|p| Event {
                 seq: p.seq,
                 kind: p.kind,
                 key: p.key,

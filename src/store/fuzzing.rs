@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::dictionary::{Dictionary, ZstdContext};
 use super::journal::{self, Payload};
 use super::record;
-use super::{apply, collection, index, key, short_names, ChangeKind, ObjectKey};
+use super::{apply, collection, index, key, short_names, EventKind, ObjectKey};
 
 /// What the readers do with one value read from the engine: the record
 /// envelope and payload of an object or journal entry, the state, a
@@ -119,8 +119,8 @@ pub fn watched_object(object: &Value, previous: Option<&Value>) {
     assert_eq!(opened, raw, "a record does not give its object back");
 
     let (kind, patch) = match previous {
-        Some(old) => (ChangeKind::Modified, journal::merge_diff(old, object)),
-        None => (ChangeKind::Added, object.clone()),
+        Some(old) => (EventKind::Modified, journal::merge_diff(old, object)),
+        None => (EventKind::Added, object.clone()),
     };
     let patch_json = serde_json::to_vec(&patch).unwrap_or_default();
     let entry = journal::encode_payload(kind, &encoded, &patch_json);

@@ -25,7 +25,7 @@ use super::error::{Error, Result};
 use super::key::{self, prefix};
 use super::record;
 use super::state::State;
-use super::{ChangeKind, CollectionId, JournalEntry, ObjectKey};
+use super::{EventKind, CollectionId, JournalEntry, ObjectKey};
 
 /// What a Secret's journal entry holds in place of a value that was set or
 /// changed (an Added entry: every value; a Modified one: the changed ones).
@@ -94,14 +94,14 @@ pub fn merge_diff(old: &Value, new: &Value) -> Value {
 /// What a journal record's payload holds (the envelope holds rv and time).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Payload {
-    pub kind: ChangeKind,
+    pub kind: EventKind,
     pub key: String,
     pub patch: Value,
 }
 
 /// The payload of a journal record, written without re-serializing the
 /// patch (for Added it is the object's JSON, already serialized once).
-pub(crate) fn encode_payload(kind: ChangeKind, key: &str, patch_json: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_payload(kind: EventKind, key: &str, patch_json: &[u8]) -> Vec<u8> {
     let (mut out, suffix) = payload_frame(kind, key, patch_json.len());
     out.extend_from_slice(patch_json);
     out.extend_from_slice(suffix);
@@ -111,14 +111,16 @@ pub(crate) fn encode_payload(kind: ChangeKind, key: &str, patch_json: &[u8]) -> 
 /// What goes before and after the patch in a journal payload, so that a
 /// caller holding the patch already compressed can compress just these.
 pub(crate) fn payload_frame(
-    kind: ChangeKind,
+    kind: EventKind,
     key: &str,
     patch_len: usize,
 ) -> (Vec<u8>, &'static [u8]) {
     let kind = match kind {
-        ChangeKind::Added => "Added",
-        ChangeKind::Modified => "Modified",
-        ChangeKind::Deleted => "Deleted",
+        EventKind::Added => "Added",
+        EventKind::Modified => "Modified",
+        EventKind::Deleted => "Deleted",
+        // `apply` journals only changes; reading this back is refused.
+        EventKind::Resync => "Resync",
     };
     // A String always serializes.
     let key = serde_json::to_string(key).unwrap_or_default();
@@ -133,6 +135,12 @@ pub(crate) fn payload_frame(
 
 impl Payload {
     pub fn into_entry(self, seq: u64, rv: String, at_ms: u64) -> Result<JournalEntry, String> {
+        if self.kind == EventKind::Resync {
+            return Err(format!(
+                "journal entry of kind Resync for {:?}: the journal holds only changes",
+                self.key
+            ));
+        }
         let key = self
             .key
             .parse::<ObjectKey>()
@@ -357,7 +365,7 @@ mod tests {
     #[test]
     fn encoded_payloads_parse_back() {
         let patch = json!({"metadata": {"name": "a\"b"}, "x": [1, null]});
-        for kind in [ChangeKind::Added, ChangeKind::Modified, ChangeKind::Deleted] {
+        for kind in [EventKind::Added, EventKind::Modified, EventKind::Deleted] {
             let raw = encode_payload(kind, "ns/a\"b", &serde_json::to_vec(&patch).unwrap());
             let back: Payload = serde_json::from_slice(&raw).unwrap();
             assert_eq!(
@@ -365,6 +373,14 @@ mod tests {
                 (kind, "ns/a\"b", &patch)
             );
         }
+    }
+
+    #[test]
+    fn a_journal_entry_of_kind_resync_is_refused() {
+        let raw = encode_payload(EventKind::Resync, "ns/a", b"{}");
+        let payload: Payload = serde_json::from_slice(&raw).unwrap();
+        let err = payload.into_entry(7, "5".into(), 0).unwrap_err();
+        assert!(err.contains("Resync") && err.contains("ns/a"), "{err}");
     }
 
     #[test]

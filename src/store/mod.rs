@@ -32,6 +32,7 @@ mod encrypt;
 pub mod encryption;
 pub(crate) mod engine;
 mod error;
+mod event;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
 mod heal;
@@ -62,6 +63,7 @@ pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use encryption::{EncryptionKey, KeyError, KeyId};
 pub use engine::EngineKind;
 pub use error::{Cause, EngineError, Error, Result};
+pub use event::{Event, EventKind};
 pub use heal::{Damage, Healed, DAMAGED_PREFIX};
 pub use journal::JournalLimits;
 /// What a Secret's journal entries hold in place of its values.
@@ -150,41 +152,16 @@ pub struct Batch {
     pub rv: Option<String>,
 }
 
-/// Kind of a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ChangeKind {
-    /// A new object.
-    Added,
-    /// A changed object.
-    Modified,
-    /// A removed object.
-    Deleted,
-}
-
-/// A committed change, as journaled and as delivered to subscribers.
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// Journal sequence number.
-    pub seq: u64,
-    /// What happened.
-    pub kind: ChangeKind,
-    /// Which object.
-    pub key: ObjectKey,
-    /// The object's resourceVersion after the change.
-    pub rv: String,
-    /// The previous state, if known.
-    pub old: Option<Value>,
-    /// The new state (`None` for deletes).
-    pub new: Option<Value>,
-}
-
-/// One journal entry, as read back by history and replay.
+/// One journal entry: how an [`Event`] is kept on disk, as read back by
+/// history and replay. It holds a merge patch and the time of the change
+/// rather than whole objects, so that history costs little space; replay
+/// folds entries back into [`Event`]s.
 #[derive(Debug, Clone)]
 pub struct JournalEntry {
     /// Sequence number.
     pub seq: u64,
-    /// What happened.
-    pub kind: ChangeKind,
+    /// What happened (never [`EventKind::Resync`]).
+    pub kind: EventKind,
     /// Which object.
     pub key: ObjectKey,
     /// resourceVersion of the change.

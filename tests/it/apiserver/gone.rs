@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::support::apiserver::*;
-use kube_persist::store::ChangeKind;
+use kube_persist::store::EventKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_after_the_window_gets_410_and_relists_exactly_the_difference() {
@@ -134,9 +134,10 @@ fn journal_after(store: &std::path::Path, seq: u64) -> BTreeSet<(String, String)
     let mut out = BTreeSet::new();
     for e in entries {
         let kind = match e.kind {
-            ChangeKind::Added => "Added",
-            ChangeKind::Modified => "Modified",
-            ChangeKind::Deleted => "Deleted",
+            EventKind::Added => "Added",
+            EventKind::Modified => "Modified",
+            EventKind::Deleted => "Deleted",
+            EventKind::Resync => "Resync",
         };
         let key = format!("{}/{}", e.key.namespace.unwrap_or_default(), e.key.name);
         assert!(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::support::informer::{crash_seed, keep_writing, sim};
 use kube_persist::bench::reconciler::Reconciled;
-use kube_persist::store::{ChangeKind, JournalEntry, Store};
+use kube_persist::store::{EventKind, JournalEntry, Store};
 use rand::{Rng as _, SeedableRng};
 use tokio::io::AsyncBufReadExt;
 
@@ -108,12 +108,12 @@ fn unreconciled<'a>(
     seen: &HashMap<String, u64>,
 ) -> Vec<String> {
     entries
-        .filter(|e| e.kind != ChangeKind::Deleted)
+        .filter(|e| e.kind != EventKind::Deleted)
         .filter(|e| seen.get(&e.key.to_string()).is_none_or(|&r| r < rv(&e.rv)))
         .filter(|e| {
             !journal
                 .iter()
-                .any(|l| l.key == e.key && l.seq > e.seq && l.kind == ChangeKind::Deleted)
+                .any(|l| l.key == e.key && l.seq > e.seq && l.kind == EventKind::Deleted)
         })
         .map(|e| format!("seq {} {} rv {}", e.seq, e.key, e.rv))
         .collect()

@@ -5,7 +5,7 @@ use crate::engine_test;
 use crate::support::store::{disk_leaks, open};
 use kube_persist::store::SECRET_VALUE_CHANGED as CHANGED;
 use kube_persist::store::{
-    Batch, ChangeKind, CollectionId, CompactOptions, Delta, ObjectKey, Store,
+    Batch, CollectionId, CompactOptions, Delta, EventKind, ObjectKey, Store,
 };
 use serde_json::{json, Value};
 
@@ -102,8 +102,8 @@ engine_test! {
 
             let key = ObjectKey::namespaced("prod", "db");
             let history = c.history(&key).unwrap();
-            let kinds: Vec<ChangeKind> = history.iter().map(|e| e.kind).collect();
-            assert_eq!(kinds, [ChangeKind::Added, ChangeKind::Modified, ChangeKind::Deleted, ChangeKind::Added]);
+            let kinds: Vec<EventKind> = history.iter().map(|e| e.kind).collect();
+            assert_eq!(kinds, [EventKind::Added, EventKind::Modified, EventKind::Deleted, EventKind::Added]);
             // Which keys changed is kept; what they held is not.
             assert_eq!(history[0].patch["data"], json!({"password": CHANGED, "user": CHANGED}));
             assert_eq!(history[1].patch["data"], json!({"password": CHANGED}));

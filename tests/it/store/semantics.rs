@@ -9,7 +9,7 @@ use crate::support::store::{
     copy_dir, files, nodes_id, on, open, pod, pods_id, realistic_pod, store_one_pod, upserts,
 };
 use kube_persist::store::{
-    Batch, ChangeKind, Delta, DictionaryPolicy, EngineKind, Error, JournalLimits, ObjectKey, Store,
+    Batch, Delta, DictionaryPolicy, EngineKind, Error, EventKind, JournalLimits, ObjectKey, Store,
     StoreOptions,
 };
 use serde_json::{json, Value};
@@ -55,7 +55,7 @@ engine_test! {
         assert_eq!(changes.len(), 3);
         assert!(changes
             .iter()
-            .all(|c| c.kind == ChangeKind::Added && c.old.is_none()));
+            .all(|c| c.kind == EventKind::Added && c.old.is_none()));
         assert_eq!(
             changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
             vec![1, 2, 3]
@@ -117,7 +117,7 @@ engine_test! {
                 2,
             ))
             .unwrap();
-        assert_eq!(ch[0].kind, ChangeKind::Modified);
+        assert_eq!(ch[0].kind, EventKind::Modified);
         assert_eq!(
             ch[0].old.as_ref().unwrap()["metadata"]["labels"]["app"],
             "web"
@@ -141,7 +141,7 @@ engine_test! {
                 rv: Some("2".into()),
             })
             .unwrap();
-        assert_eq!(ch[0].kind, ChangeKind::Deleted);
+        assert_eq!(ch[0].kind, EventKind::Deleted);
         assert_eq!(ch[0].rv, "2");
         assert_eq!(ch[0].new, None);
         assert_eq!(
@@ -155,7 +155,7 @@ engine_test! {
         let ch = c
             .apply(upserts(vec![pod("a", "p", 3, &[("app", "new")])], 3))
             .unwrap();
-        assert_eq!(ch[0].kind, ChangeKind::Added);
+        assert_eq!(ch[0].kind, EventKind::Added);
         assert_eq!(names(&c.by_index("label", "app=new").unwrap()), ["p"]);
         assert!(c.by_index("label", "app=web").unwrap().is_empty());
         assert_eq!(c.len(), 1);
@@ -169,9 +169,9 @@ engine_test! {
         assert_eq!(
             kinds,
             [
-                (ChangeKind::Added, "1".to_string()),
-                (ChangeKind::Deleted, "2".to_string()),
-                (ChangeKind::Added, "3".to_string())
+                (EventKind::Added, "1".to_string()),
+                (EventKind::Deleted, "2".to_string()),
+                (EventKind::Added, "3".to_string())
             ]
         );
         assert!(c.verify().unwrap().is_ok());
@@ -239,7 +239,7 @@ engine_test! {
             })
             .unwrap();
         let kinds: Vec<_> = ch.iter().map(|c| c.kind).collect();
-        use ChangeKind::*;
+        use EventKind::*;
         assert_eq!(kinds, [Added, Modified, Deleted, Added]);
         assert_eq!(
             ch[1].old.as_ref().unwrap()["metadata"]["resourceVersion"],
