@@ -351,7 +351,7 @@ mod tests {
         copy_sled_files(&f.db(), &older);
         f.write("b", 3);
         assert_eq!(recorded(&f.db()), Some(5));
-        let sled_files = std::fs::read_dir(&f.db())
+        let sled_files = std::fs::read_dir(f.db())
             .unwrap()
             .map(|e| e.unwrap())
             .filter(|e| e.file_name() != FILE)
