@@ -7,7 +7,8 @@
 //! `cargo bench --bench store_profile --no-run`, then run the binary with
 //! `[objects] [phase,phase..]` (phases: modify, get, list, versions, open,
 //! levels). `KP_STORE=dir` keeps (or reuses) the store; `KP_KEY=<64 hex
-//! digits>` encrypts it at rest under that key.
+//! digits>` encrypts it at rest under that key; `KP_ENGINE=sled|redb` picks
+//! the engine of a fresh store.
 #[path = "../tests/it/support/store.rs"]
 mod store_support;
 
@@ -26,13 +27,18 @@ fn pod_at(i: u64, rv: u64) -> serde_json::Value {
     realistic_pod(k.namespace.as_deref().unwrap_or_default(), &k.name, rv, i)
 }
 
-/// The store's options: encrypted under `KP_KEY` when it is set.
+/// The store's options: encrypted under `KP_KEY` when it is set, in the
+/// engine `KP_ENGINE` names.
 fn options() -> StoreOptions {
     let encryption_key = std::env::var("KP_KEY")
         .ok()
         .map(|hex| EncryptionKey::from_hex(&hex, "KP_KEY").expect("KP_KEY: 64 hex digits"));
+    let engine = std::env::var("KP_ENGINE")
+        .ok()
+        .map(|e| e.parse().expect("KP_ENGINE: sled or redb"));
     StoreOptions {
         encryption_key,
+        engine,
         ..StoreOptions::default()
     }
 }

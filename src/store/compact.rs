@@ -419,6 +419,37 @@ mod tests {
         assert_eq!(observe(tmp.path()).3, (351..=400).collect::<Vec<_>>());
     }
 
+    /// The rewrite swaps in a database that counts its commits afresh: a
+    /// commit file carried over from the old one would be ahead of it and
+    /// make every later open report sled's log as cut short.
+    #[test]
+    fn a_rewritten_sled_database_reopens_with_its_own_commit_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path(), EngineKind::Sled);
+        let db = tmp.path().join(directory::DB_DIR);
+        let before = engine::sled_commit_recorded(&db).unwrap();
+        let observed = observe(tmp.path());
+        let report = Store::compact(tmp.path(), KEEP_50).unwrap();
+        assert!(report.rewritten && report.keys_copied > 0, "{report:?}");
+        let after = engine::sled_commit_recorded(&db).unwrap();
+        assert!(
+            (1..before).contains(&after),
+            "the commit file holds {after}; the old database's held {before}"
+        );
+        let reopened = observe(tmp.path());
+        assert_eq!((reopened.0, reopened.1), (observed.0, observed.1));
+        // Written to and compacted again, it still opens.
+        let store = Store::open_existing(tmp.path()).unwrap();
+        store
+            .collection(&pods())
+            .unwrap()
+            .ack("auditor", 350)
+            .unwrap();
+        drop(store);
+        Store::compact(tmp.path(), KEEP_50).unwrap();
+        assert_eq!(observe(tmp.path()).2, vec![("auditor".to_string(), 350)]);
+    }
+
     #[test]
     fn a_consumer_already_behind_the_journal_holds_nothing_back() {
         let tmp = tempfile::tempdir().unwrap();

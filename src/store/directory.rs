@@ -624,19 +624,25 @@ pub(crate) fn set_encryption(path: &Path, encryption: Sealing) -> Result<()> {
 fn store_marker(path: &Path, marker: &Marker) -> Result<()> {
     let tmp = path.join(marker_tmp_name());
     let body = serde_json::to_vec_pretty(marker).map_err(|e| Error::encode(MARKER_FILE, e))?;
+    replace_durably(path, &tmp, &path.join(MARKER_FILE), &body)
+}
+
+/// Makes `dst`, a file in directory `dir`, hold `body` (mode 0600), whole or
+/// not at all whatever instant the power fails: written to `tmp`, synced,
+/// renamed over `dst`, and the directory synced.
+pub(crate) fn replace_durably(dir: &Path, tmp: &Path, dst: &Path, body: &[u8]) -> Result<()> {
     let mut f = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(&body).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    let dst = path.join(MARKER_FILE);
-    fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+        .open(tmp)
+        .map_err(|e| Error::io(tmp, e))?;
+    f.write_all(body).map_err(|e| Error::io(tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(tmp, e))?;
+    fs::rename(tmp, dst).map_err(|e| Error::io(dst, e))?;
     // The rename is only durable once the directory entry is.
-    sync_dir(path)
+    sync_dir(dir)
 }
 
 fn secure_tree(path: &Path) -> Result<()> {

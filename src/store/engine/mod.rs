@@ -23,6 +23,11 @@ use super::error::{Error, Result};
 mod redb;
 mod sled;
 
+/// The number of the last durable commit a sled database in `db_dir`
+/// recorded beside its files.
+#[cfg(test)]
+pub(crate) use self::sled::recorded as sled_commit_recorded;
+
 thread_local! {
     static CATCHING_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

@@ -6,6 +6,13 @@
 //! the database into a new directory and swaps it in (see
 //! `store::compact`). It panics on some damage (a truncated log) instead of
 //! returning an error: the panic is caught here and reported as damage.
+//!
+//! sled also reads a log message that fails its checksum as the end of its
+//! log, as it would a write torn by a crash, and opens at the state before
+//! it without an error. So each durable commit is numbered (see
+//! [`durable`]): the number goes into sled, and once sled has flushed it,
+//! into a file beside sled's; an open that finds sled behind that file has
+//! lost commits it acknowledged, and reports the log as damaged.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -20,24 +27,38 @@ use super::{Engine, EngineKind, Scan, WriteBatch};
 use crate::store::error::{out_of_space, Error, Result};
 use crate::store::{directory, DEFAULT_SPACE};
 
+mod durable;
+
+#[cfg(test)]
+pub(crate) use durable::recorded;
+use durable::Commits;
+
 /// sled's name of its default tree, which holds [`DEFAULT_SPACE`].
 const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
 
 pub(crate) struct SledEngine {
     db: sled::Db,
     trees: Mutex<HashMap<String, sled::Tree>>,
+    /// The numbering of durable commits.
+    commits: Commits,
     store: PathBuf,
 }
 
 impl SledEngine {
+    /// Opens the database in `db_dir` of the store at `store`, failing
+    /// with [`Error::Damaged`] when sled opens it at a state older than
+    /// one it acknowledged as durable.
     pub(crate) fn open(db_dir: &Path, store: &Path) -> Result<SledEngine> {
         let config = sled::Config::new().path(db_dir);
-        let db = super::catching(EngineKind::Sled, store, || {
-            config.open().map_err(|e| to_error(store, e))
+        let (db, commits) = super::catching(EngineKind::Sled, store, || {
+            let db = config.open().map_err(|e| to_error(store, e))?;
+            let commits = Commits::open(&db, db_dir, store)?;
+            Ok((db, commits))
         })?;
         Ok(SledEngine {
             db,
             trees: Mutex::new(HashMap::new()),
+            commits,
             store: store.to_path_buf(),
         })
     }
@@ -47,6 +68,7 @@ impl SledEngine {
     }
 
     fn tree(&self, space: &str) -> Result<sled::Tree> {
+        debug_assert!(!durable::is_reserved(space.as_bytes()));
         if space == DEFAULT_SPACE {
             return Ok((*self.db).clone());
         }
@@ -150,8 +172,9 @@ impl Engine for SledEngine {
     }
 
     fn sync(&self) -> Result<()> {
+        let n = self.commits.next(&self.store)?;
         self.db.flush().map_err(|e| self.err(e))?;
-        Ok(())
+        self.commits.flushed(n)
     }
 
     fn spaces(&self) -> Result<Vec<String>> {
@@ -159,6 +182,7 @@ impl Engine for SledEngine {
             .db
             .tree_names()
             .into_iter()
+            .filter(|n| !durable::is_reserved(n))
             .map(|n| {
                 if n == SLED_DEFAULT_TREE {
                     DEFAULT_SPACE.to_string()
@@ -179,14 +203,10 @@ impl Engine for SledEngine {
     }
 }
 
-/// Creates an empty database in `dir` and waits until sled has let go of it.
+/// Creates an empty database in `dir`, with its commit file, and waits
+/// until sled has let go of it.
 pub(crate) fn create(dir: &Path, store: &Path) -> Result<()> {
-    drop(
-        sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| to_error(store, e))?,
-    );
+    drop(SledEngine::open(dir, store)?);
     if !wait_closed(dir) {
         return Err(Error::InUse {
             path: store.to_path_buf(),
