@@ -9,6 +9,10 @@
 //! `KP_CRASH_ROUNDS` sets the number of kill rounds per engine (default
 //! 50), `KP_CRASH_SEED` replays a failing run (the seed is printed).
 //!
+//! `encryption_rewrite_killed` SIGKILLs the rewrite that encrypts a
+//! plaintext store (`KP_ENCRYPT_ROUNDS` rounds per engine, default 20;
+//! `KP_CRASH_SEED` replays it too).
+//!
 //! `crash_soak` is the same test at 1,000 rounds per engine
 //! (`KP_SOAK_ROUNDS` overrides), ignored by default as libtest would:
 //! `cargo test --release --test processes -- --ignored crash_soak`.
@@ -24,12 +28,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kube_persist::store::{
-    Batch, Delta, DictionaryPolicy, EngineKind, Error, JournalLimits, ObjectKey, Store,
-    StoreOptions,
+    Batch, Delta, DictionaryPolicy, EncryptionKey, EngineKind, Error, JournalLimits, ObjectKey,
+    Sealing, Store, StoreOptions,
 };
 use rand::{Rng as _, SeedableRng};
 use serde_json::{json, Value};
-use store_support::{files, pods_id, realistic_pod, Rng};
+use store_support::{copy_dir, disk_leaks, files, pods_id, realistic_pod, Rng};
 
 const CHILD: &str = "KP_CHILD";
 const STORE: &str = "KP_STORE";
@@ -333,6 +337,284 @@ fn crash_consistency_on(engine: EngineKind, rounds: usize) {
     );
 }
 
+/// The key the encryption rewrite seals under.
+fn rewrite_key() -> EncryptionKey {
+    EncryptionKey::from_bytes([0x5a; 32])
+}
+
+/// In every pod's annotations: no plaintext of it may stay on disk once
+/// the store is encrypted.
+const CANARY: &str = "plaintext-canary";
+
+/// A plaintext store of a few hundred realistic pods at `path`, with a
+/// trained dictionary and a journal of additions, changes and deletions;
+/// returns its objects by key.
+fn plaintext_store(path: &Path, engine: EngineKind) -> BTreeMap<String, Value> {
+    let store = Store::open_with(path, options(engine)).unwrap();
+    let c = store.collection(&pods_id()).unwrap();
+    let mut model = BTreeMap::new();
+    let mut rv = 0;
+    let mut pod = |i: u64, rv: u64| {
+        let mut p = realistic_pod(&format!("ns{}", i % 5), &format!("p{i}"), rv, i + rv);
+        p["metadata"]["annotations"] = json!({"note": format!("{CANARY}-{i}-{rv}")});
+        p
+    };
+    for b in 0..6 {
+        let deltas = (0..60)
+            .map(|j| {
+                rv += 1;
+                Delta::Upsert(pod(b * 60 + j, rv))
+            })
+            .collect();
+        c.apply(Batch {
+            deltas,
+            rv: Some(rv.to_string()),
+        })
+        .unwrap();
+    }
+    let mut deltas = Vec::new();
+    for i in (0..360).step_by(7) {
+        rv += 1;
+        deltas.push(if i % 3 == 0 {
+            Delta::Delete(pod(i, rv))
+        } else {
+            Delta::Upsert(pod(i, rv))
+        });
+    }
+    c.apply(Batch {
+        deltas,
+        rv: Some(rv.to_string()),
+    })
+    .unwrap();
+    for o in c.list().unwrap() {
+        model.insert(ObjectKey::of(&o).unwrap().to_string(), o);
+    }
+    model
+}
+
+/// What must survive the rewrite unchanged: objects, journal, last RV.
+#[derive(Debug, PartialEq)]
+struct Content {
+    objects: Vec<Value>,
+    journal: Vec<(u64, String, String, String, std::time::SystemTime, Value)>,
+    last_rv: Option<String>,
+}
+
+/// The content of the pods collection of `store`, after checking that its
+/// records and counters agree ([`Store::check`], `verify`): no record both
+/// missing and counted.
+fn checked_content(store: &Store, at: &str) -> Content {
+    assert_eq!(
+        store.check().unwrap().map(|d| d.to_string()),
+        None,
+        "{at}: check"
+    );
+    let c = store
+        .find_collection(&pods_id())
+        .unwrap()
+        .expect("the pods collection");
+    let report = c.verify().unwrap();
+    assert!(report.is_ok(), "{at}: verify: {report:?}");
+    let objects = c.list().unwrap();
+    let meta = c.meta().unwrap();
+    assert_eq!(
+        meta.objects as usize,
+        objects.len(),
+        "{at}: counted objects"
+    );
+    assert_eq!(c.len(), objects.len(), "{at}: len");
+    let journal = c
+        .journal_since(meta.journal_first_seq.saturating_sub(1))
+        .unwrap();
+    assert_eq!(
+        meta.journal_len as usize,
+        journal.len(),
+        "{at}: counted journal entries"
+    );
+    Content {
+        objects,
+        journal: journal
+            .into_iter()
+            .map(|e| {
+                (
+                    e.seq,
+                    format!("{:?}", e.kind),
+                    e.key.to_string(),
+                    e.rv,
+                    e.at,
+                    e.patch,
+                )
+            })
+            .collect(),
+        last_rv: c.last_rv().unwrap(),
+    }
+}
+
+/// The child rewriter: encrypts the store, printing `SEALED` after each
+/// committed batch and `DONE` once the rewrite returned.
+fn encrypt_rewriter(path: &Path) -> Result<(), Error> {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "START");
+    let _ = out.flush();
+    Store::encrypt_with_progress(path, rewrite_key(), || {
+        let _ = writeln!(out, "SEALED");
+        let _ = out.flush();
+    })?;
+    let _ = writeln!(out, "DONE");
+    let _ = out.flush();
+    Ok(())
+}
+
+fn encryption_rewrite_killed() {
+    let rounds = rounds_from("KP_ENCRYPT_ROUNDS", 20);
+    let seed: u64 = std::env::var("KP_CRASH_SEED")
+        .ok()
+        .map(|s| s.parse().expect("KP_CRASH_SEED must be a number"))
+        .unwrap_or_else(rand::random);
+    for engine in EngineKind::ALL {
+        encryption_rewrite_killed_on(engine, rounds, seed);
+    }
+}
+
+/// Where a kill fell, told from the marker the killed rewrite left.
+#[derive(Debug, Default)]
+struct Landed {
+    /// No record sealed yet: the marker says plaintext.
+    before: usize,
+    /// Sealing under way: the marker says encrypted, unfinished.
+    during: usize,
+    /// Past the commit point (the marker says every record is sealed):
+    /// flushing, or copying the database into fresh files.
+    after_commit: usize,
+    /// After the rewrite returned.
+    after_done: usize,
+}
+
+fn encryption_rewrite_killed_on(engine: EngineKind, rounds: usize, seed: u64) {
+    println!("encryption_rewrite_killed on {engine}: {rounds} rounds, KP_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template");
+    let model = plaintext_store(&template, engine);
+    assert!(model.len() > 200, "{} pods", model.len());
+    let want = checked_content(&Store::open_read_only(&template).unwrap(), "the template");
+    assert_eq!(want.objects, model.values().cloned().collect::<Vec<_>>());
+    let key = rewrite_key();
+    let sealed = Sealing {
+        key_id: key.id(),
+        complete: true,
+    };
+
+    // One uninterrupted rewrite: how many batches it commits, how long it takes.
+    let path = dir.path().join("calibrate");
+    copy_dir(&template, &path);
+    let started = Instant::now();
+    let mut child = spawn("encrypt-rewriter", &path, engine);
+    let lines = lines_of(&mut child);
+    assert!(
+        child.wait().unwrap().success(),
+        "{engine}: the rewrite failed"
+    );
+    let took = started.elapsed();
+    let batches = lines.iter().filter(|l| l == "SEALED").count();
+    assert!(
+        batches >= 3,
+        "{engine}: {batches} batches: too few to kill between"
+    );
+
+    let mut landed = Landed::default();
+    for round in 0..rounds {
+        let at = format!("{engine} round {round} (KP_CRASH_SEED={seed})");
+        let path = dir.path().join(format!("r{round}"));
+        copy_dir(&template, &path);
+        let mut child = spawn("encrypt-rewriter", &path, engine);
+        let lines = lines_of(&mut child);
+        let mut seen = Vec::new();
+        if round % 4 == 0 {
+            // Anywhere: while it starts, opens, seals, copies, or after.
+            let micros = took.as_micros() as u64 * 5 / 4;
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..=micros)));
+        } else {
+            // Between (or inside) batches: after the k-th has committed.
+            let k = rng.random_range(1..=batches);
+            while seen.iter().filter(|l| *l == "SEALED").count() < k {
+                let line = lines.recv_timeout(Duration::from_secs(60));
+                seen.push(line.unwrap_or_else(|_| panic!("{at}: the rewrite stopped early")));
+            }
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..3_000)));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        seen.extend(lines.iter());
+
+        let sealing = Store::encryption_of(&path).unwrap();
+        match sealing {
+            None => landed.before += 1,
+            Some(s) => {
+                assert_eq!(s.key_id, key.id(), "{at}");
+                if !s.complete {
+                    landed.during += 1;
+                } else if seen.iter().any(|l| l == "DONE") {
+                    landed.after_done += 1;
+                } else {
+                    landed.after_commit += 1;
+                }
+            }
+        }
+        // Opens, without the key while nothing is sealed, only with it after.
+        let reader = match sealing {
+            None => Store::open_read_only(&path),
+            Some(_) => {
+                let err = Store::open_read_only(&path).err();
+                assert!(
+                    matches!(err, Some(Error::KeyNeeded { .. })),
+                    "{at}: {err:?}"
+                );
+                Store::open_read_only_with_key(&path, Some(key.clone()))
+            }
+        }
+        .unwrap_or_else(|e| panic!("{at}: open after the kill: {e}"));
+        assert!(
+            checked_content(&reader, &at) == want,
+            "{at}: content differs from the store's before the rewrite"
+        );
+        drop(reader);
+
+        // The rewrite, run again, finishes: every record sealed.
+        Store::encrypt(&path, key.clone()).unwrap_or_else(|e| panic!("{at}: rewrite again: {e}"));
+        assert_eq!(Store::encryption_of(&path).unwrap(), Some(sealed), "{at}");
+        let options = StoreOptions {
+            encryption_key: Some(key.clone()),
+            ..options(engine)
+        };
+        // Opened with the key of a store marked complete, a plaintext
+        // record is damage: `check` reads every record.
+        let store = Store::open_existing_with(&path, options).unwrap();
+        assert!(
+            checked_content(&store, &at) == want,
+            "{at}: content after the second rewrite"
+        );
+        drop(store);
+        let leaks = disk_leaks(&path, &[CANARY]);
+        assert!(leaks.is_empty(), "{at}: plaintext left: {leaks:#?}");
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+    assert!(
+        landed.during > 0,
+        "{engine}: no kill fell while records were being sealed: {landed:?}"
+    );
+    println!(
+        "encryption_rewrite_killed on {engine}: {rounds} rounds ok, {batches} batches per rewrite, \
+         rewrite {:.0} ms; kills before sealing began: {}, while sealing (before the commit point): {}, \
+         after the commit point (flushing or copying to fresh files): {}, after the rewrite returned: {}",
+        took.as_secs_f64() * 1000.0,
+        landed.before,
+        landed.during,
+        landed.after_commit,
+        landed.after_done
+    );
+}
+
 fn lock_held_by_another_process() {
     for engine in EngineKind::ALL {
         lock_held_on(engine);
@@ -378,6 +660,7 @@ fn main() {
         let result = match role.as_str() {
             "crash-writer" => crash_writer(Path::new(&path), engine),
             "lock-holder" => lock_holder(Path::new(&path)),
+            "encrypt-rewriter" => encrypt_rewriter(Path::new(&path)),
             other => panic!("unknown child role {other}"),
         };
         if let Err(e) = result {
@@ -387,8 +670,13 @@ fn main() {
         return;
     }
     // (name, test, ignored unless asked for)
-    let tests: [(&str, fn(), bool); 3] = [
+    let tests: [(&str, fn(), bool); 4] = [
         ("crash_consistency", crash_consistency, false),
+        (
+            "encryption_rewrite_killed",
+            encryption_rewrite_killed,
+            false,
+        ),
         (
             "lock_held_by_another_process",
             lock_held_by_another_process,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 use kube_persist::inspect::resource;
 use kube_persist::inspect::summary::{self, CollectionSummary, State, StoreSummary};
+use kube_persist::store::{self, Sealing, Store};
 use serde_json::{json, Value};
 
 use super::target::StoreDir;
@@ -33,12 +34,34 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = age::now()?;
-    let store = args.store.open()?;
+    // From the marker, without the key: a key id is a public fingerprint,
+    // and an operator without the key must still learn which one it takes.
+    let encryption = Store::encryption_of(&args.store.dir)?;
+    let store = match args.store.open() {
+        Ok(store) => store,
+        Err(e) if is_key_error(&e) => {
+            let mut out = output::stdout();
+            match args.output {
+                Format::Json => output::json(
+                    &mut out,
+                    &json!({"path": args.store.dir, "encryption": encryption_json(encryption)}),
+                )?,
+                Format::Text => write_store_lines(&mut out, &args.store.dir, encryption)?,
+            }
+            out.flush()?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let summary = summary::summarize(&store)?;
     let mut out = output::stdout();
     match args.output {
-        Format::Json => output::json(&mut out, &to_json(&summary))?,
-        Format::Text => write_text(&mut out, &summary, now)?,
+        Format::Json => {
+            let mut body = to_json(&summary);
+            body["encryption"] = encryption_json(encryption);
+            output::json(&mut out, &body)?
+        }
+        Format::Text => write_text(&mut out, &summary, encryption, now)?,
     }
     out.flush()?;
     if let Some(damage) = &summary.damage {
@@ -59,8 +82,54 @@ fn state_word(state: State) -> &'static str {
     }
 }
 
-fn write_text(out: &mut impl Write, s: &StoreSummary, now: Timestamp) -> anyhow::Result<()> {
-    writeln!(out, "Store:          {}", s.path.display())?;
+/// Whether `e` is a store that needs another key than the one given (or one).
+fn is_key_error(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<store::Error>(),
+        Some(store::Error::KeyNeeded { .. } | store::Error::WrongKey { .. })
+    )
+}
+
+/// What the marker says of encryption, in words.
+fn encryption_words(encryption: Option<Sealing>) -> String {
+    match encryption {
+        None => "none (records are plaintext)".to_string(),
+        Some(s) if s.complete => format!("{CIPHER}, key id {}", s.key_id),
+        Some(s) => format!(
+            "{CIPHER}, key id {}; unfinished (some records are plaintext until a writer opens the store with the key)",
+            s.key_id
+        ),
+    }
+}
+
+fn encryption_json(encryption: Option<Sealing>) -> Value {
+    encryption.map_or(
+        Value::Null,
+        |s| json!({"algorithm": CIPHER, "keyId": s.key_id.to_string(), "complete": s.complete}),
+    )
+}
+
+/// The AEAD every sealed record is under (see `kube_persist::store::encryption`).
+const CIPHER: &str = "XChaCha20-Poly1305";
+
+/// The lines that need neither the key nor the database.
+fn write_store_lines(
+    out: &mut impl Write,
+    path: &std::path::Path,
+    encryption: Option<Sealing>,
+) -> anyhow::Result<()> {
+    writeln!(out, "Store:          {}", path.display())?;
+    writeln!(out, "Encryption:     {}", encryption_words(encryption))?;
+    Ok(())
+}
+
+fn write_text(
+    out: &mut impl Write,
+    s: &StoreSummary,
+    encryption: Option<Sealing>,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    write_store_lines(out, &s.path, encryption)?;
     writeln!(out, "Collections:    {}", s.collections.len())?;
     writeln!(out, "Bytes on disk:  {}", bytes(s.bytes_on_disk))?;
     writeln!(out, "Raw JSON:       {}", bytes(s.raw_bytes()))?;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use kube_persist::informer::{FailureCause, Informer, LastFailure, ResourceSpec, State};
 use kube_persist::inspect::key;
-use kube_persist::store::EngineKind;
+use kube_persist::store::{EngineKind, Store};
 use kube_persist::watcher;
 use tokio::time::Instant;
 
@@ -176,6 +176,11 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         ..watcher::Config::default()
     };
     config.validate()?;
+    // Whether the store needs a key is local knowledge: a missing or wrong
+    // key is said at once, not after discovery tried the network.
+    let key = args.key.load()?;
+    Store::check_key(&args.store, key.as_ref())
+        .with_context(|| format!("opening store {}", args.store.display()))?;
     let client = client(server).await?;
     let resolve = ResourceSpec::resolve(&client, &args.resource);
     let spec = match deadline {
@@ -200,7 +205,7 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(engine) = args.engine {
         builder = builder.engine(engine);
     }
-    if let Some(key) = args.key.load()? {
+    if let Some(key) = key {
         builder = builder.encryption_key(key);
     }
     let informer = builder

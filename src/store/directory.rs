@@ -74,9 +74,10 @@ fn full_format_of(engine: EngineKind, sealed: bool) -> String {
     format!("{}{suffix}", format_of(engine))
 }
 
-/// What the marker says about at-rest encryption.
+/// What the marker says about at-rest encryption: public knowledge, read
+/// without the key ([`crate::store::Store::encryption_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Sealing {
+pub struct Sealing {
     /// The id of the key records are sealed under.
     #[serde(with = "key_id_hex")]
     pub key_id: KeyId,
@@ -596,6 +597,17 @@ fn read_marker_full(path: &Path) -> Result<Option<Marker>> {
 pub(crate) fn write_marker(path: &Path, schema_version: u32, engine: EngineKind) -> Result<()> {
     let found = read_marker_full(path).ok().flatten();
     let encryption = found.as_ref().and_then(|m| m.encryption);
+    write_marker_sealed(path, schema_version, engine, encryption)
+}
+
+/// Writes the marker of the store at `path`, saying `encryption`.
+pub(crate) fn write_marker_sealed(
+    path: &Path,
+    schema_version: u32,
+    engine: EngineKind,
+    encryption: Option<Sealing>,
+) -> Result<()> {
+    let found = read_marker_full(path).ok().flatten();
     store_marker(
         path,
         &Marker {

@@ -45,13 +45,28 @@ impl Store {
     /// rewrites the files. The old files are unlinked, not overwritten: the
     /// filesystem may keep their blocks until it reuses them.
     pub fn encrypt(path: impl AsRef<Path>, key: EncryptionKey) -> Result<()> {
+        Store::encrypt_with_progress(path, key, || {})
+    }
+
+    /// [`Store::encrypt`], calling `progress` after each batch of records
+    /// it seals and commits (at most 256 records each).
+    pub fn encrypt_with_progress(
+        path: impl AsRef<Path>,
+        key: EncryptionKey,
+        mut progress: impl FnMut(),
+    ) -> Result<()> {
         let path = path.as_ref();
         let options = StoreOptions {
             encryption_key: Some(key.clone()),
             ..StoreOptions::default()
         };
         // Opening with the key seals every record.
-        Store::open_existing_with(path, options)?.flush()?;
+        Store::open_locked_sealing(
+            directory::StoreDir::open(path, false)?,
+            options,
+            &mut progress,
+        )?
+        .flush()?;
         compact::copy_to_fresh_files(path)?;
         Ok(())
     }
@@ -59,7 +74,11 @@ impl Store {
     /// Seals every plaintext record under the store's key and records in
     /// the marker that all are (see the module's documentation); returns
     /// how many records were sealed.
-    pub(crate) fn seal_all(&self, key: &EncryptionKey) -> Result<u64> {
+    pub(crate) fn seal_all(
+        &self,
+        key: &EncryptionKey,
+        sealed_batch: &mut dyn FnMut(),
+    ) -> Result<u64> {
         let path = self.path().to_path_buf();
         directory::set_encryption(
             &path,
@@ -70,7 +89,7 @@ impl Store {
         )?;
         let mut sealed = 0;
         for id in self.collections()? {
-            sealed += seal_collection(&self.collection(&id)?, key, usize::MAX)?;
+            sealed += seal_collection(&self.collection(&id)?, key, usize::MAX, sealed_batch)?;
         }
         self.flush()?;
         directory::set_encryption(
@@ -93,7 +112,12 @@ impl Store {
 /// Seals the plaintext object records and journal entries of `c`, a batch
 /// at a time (at most `max_batches` per family: tests stop it there, as a
 /// crash would), and removes its dictionaries; returns how many were sealed.
-fn seal_collection(c: &Collection, key: &EncryptionKey, max_batches: usize) -> Result<u64> {
+fn seal_collection(
+    c: &Collection,
+    key: &EncryptionKey,
+    max_batches: usize,
+    sealed_batch: &mut dyn FnMut(),
+) -> Result<u64> {
     let inner = &c.inner;
     let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
     let mut ctx = ZstdContext::new(inner.shared.options.compression_level);
@@ -153,6 +177,7 @@ fn seal_collection(c: &Collection, key: &EncryptionKey, max_batches: usize) -> R
             inner.commit(sb)?;
             *inner.state.write().unwrap_or_else(PoisonError::into_inner) = st;
             sealed += n;
+            sealed_batch();
         }
     }
     let mut st = inner.state();
@@ -191,13 +216,11 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn an_interrupted_encryption_reads_both_kinds_and_finishes_on_the_next_open() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("s");
-        let n = BATCH * 2 + 10;
+    /// A store of `n` config maps whose encryption under `key` stopped, as
+    /// a crash would stop it, after the first batch of each family.
+    fn half_encrypted(path: &Path, key: &EncryptionKey, n: usize) {
         {
-            let store = Store::open(&path).unwrap();
+            let store = Store::open(path).unwrap();
             let deltas = (0..n)
                 .map(|i| {
                     Delta::Upsert(json!({"metadata": {"name": format!("c{i:04}"), "namespace": "ns",
@@ -207,20 +230,47 @@ mod tests {
             let rv = Some(n.to_string());
             configmaps(&store).apply(Batch { deltas, rv }).unwrap();
         }
-        let key = EncryptionKey::from_bytes([3; 32]);
-        {
-            // What a crash after the first batch of each family leaves.
-            let store = Store::open(&path).unwrap();
-            let sealing = Sealing {
-                key_id: key.id(),
-                complete: false,
-            };
-            directory::set_encryption(&path, sealing).unwrap();
-            let c = configmaps(&store);
-            assert_eq!(seal_collection(&c, &key, 1).unwrap(), 2 * BATCH as u64);
-            let objects = sealed_under(&c, prefix::OBJECT);
-            assert_eq!(objects.iter().filter(|k| k.is_some()).count(), BATCH);
+        let store = Store::open(path).unwrap();
+        let sealing = Sealing {
+            key_id: key.id(),
+            complete: false,
+        };
+        directory::set_encryption(path, sealing).unwrap();
+        let c = configmaps(&store);
+        assert_eq!(
+            seal_collection(&c, key, 1, &mut || {}).unwrap(),
+            2 * BATCH as u64
+        );
+        let objects = sealed_under(&c, prefix::OBJECT);
+        assert_eq!(objects.iter().filter(|k| k.is_some()).count(), BATCH);
+    }
+
+    /// Opens the store at `path` for writing with `key`, which finishes its
+    /// encryption: every one of its `n` objects and journal entries sealed.
+    fn finished_on_open(path: &Path, key: &EncryptionKey, n: usize) -> (Store, Collection) {
+        let options = StoreOptions {
+            encryption_key: Some(key.clone()),
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(path, options).unwrap();
+        assert!(store.shared.all_sealed());
+        let c = configmaps(&store);
+        assert_eq!(c.list().unwrap().len(), n);
+        for family in [prefix::OBJECT, prefix::JOURNAL] {
+            let ids = sealed_under(&c, family);
+            assert_eq!(ids.len(), n);
+            assert!(ids.iter().all(|k| *k == Some(key.id())));
         }
+        (store, c)
+    }
+
+    #[test]
+    fn an_interrupted_encryption_reads_both_kinds_and_finishes_on_the_next_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        let n = BATCH * 2 + 10;
+        let key = EncryptionKey::from_bytes([3; 32]);
+        half_encrypted(&path, &key, n);
         assert!(matches!(
             Store::open_read_only(&path),
             Err(Error::KeyNeeded { .. })
@@ -232,19 +282,7 @@ mod tests {
             assert_eq!(c.list().unwrap().len(), n);
             assert_eq!(c.journal_since(0).unwrap().len(), n);
         }
-        let options = StoreOptions {
-            encryption_key: Some(key.clone()),
-            ..StoreOptions::default()
-        };
-        let store = Store::open_with(&path, options).unwrap();
-        assert!(store.shared.all_sealed());
-        let c = configmaps(&store);
-        for family in [prefix::OBJECT, prefix::JOURNAL] {
-            let ids = sealed_under(&c, family);
-            assert_eq!(ids.len(), n);
-            assert!(ids.iter().all(|k| *k == Some(key.id())));
-        }
-        assert_eq!(c.list().unwrap().len(), n);
+        let (_store, c) = finished_on_open(&path, &key, n);
         // The counters were kept in step with the rewritten records.
         let size = |family: u8| -> u64 {
             c.inner
@@ -274,5 +312,32 @@ mod tests {
             .get(&crate::store::ObjectKey::namespaced("ns", "c0000"))
             .unwrap_err();
         assert!(err.to_string().contains("not encrypted"), "{err}");
+    }
+
+    #[test]
+    fn a_lost_marker_of_an_interrupted_encryption_is_restored_unfinished() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        let n = BATCH + 10;
+        let key = EncryptionKey::from_bytes([4; 32]);
+        half_encrypted(&path, &key, n);
+        std::fs::remove_file(path.join(directory::MARKER_FILE)).unwrap();
+        // Plaintext records beside sealed ones: encrypted, not finished, so
+        // that the next open with the key seals the rest (a marker saying
+        // "complete" would make the plaintext ones damage; one saying
+        // "plaintext" would make the sealed ones damage).
+        let repair = Store::repair_marker(&path).unwrap().unwrap();
+        let unfinished = Sealing {
+            key_id: key.id(),
+            complete: false,
+        };
+        assert_eq!(repair.encryption, Some(unfinished));
+        assert!(!repair.checked);
+        assert!(matches!(
+            Store::open(&path),
+            Err(Error::KeyNeeded { key_id, .. }) if key_id == key.id()
+        ));
+        let (store, _c) = finished_on_open(&path, &key, n);
+        assert!(store.check().unwrap().is_none());
     }
 }

@@ -81,6 +81,7 @@ pub use verify::{Problem, VerifyReport};
 /// The schema version this build writes (and migrates older stores to).
 pub use crate::migrations::SCHEMA_VERSION;
 
+pub use directory::Sealing;
 use directory::StoreDir;
 
 /// Identity of a watched resource: what a collection in the store holds.
@@ -403,6 +404,30 @@ impl Store {
         }))
     }
 
+    /// Whether and under which key the store at `path` is encrypted, as its
+    /// marker says; `None` for a plaintext store. Needs neither the key (a
+    /// key id is a public fingerprint) nor the lock: a writer replaces the
+    /// marker atomically. Fails as opening would on a directory that is not
+    /// a store.
+    pub fn encryption_of(path: impl AsRef<Path>) -> Result<Option<Sealing>> {
+        let path = path.as_ref();
+        directory::check_is_store(path)?;
+        Ok(directory::read_marker(path)?.encryption)
+    }
+
+    /// Fails as opening the store at `path` with `key` would for the key
+    /// alone ([`Error::KeyNeeded`], [`Error::WrongKey`]), without opening
+    /// it: a command that would reach the network first checks what it
+    /// can know locally. A directory that is not (yet) a store passes.
+    pub fn check_key(path: impl AsRef<Path>, key: Option<&EncryptionKey>) -> Result<()> {
+        let path = path.as_ref();
+        match Store::encryption_of(path) {
+            Ok(sealing) => check_key(path, sealing, key),
+            Err(Error::NotAStore { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The engine the store is kept in.
     pub fn engine(&self) -> EngineKind {
         self.shared.db.kind()
@@ -421,7 +446,17 @@ impl Store {
     }
 
     /// Opens the store in `dir`, whose lock the caller holds.
-    fn open_locked(mut dir: StoreDir, options: StoreOptions) -> Result<Store> {
+    fn open_locked(dir: StoreDir, options: StoreOptions) -> Result<Store> {
+        Store::open_locked_sealing(dir, options, &mut || {})
+    }
+
+    /// [`Store::open_locked`], calling `sealed_batch` after each batch an
+    /// encryption on open commits.
+    fn open_locked_sealing(
+        mut dir: StoreDir,
+        options: StoreOptions,
+        sealed_batch: &mut dyn FnMut(),
+    ) -> Result<Store> {
         let supported = crate::migrations::SCHEMA_VERSION;
         let path = dir.path.clone();
         let path = path.as_path();
@@ -488,7 +523,7 @@ impl Store {
             access: Access::Exclusive(dir),
         });
         if let (Some(key), false) = (&store.shared.options.encryption_key, complete) {
-            store.seal_all(key)?;
+            store.seal_all(key, sealed_batch)?;
         }
         Ok(store)
     }
@@ -506,20 +541,7 @@ impl Store {
 
     /// Every collection the store holds.
     pub fn collections(&self) -> Result<Vec<CollectionId>> {
-        let mut out = Vec::new();
-        for item in engine::scan_prefix(self.db(), DEFAULT_SPACE, REGISTRY_PREFIX.as_bytes())? {
-            let (k, v) = item?;
-            let id = serde_json::from_slice(&v).map_err(|e| {
-                Error::corrupt_by(
-                    &String::from_utf8_lossy(&k[REGISTRY_PREFIX.len()..]),
-                    "registry",
-                    "collection id does not parse",
-                    e,
-                )
-            })?;
-            out.push(id);
-        }
-        Ok(out)
+        registered(self.db())
     }
 
     /// Open or create a collection.
@@ -694,6 +716,24 @@ pub fn catching_storage_panic() -> bool {
 const LOST_COLLECTIONS: &str = "the database holds no collections although the store registered some: its log was truncated or replaced";
 
 /// Whether the database registers any collection.
+/// Every collection the registry of `db` holds.
+fn registered(db: &dyn engine::Engine) -> Result<Vec<CollectionId>> {
+    let mut out = Vec::new();
+    for item in engine::scan_prefix(db, DEFAULT_SPACE, REGISTRY_PREFIX.as_bytes())? {
+        let (k, v) = item?;
+        let id = serde_json::from_slice(&v).map_err(|e| {
+            Error::corrupt_by(
+                &String::from_utf8_lossy(&k[REGISTRY_PREFIX.len()..]),
+                "registry",
+                "collection id does not parse",
+                e,
+            )
+        })?;
+        out.push(id);
+    }
+    Ok(out)
+}
+
 fn holds_collections(db: &dyn engine::Engine) -> Result<bool> {
     match engine::scan_prefix(db, DEFAULT_SPACE, REGISTRY_PREFIX.as_bytes())?.next() {
         None => Ok(false),

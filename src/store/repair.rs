@@ -1,20 +1,36 @@
 //! Restoring the marker of a store that lost it (deleted by hand or by a
 //! clean-up script): the database holds everything; the marker only says
-//! which engine and schema wrote it, and without it nothing opens the store.
+//! which engine and schema wrote it, and whether and under which key its
+//! records are sealed. Without it nothing opens the store.
 
 use std::path::Path;
 
-use super::directory::{self, MARKER_MISSING};
+use super::directory::{self, Sealing, MARKER_MISSING};
+use super::encryption::{EncryptionKey, KeyId};
 use super::engine::{self, EngineKind};
-use super::{holds_collections, CollectionId, Error, Result, Store};
+use super::key::prefix;
+use super::record;
+use super::{
+    check_key, collection_space, holds_collections, registered, CollectionId, Error, Result, Store,
+    StoreOptions,
+};
 
 /// What [`Store::repair_marker`] restored.
 #[derive(Debug, Clone)]
 pub struct MarkerRepair {
     /// The engine, told from the database's files.
     pub engine: EngineKind,
-    /// The collections the database registers, each checked to open.
+    /// The collections the database registers, each checked to open (when
+    /// the store is encrypted, only with its key: see [`Self::checked`]).
     pub collections: Vec<CollectionId>,
+    /// Whether and under which key the records are sealed, told from their
+    /// envelopes; `complete: false` when some are still plaintext (an
+    /// encryption was interrupted; the next open with the key finishes it).
+    pub encryption: Option<Sealing>,
+    /// Whether the store was opened and each collection's state read. Not
+    /// for an encrypted store repaired without its key: its engine opened
+    /// and its registry and record envelopes read, nothing more.
+    pub checked: bool,
 }
 
 /// A directory without a marker whose database registers nothing: nothing
@@ -30,6 +46,39 @@ const NO_COLLECTIONS: &str =
 /// as corrupt rather than rewritten.
 const FIRST_SCHEMA: u32 = 1;
 
+/// How the records of `db` are sealed, told from the key id in their
+/// envelopes (every sealed record carries it): `None` when none is sealed.
+/// Records that do not decode are left to `verify`: they tell nothing.
+fn sealing_of_records(db: &dyn engine::Engine, path: &Path) -> Result<Option<Sealing>> {
+    let (mut key_id, mut plaintext): (Option<KeyId>, bool) = (None, false);
+    for id in registered(db)? {
+        let space = collection_space(&id.name());
+        for family in [prefix::OBJECT, prefix::JOURNAL] {
+            for item in engine::scan_prefix(db, &space, &[family])? {
+                let (_, value) = item?;
+                let Ok(framed) = record::decode_framed(&value) else {
+                    continue;
+                };
+                match (framed.key_id, key_id) {
+                    (None, _) => plaintext = true,
+                    (Some(found), Some(first)) if found != first => {
+                        return Err(Error::damaged(
+                            path,
+                            directory::DB_DIR,
+                            format!("records are sealed under two keys, {first} and {found}: no marker can say both"),
+                        ))
+                    }
+                    (Some(found), _) => key_id = Some(found),
+                }
+            }
+        }
+    }
+    Ok(key_id.map(|key_id| Sealing {
+        key_id,
+        complete: !plaintext,
+    }))
+}
+
 impl Store {
     /// Restores the marker (`kube-persist.json`) of the store at `path`
     /// when it is missing but `db/` holds a database: the engine is told
@@ -43,7 +92,23 @@ impl Store {
     /// [`Error::NotAStore`] when `path` holds no database, or one that
     /// registers no collection; [`Error::Damaged`] when the engine cannot
     /// open it; [`Error::InUse`] when a process has it open.
+    ///
+    /// The key id of an encrypted store is recovered from its records'
+    /// envelopes, so the marker says the store is encrypted (and, if some
+    /// records are still plaintext, that its encryption is unfinished).
+    /// Such a store is opened only with its key; without it the marker is
+    /// written after the engine's check alone (see [`MarkerRepair::checked`]).
     pub fn repair_marker(path: impl AsRef<Path>) -> Result<Option<MarkerRepair>> {
+        Store::repair_marker_with_key(path, None)
+    }
+
+    /// [`Store::repair_marker`] of a store that may be encrypted: `key`
+    /// opens it to check every collection. Another key than the records'
+    /// fails with [`Error::WrongKey`] and writes nothing.
+    pub fn repair_marker_with_key(
+        path: impl AsRef<Path>,
+        key: Option<EncryptionKey>,
+    ) -> Result<Option<MarkerRepair>> {
         let path = path.as_ref();
         match directory::check_is_store(path) {
             Ok(()) => return Ok(None),
@@ -61,18 +126,35 @@ impl Store {
         };
         let kind = directory::engine_of_files(path).ok_or_else(|| not_a_store(NO_COLLECTIONS))?;
         let db_dir = path.join(directory::DB_DIR);
-        let holds = {
+        let found = (|| -> Result<Option<(Vec<CollectionId>, Option<Sealing>)>> {
             let db = engine::open(kind, &db_dir, path)?;
-            holds_collections(db.as_ref())?
-        };
+            if !holds_collections(db.as_ref())? {
+                return Ok(None);
+            }
+            Ok(Some((
+                registered(db.as_ref())?,
+                sealing_of_records(db.as_ref(), path)?,
+            )))
+        })();
         engine::wait_closed(kind, &db_dir);
-        if !holds {
-            return Err(not_a_store(NO_COLLECTIONS));
+        let (collections, encryption) = found?.ok_or_else(|| not_a_store(NO_COLLECTIONS))?;
+        // Before anything is written: a wrong key is the caller's mistake,
+        // not a reason to doubt the records.
+        if key.is_some() {
+            check_key(path, encryption, key.as_ref())?;
         }
-        directory::write_marker(path, FIRST_SCHEMA, kind)?;
+        directory::write_marker_sealed(path, FIRST_SCHEMA, kind, encryption)?;
         drop(lock);
+        let checked = encryption.is_none() || key.is_some();
         let opened = (|| -> Result<Vec<CollectionId>> {
-            let store = Store::open_existing(path)?;
+            if !checked {
+                return Ok(collections);
+            }
+            let options = StoreOptions {
+                encryption_key: key,
+                ..StoreOptions::default()
+            };
+            let store = Store::open_existing_with(path, options)?;
             let collections = store.collections()?;
             for id in &collections {
                 store.collection(id)?.meta()?;
@@ -83,6 +165,8 @@ impl Store {
             Ok(collections) => Ok(Some(MarkerRepair {
                 engine: kind,
                 collections,
+                encryption,
+                checked,
             })),
             Err(err) => {
                 // As found: a marker that names a store which does not open

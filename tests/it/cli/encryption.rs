@@ -156,3 +156,146 @@ fn a_damaged_encrypted_record_is_exit_5_not_a_key_error() {
 fn get_web_0(dir: &str, key: &str) -> Run {
     kp(&["get", dir, "-r", "pods", "default/web-0", "--key-file", key])
 }
+
+/// The id `inspect` and `repair` print for [`KEY`].
+fn key_id() -> String {
+    kube_persist::store::EncryptionKey::from_hex(KEY, "test")
+        .unwrap()
+        .id()
+        .to_string()
+}
+
+crate::engine_test! {
+    fn repair_restores_the_marker_of_an_encrypted_store_with_its_key_id(engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        super::super::repair::store_on(engine, &path);
+        let dir = path.to_str().unwrap();
+        let key = key_file(tmp.path(), "key", KEY, 0o600);
+        let key = key.to_str().unwrap();
+        let other = key_file(tmp.path(), "other", OTHER, 0o600);
+        let other = other.to_str().unwrap();
+        ok(&["encrypt", dir, "--key-file", key]);
+        let listed = ok(&["list", dir, "-r", "pods", "-o", "json", "--key-file", key]);
+        let marker = path.join("kube-persist.json");
+        let original = super::super::repair::json_of(&marker);
+        assert_eq!(original["encryption"]["key_id"], key_id().as_str(), "{original}");
+        let id = key_id();
+
+        // Without the key: the key id comes from the records' envelopes.
+        std::fs::remove_file(&marker).unwrap();
+        let r = kp(&["repair", dir]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains(&format!(", encrypted under key {id}; its records were not opened")), "{}", r.stdout);
+        let repaired = super::super::repair::json_of(&marker);
+        for field in ["format", "engine", "encryption"] {
+            assert_eq!(repaired[field], original[field], "{field}: {repaired}");
+        }
+        let r = kp(&["get", dir, "-r", "pods", "default/web-0"]);
+        assert_eq!(r.code, 9, "{}", r.stderr);
+        assert!(r.stderr.contains("a key is needed"), "{}", r.stderr);
+        let r = kp(&["list", dir, "-r", "pods", "--key-file", other]);
+        assert_eq!(r.code, 9, "{}", r.stderr);
+        assert!(r.stderr.contains("but the key given is"), "{}", r.stderr);
+        let got = ok(&["get", dir, "-r", "pods", "default/web-0", "--key-file", key]);
+        assert!(got.contains("name: web-0"), "{got}");
+        assert_eq!(ok(&["list", dir, "-r", "pods", "-o", "json", "--key-file", key]), listed);
+        let r = kp(&["verify", dir, "--key-file", key]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+        // With a wrong key nothing is written; with the right one every
+        // collection is opened.
+        std::fs::remove_file(&marker).unwrap();
+        let r = kp(&["repair", dir, "--key-file", other]);
+        assert_eq!(r.code, 9, "{}", r.stderr);
+        assert!(r.stderr.contains(&format!("encrypted under key {id}, but the key given is")), "{}", r.stderr);
+        assert!(!marker.exists());
+        let r = kp(&["repair", dir, "--key-file", key]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.ends_with(&format!("), encrypted under key {id}\n")), "{}", r.stdout);
+        let repaired = super::super::repair::json_of(&marker);
+        assert_eq!(repaired["encryption"], original["encryption"], "{repaired}");
+        assert_eq!(ok(&["list", dir, "-r", "pods", "-o", "json", "--key-file", key]), listed);
+        let r = kp(&["list", dir, "-r", "pods"]);
+        assert_eq!(r.code, 9, "{}", r.stderr);
+    }
+}
+
+#[test]
+fn sync_without_the_key_or_with_another_exits_9_before_trying_the_server() {
+    let (tmp, dir, _key) = encrypted_store();
+    let other = key_file(tmp.path(), "other", OTHER, 0o600);
+    let other = other.to_str().unwrap();
+    // widgets need discovery: the network would be tried first.
+    for resource in ["pods", "widgets"] {
+        let sync = [
+            "sync",
+            "--store",
+            &dir,
+            "--resource",
+            resource,
+            "--server",
+            "http://127.0.0.1:1",
+            "--until-synced",
+            "--sync-timeout",
+            "60",
+        ];
+        let r = kp(&sync);
+        assert_eq!(r.code, 9, "{resource}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("a key is needed") && r.stderr.contains("--key-file"),
+            "{resource}: {}",
+            r.stderr
+        );
+        let mut wrong = sync.to_vec();
+        wrong.extend(["--key-file", other]);
+        let r = kp(&wrong);
+        assert_eq!(r.code, 9, "{resource}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "is encrypted under key {}, but the key given is",
+                key_id()
+            )),
+            "{resource}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn inspect_says_whether_a_store_is_encrypted_and_under_which_key_id() {
+    let (_tmp, plain) = store_dir();
+    fixture(plain.as_ref());
+    let text = ok(&["inspect", &plain]);
+    assert_has_lines(&text, &["Encryption:     none (records are plaintext)"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", &plain, "-o", "json"])).unwrap();
+    assert_eq!(json["encryption"], serde_json::Value::Null, "{json}");
+    assert!(
+        json["collections"].as_array().is_some_and(|c| c.len() == 4),
+        "{json}"
+    );
+
+    let (_tmp, dir, key) = encrypted_store();
+    let line = format!("Encryption:     XChaCha20-Poly1305, key id {}", key_id());
+    let want =
+        serde_json::json!({"algorithm": "XChaCha20-Poly1305", "keyId": key_id(), "complete": true});
+    let text = ok(&["inspect", &dir, "--key-file", &key]);
+    assert_has_lines(&text, &[&line]);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", &dir, "-o", "json", "--key-file", &key])).unwrap();
+    assert_eq!(json["encryption"], want, "{json}");
+    assert!(
+        json["collections"].as_array().is_some_and(|c| c.len() == 4),
+        "{json}"
+    );
+    // Without the key: what the marker says, then exit 9 for the rest.
+    let r = kp(&["inspect", &dir]);
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("Store:          {dir}\n{line}\n"));
+    assert!(r.stderr.contains("a key is needed"), "{}", r.stderr);
+    let r = kp(&["inspect", &dir, "-o", "json"]);
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json, serde_json::json!({"path": dir, "encryption": want}));
+}

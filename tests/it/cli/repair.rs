@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::cli::*;
 
 /// A closed store on `engine` at `dir`, holding pods and a config map.
-fn store_on(engine: EngineKind, dir: &Path) {
+pub(super) fn store_on(engine: EngineKind, dir: &Path) {
     let _guard = fork_guard();
     let options = StoreOptions {
         engine: Some(engine),
@@ -30,7 +30,7 @@ fn store_on(engine: EngineKind, dir: &Path) {
     );
 }
 
-fn json_of(path: &Path) -> Value {
+pub(super) fn json_of(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
