@@ -13,7 +13,7 @@ use super::driver::Driver;
 use super::metrics::Metrics;
 use super::{blocking, rv_number, Error, Informer, Result, Shared, State};
 use crate::store::{CollectionId, EncryptionKey, EngineKind, IndexFn, Store, StoreOptions};
-use crate::watcher::{self, ApiSource, Stats, Transform};
+use crate::watcher::{self, ApiSource, ListWatch, Stats, Transform};
 
 /// What to watch: the resource's API identity and whether it is namespaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +243,22 @@ impl InformerBuilder {
     /// fresh one. A store given open that is damaged fails with the store's
     /// [`Damaged`](crate::store::Error::Damaged) error.
     pub async fn start(self) -> Result<Informer> {
+        let source = ApiSource::new(
+            self.client.clone(),
+            &self.resource.api,
+            self.namespace.as_deref(),
+        );
+        self.start_with_source(source).await
+    }
+
+    /// [`Self::start`] over any source of lists and watches: the crate's
+    /// tests give a scripted one, so that what the informer does over time
+    /// (batch windows, resyncs, backoffs, relists) runs on tokio's paused
+    /// clock. The builder's client is not used.
+    pub(crate) async fn start_with_source<S: ListWatch + Clone>(
+        self,
+        source: S,
+    ) -> Result<Informer> {
         let started = Instant::now();
         self.config.validate()?;
         if self.namespace.is_some() && !self.resource.namespaced {
@@ -351,7 +367,6 @@ impl InformerBuilder {
             started,
             failures: Default::default(),
         });
-        let source = ApiSource::new(self.client, api, self.namespace.as_deref());
         let cancel = CancellationToken::new();
         let driver = Driver {
             shared: shared.clone(),

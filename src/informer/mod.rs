@@ -31,6 +31,8 @@ pub(crate) mod events;
 mod failure;
 mod metrics;
 mod reader;
+#[cfg(test)]
+mod tests;
 mod typed;
 
 pub use builder::{InformerBuilder, ResourceSpec};

@@ -23,6 +23,7 @@ use bincode::{Decode, Encode};
 use std::borrow::Cow;
 
 use super::dictionary::{Dictionary, ZstdContext};
+use super::error::Cause;
 use super::encryption::{EncryptionKey, KeyId};
 
 /// Version of the envelope layout; bumped (with a migration) when it changes.
@@ -95,7 +96,7 @@ pub struct Envelope {
 }
 
 /// Why a record could not be read. Rendered into [`super::Error::Corrupt`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {
     /// Too short to hold even the framing.
@@ -109,15 +110,17 @@ pub enum RecordError {
         /// crc32 of the bytes.
         computed: u32,
     },
-    /// The envelope does not parse.
+    /// The envelope does not parse: the decoder's error, or what is
+    /// inconsistent in what it decoded.
     #[error("bad envelope: {0}")]
-    Envelope(String),
+    Envelope(#[source] Cause),
     /// Written by a newer record format.
     #[error("unknown record format {0}")]
     UnknownFormat(u8),
-    /// The payload does not decompress to the size the envelope promises.
+    /// The payload does not decompress to the size the envelope promises:
+    /// the decompressor's error, or how the sizes differ.
     #[error("payload does not decompress: {0}")]
-    Payload(String),
+    Payload(#[source] Cause),
     /// The payload needs a dictionary that is not in the store.
     #[error("payload needs zstd dictionary {0}, which is missing")]
     MissingDictionary(u32),
@@ -245,7 +248,7 @@ pub fn decode_framed(bytes: &[u8]) -> Result<Framed<'_>, RecordError> {
         .get(2..2 + env_len)
         .ok_or(RecordError::Truncated(bytes.len()))?;
     let (envelope, used): (Envelope, usize) = bincode::decode_from_slice(env_bytes, BINCODE_READ)
-        .map_err(|e| RecordError::Envelope(e.to_string()))?;
+        .map_err(|e| RecordError::Envelope(e.into()))?;
     let key_id = match envelope.format {
         FORMAT_VERSION => None,
         FORMAT_SEALED => env_bytes
@@ -258,7 +261,7 @@ pub fn decode_framed(bytes: &[u8]) -> Result<Framed<'_>, RecordError> {
     if expected != env_len {
         return Err(RecordError::Envelope(format!(
             "envelope is {expected} bytes, header says {env_len}"
-        )));
+        ).into()));
     }
     Ok(Framed {
         envelope,
@@ -295,7 +298,7 @@ pub fn decode_head(bytes: &[u8]) -> Result<(String, Option<u32>), RecordError> {
         .get(2..2 + env_len)
         .ok_or(RecordError::Truncated(bytes.len()))?;
     let (head, _): (EnvelopeHead, usize) = bincode::decode_from_slice(env_bytes, BINCODE_READ)
-        .map_err(|e| RecordError::Envelope(e.to_string()))?;
+        .map_err(|e| RecordError::Envelope(e.into()))?;
     if head.format != FORMAT_VERSION && head.format != FORMAT_SEALED {
         return Err(RecordError::UnknownFormat(head.format));
     }
@@ -387,17 +390,17 @@ pub fn open_payload(
         return Err(RecordError::Payload(format!(
             "envelope claims {} bytes, more than the {MAX_RAW_LEN} a record may hold",
             envelope.raw_len
-        )));
+        ).into()));
     }
     let raw = ctx
         .decompress(payload, envelope.raw_len as usize, dict)
-        .map_err(|e| RecordError::Payload(e.to_string()))?;
+        .map_err(|e| RecordError::Payload(e.into()))?;
     if raw.len() != envelope.raw_len as usize {
         return Err(RecordError::Payload(format!(
             "{} bytes, envelope says {}",
             raw.len(),
             envelope.raw_len
-        )));
+        ).into()));
     }
     Ok(raw)
 }
@@ -411,12 +414,12 @@ pub(crate) fn seal_value<T: Encode>(value: &T) -> Vec<u8> {
 pub(crate) fn unseal_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, RecordError> {
     let body = unseal(bytes)?;
     let (value, used) = bincode::decode_from_slice(body, BINCODE_READ)
-        .map_err(|e| RecordError::Envelope(e.to_string()))?;
+        .map_err(|e| RecordError::Envelope(e.into()))?;
     if used != body.len() {
         return Err(RecordError::Envelope(format!(
             "{} trailing bytes",
             body.len() - used
-        )));
+        ).into()));
     }
     Ok(value)
 }
@@ -448,13 +451,10 @@ mod tests {
         assert!(matches!(decode(&r[..3]), Err(RecordError::Truncated(3))));
     }
 
-    /// A record may claim any u32 length behind a good crc; the reader
-    /// refuses one past what a record holds before allocating for it.
-    #[test]
-    fn a_payload_claiming_more_than_a_record_holds_is_refused_before_decompressing() {
-        let mut ctx = ZstdContext::new(1);
-        let frame = ctx.compress(b"{}", None).unwrap();
-        let mut envelope = Envelope {
+    /// The envelope of a 2-byte payload (`{}`) compressed without a
+    /// dictionary.
+    fn zstd_envelope_of_2_bytes() -> Envelope {
+        Envelope {
             format: FORMAT_VERSION,
             codec: Codec::Zstd,
             dictionary: 0,
@@ -463,7 +463,16 @@ mod tests {
             created: String::new(),
             stored_at_ms: 1,
             raw_len: 2,
-        };
+        }
+    }
+
+    /// A record may claim any u32 length behind a good crc; the reader
+    /// refuses one past what a record holds before allocating for it.
+    #[test]
+    fn a_payload_claiming_more_than_a_record_holds_is_refused_before_decompressing() {
+        let mut ctx = ZstdContext::new(1);
+        let frame = ctx.compress(b"{}", None).unwrap();
+        let mut envelope = zstd_envelope_of_2_bytes();
         assert_eq!(
             open_payload(&mut ctx, &envelope, &frame, None).unwrap(),
             b"{}"
@@ -474,7 +483,7 @@ mod tests {
             let (env, payload) = decode(&rec).unwrap();
             let err = open_payload(&mut ctx, &env, payload, None).unwrap_err();
             assert!(
-                matches!(&err, RecordError::Payload(m) if m.contains(&format!("claims {claim} bytes"))),
+                matches!(&err, RecordError::Payload(m) if m.to_string().contains(&format!("claims {claim} bytes"))),
                 "{err}"
             );
         }
@@ -491,6 +500,11 @@ mod tests {
         ];
         let err = unseal_value::<crate::store::state::State>(&seal(state.to_vec())).unwrap_err();
         assert!(matches!(err, RecordError::Envelope(_)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("bad envelope: {}", decoder_error(&err)),
+            "the message carries the decoder's"
+        );
         // The same claim in an envelope, and in a string as long as bincode
         // can say (u64::MAX).
         for len in [0x3035_3231_0400_006d_u64, u64::MAX] {
@@ -499,8 +513,32 @@ mod tests {
             let mut rec = (env.len() as u16).to_le_bytes().to_vec();
             rec.extend_from_slice(&env);
             let rec = seal(rec);
-            assert!(matches!(decode(&rec), Err(RecordError::Envelope(_))));
-            assert!(matches!(decode_rv(&rec), Err(RecordError::Envelope(_))));
+            for err in [decode(&rec).unwrap_err(), decode_rv(&rec).unwrap_err()] {
+                assert!(matches!(err, RecordError::Envelope(_)), "{err}");
+                decoder_error(&err);
+            }
         }
+    }
+
+    /// The bincode error an error keeps as its source.
+    fn decoder_error(err: &RecordError) -> &bincode::error::DecodeError {
+        std::error::Error::source(err)
+            .and_then(|s| s.downcast_ref::<bincode::error::DecodeError>())
+            .unwrap_or_else(|| panic!("{err:?} keeps no bincode error as its source"))
+    }
+
+    #[test]
+    fn a_payload_zstd_cannot_decompress_keeps_zstd_s_error_as_its_source() {
+        let mut ctx = ZstdContext::new(1);
+        let envelope = zstd_envelope_of_2_bytes();
+        let err = open_payload(&mut ctx, &envelope, b"not a zstd frame", None).unwrap_err();
+        assert!(matches!(err, RecordError::Payload(_)), "{err}");
+        let zstd = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .unwrap_or_else(|| panic!("{err:?} keeps no zstd error as its source"));
+        assert_eq!(
+            err.to_string(),
+            format!("payload does not decompress: {zstd}")
+        );
     }
 }

@@ -21,6 +21,8 @@ use std::time::Duration;
 pub mod backoff;
 pub mod event;
 pub mod failure;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod fence;
 mod listing;
 pub mod machine;
