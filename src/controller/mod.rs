@@ -26,7 +26,7 @@
 //! use futures::StreamExt;
 //! use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 //! use kube_persist::controller::{Action, Controller};
-//! use kube_persist::{Informer, Store};
+//! use kube_persist::Informer;
 //!
 //! #[derive(Debug, thiserror::Error)]
 //! #[error("reconcile failed")]
@@ -40,9 +40,11 @@
 //! }
 //!
 //! # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
-//! let store = Store::open("/var/lib/edge")?;
-//! let pods = Informer::for_resource::<Pod>(client.clone()).store(store.clone()).start().await?;
-//! let cms = Informer::for_resource::<ConfigMap>(client).store(store).start().await?;
+//! let pods = Informer::for_resource::<Pod>(client.clone())
+//!     .store_path("/var/lib/edge")
+//!     .start()
+//!     .await?;
+//! let cms = Informer::for_resource::<ConfigMap>(client).share_store(&pods).start().await?;
 //! Controller::new(&pods, "edge")?
 //!     .owns::<ConfigMap>(&cms)?
 //!     .run(reconcile, error_policy, Arc::new(()))

@@ -162,9 +162,24 @@ impl InformerBuilder {
         self
     }
 
-    /// Use an already open store (several informers can share one).
-    pub fn store(mut self, store: Store) -> Self {
-        self.store = Some(StoreSource::Open(store));
+    /// Keep this informer's objects in the store `other` writes, as one
+    /// more collection of it: several informers, one store, one lock, one
+    /// database (what a controller's related resources need).
+    ///
+    /// The store itself never reaches the caller: each collection has one
+    /// writer, its informer's driver. There is no way to hand an informer a
+    /// store one keeps a handle to:
+    ///
+    /// ```compile_fail
+    /// # async fn f(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use k8s_openapi::api::core::v1::Pod;
+    /// use kube_persist::{Informer, Store};
+    /// let store = Store::open("/var/lib/edge")?;
+    /// let pods = Informer::for_resource::<Pod>(client).store(store.clone()).start().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn share_store(mut self, other: &Informer) -> Self {
+        self.store = Some(StoreSource::Open(other.store.clone()));
         self
     }
 
@@ -240,7 +255,7 @@ impl InformerBuilder {
     /// check finds damaged, is healed
     /// ([`Store::open_healing`]): the state is then [`State::Healed`],
     /// naming where the damaged database went, and the first list fills a
-    /// fresh one. A store given open that is damaged fails with the store's
+    /// fresh one. A shared store ([`Self::share_store`]) that is damaged fails with the store's
     /// [`Damaged`](crate::store::Error::Damaged) error.
     pub async fn start(self) -> Result<Informer> {
         let source = ApiSource::new(

@@ -244,6 +244,7 @@ impl Informer {
     /// The collection with its writes, beside the driver. Not part of the
     /// API: for tests that make happen what the informer must survive (a
     /// journal trimmed under a consumer, say).
+    #[cfg(feature = "cli")]
     #[doc(hidden)]
     pub fn collection_for_tests(&self) -> &Collection {
         &self.shared.collection

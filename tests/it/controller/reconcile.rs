@@ -17,7 +17,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube_persist::controller::{Config, Controller, RateLimit, SetupError};
 use kube_persist::informer::{Informer, ResourceSpec};
 use kube_persist::sim::Simulator;
-use kube_persist::Store;
 use serde_json::json;
 
 async fn synced(sim: &Simulator, store: &std::path::Path) -> Informer {
@@ -355,15 +354,14 @@ async fn graceful_shutdown_waits_for_running_reconciles_and_acknowledges_them() 
 async fn owned_and_watched_objects_reconcile_their_pods() {
     let sim = sim(20, 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("s")).unwrap();
     let pods_informer = Informer::for_resource::<Pod>(sim.client())
-        .store(store.clone())
+        .store_path(dir.path().join("s"))
         .start()
         .await
         .unwrap();
     pods_informer.wait_until_synced().await.unwrap();
     let cms = Informer::builder(sim.client(), ResourceSpec::builtin("cm").unwrap())
-        .store(store.clone())
+        .share_store(&pods_informer)
         .start()
         .await
         .unwrap();
