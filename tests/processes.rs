@@ -354,7 +354,7 @@ fn plaintext_store(path: &Path, engine: EngineKind) -> BTreeMap<String, Value> {
     let c = store.collection(&pods_id()).unwrap();
     let mut model = BTreeMap::new();
     let mut rv = 0;
-    let mut pod = |i: u64, rv: u64| {
+    let pod = |i: u64, rv: u64| {
         let mut p = realistic_pod(&format!("ns{}", i % 5), &format!("p{i}"), rv, i + rv);
         p["metadata"]["annotations"] = json!({"note": format!("{CANARY}-{i}-{rv}")});
         p
