@@ -511,12 +511,25 @@ fn encryption_rewrite_killed_on(engine: EngineKind, rounds: usize, seed: u64) {
     let started = Instant::now();
     let mut child = spawn("encrypt-rewriter", &path, engine);
     let lines = lines_of(&mut child);
+    // When each line came: what follows the last batch (marking the store
+    // sealed, flushing, copying to fresh files) is a window of its own.
+    let timed: Vec<(String, Instant)> = lines.iter().map(|l| (l, Instant::now())).collect();
     assert!(
         child.wait().unwrap().success(),
         "{engine}: the rewrite failed"
     );
     let took = started.elapsed();
-    let batches = lines.iter().filter(|l| l == "SEALED").count();
+    let batches = timed.iter().filter(|(l, _)| l == "SEALED").count();
+    let last_sealed = timed
+        .iter()
+        .rev()
+        .find(|(l, _)| l == "SEALED")
+        .map(|(_, t)| *t);
+    let done = timed.iter().find(|(l, _)| l == "DONE").map(|(_, t)| *t);
+    let tail = match (last_sealed, done) {
+        (Some(s), Some(d)) => d.saturating_duration_since(s),
+        _ => panic!("{engine}: the rewrite printed no SEALED or no DONE: {timed:?}"),
+    };
     assert!(
         batches >= 3,
         "{engine}: {batches} batches: too few to kill between"
@@ -535,13 +548,24 @@ fn encryption_rewrite_killed_on(engine: EngineKind, rounds: usize, seed: u64) {
             let micros = took.as_micros() as u64 * 5 / 4;
             std::thread::sleep(Duration::from_micros(rng.random_range(0..=micros)));
         } else {
-            // Between (or inside) batches: after the k-th has committed.
-            let k = rng.random_range(1..=batches);
+            // Between (or inside) batches: after the k-th has committed;
+            // one round in four after the last, somewhere in what follows
+            // it (the commit point, the flush, the copy to fresh files).
+            let k = if round % 4 == 1 {
+                batches
+            } else {
+                rng.random_range(1..=batches)
+            };
             while seen.iter().filter(|l| *l == "SEALED").count() < k {
                 let line = lines.recv_timeout(Duration::from_secs(60));
                 seen.push(line.unwrap_or_else(|_| panic!("{at}: the rewrite stopped early")));
             }
-            std::thread::sleep(Duration::from_micros(rng.random_range(0..3_000)));
+            let micros = if round % 4 == 1 {
+                tail.as_micros() as u64
+            } else {
+                3_000
+            };
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..=micros)));
         }
         child.kill().unwrap();
         child.wait().unwrap();
@@ -605,9 +629,10 @@ fn encryption_rewrite_killed_on(engine: EngineKind, rounds: usize, seed: u64) {
     );
     println!(
         "encryption_rewrite_killed on {engine}: {rounds} rounds ok, {batches} batches per rewrite, \
-         rewrite {:.0} ms; kills before sealing began: {}, while sealing (before the commit point): {}, \
+         rewrite {:.0} ms ({:.0} ms after its last batch); kills before sealing began: {}, while sealing (before the commit point): {}, \
          after the commit point (flushing or copying to fresh files): {}, after the rewrite returned: {}",
         took.as_secs_f64() * 1000.0,
+        tail.as_secs_f64() * 1000.0,
         landed.before,
         landed.during,
         landed.after_commit,
