@@ -74,8 +74,9 @@ fn inspect_describes_each_collection() {
     let out = r.stdout;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("Store:          {dir}"));
-    assert_eq!(lines[1], "Collections:    4");
-    assert!(lines[2].starts_with("Bytes on disk:  "));
+    assert_eq!(lines[1], "Encryption:     none (records are plaintext)");
+    assert_eq!(lines[2], "Collections:    4");
+    assert!(lines[3].starts_with("Bytes on disk:  "));
     let pods_at = lines.iter().position(|l| *l == "pods").expect(&out);
     let pods: Vec<&str> = lines[pods_at + 1..pods_at + 13].to_vec();
     assert_eq!(pods[0], "  Resource:        v1 Pod (namespaced)");
