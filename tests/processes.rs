@@ -105,28 +105,40 @@ fn apply_to_model(model: &mut BTreeMap<String, Value>, n: u64) {
 }
 
 /// The child writer: applies batch after batch, printing `ACK n` once
-/// batch `n` is durable, then acknowledges its last change for
-/// [`CONSUMER`] and prints `CURSOR seq` once that is durable, until it is
-/// killed.
+/// batch `n` is durable. A second thread acknowledges each batch's last
+/// change for [`CONSUMER`] while the next batch is applied, so the two
+/// writes share flushes (group commit), and prints `CURSOR seq` once its
+/// acknowledgement is durable; until it is killed.
 fn crash_writer(path: &Path, engine: EngineKind) -> Result<(), Error> {
     let store = Store::open_with(path, options(engine))?;
     let c = store.collection(&pods_id())?;
     let mut n = batch_of_rv(&c.last_rv()?) + 1;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "READY {n}");
+    println!("READY {n}");
+    let (to_acker, acks) = mpsc::channel::<u64>();
+    let acker = {
+        let c = c.clone();
+        std::thread::spawn(move || -> Result<(), Error> {
+            for seq in acks {
+                c.ack(CONSUMER, seq)?;
+                // One line per call: stdout is line-buffered and locked per line.
+                println!("CURSOR {seq}");
+            }
+            Ok(())
+        })
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let changes = c.apply(batch(n))?;
-        let _ = writeln!(out, "ACK {n}");
-        let _ = out.flush();
+        println!("ACK {n}");
         if let Some(last) = changes.last() {
-            c.ack(CONSUMER, last.seq)?;
-            let _ = writeln!(out, "CURSOR {}", last.seq);
-            let _ = out.flush();
+            if to_acker.send(last.seq).is_err() {
+                break;
+            }
         }
         n += 1;
     }
-    Ok(())
+    drop(to_acker);
+    acker.join().expect("the acknowledging thread panicked")
 }
 
 /// What a reader finds in the store a killed writer left, checked against

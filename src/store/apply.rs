@@ -1,7 +1,8 @@
 //! The write path: `apply` turns a batch of deltas into ONE engine batch
 //! (object records, index entries, journal and history entries, any new
 //! dictionary, the state record with the last RV), commits it atomically
-//! and flushes before returning (I1).
+//! and returns once it is durable (I1), sharing the flush with writes made
+//! at the same time (see `group_commit`).
 //!
 //! A [`Builder`] holds the batch being built; each delta is one small step
 //! (`upsert`, `delete`) over the key's prior state, which comes from the
@@ -381,7 +382,7 @@ impl Collection {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
         let mut sb = WriteBatch::default();
         // Encrypted records use no dictionary (see `encryption`).
@@ -447,7 +448,7 @@ impl Collection {
             ..
         } = b;
         sb.put(key::state_key(), record::seal_value(&st));
-        inner.commit(sb)?;
+        let ticket = inner.stage(sb)?;
         if let Some(d) = new_dict {
             inner
                 .dictionaries
@@ -456,6 +457,10 @@ impl Collection {
                 .insert(d.id(), d);
         }
         *inner.state.write().unwrap_or_else(PoisonError::into_inner) = st;
+        // The next batch builds on this one while its flush runs, and
+        // shares that flush when it can (see `group_commit`).
+        drop(w);
+        inner.durable(ticket)?;
         // With the overlay gone, each value usually has one owner left.
         drop(overlay);
         let owned =

@@ -17,6 +17,7 @@ use super::apply::Prior;
 use super::dictionary::{Dictionary, ZstdContext};
 use super::engine::{self, Scan, WriteBatch};
 use super::error::{Error, Result};
+use super::group_commit::Ticket;
 use super::heal::DamageSeen;
 use super::index::{self, NAMESPACE_INDEX};
 use super::key::{self, prefix};
@@ -38,7 +39,8 @@ pub(crate) struct Inner {
     pub shared: Arc<Shared>,
     /// Serializes writers (apply, add_indexer, compaction).
     pub write: Mutex<()>,
-    /// The committed state; replaced only after a batch is durable.
+    /// The state of the last batch written: visible to readers at once,
+    /// durable once that batch's flush returned (see `group_commit`).
     pub state: RwLock<State>,
     pub indexers: RwLock<BTreeMap<String, IndexFn>>,
     pub dictionaries: RwLock<HashMap<u32, Arc<Dictionary>>>,
@@ -240,9 +242,26 @@ impl Inner {
         engine::scan_prefix(self.shared.db.as_ref(), &self.space, prefix)
     }
 
-    /// Writes `batch` to the collection's space atomically and durably.
+    /// Writes `batch` to the collection's space atomically and durably,
+    /// sharing the flush with writes made at the same time.
     pub(crate) fn commit(&self, batch: WriteBatch) -> Result<()> {
-        self.shared.db.write(&self.space, batch, true)
+        let ticket = self.stage(batch)?;
+        self.durable(ticket)
+    }
+
+    /// Writes `batch` to the collection's space atomically, visible at once
+    /// and durable once [`Self::durable`] returns for its ticket.
+    pub(crate) fn stage(&self, batch: WriteBatch) -> Result<Ticket> {
+        let db = &self.shared.db;
+        self.shared
+            .group
+            .stage(|| db.write(&self.space, batch, false))
+    }
+
+    /// Returns once the write of `ticket`, and every one staged before it,
+    /// is durable.
+    pub(crate) fn durable(&self, ticket: Ticket) -> Result<()> {
+        self.shared.group.durable(self.shared.db.as_ref(), ticket)
     }
 }
 

@@ -35,6 +35,7 @@ mod error;
 mod event;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
+mod group_commit;
 mod heal;
 crate::internal! {
     mod index;
@@ -265,6 +266,8 @@ pub(crate) struct Shared {
     // Declared before `access`: the engine must close before the lock is
     // released or the copy removed.
     pub db: engine::Db,
+    /// Durable writes made at the same time share one flush.
+    pub group: group_commit::GroupCommit,
     pub options: StoreOptions,
     /// Every record is sealed under `options.encryption_key`: a plaintext
     /// one is damage (or was put there by someone without the key).
@@ -393,6 +396,7 @@ impl Store {
         }
         Ok(Store::with_shared(Shared {
             db,
+            group: Default::default(),
             options: StoreOptions {
                 encryption_key: key,
                 ..StoreOptions::default()
@@ -516,6 +520,7 @@ impl Store {
         let complete = sealing.is_some_and(|s| s.complete);
         let store = Store::with_shared(Shared {
             db,
+            group: Default::default(),
             options,
             sealed: AtomicBool::new(complete),
             schema_version: supported,

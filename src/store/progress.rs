@@ -99,7 +99,7 @@ impl Collection {
         }
         // Held so the cursor check and the batch are not interleaved with an
         // apply (last_seq) or another ack of the same consumer.
-        let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut batch = WriteBatch::default();
         if let Some(seq) = progress.ack {
             let last = inner.state().last_seq;
@@ -131,7 +131,10 @@ impl Collection {
         for (name, value) in &progress.put {
             batch.put(record_key(consumer, name), record::seal(value.clone()));
         }
-        inner.commit(batch)
+        let ticket = inner.stage(batch)?;
+        // The flush is shared with the applies and acks made meanwhile.
+        drop(w);
+        inner.durable(ticket)
     }
 }
 

@@ -1,0 +1,343 @@
+//! Group commit: writes made at the same time share one durable flush.
+//!
+//! A durable write used to be one engine commit with its own fsync, so N
+//! threads writing at once paid N fsyncs one after another. Now a writer
+//! *stages* its batch (an atomic, visible, not yet durable engine write,
+//! made under its collection's lock) and gets a [`Ticket`]; then, with the
+//! lock released, it waits until a flush covers the ticket. The first
+//! waiter to find no flush running leads one: it flushes everything staged
+//! so far, and every writer whose ticket that covers returns with it.
+//! Writers that staged while a flush ran are covered by the next one, led
+//! by one of them. Nobody waits on a timer: a lone writer flushes at once.
+//!
+//! Both engines' flush makes every write made before it durable, and their
+//! writes survive a crash as a prefix (see `engine::Engine::write`), so a
+//! batch is durable once a flush that began after it was staged has
+//! returned.
+
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use super::engine::Engine;
+use super::error::Result;
+
+/// A staged write, to wait on with [`GroupCommit::durable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[must_use = "a staged write is not durable until `durable` returns"]
+pub(crate) struct Ticket(u64);
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// Writes staged so far; the last one's ticket.
+    staged: u64,
+    /// Every ticket up to this one is durable.
+    durable: u64,
+    /// A flush is running.
+    flushing: bool,
+    /// Flushes made (for tests and the bench).
+    flushes: u64,
+}
+
+/// The flush shared by every writer of one open store.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    counters: Mutex<Counters>,
+    flushed: Condvar,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes `write` (an engine write of `durable = false`) and returns its
+    /// ticket. The ticket is taken after the write returned, so a flush
+    /// that covers it began after the write was made.
+    pub(crate) fn stage(&self, write: impl FnOnce() -> Result<()>) -> Result<Ticket> {
+        write()?;
+        let mut c = self.lock();
+        c.staged += 1;
+        Ok(Ticket(c.staged))
+    }
+
+    /// Returns once the write of `ticket` is durable: at once if a flush
+    /// already covered it, after the running flush and one more otherwise.
+    /// A failed flush fails every writer waiting on it; the writes stay
+    /// visible (as an engine whose flush failed leaves them), and the next
+    /// flush that succeeds makes them durable.
+    pub(crate) fn durable(&self, db: &dyn Engine, ticket: Ticket) -> Result<()> {
+        let mut c = self.lock();
+        loop {
+            if c.durable >= ticket.0 {
+                return Ok(());
+            }
+            if c.flushing {
+                c = self.flushed.wait(c).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            c.flushing = true;
+            let target = c.staged;
+            drop(c);
+            let flushed = db.sync();
+            c = self.lock();
+            c.flushing = false;
+            c.flushes += 1;
+            if flushed.is_ok() {
+                c.durable = c.durable.max(target);
+            }
+            drop(c);
+            self.flushed.notify_all();
+            // The writers waiting on a failed flush try one of their own,
+            // which reports their own error (or succeeds).
+            flushed?;
+            c = self.lock();
+        }
+    }
+
+    /// Stages `write` and waits until it is durable.
+    #[cfg(test)]
+    pub(crate) fn commit(&self, db: &dyn Engine, write: impl FnOnce() -> Result<()>) -> Result<()> {
+        let ticket = self.stage(write)?;
+        self.durable(db, ticket)
+    }
+
+    /// Flushes made so far.
+    #[cfg(test)]
+    pub(crate) fn flushes(&self) -> u64 {
+        self.lock().flushes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::engine::{EngineKind, Scan, WriteBatch};
+    use std::ops::Bound;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// An engine that only counts: writes made, and writes made before the
+    /// last flush that returned (what a crash would keep).
+    #[derive(Default)]
+    struct Counting {
+        written: AtomicU64,
+        kept: AtomicU64,
+        syncs: AtomicU64,
+        fail_next_sync: std::sync::atomic::AtomicBool,
+        /// The first flush waits until this many writes are staged.
+        hold_first_sync: Mutex<Option<(Arc<GroupCommit>, u64)>>,
+    }
+
+    impl Engine for Counting {
+        fn kind(&self) -> EngineKind {
+            EngineKind::Redb
+        }
+        fn get(&self, _: &str, _: &[u8]) -> Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+        fn scan(&self, _: &str, _: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Scan> {
+            Ok(Box::new(std::iter::empty()))
+        }
+        fn write(&self, _: &str, _: WriteBatch, _: bool) -> Result<()> {
+            self.written.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn sync(&self) -> Result<()> {
+            let covered = self.written.load(Ordering::SeqCst);
+            let hold = self.hold_first_sync.lock().unwrap().take();
+            if let Some((g, staged)) = hold {
+                while g.lock().staged < staged {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+                return Err(crate::store::Error::InvalidArgument("flush failed".into()));
+            }
+            self.kept.fetch_max(covered, Ordering::SeqCst);
+            Ok(())
+        }
+        fn spaces(&self) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn drop_space(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_lone_writer_flushes_at_once() {
+        let (db, g) = (Counting::default(), GroupCommit::default());
+        for n in 1..=3 {
+            g.commit(&db, || db.write("s", WriteBatch::default(), false))
+                .unwrap();
+            assert_eq!(db.kept.load(Ordering::SeqCst), n);
+        }
+        assert_eq!(g.flushes(), 3);
+    }
+
+    #[test]
+    fn writers_staged_during_a_flush_share_the_next_one() {
+        const WAITING: u64 = 6;
+        let db = Arc::new(Counting::default());
+        let g = Arc::new(GroupCommit::default());
+        *db.hold_first_sync.lock().unwrap() = Some((g.clone(), 1 + WAITING));
+        let commit = |db: Arc<Counting>, g: Arc<GroupCommit>| {
+            std::thread::spawn(move || {
+                let mine = std::cell::Cell::new(0);
+                g.commit(db.as_ref(), || {
+                    mine.set(db.written.fetch_add(1, Ordering::SeqCst) + 1);
+                    Ok(())
+                })
+                .unwrap();
+                // What a crash now would keep includes this write.
+                assert!(db.kept.load(Ordering::SeqCst) >= mine.get());
+            })
+        };
+        let first = commit(db.clone(), g.clone());
+        while g.lock().staged < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rest: Vec<_> = (0..WAITING)
+            .map(|_| commit(db.clone(), g.clone()))
+            .collect();
+        for t in rest.into_iter().chain([first]) {
+            t.join().unwrap();
+        }
+        assert_eq!(db.kept.load(Ordering::SeqCst), 1 + WAITING);
+        // The first writer's flush, then one for the six that staged meanwhile.
+        assert_eq!(g.flushes(), 2);
+        assert_eq!(db.syncs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn concurrent_writers_return_only_once_durable() {
+        let db = Arc::new(Counting::default());
+        let g = Arc::new(GroupCommit::default());
+        const THREADS: u64 = 8;
+        const EACH: u64 = 25;
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (db, g) = (db.clone(), g.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..EACH {
+                        let mine = std::cell::Cell::new(0);
+                        g.commit(db.as_ref(), || {
+                            mine.set(db.written.fetch_add(1, Ordering::SeqCst) + 1);
+                            Ok(())
+                        })
+                        .unwrap();
+                        assert!(db.kept.load(Ordering::SeqCst) >= mine.get());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(db.kept.load(Ordering::SeqCst), THREADS * EACH);
+    }
+
+    #[test]
+    fn a_failed_flush_fails_its_writers_and_the_next_flush_covers_them() {
+        let (db, g) = (Counting::default(), GroupCommit::default());
+        db.fail_next_sync.store(true, Ordering::SeqCst);
+        let err = g
+            .commit(&db, || db.write("s", WriteBatch::default(), false))
+            .unwrap_err();
+        assert!(err.to_string().contains("flush failed"), "{err}");
+        assert_eq!(db.kept.load(Ordering::SeqCst), 0);
+        g.commit(&db, || db.write("s", WriteBatch::default(), false))
+            .unwrap();
+        assert_eq!(db.kept.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_failed_write_takes_no_ticket() {
+        let (db, g) = (Counting::default(), GroupCommit::default());
+        let err = g
+            .stage(|| Err(crate::store::Error::InvalidArgument("refused".into())))
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        let t = g.stage(|| Ok(())).unwrap();
+        assert_eq!(t, Ticket(1));
+        g.durable(&db, t).unwrap();
+    }
+
+    /// Applies and acknowledgements from several threads at once, on a real
+    /// store of each engine: the collection's lock is released while a
+    /// batch waits for its flush, so the next batch is built on top of one
+    /// not yet durable. Sequence numbers, state and journal stay exact.
+    #[test]
+    fn concurrent_applies_on_a_real_store_keep_the_journal_exact() {
+        use crate::store::{Batch, Delta, EngineKind, Store, StoreOptions};
+        use serde_json::json;
+        const THREADS: usize = 4;
+        const EACH: usize = 30;
+        for engine in EngineKind::ALL {
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("s");
+            let options = || StoreOptions {
+                engine: Some(engine),
+                ..StoreOptions::default()
+            };
+            let (mut seqs, mut last_of) = (Vec::new(), Vec::new());
+            {
+                let store = Store::open_with(&path, options()).unwrap();
+                let c = crate::store::json::configmaps(&store);
+                let per_thread: Vec<Vec<u64>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..THREADS)
+                        .map(|t| {
+                            let c = c.clone();
+                            s.spawn(move || {
+                                let mut mine = Vec::new();
+                                for i in 0..EACH {
+                                    let cm = json!({"metadata": {"name": format!("cm-{t}"), "namespace": "ns",
+                                        "resourceVersion": format!("{}", t * 1000 + i + 1)},
+                                        "data": {"i": i.to_string()}});
+                                    let events = c
+                                        .apply(Batch {
+                                            deltas: vec![Delta::Upsert(cm)],
+                                            rv: None,
+                                        })
+                                        .unwrap();
+                                    assert_eq!(events.len(), 1);
+                                    mine.push(events[0].seq);
+                                    c.ack(&format!("consumer-{t}"), events[0].seq).unwrap();
+                                }
+                                mine
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                for mine in per_thread {
+                    assert!(mine.windows(2).all(|w| w[0] < w[1]), "{engine}: {mine:?}");
+                    last_of.push(mine[EACH - 1]);
+                    seqs.extend(mine);
+                }
+            }
+            seqs.sort_unstable();
+            let want: Vec<u64> = (1..=(THREADS * EACH) as u64).collect();
+            assert_eq!(seqs, want, "{engine}: every apply took its own seq");
+            let store = Store::open_with(&path, options()).unwrap();
+            let c = crate::store::json::configmaps(&store);
+            let report = c.verify().unwrap();
+            assert!(report.is_ok(), "{engine}: {report:?}");
+            assert_eq!(c.len(), THREADS, "{engine}");
+            for t in 0..THREADS {
+                let key = crate::store::ObjectKey::namespaced("ns", format!("cm-{t}"));
+                let cm = c.get(&key).unwrap().unwrap();
+                assert_eq!(cm["data"]["i"], (EACH - 1).to_string(), "{engine}");
+                let cursor = c.cursor(&format!("consumer-{t}")).unwrap();
+                assert_eq!(cursor, Some(last_of[t]), "{engine}: consumer-{t}");
+            }
+            let journal = c.journal_since(0).unwrap();
+            let journal: Vec<u64> = journal.iter().map(|e| e.seq).collect();
+            assert_eq!(
+                journal, want,
+                "{engine}: the journal holds every apply, in order"
+            );
+        }
+    }
+}
