@@ -181,20 +181,18 @@ fn read(path: &Path, store: &Path) -> Result<Option<u64>> {
     if bytes.len() != LEN {
         return Err(bad(format!("{} bytes long, not {LEN}", bytes.len())));
     }
-    if bytes[..8] != MAGIC {
+    let (body, crc) = bytes.split_at(16);
+    let (magic, number) = body.split_at(8);
+    if magic != MAGIC {
         return Err(bad("it does not start with the commit file's magic".into()));
     }
-    if crc32fast::hash(&bytes[..16]) != u32::from_le_bytes(array(&bytes[16..])) {
+    let short = |_| bad(format!("{} bytes long, not {LEN}", bytes.len()));
+    let crc = <[u8; 4]>::try_from(crc).map_err(short)?;
+    if crc32fast::hash(body) != u32::from_le_bytes(crc) {
         return Err(bad("it fails its checksum".into()));
     }
-    Ok(Some(u64::from_le_bytes(array(&bytes[8..16]))))
-}
-
-/// `bytes`, of length `N`, as an array.
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut a = [0; N];
-    a.copy_from_slice(bytes);
-    a
+    let number = <[u8; 8]>::try_from(number).map_err(short)?;
+    Ok(Some(u64::from_le_bytes(number)))
 }
 
 /// The number the commit file of the database in `db_dir` holds, if it has
