@@ -165,6 +165,18 @@ mod tests {
         }
     }
 
+    /// Commits one write, and checks that what a crash would keep once the
+    /// commit returned includes it.
+    fn commit_kept(db: &Counting, g: &GroupCommit) {
+        let mine = std::cell::Cell::new(0);
+        g.commit(db, || {
+            mine.set(db.written.fetch_add(1, Ordering::SeqCst) + 1);
+            Ok(())
+        })
+        .unwrap();
+        assert!(db.kept.load(Ordering::SeqCst) >= mine.get());
+    }
+
     #[test]
     fn a_lone_writer_flushes_at_once() {
         let (db, g) = (Counting::default(), GroupCommit::default());
@@ -183,16 +195,7 @@ mod tests {
         let g = Arc::new(GroupCommit::default());
         *db.hold_first_sync.lock().unwrap() = Some((g.clone(), 1 + WAITING));
         let commit = |db: Arc<Counting>, g: Arc<GroupCommit>| {
-            std::thread::spawn(move || {
-                let mine = std::cell::Cell::new(0);
-                g.commit(db.as_ref(), || {
-                    mine.set(db.written.fetch_add(1, Ordering::SeqCst) + 1);
-                    Ok(())
-                })
-                .unwrap();
-                // What a crash now would keep includes this write.
-                assert!(db.kept.load(Ordering::SeqCst) >= mine.get());
-            })
+            std::thread::spawn(move || commit_kept(&db, &g))
         };
         let first = commit(db.clone(), g.clone());
         while g.lock().staged < 1 {
@@ -221,13 +224,7 @@ mod tests {
                 let (db, g) = (db.clone(), g.clone());
                 std::thread::spawn(move || {
                     for _ in 0..EACH {
-                        let mine = std::cell::Cell::new(0);
-                        g.commit(db.as_ref(), || {
-                            mine.set(db.written.fetch_add(1, Ordering::SeqCst) + 1);
-                            Ok(())
-                        })
-                        .unwrap();
-                        assert!(db.kept.load(Ordering::SeqCst) >= mine.get());
+                        commit_kept(&db, &g);
                     }
                 })
             })
@@ -325,12 +322,12 @@ mod tests {
             let report = c.verify().unwrap();
             assert!(report.is_ok(), "{engine}: {report:?}");
             assert_eq!(c.len(), THREADS, "{engine}");
-            for t in 0..THREADS {
+            for (t, last) in last_of.iter().enumerate() {
                 let key = crate::store::ObjectKey::namespaced("ns", format!("cm-{t}"));
                 let cm = c.get(&key).unwrap().unwrap();
                 assert_eq!(cm["data"]["i"], (EACH - 1).to_string(), "{engine}");
                 let cursor = c.cursor(&format!("consumer-{t}")).unwrap();
-                assert_eq!(cursor, Some(last_of[t]), "{engine}: consumer-{t}");
+                assert_eq!(cursor, Some(*last), "{engine}: consumer-{t}");
             }
             let journal = c.journal_since(0).unwrap();
             let journal: Vec<u64> = journal.iter().map(|e| e.seq).collect();
