@@ -196,7 +196,10 @@ impl InformerBuilder {
         self
     }
 
-    /// Flush a batch at `max` events or `window` after its first event.
+    /// Flush a batch at `max` events or `window` after its first event
+    /// (defaults: 500 events, no window). With no window, a batch holds the
+    /// events that arrived while the last one was being stored: batches
+    /// grow with the write rate, and a lone event is stored at once.
     pub fn batch(mut self, max: usize, window: Duration) -> Self {
         self.config.batch_max = max;
         self.config.batch_window = window;

@@ -265,6 +265,65 @@ async fn a_410_metadata_relist_fetches_what_changed_and_the_store_equals_the_ser
     informer.shutdown().await;
 }
 
+/// The names in each batch `events` were published in (events of one
+/// batch are published together, once it is stored), and when each event
+/// was published, after `watched_at`.
+fn batches(events: &[(Instant, Event)], watched_at: Instant) -> (Vec<Vec<&str>>, Vec<Duration>) {
+    let after: Vec<Duration> = events.iter().map(|(at, _)| *at - watched_at).collect();
+    let mut groups: Vec<Vec<&str>> = Vec::new();
+    for (i, (_, event)) in events.iter().enumerate() {
+        match groups.last_mut() {
+            Some(group) if i > 0 && after[i] == after[i - 1] => group.push(&event.key.name),
+            _ => groups.push(vec![&event.key.name]),
+        }
+    }
+    (groups, after)
+}
+
+/// With the default batching (no window), a batch is what the watch had
+/// ready when it was read: events that arrived together are stored
+/// together, and a lone event is stored at once, waiting for no timer.
+#[tokio::test(start_paused = true)]
+async fn by_default_watch_events_are_stored_as_they_arrive_with_those_ready_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = Duration::from_millis;
+    let fake = Fake::new(vec![
+        page(vec![], "1", None),
+        Reply::WatchPaced(vec![
+            (ms(0), added("a", 2)),
+            (ms(0), added("b", 3)),
+            (ms(40), added("c", 4)),
+            (ms(40), added("d", 5)),
+            (ms(0), modified("d", 6)),
+        ]),
+    ]);
+    let informer = start(pods(dir.path()), &fake).await;
+    let mut events = Box::pin(informer.subscribe());
+    synced(&informer).await;
+    let batches_before = informer.metrics().batches;
+    let got = next_events(&mut events, 5).await;
+    assert_eq!(
+        spelled(&got),
+        [
+            "Added a@2",
+            "Added b@3",
+            "Added c@4",
+            "Added d@5",
+            "Modified d@6"
+        ]
+    );
+    let (groups, after) = batches(&got, fake.calls_at()[1].0);
+    assert_eq!(groups, [vec!["a", "b"], vec!["c"], vec!["d", "d"]]);
+    // The paused clock moves only to the fake's next event: a batch that
+    // waited for a timer would be published later than its last event.
+    assert_eq!(after[0], ms(0), "a and b: {after:?}");
+    assert_eq!(after[2], ms(40), "c: {after:?}");
+    assert_eq!(after[3], ms(80), "d: {after:?}");
+    assert_eq!(informer.metrics().batches - batches_before, 3);
+    assert_eq!(stored(&informer), ["a@2", "b@3", "c@4", "d@6"]);
+    informer.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn watch_events_are_stored_in_batches_closed_by_the_window_or_the_batch_max() {
     let dir = tempfile::tempdir().unwrap();
@@ -300,16 +359,7 @@ async fn watch_events_are_stored_in_batches_closed_by_the_window_or_the_batch_ma
             "Added g@8"
         ]
     );
-    let (watched_at, _) = fake.calls_at()[1];
-    let after: Vec<Duration> = got.iter().map(|(at, _)| *at - watched_at).collect();
-    // Events of one batch are published together, once it is stored.
-    let mut groups: Vec<Vec<&str>> = Vec::new();
-    for (i, (_, event)) in got.iter().enumerate() {
-        match groups.last_mut() {
-            Some(group) if i > 0 && after[i] == after[i - 1] => group.push(&event.key.name),
-            _ => groups.push(vec![&event.key.name]),
-        }
-    }
+    let (groups, after) = batches(&got, fake.calls_at()[1].0);
     assert_eq!(
         groups,
         [vec!["a", "b"], vec!["c"], vec!["d", "e", "f"], vec!["g"]]

@@ -179,8 +179,11 @@ impl ListWatch for Fake {
                 Ok(futures::stream::iter(events).chain(end).boxed())
             }
             Some(Reply::WatchPaced(events)) => {
+                // An event with no delay is ready with the one before it.
                 let paced = futures::stream::iter(events).then(|(delay, event)| async move {
-                    tokio::time::sleep(delay).await;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     event
                 });
                 Ok(paced.chain(futures::stream::pending()).boxed())

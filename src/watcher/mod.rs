@@ -69,7 +69,11 @@ pub struct Config {
     pub streaming_list: bool,
     /// Flush a batch once it holds this many events.
     pub batch_max: usize,
-    /// Flush a batch this long after its first event.
+    /// Flush a batch this long after its first event. Zero (the default)
+    /// flushes as soon as the stream has no further event ready: the
+    /// watcher is read only between the consumer's writes, so the events
+    /// that arrived while the last batch was being stored are read, and
+    /// written, together, and a lone event waits for no timer.
     pub batch_window: Duration,
     /// `timeoutSeconds` of each watch request.
     pub watch_timeout_secs: u32,
@@ -122,7 +126,7 @@ impl Default for Config {
             page_size: 500,
             streaming_list: true,
             batch_max: 500,
-            batch_window: Duration::from_millis(5),
+            batch_window: Duration::ZERO,
             watch_timeout_secs: 290,
             // A real server bookmarks about once a minute.
             stall_timeout: Duration::from_secs(300),
