@@ -5,8 +5,8 @@
 //! per function compare before/after regardless of machine load:
 //!
 //! `cargo bench --bench store_profile --no-run`, then run the binary with
-//! `[objects] [phase,phase..]` (phases: modify, get, list, versions, open,
-//! levels). `KP_STORE=dir` keeps (or reuses) the store; `KP_KEY=<64 hex
+//! `[objects] [phase,phase..]` (phases: modify, paced, get, list, versions,
+//! open, levels). `KP_STORE=dir` keeps (or reuses) the store; `KP_KEY=<64 hex
 //! digits>` encrypts it at rest under that key; `KP_ENGINE=sled|redb` picks
 //! the engine of a fresh store.
 #[path = "../tests/it/support/store.rs"]
@@ -150,6 +150,25 @@ fn main() {
                     c.apply(b).unwrap();
                 }
             });
+        }
+        if on("paced") {
+            // What a running informer does at 200 writes/s: one durable
+            // single-event apply every 5 ms; the latency of each.
+            let mut lat = Vec::with_capacity(1000);
+            for _ in 0..1000 {
+                let b = upserts(vec![pod_at(rng.below(n), rv)], rv);
+                rv += 1;
+                let t = Instant::now();
+                c.apply(b).unwrap();
+                let took = t.elapsed();
+                lat.push(took.as_secs_f64() * 1e3);
+                std::thread::sleep(std::time::Duration::from_millis(5).saturating_sub(took));
+            }
+            lat.sort_by(f64::total_cmp);
+            println!(
+                "paced single apply (200/s)   p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  (n=1000)",
+                lat[500], lat[990], lat[999]
+            );
         }
         if on("get") {
             let keys: Vec<_> = (0..2000).map(|_| key_of(rng.below(n))).collect();

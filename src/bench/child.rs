@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
@@ -272,8 +272,27 @@ async fn run_persist(spec: &ChildSpec, main_ns: u64, out: &mut dyn Write) -> Res
     let mut found = informer.get(&key)?.is_some();
     let mut first_read_ns = clock::now_ns();
     // Subscribed before the ready line, so no stamped write can slip by.
-    let events = spec.steady.map(|_| informer.subscribe());
-    informer.wait_until_synced().await?;
+    let mut events = spec.steady.map(|_| Box::pin(informer.subscribe()));
+    match events.as_mut() {
+        // The handler takes the initial sync's events as they come, as
+        // kube-runtime's reflector does before InitDone: one that began at
+        // the ready line would start the paced writes behind the whole
+        // initial list. No stamped write is made before that line.
+        Some(events) => {
+            let synced = informer.wait_until_synced();
+            tokio::pin!(synced);
+            loop {
+                tokio::select! {
+                    done = &mut synced => break done?,
+                    event = events.try_next() => drop(event?.ok_or(Error::StreamEnded)?),
+                }
+            }
+            while let Some(event) = events.try_next().now_or_never() {
+                event?.ok_or(Error::StreamEnded)?;
+            }
+        }
+        None => informer.wait_until_synced().await?,
+    }
     let ready_ns = clock::now_ns();
     if !found {
         found = informer.get(&key)?.is_some();
@@ -292,8 +311,7 @@ async fn run_persist(spec: &ChildSpec, main_ns: u64, out: &mut dyn Write) -> Res
             peak_rss_bytes: peak_rss_bytes().unwrap_or(0),
         },
     )?;
-    if let (Some((paced, burst)), Some(events)) = (spec.steady, events) {
-        let mut events = Box::pin(events);
+    if let (Some((paced, burst)), Some(mut events)) = (spec.steady, events) {
         let mut recorder = Recorder::new(paced, burst);
         while !recorder.is_complete() {
             let event = events.try_next().await?.ok_or(Error::StreamEnded)?;
