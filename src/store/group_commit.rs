@@ -14,6 +14,15 @@
 //! writes survive a crash as a prefix (see `engine::Engine::write`), so a
 //! batch is durable once a flush that began after it was staged has
 //! returned.
+//!
+//! A staged batch is visible before it is durable: a reader of the journal
+//! (a durable consumer, `history`) may see it while its flush runs. If the
+//! process dies before that flush, the batch is gone, and so is the
+//! resourceVersion stored with it (I1): the informer gets the same changes
+//! from the server again, as new journal entries, and a consumer's
+//! cursor, written after what it acknowledges, is never durable ahead of
+//! it. Delivery stays at least once; an event seen just before a crash may
+//! be seen again after it.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
