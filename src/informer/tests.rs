@@ -280,6 +280,25 @@ fn batches(events: &[(Instant, Event)], watched_at: Instant) -> (Vec<Vec<&str>>,
     (groups, after)
 }
 
+/// What a subscriber of an informer built by `builder` sees when the watch
+/// after an empty list brings `watch`, paced as given: the first `n`
+/// events, when each was published, and the batches written for them. The
+/// informer and the fake come back for further checks.
+async fn paced_watch(
+    builder: InformerBuilder,
+    watch: Vec<(Duration, Result<kube::api::WatchEvent<Value>, kube::Error>)>,
+    n: usize,
+) -> (Informer, Fake, Vec<(Instant, Event)>, u64) {
+    let fake = Fake::new(vec![page(vec![], "1", None), Reply::WatchPaced(watch)]);
+    let informer = start(builder, &fake).await;
+    let mut events = Box::pin(informer.subscribe());
+    synced(&informer).await;
+    let batches_before = informer.metrics().batches;
+    let got = next_events(&mut events, n).await;
+    let batches = informer.metrics().batches - batches_before;
+    (informer, fake, got, batches)
+}
+
 /// With the default batching (no window), a batch is what the watch had
 /// ready when it was read: events that arrived together are stored
 /// together, and a lone event is stored at once, waiting for no timer.
@@ -287,21 +306,14 @@ fn batches(events: &[(Instant, Event)], watched_at: Instant) -> (Vec<Vec<&str>>,
 async fn by_default_watch_events_are_stored_as_they_arrive_with_those_ready_together() {
     let dir = tempfile::tempdir().unwrap();
     let ms = Duration::from_millis;
-    let fake = Fake::new(vec![
-        page(vec![], "1", None),
-        Reply::WatchPaced(vec![
-            (ms(0), added("a", 2)),
-            (ms(0), added("b", 3)),
-            (ms(40), added("c", 4)),
-            (ms(40), added("d", 5)),
-            (ms(0), modified("d", 6)),
-        ]),
-    ]);
-    let informer = start(pods(dir.path()), &fake).await;
-    let mut events = Box::pin(informer.subscribe());
-    synced(&informer).await;
-    let batches_before = informer.metrics().batches;
-    let got = next_events(&mut events, 5).await;
+    let watch = vec![
+        (ms(0), added("a", 2)),
+        (ms(0), added("b", 3)),
+        (ms(40), added("c", 4)),
+        (ms(40), added("d", 5)),
+        (ms(0), modified("d", 6)),
+    ];
+    let (informer, fake, got, written) = paced_watch(pods(dir.path()), watch, 5).await;
     assert_eq!(
         spelled(&got),
         [
@@ -319,7 +331,7 @@ async fn by_default_watch_events_are_stored_as_they_arrive_with_those_ready_toge
     assert_eq!(after[0], ms(0), "a and b: {after:?}");
     assert_eq!(after[2], ms(40), "c: {after:?}");
     assert_eq!(after[3], ms(80), "d: {after:?}");
-    assert_eq!(informer.metrics().batches - batches_before, 3);
+    assert_eq!(written, 3);
     assert_eq!(stored(&informer), ["a@2", "b@3", "c@4", "d@6"]);
     informer.shutdown().await;
 }
@@ -328,25 +340,19 @@ async fn by_default_watch_events_are_stored_as_they_arrive_with_those_ready_toge
 async fn watch_events_are_stored_in_batches_closed_by_the_window_or_the_batch_max() {
     let dir = tempfile::tempdir().unwrap();
     let ms = Duration::from_millis;
-    let fake = Fake::new(vec![
-        page(vec![], "1", None),
-        Reply::WatchPaced(vec![
-            (ms(0), added("a", 2)),
-            (ms(10), added("b", 3)),
-            // After a and b's window closed.
-            (ms(90), added("c", 4)),
-            // Four at once: three fill a batch, the fourth waits out a window.
-            (ms(200), added("d", 5)),
-            (ms(0), added("e", 6)),
-            (ms(0), added("f", 7)),
-            (ms(0), added("g", 8)),
-        ]),
-    ]);
-    let informer = start(pods(dir.path()).batch(3, ms(50)), &fake).await;
-    let mut events = Box::pin(informer.subscribe());
-    synced(&informer).await;
-    let batches_before = informer.metrics().batches;
-    let got = next_events(&mut events, 7).await;
+    let watch = vec![
+        (ms(0), added("a", 2)),
+        (ms(10), added("b", 3)),
+        // After a and b's window closed.
+        (ms(90), added("c", 4)),
+        // Four at once: three fill a batch, the fourth waits out a window.
+        (ms(200), added("d", 5)),
+        (ms(0), added("e", 6)),
+        (ms(0), added("f", 7)),
+        (ms(0), added("g", 8)),
+    ];
+    let builder = pods(dir.path()).batch(3, ms(50));
+    let (informer, fake, got, written) = paced_watch(builder, watch, 7).await;
     assert_eq!(
         spelled(&got),
         [
@@ -380,7 +386,7 @@ async fn watch_events_are_stored_in_batches_closed_by_the_window_or_the_batch_ma
         after[6] >= after[3] + ms(50),
         "g waits out its window: {after:?}"
     );
-    assert_eq!(informer.metrics().batches - batches_before, 4);
+    assert_eq!(written, 4);
     assert_eq!(
         stored(&informer),
         ["a@2", "b@3", "c@4", "d@5", "e@6", "f@7", "g@8"]
