@@ -153,6 +153,18 @@ pub enum Error {
         /// The id of the key given.
         given: super::KeyId,
     },
+    /// A flush of the store failed, so it takes no more writes until it is
+    /// opened again: a failed fsync may have dropped writes from the page
+    /// cache that a later one would not bring back, and opening the store
+    /// again reads what is on disk. What was staged since the last good
+    /// flush may be lost; the resourceVersion stored with it is lost with
+    /// it, so the informer fetches those changes again.
+    #[error("a flush of the store failed, so it takes no more writes until it is opened again: {source}")]
+    FlushFailed {
+        /// What the flush reported.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
     /// An I/O error.
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -218,9 +230,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether a write failed for lack of space: the disk, or the user's
     /// quota on it, is full. Nothing is wrong with the store; freeing space
-    /// lets the next write through.
+    /// lets the next write through (after a failed flush, once the store is
+    /// opened again: see [`Error::FlushFailed`]).
     pub fn is_out_of_space(&self) -> bool {
-        matches!(self, Error::Io { source, .. } if out_of_space(source))
+        match self {
+            Error::Io { source, .. } => out_of_space(source),
+            Error::FlushFailed { source } => source.is_out_of_space(),
+            _ => false,
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {

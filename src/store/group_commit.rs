@@ -10,6 +10,15 @@
 //! Writers that staged while a flush ran are covered by the next one, led
 //! by one of them. Nobody waits on a timer: a lone writer flushes at once.
 //!
+//! A flush that fails ends the store's writes: every writer waiting on it,
+//! and every write after it, fails with [`Error::FlushFailed`] until the
+//! store is opened again. A failed fsync may have dropped the writes it
+//! was to make durable from the page cache, and a later fsync that succeeds
+//! does not bring them back (PostgreSQL's "fsyncgate"), so a store that
+//! went on would report as durable what may not be on disk. Opening the
+//! store again reads what is. Both engines already refuse every call after
+//! a failed write to their files; this holds whatever the engine does.
+//!
 //! Both engines' flush makes every write made before it durable, and their
 //! writes survive a crash as a prefix (see `engine::Engine::write`), so a
 //! batch is durable once a flush that began after it was staged has
@@ -24,10 +33,10 @@
 //! it. Delivery stays at least once; an event seen just before a crash may
 //! be seen again after it.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::engine::Engine;
-use super::error::Result;
+use super::error::{Error, Result};
 
 /// A staged write, to wait on with [`GroupCommit::durable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,6 +53,19 @@ struct Counters {
     flushing: bool,
     /// Flushes made (for tests and the bench).
     flushes: u64,
+    /// Why a flush failed: no write is taken after it.
+    failed: Option<Arc<Error>>,
+}
+
+impl Counters {
+    fn refuse(&self) -> Result<()> {
+        match &self.failed {
+            Some(source) => Err(Error::FlushFailed {
+                source: source.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The flush shared by every writer of one open store.
@@ -60,8 +82,10 @@ impl GroupCommit {
 
     /// Makes `write` (an engine write of `durable = false`) and returns its
     /// ticket. The ticket is taken after the write returned, so a flush
-    /// that covers it began after the write was made.
+    /// that covers it began after the write was made. After a failed flush
+    /// `write` is not made.
     pub(crate) fn stage(&self, write: impl FnOnce() -> Result<()>) -> Result<Ticket> {
+        self.lock().refuse()?;
         write()?;
         let mut c = self.lock();
         c.staged += 1;
@@ -70,15 +94,16 @@ impl GroupCommit {
 
     /// Returns once the write of `ticket` is durable: at once if a flush
     /// already covered it, after the running flush and one more otherwise.
-    /// A failed flush fails every writer waiting on it; the writes stay
-    /// visible (as an engine whose flush failed leaves them), and the next
-    /// flush that succeeds makes them durable.
+    /// A failed flush fails every writer waiting on it, and every one
+    /// after it (see the module docs); the writes stay visible, as an
+    /// engine whose flush failed leaves them, until the store is closed.
     pub(crate) fn durable(&self, db: &dyn Engine, ticket: Ticket) -> Result<()> {
         let mut c = self.lock();
         loop {
             if c.durable >= ticket.0 {
                 return Ok(());
             }
+            c.refuse()?;
             if c.flushing {
                 c = self.flushed.wait(c).unwrap_or_else(PoisonError::into_inner);
                 continue;
@@ -90,15 +115,14 @@ impl GroupCommit {
             c = self.lock();
             c.flushing = false;
             c.flushes += 1;
-            if flushed.is_ok() {
-                c.durable = c.durable.max(target);
+            match flushed {
+                Ok(()) => c.durable = c.durable.max(target),
+                Err(e) => {
+                    tracing::error!(error = %e, "a flush of the store failed; it takes no more writes until it is opened again");
+                    c.failed = Some(Arc::new(e));
+                }
             }
-            drop(c);
             self.flushed.notify_all();
-            // The writers waiting on a failed flush try one of their own,
-            // which reports their own error (or succeeds).
-            flushed?;
-            c = self.lock();
         }
     }
 
@@ -133,6 +157,8 @@ mod tests {
         kept: AtomicU64,
         syncs: AtomicU64,
         fail_next_sync: std::sync::atomic::AtomicBool,
+        /// The flush of this number (from 1) fails.
+        fail_sync: AtomicU64,
         /// The first flush waits until this many writes are staged.
         hold_first_sync: Mutex<Option<(Arc<GroupCommit>, u64)>>,
     }
@@ -159,8 +185,10 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
-            self.syncs.fetch_add(1, Ordering::SeqCst);
-            if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+            let n = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.fail_next_sync.swap(false, Ordering::SeqCst)
+                || n == self.fail_sync.load(Ordering::SeqCst)
+            {
                 return Err(crate::store::Error::InvalidArgument("flush failed".into()));
             }
             self.kept.fetch_max(covered, Ordering::SeqCst);
@@ -245,17 +273,62 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_flush_fails_its_writers_and_the_next_flush_covers_them() {
+    fn a_failed_flush_fails_its_writers_and_every_write_after_it() {
         let (db, g) = (Counting::default(), GroupCommit::default());
         db.fail_next_sync.store(true, Ordering::SeqCst);
         let err = g
             .commit(&db, || db.write("s", WriteBatch::default(), false))
             .unwrap_err();
+        assert!(matches!(err, Error::FlushFailed { .. }), "{err:?}");
         assert!(err.to_string().contains("flush failed"), "{err}");
         assert_eq!(db.kept.load(Ordering::SeqCst), 0);
-        g.commit(&db, || db.write("s", WriteBatch::default(), false))
-            .unwrap();
-        assert_eq!(db.kept.load(Ordering::SeqCst), 2);
+        // The engine's next flush would succeed, yet claims nothing: the
+        // write is refused before it is made.
+        let err = g
+            .commit(&db, || db.write("s", WriteBatch::default(), false))
+            .unwrap_err();
+        assert!(matches!(err, Error::FlushFailed { .. }), "{err:?}");
+        assert_eq!(db.written.load(Ordering::SeqCst), 1, "the write was made");
+        assert_eq!(db.syncs.load(Ordering::SeqCst), 1, "a flush was tried");
+        assert_eq!(db.kept.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn writers_waiting_on_a_failed_flush_all_fail() {
+        const WAITING: u64 = 4;
+        let db = Arc::new(Counting::default());
+        let g = Arc::new(GroupCommit::default());
+        // The first writer's flush succeeds once the others staged; the
+        // second flush, theirs, fails.
+        db.fail_sync.store(2, Ordering::SeqCst);
+        *db.hold_first_sync.lock().unwrap() = Some((g.clone(), 1 + WAITING));
+        let first = {
+            let (db, g) = (db.clone(), g.clone());
+            std::thread::spawn(move || commit_kept(&db, &g))
+        };
+        while g.lock().staged < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rest: Vec<_> = (0..WAITING)
+            .map(|_| {
+                let (db, g) = (db.clone(), g.clone());
+                std::thread::spawn(move || {
+                    let t = g.stage(|| db.write("s", WriteBatch::default(), false))?;
+                    g.durable(db.as_ref(), t)
+                })
+            })
+            .collect();
+        first.join().unwrap();
+        for t in rest {
+            let err = t.join().unwrap().unwrap_err();
+            assert!(matches!(err, Error::FlushFailed { .. }), "{err:?}");
+        }
+        assert_eq!(
+            db.syncs.load(Ordering::SeqCst),
+            2,
+            "one shared failed flush"
+        );
+        assert_eq!(db.kept.load(Ordering::SeqCst), 1);
     }
 
     #[test]
