@@ -147,6 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("starting the simulator")?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", sim.url()).context("writing to stdout")?;
+        writeln!(out, "try: kubectl --server {} get pods -A", sim.url())
+            .context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
         drop(out);
         let load = (args.load > 0.0).then(|| sim.start_load(args.load));

@@ -36,7 +36,7 @@ pub struct Args {
     /// with its group (pods, cm, nodes, wd, widgets.example.com...). Custom
     /// resources are found through discovery, and their short names are
     /// recorded so the offline commands accept them too.
-    #[arg(long)]
+    #[arg(long, short = 'r', value_name = "R")]
     pub resource: String,
     /// Only this namespace.
     #[arg(long, short = 'n')]

@@ -175,6 +175,20 @@ pub fn resolve<'a>(
         .filter(|(m, _)| Some(*m) == best)
         .map(|(_, id)| *id)
         .collect();
+    // A plain kubectl name means what the plain display name means: the
+    // unrestricted collection, when the store holds one (`-r po` as
+    // `-r pods`).
+    let unrestricted: Vec<&CollectionId> = match wanted_restrictions {
+        None => found
+            .iter()
+            .copied()
+            .filter(|c| restrictions(c).is_none())
+            .collect(),
+        Some(_) => Vec::new(),
+    };
+    if let ([_, _, ..], [one]) = (found.as_slice(), unrestricted.as_slice()) {
+        return Ok(one);
+    }
     match found.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::UnknownResource {
@@ -339,7 +353,12 @@ mod tests {
         let mut other = all[0].clone();
         other.0.namespace = Some("kube-system".into());
         let two = vec![all[0].clone(), other];
-        let err = resolve(path, &two, Some("po")).unwrap_err().to_string();
+        assert_eq!(resolve(path, &two, Some("po")).unwrap(), &two[0].0);
+        let in_ns = resolve(path, &two, Some("po [namespace=kube-system]")).unwrap();
+        assert_eq!(in_ns, &two[1].0);
+        let err = resolve(path, &two[1..], Some("cm"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("pods [namespace=kube-system]"), "{err}");
     }
 
@@ -373,14 +392,21 @@ mod tests {
             resolve(path, &all, Some("Pod [labels=app=api]")).unwrap(),
             &api
         );
-        let err = resolve(path, &all, Some("po")).unwrap_err().to_string();
+        // Every plain kubectl name means the unrestricted collection, as
+        // the plain display name does.
+        for plain in ["po", "pod", "Pod", "pods"] {
+            assert_eq!(resolve(path, &all, Some(plain)).unwrap(), &pods, "{plain}");
+        }
+        // Without an unrestricted collection, a plain name is ambiguous.
+        let err = resolve(path, &all[1..], Some("po"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
-            "resource \"po\" matches several collections: pods, pods [labels=app=api], \
+            "resource \"po\" matches several collections: pods [labels=app=api], \
              pods [namespace=ns-000], pods [namespace=ns-000, labels=app=api]; give one in \
              full, e.g. -r 'pods [labels=app=api]'"
         );
-        // Without an unrestricted collection, the plain name is ambiguous.
         let err = resolve(path, &all[1..], Some("pods")).unwrap_err();
         assert!(matches!(err, Error::AmbiguousResource { .. }), "{err}");
         // Restrictions must be as printed; the store's list says how.

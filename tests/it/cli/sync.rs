@@ -137,9 +137,10 @@ async fn a_malformed_namespace_is_refused_as_list_refuses_it() {
         );
         assert!(!store.exists(), "-n {ns:?} created the store");
     }
-    // The good name syncs; the offline commands then refuse the bad ones
-    // in the very same words.
-    let r = sync(&store, &sim.url(), &["--resource", "pods", "-n", "ns-000"]);
+    // The good name syncs (`-r`, as the offline commands spell
+    // `--resource`); the offline commands then refuse the bad ones in the
+    // very same words.
+    let r = sync(&store, &sim.url(), &["-r", "pods", "-n", "ns-000"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let dir = store.to_str().unwrap();
     let listed = ok(&["list", dir, "-r", "pods", "-n", "ns-000", "-o", "name"]);

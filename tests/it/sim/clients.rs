@@ -659,6 +659,10 @@ async fn sim_command_prints_its_url_serves_and_stops_on_sigterm() {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("first line: {first}"));
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let hint = next_line(&mut out, "kube-persist sim")
+        .await
+        .expect("a second line");
+    assert_eq!(hint, format!("try: kubectl --server {url} get pods -A"));
     let pods = get_ok(&format!("{url}/api/v1/pods")).await;
     assert_eq!(pods["items"].as_array().unwrap().len(), 12);
     let cms = get_ok(&format!("{url}/api/v1/configmaps")).await;
