@@ -104,6 +104,10 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// What to do about a store another process holds.
+const IN_USE_REMEDY: &str =
+    "try again once the process that holds it (a running `kube-persist sync`, say) has stopped";
+
 /// The command that fixes what `err` reports, when there is one.
 fn remedy(err: &anyhow::Error) -> Option<String> {
     err.chain().find_map(store_error).and_then(|e| match e {
@@ -113,6 +117,9 @@ fn remedy(err: &anyhow::Error) -> Option<String> {
                 path.display()
             ))
         }
+        // A store is locked for as long as a writer has it open; the
+        // offline commands read it once that writer is gone.
+        store::Error::InUse { .. } => Some(IN_USE_REMEDY.to_string()),
         _ => None,
     })
 }

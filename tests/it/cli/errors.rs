@@ -27,7 +27,10 @@ fn store_in_use_exits_2_and_changes_nothing() {
         assert_eq!(r.code, 2, "{cmd}: {}", r.stderr);
         assert_eq!(
             one_line(&r),
-            format!("error: store {dir} is in use by another process")
+            format!(
+                "error: store {dir} is in use by another process; try again once the \
+                 process that holds it (a running `kube-persist sync`, say) has stopped"
+            )
         );
     }
     let r = finish(spawn(&["get", &dir, "-r", "pods", "default/web-0"]));

@@ -185,7 +185,7 @@ async fn store_problems_exit_with_the_offline_commands_codes() {
     let r = sync(&store, &sim.url(), &["--resource", "pods"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        error_line(&r).ends_with("is in use by another process"),
+        error_line(&r).contains("is in use by another process; try again once"),
         "{}",
         r.stderr
     );
