@@ -67,7 +67,8 @@ Exit codes:
   130 `sync`: stopped by SIGINT or SIGTERM before the store was synced
 
 Environment:
-  RUST_LOG          log filter (logs go to stderr; default: info)
+  RUST_LOG          log filter (logs go to stderr; default: info); kube's client logs
+                    its own line per failed request only when this names kube_client
   KUBE_PERSIST_KEY  the store's at-rest encryption key, 64 hex digits, when --key-file
                     is not given
   KUBE_PERSIST_NOW  RFC 3339 time used as \"now\" for ages, for reproducible output

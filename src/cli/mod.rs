@@ -95,16 +95,32 @@ enum Command {
     Bench(bench::Args),
 }
 
+/// `RUST_LOG`'s filter (default `info`). kube's client logs an ERROR line of
+/// its own for every request that fails, before the informer logs the same
+/// failure with its cause and what it does next; unless `RUST_LOG` names
+/// `kube_client`, those lines are left out, so that a server that is down
+/// reads as one line per retry.
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let given = rust_log.filter(|v| !v.trim().is_empty());
+    let filter = given
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    if given.is_some_and(|v| v.contains("kube_client")) {
+        return filter;
+    }
+    match "kube_client::client::builder=off".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return exit::usage(err),
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
         .with_writer(std::io::stderr)
         // Colour codes only for a person reading, never into a log file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

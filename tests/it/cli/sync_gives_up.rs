@@ -49,6 +49,10 @@ async fn nothing_listening_gives_up_with_7() {
     // The cause itself, not just kube's `client error (Connect)`.
     assert!(line.contains("Connection refused"), "{line}");
     assert!(took < TERMINATES_WITHIN, "took {took:?}");
+    // Each retry is logged once, by the informer with its cause, not again
+    // by kube's client.
+    assert!(r.stderr.contains("streaming list failed"), "{}", r.stderr);
+    assert!(!r.stderr.contains("kube_client"), "{}", r.stderr);
 }
 
 /// A web server that answers every request with 200 and `body`, as a
