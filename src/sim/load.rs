@@ -98,7 +98,10 @@ fn mutate_one(shared: &Shared) -> bool {
                 "default".to_string()
             };
             let pod = fixtures::pod(shared.config.seed, &ns, index);
-            shared.write(|st| st.create(pods, None, pod)).map(|_| ())
+            // A pod created now, not one of the fixtures' past.
+            shared
+                .write(|st| st.create_now(pods, None, pod))
+                .map(|_| ())
         }
         (Mutation::Delete, Some(v)) => shared
             .write(|st| st.delete(pods, v.namespace.as_deref(), &v.name))

@@ -474,7 +474,7 @@ fn create(
             "the server does not allow this method on the requested resource",
         ));
     }
-    let ev = s.write_as(who, |st| st.create(t.r, t.namespace.as_deref(), v))?;
+    let ev = s.write_as(who, |st| st.create_now(t.r, t.namespace.as_deref(), v))?;
     stored_response(s, StatusCode::CREATED, t.r, &ev.object, to)
 }
 

@@ -361,7 +361,7 @@ impl State {
     ) -> Result<Arc<Event>, ApiError> {
         let res = &RESOURCES[r];
         check_type(res, &value)?;
-        fold_string_data(res, &mut value)?;
+        secret_defaults(res, &mut value)?;
         let ns = object_namespace(res, path_ns, &value)?;
         let meta = metadata_mut(&mut value)?;
         let name = match meta.get("name").and_then(Value::as_str) {
@@ -402,6 +402,23 @@ impl State {
         }
         let stored = Stored::new(res, value);
         Ok(self.commit(r, EventType::Added, stored, None))
+    }
+
+    /// POST, as kube-apiserver takes it: the server owns `uid` and
+    /// `creationTimestamp` and sets them on every create, whatever the body
+    /// says (`rest.BeforeCreate` → `FillObjectMetaSystemFields`). [`Self::create`]
+    /// keeps them, for the generated objects that stand for a past.
+    pub fn create_now(
+        &mut self,
+        r: ResourceId,
+        path_ns: Option<&str>,
+        mut value: Value,
+    ) -> Result<Arc<Event>, ApiError> {
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("uid");
+            meta.remove("creationTimestamp");
+        }
+        self.create(r, path_ns, value)
     }
 
     /// PUT: replaces an object. A body carrying a resourceVersion must carry
@@ -499,7 +516,7 @@ pub(crate) fn prepare_replace(
 ) -> Result<Option<Value>, ApiError> {
     let res = &RESOURCES[r];
     check_type(res, &value)?;
-    fold_string_data(res, &mut value)?;
+    secret_defaults(res, &mut value)?;
     // Stored objects carry no type fields; compare like with like.
     if let Some(m) = value.as_object_mut() {
         m.remove("kind");
@@ -556,16 +573,23 @@ pub(crate) fn uid(rng: &mut impl Rng) -> String {
     )
 }
 
-/// A Secret's `stringData` is write-only, as on a real API server: each
-/// value is base64-encoded into `data` (replacing a `data` key of the same
-/// name) and `stringData` is dropped, on create, update and patch alike.
-fn fold_string_data(res: &ResourceDef, value: &mut Value) -> Result<(), ApiError> {
+/// A Secret as a real API server stores it, on create, update and patch
+/// alike: its `type` defaults to `Opaque` (`SetDefaults_Secret`), and its
+/// `stringData` is write-only: each value is base64-encoded into `data`
+/// (replacing a `data` key of the same name) and `stringData` is dropped.
+fn secret_defaults(res: &ResourceDef, value: &mut Value) -> Result<(), ApiError> {
     if !(res.group.is_empty() && res.kind == "Secret") {
         return Ok(());
     }
     let Some(object) = value.as_object_mut() else {
         return Ok(());
     };
+    if object
+        .get("type")
+        .is_none_or(|t| t.is_null() || t.as_str() == Some(""))
+    {
+        object.insert("type".into(), json!("Opaque"));
+    }
     let string_data = match object.remove("stringData") {
         None | Some(Value::Null) => return Ok(()),
         Some(Value::Object(map)) => map,
@@ -900,6 +924,49 @@ mod tests {
         assert_eq!(s.bookmark_rv(pods), 7);
         s.notify_progress(cms);
         assert_eq!(s.bookmark_rv(cms), 7);
+    }
+
+    #[test]
+    fn a_create_over_the_api_gets_the_servers_uid_and_time() {
+        let cms = by_plural("configmaps").unwrap();
+        let mut s = State::new(HistoryConfig::default(), 1);
+        let wall: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        s.set_time(std::time::Duration::from_secs(1), wall);
+        let past = json!({"metadata": {"name": "c", "uid": "from-the-client",
+            "creationTimestamp": "2020-01-01T00:00:00Z"}});
+        let made = s.create_now(cms, Some("n"), past.clone()).unwrap();
+        let meta = &made.object.item()["metadata"];
+        assert_eq!(meta["creationTimestamp"], "2026-12-01T10:00:00Z");
+        let uid = meta["uid"].as_str().unwrap();
+        assert!(uid != "from-the-client" && uid.len() == 36, "{uid}");
+        // The generated objects keep the past they stand for.
+        let mut kept = past;
+        kept["metadata"]["name"] = json!("d");
+        let made = s.create(cms, Some("n"), kept).unwrap();
+        let meta = &made.object.item()["metadata"];
+        assert_eq!(meta["creationTimestamp"], "2020-01-01T00:00:00Z");
+        assert_eq!(meta["uid"], "from-the-client");
+    }
+
+    #[test]
+    fn a_secret_without_a_type_is_opaque() {
+        let secrets = by_plural("secrets").unwrap();
+        let mut s = State::new(HistoryConfig::default(), 1);
+        let typed = |s: &mut State, name: &str, ty: Value| {
+            let mut secret = json!({"metadata": {"name": name}, "stringData": {"k": "v"}});
+            if !ty.is_null() || name == "null" {
+                secret["type"] = ty;
+            }
+            let made = s.create(secrets, Some("n"), secret).unwrap();
+            made.object.item()["type"].clone()
+        };
+        assert_eq!(typed(&mut s, "absent", Value::Null), "Opaque");
+        assert_eq!(typed(&mut s, "null", Value::Null), "Opaque");
+        assert_eq!(typed(&mut s, "empty", json!("")), "Opaque");
+        assert_eq!(
+            typed(&mut s, "tls", json!("kubernetes.io/tls")),
+            "kubernetes.io/tls"
+        );
     }
 
     #[test]

@@ -142,7 +142,14 @@ fn the_whole_comparison_runs_on_kube_apiserver() {
         median(resume0, "bytes_pulled") * 4.0 < median(fresh, "bytes_pulled"),
         "{resume0:#}\n{fresh:#}"
     );
-    assert!(median(gone, "watch_requests") >= 2.0, "{gone:#}");
+    // The refused resume watch, then the relist: a LIST, or a streaming
+    // list's watch. The watch after the relist may not be sent yet when
+    // the child, ready at Synced, stops.
+    assert!(median(gone, "watch_requests") >= 1.0, "{gone:#}");
+    assert!(
+        median(gone, "watch_requests") + median(gone, "list_requests") >= 2.0,
+        "{gone:#}"
+    );
     assert!(
         median(gone, "bytes_pulled") > median(resume1, "bytes_pulled"),
         "{gone:#}"
