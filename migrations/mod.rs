@@ -31,6 +31,38 @@ pub(crate) fn run(db: &dyn Engine, from: u32) -> Result<()> {
     Ok(())
 }
 
+/// The schema a database is at, told from its data alone (for a store
+/// whose marker, which records it, was lost): the layout byte that leads
+/// each collection's state record says which schema wrote it, and state
+/// records are never sealed, so this reads an encrypted store without its
+/// key. The oldest layout found wins, as a migration interrupted between
+/// two collections leaves both; every step skips what is already in its
+/// layout. A database whose collections hold no state record yet is at
+/// [`SCHEMA_VERSION`]: the schemas differ in nothing else.
+pub(crate) fn schema_of_data(db: &dyn Engine) -> Result<u32> {
+    let mut oldest = SCHEMA_VERSION;
+    for space in collection_spaces(db)? {
+        let Some(bytes) = db.get(&space, &crate::store::state_key())? else {
+            continue;
+        };
+        let schema = match bytes.first().copied() {
+            Some(crate::store::state::STATE_LAYOUT) => SCHEMA_VERSION,
+            Some(v1::LAYOUT) => 1,
+            // Newer or damaged: either way no marker this build writes is
+            // right for it, and a migration would refuse it just the same.
+            other => {
+                return Err(Error::corrupt(
+                    &space,
+                    "state",
+                    format!("state layout {other:?} is neither v1 nor v2"),
+                ))
+            }
+        };
+        oldest = oldest.min(schema);
+    }
+    Ok(oldest)
+}
+
 /// The spaces of a database holding a collection each (schema v1 and v2).
 fn collection_spaces(db: &dyn Engine) -> Result<Vec<String>> {
     Ok(db

@@ -38,13 +38,13 @@ pub struct MarkerRepair {
 const NO_COLLECTIONS: &str =
     "is not a kube-persist store: it has no marker and its database registers no collection";
 
-/// The schema the restored marker names first. Which schema wrote the
-/// database is not recorded in it, so opening the store then runs every
-/// migration step; each recognises data already in its layout and leaves
-/// it alone (see `migrations`), so a store of any schema this build knows
-/// ends at this build's, and one of a layout it does not know is refused
-/// as corrupt rather than rewritten.
-const FIRST_SCHEMA: u32 = 1;
+/// What the database of a store without a marker says about itself.
+struct Found {
+    collections: Vec<CollectionId>,
+    encryption: Option<Sealing>,
+    /// The schema its data is at.
+    schema: u32,
+}
 
 /// How the records of `db` are sealed, told from the key id in their
 /// envelopes (every sealed record carries it): `None` when none is sealed.
@@ -84,9 +84,12 @@ impl Store {
     /// when it is missing but `db/` holds a database: the engine is told
     /// from its files (redb: `data.redb`; sled: `db` and `conf`), the
     /// database must open and register at least one collection, and the
-    /// store is then opened as usual (migrations included) and each
-    /// collection's state read. If that fails, the marker is removed again
-    /// and the directory left as it was found.
+    /// store is then opened as usual and each collection's state read. If
+    /// that fails, the marker is removed again and the directory left as it
+    /// was found. The marker names the schema the data is at, told from the
+    /// layout of the collections' state records (see
+    /// `migrations::schema_of_data`): an older store is migrated by that
+    /// open, a current one is not.
     ///
     /// `None` when the marker is in place: nothing is done. Fails with
     /// [`Error::NotAStore`] when `path` holds no database, or one that
@@ -126,24 +129,33 @@ impl Store {
         };
         let kind = directory::engine_of_files(path).ok_or_else(|| not_a_store(NO_COLLECTIONS))?;
         let db_dir = path.join(directory::DB_DIR);
-        let found = (|| -> Result<Option<(Vec<CollectionId>, Option<Sealing>)>> {
+        let found = (|| -> Result<Option<Found>> {
             let db = engine::open(kind, &db_dir, path)?;
             if !holds_collections(db.as_ref())? {
                 return Ok(None);
             }
-            Ok(Some((
-                registered(db.as_ref())?,
-                sealing_of_records(db.as_ref(), path)?,
-            )))
+            Ok(Some(Found {
+                collections: registered(db.as_ref())?,
+                encryption: sealing_of_records(db.as_ref(), path)?,
+                // From the data, not assumed: an encrypted store repaired
+                // without its key is never opened here, so a marker naming
+                // an older schema than the data's would stay, and every
+                // read after would migrate a copy of it for nothing.
+                schema: crate::migrations::schema_of_data(db.as_ref())?,
+            }))
         })();
         engine::wait_closed(kind, &db_dir);
-        let (collections, encryption) = found?.ok_or_else(|| not_a_store(NO_COLLECTIONS))?;
+        let Found {
+            collections,
+            encryption,
+            schema,
+        } = found?.ok_or_else(|| not_a_store(NO_COLLECTIONS))?;
         // Before anything is written: a wrong key is the caller's mistake,
         // not a reason to doubt the records.
         if key.is_some() {
             check_key(path, encryption, key.as_ref())?;
         }
-        directory::write_marker_sealed(path, FIRST_SCHEMA, kind, encryption)?;
+        directory::write_marker_sealed(path, schema, kind, encryption)?;
         drop(lock);
         let checked = encryption.is_none() || key.is_some();
         let opened = (|| -> Result<Vec<CollectionId>> {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::support::cli::*;
 use crate::support::store::disk_leaks;
 
-const KEY: &str = "4f1c2b9d8e7a6f5041322314a5b6c7d8e9f00112233445566778899aabbccdde";
+pub(super) const KEY: &str = "4f1c2b9d8e7a6f5041322314a5b6c7d8e9f00112233445566778899aabbccdde";
 const OTHER: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
-fn key_file(dir: &Path, name: &str, hex: &str, mode: u32) -> PathBuf {
+pub(super) fn key_file(dir: &Path, name: &str, hex: &str, mode: u32) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, format!("{hex}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();

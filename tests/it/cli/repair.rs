@@ -128,3 +128,53 @@ fn repair_takes_nothing_for_a_lost_store_that_is_not_one() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(!nowhere.exists());
 }
+
+/// Removes the marker of the store at `path`, repairs it with `key_args`,
+/// and checks that the marker names the schema the store was at and that
+/// neither the repair nor a reader nor a writer after it migrates anything:
+/// a store at the current schema has nothing to migrate.
+fn repair_keeps_the_schema(path: &Path, repair_key: &[&str], read_key: &[&str]) {
+    let dir = path.to_str().unwrap();
+    let marker = path.join("kube-persist.json");
+    let original = json_of(&marker);
+    assert_eq!(original["schema_version"], 2, "{original}");
+    std::fs::remove_file(&marker).unwrap();
+    let run = |args: &[&str], key: &[&str]| {
+        let args = [args, key].concat();
+        let r = kp_env(&args, &[("RUST_LOG", "info")]);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("migrat"), "{args:?}: {}", r.stderr);
+    };
+    run(&["repair", dir], repair_key);
+    let repaired = json_of(&marker);
+    for field in ["schema_version", "format", "engine", "encryption"] {
+        assert_eq!(repaired[field], original[field], "{field}: {repaired}");
+    }
+    run(&["list", dir, "-r", "pods"], read_key);
+    run(&["compact", dir], read_key);
+    assert_eq!(json_of(&marker)["schema_version"], 2);
+}
+
+crate::engine_test! {
+    fn repair_of_a_plaintext_store_names_its_schema_and_migrates_nothing(engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        store_on(engine, &path);
+        repair_keeps_the_schema(&path, &[], &[]);
+    }
+}
+
+crate::engine_test! {
+    fn repair_of_an_encrypted_store_names_its_schema_with_or_without_its_key(engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s");
+        store_on(engine, &path);
+        let key = super::super::encryption::key_file(tmp.path(), "key", super::super::encryption::KEY, 0o600);
+        let key = ["--key-file", key.to_str().unwrap()];
+        ok(&[&["encrypt", path.to_str().unwrap()][..], &key].concat());
+        // Without the key nothing opens the sealed records: the schema must
+        // come from what repair reads unsealed.
+        repair_keeps_the_schema(&path, &[], &key);
+        repair_keeps_the_schema(&path, &key, &key);
+    }
+}

@@ -475,3 +475,30 @@ fn a_store_from_before_the_engine_choice_opens_as_sled_with_everything_in_it() {
     // Still a store the sled-only build reads.
     assert!(accepted_by_sled_only_builds(&marker(&path)));
 }
+
+engine_test! {
+    fn a_v1_store_that_lost_its_marker_is_repaired_as_v1_and_then_migrated(engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = kube_persist::store::EncryptionKey::from_bytes([7; 32]);
+        for encryption_key in [None, Some(key)] {
+            let sealed = encryption_key.is_some();
+            let path = dir.path().join(if sealed { "sealed" } else { "plain" });
+            let options = StoreOptions { encryption_key: encryption_key.clone(), ..fixture_options(engine) };
+            v1::build_fixture(&path, &pods_id(), fixture_batches(), options.clone()).unwrap();
+            std::fs::remove_file(path.join("kube-persist.json")).unwrap();
+
+            // Without the key an encrypted store is not opened, so its
+            // marker keeps the schema told from the data: still v1, left
+            // for the next open with the key to migrate.
+            let repair = Store::repair_marker(&path).unwrap().unwrap();
+            assert_eq!(repair.checked, !sealed);
+            let want = if sealed { 1 } else { SCHEMA_VERSION };
+            assert_eq!(marker(&path)["schema_version"], want, "sealed: {sealed}");
+
+            let store = Store::open_existing_with(&path, options).unwrap();
+            assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
+            let c = store.find_collection(&pods_id()).unwrap().unwrap();
+            assert_eq!(c.meta().unwrap().objects, 79, "sealed: {sealed}");
+        }
+    }
+}
