@@ -15,7 +15,8 @@ use super::summary::Summary;
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// An aligned text table, then the targets and steady state.
+    /// An aligned text table (`bench resume`: then its targets and the
+    /// steady state).
     Table,
     /// The whole report, samples included, as JSON.
     Json,

@@ -243,6 +243,7 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         res = informer.wait_until_synced() => res.context("waiting for sync")?,
         sig = signals.recv() => {
             tracing::info!("{sig} before sync; shutting down");
+            stop_consumer(consumer).await;
             informer.shutdown().await;
             return Ok(ExitCode::from(super::exit::INTERRUPTED));
         }
@@ -252,9 +253,7 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
                 stage: Stage::Sync { objects: informer.len() },
                 failure: informer.last_failure(),
             };
-            if let Some(task) = consumer {
-                task.abort();
-            }
+            stop_consumer(consumer).await;
             if tokio::time::timeout(SHUTDOWN_GRACE, informer.shutdown()).await.is_err() {
                 tracing::warn!("the informer did not stop within {SHUTDOWN_GRACE:?}; exiting all the same");
             }
@@ -277,11 +276,11 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         let sig = signals.recv().await;
         tracing::info!("{sig}; flushing and shutting down");
     }
-    if let Some(task) = consumer {
+    if consumer.is_some() {
         // Let the consumer print what was committed before shutting down.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        task.abort();
     }
+    stop_consumer(consumer).await;
     informer.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -339,6 +338,17 @@ impl GaveUp {
                  give a longer --sync-timeout"
             ),
         }
+    }
+}
+
+/// Stops the consumer task, and waits until it has, before the informer
+/// and its store close under it: what it printed but did not acknowledge
+/// is printed again by the next run (at least once).
+async fn stop_consumer(task: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(task) = task {
+        task.abort();
+        // Cancelled, or finished: either way it no longer runs.
+        let _ = task.await;
     }
 }
 

@@ -9,9 +9,10 @@ use kube_persist::store::{Collection, CollectionId, EncryptionKey, Store};
 /// The store directory argument every store command takes.
 #[derive(Debug, clap::Args)]
 pub struct StoreDir {
-    /// The store directory. Read-only commands read a redb store in place;
-    /// a sled store (sled cannot open read-only) through a private copy
-    /// under $TMPDIR.
+    /// The store directory. The read-only commands (inspect, get, list,
+    /// history, verify, export) read a redb store in place, and a sled
+    /// store (sled cannot open read-only) through a private copy under
+    /// $TMPDIR.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     #[command(flatten)]

@@ -324,3 +324,68 @@ fn the_sync_timeout_shows_its_default_and_needs_until_synced() {
     assert!(r.stderr.contains("--sync-timeout"), "{}", r.stderr);
     assert!(!store.exists());
 }
+
+/// SIGTERM while the first sync is under way, with a durable consumer
+/// printing and acknowledging: exit 130, no error logged (the consumer is
+/// stopped before the store closes, not left to find it gone), and the
+/// store intact with the consumer's cursor at or below what it printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_before_sync_stops_the_consumer_and_exits_130() {
+    use tokio::io::AsyncBufReadExt;
+    let sim = Simulator::start(SimConfig {
+        // Enough that storing them takes seconds: the signal comes while
+        // the first batches are being stored and printed.
+        pods: 5_000,
+        namespaces: 10,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-persist"))
+        .args(["sync", "-r", "pods", "--consumer", "printer", "--server"])
+        .arg(sim.url())
+        .arg("--store")
+        .arg(&store)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().expect("a first line");
+    assert!(first.starts_with("event seq="), "{first}");
+    let pid = i32::try_from(child.id().unwrap()).unwrap();
+    // SAFETY: signals our own child, still running (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut printed = vec![first];
+    while let Some(line) = lines.next_line().await.unwrap() {
+        printed.push(line);
+    }
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    assert!(
+        printed.iter().all(|l| l.starts_with("event seq=")),
+        "stopped before the synced line: {printed:?}"
+    );
+    let last_printed: u64 = printed
+        .last()
+        .and_then(|l| l.strip_prefix("event seq="))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let store = Store::open(&store).unwrap();
+    let ids = store.collections().unwrap();
+    let c = store.collection(&ids[0]).unwrap();
+    assert!(c.verify().unwrap().is_ok());
+    let acked = c.cursor("printer").unwrap().unwrap_or(0);
+    assert!(
+        acked <= last_printed,
+        "acked {acked}, printed up to {last_printed}"
+    );
+    sim.shutdown().await;
+}
