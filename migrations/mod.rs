@@ -32,24 +32,41 @@ pub(crate) fn run(db: &dyn Engine, from: u32) -> Result<()> {
 }
 
 /// The schema a database is at, told from its data alone (for a store
-/// whose marker, which records it, was lost): the layout byte that leads
-/// each collection's state record says which schema wrote it, and state
-/// records are never sealed, so this reads an encrypted store without its
-/// key. The oldest layout found wins, as a migration interrupted between
-/// two collections leaves both; every step skips what is already in its
-/// layout. A database whose collections hold no state record yet is at
-/// [`SCHEMA_VERSION`]: the schemas differ in nothing else.
+/// whose marker, which records it, was lost): state records are never
+/// sealed, so this reads an encrypted store without its key. The oldest
+/// schema found wins, as a migration interrupted between two collections
+/// leaves both; every step skips what is already in its layout. A database
+/// whose collections hold no state record yet is at [`SCHEMA_VERSION`]: the
+/// schemas differ in nothing else.
 pub(crate) fn schema_of_data(db: &dyn Engine) -> Result<u32> {
-    let mut oldest = SCHEMA_VERSION;
+    Ok(state_records(db)?
+        .iter()
+        .map(|s| s.schema)
+        .min()
+        .unwrap_or(SCHEMA_VERSION))
+}
+
+/// A collection's state record, as a migration step finds it.
+pub(crate) struct StateRecord {
+    /// The collection's space.
+    pub space: String,
+    /// The schema that wrote it, told by its leading layout byte.
+    pub schema: u32,
+    /// The record as stored.
+    pub bytes: Vec<u8>,
+}
+
+/// Every collection's state record. A layout byte of neither schema is
+/// damage or a newer build's: no step of this build may touch it.
+pub(crate) fn state_records(db: &dyn Engine) -> Result<Vec<StateRecord>> {
+    let mut found = Vec::new();
     for space in collection_spaces(db)? {
         let Some(bytes) = db.get(&space, &crate::store::state_key())? else {
             continue;
         };
         let schema = match bytes.first().copied() {
-            Some(crate::store::state::STATE_LAYOUT) => SCHEMA_VERSION,
+            Some(crate::store::state::STATE_LAYOUT) => 2,
             Some(v1::LAYOUT) => 1,
-            // Newer or damaged: either way no marker this build writes is
-            // right for it, and a migration would refuse it just the same.
             other => {
                 return Err(Error::corrupt(
                     &space,
@@ -58,9 +75,13 @@ pub(crate) fn schema_of_data(db: &dyn Engine) -> Result<u32> {
                 ))
             }
         };
-        oldest = oldest.min(schema);
+        found.push(StateRecord {
+            space,
+            schema,
+            bytes,
+        });
     }
-    Ok(oldest)
+    Ok(found)
 }
 
 /// The spaces of a database holding a collection each (schema v1 and v2).

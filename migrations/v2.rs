@@ -7,23 +7,17 @@ use crate::store::engine::{self, Engine, WriteBatch};
 use crate::store::state::{State, STATE_LAYOUT};
 use crate::store::{record, state_key, Error, Result};
 
-use super::v1::{StateV1, LAYOUT as V1_LAYOUT};
+use super::v1::StateV1;
 
 pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
-    for space in super::collection_spaces(db)? {
-        let Some(bytes) = db.get(&space, &state_key())? else {
+    for super::StateRecord {
+        space,
+        schema,
+        bytes,
+    } in super::state_records(db)?
+    {
+        if schema == 2 {
             continue;
-        };
-        match bytes.first().copied() {
-            Some(STATE_LAYOUT) => continue,
-            Some(V1_LAYOUT) => {}
-            other => {
-                return Err(Error::corrupt(
-                    &space,
-                    "state",
-                    format!("state layout {other:?} is neither v1 nor v2"),
-                ))
-            }
         }
         let v1: StateV1 =
             record::unseal_value(&bytes).map_err(|e| Error::undecodable(&space, "state", e))?;

@@ -101,17 +101,18 @@ enum Command {
 /// `kube_client`, those lines are left out, so that a server that is down
 /// reads as one line per retry.
 fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
-    let given = rust_log.filter(|v| !v.trim().is_empty());
-    let filter = given
-        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    if given.is_some_and(|v| v.contains("kube_client")) {
-        return filter;
-    }
-    match "kube_client::client::builder=off".parse() {
-        Ok(quiet) => filter.add_directive(quiet),
-        Err(_) => filter,
-    }
+    const QUIET: &str = "kube_client::client::builder=off";
+    let with_quiet = |v: &str| {
+        if v.contains("kube_client") {
+            v.to_string()
+        } else {
+            format!("{},{QUIET}", v.trim_end_matches(','))
+        }
+    };
+    rust_log
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(with_quiet(v)).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(with_quiet("info")))
 }
 
 pub fn main() -> ExitCode {
@@ -143,5 +144,29 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => exit::report(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn kubes_own_request_errors_are_off_unless_rust_log_names_kube_client() {
+        let quiet = "kube_client::client::builder=off";
+        for given in [
+            None,
+            Some(""),
+            Some("warn"),
+            Some("warn,"),
+            Some("not a filter["),
+        ] {
+            let f = log_filter(given).to_string();
+            assert!(f.contains(quiet), "{given:?}: {f}");
+        }
+        assert!(log_filter(None).to_string().contains("info"));
+        assert!(log_filter(Some("warn")).to_string().contains("warn"));
+        let f = log_filter(Some("info,kube_client=debug")).to_string();
+        assert!(!f.contains(quiet), "{f}");
     }
 }

@@ -178,16 +178,11 @@ pub fn resolve<'a>(
     // A plain kubectl name means what the plain display name means: the
     // unrestricted collection, when the store holds one (`-r po` as
     // `-r pods`).
-    let unrestricted: Vec<&CollectionId> = match wanted_restrictions {
-        None => found
-            .iter()
-            .copied()
-            .filter(|c| restrictions(c).is_none())
-            .collect(),
-        Some(_) => Vec::new(),
-    };
-    if let ([_, _, ..], [one]) = (found.as_slice(), unrestricted.as_slice()) {
-        return Ok(one);
+    if wanted_restrictions.is_none() && found.len() > 1 {
+        let mut unrestricted = found.iter().filter(|c| restrictions(c).is_none());
+        if let (Some(one), None) = (unrestricted.next(), unrestricted.next()) {
+            return Ok(one);
+        }
     }
     match found.as_slice() {
         [one] => Ok(one),

@@ -156,7 +156,6 @@ mod tests {
         written: AtomicU64,
         kept: AtomicU64,
         syncs: AtomicU64,
-        fail_next_sync: std::sync::atomic::AtomicBool,
         /// The flush of this number (from 1) fails.
         fail_sync: AtomicU64,
         /// The first flush waits until this many writes are staged.
@@ -186,9 +185,7 @@ mod tests {
                 }
             }
             let n = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
-            if self.fail_next_sync.swap(false, Ordering::SeqCst)
-                || n == self.fail_sync.load(Ordering::SeqCst)
-            {
+            if n == self.fail_sync.load(Ordering::SeqCst) {
                 return Err(crate::store::Error::InvalidArgument("flush failed".into()));
             }
             self.kept.fetch_max(covered, Ordering::SeqCst);
@@ -275,7 +272,7 @@ mod tests {
     #[test]
     fn a_failed_flush_fails_its_writers_and_every_write_after_it() {
         let (db, g) = (Counting::default(), GroupCommit::default());
-        db.fail_next_sync.store(true, Ordering::SeqCst);
+        db.fail_sync.store(1, Ordering::SeqCst);
         let err = g
             .commit(&db, || db.write("s", WriteBatch::default(), false))
             .unwrap_err();
