@@ -147,7 +147,7 @@ fn pods_id() -> CollectionId {
 
 /// The `i`th pod of the load, at resourceVersion `i + 1`.
 fn pod(i: usize) -> Value {
-    let mut p = crate::sim::fixtures::pod(1, &format!("ns-{:03}", i % 50), i);
+    let mut p = crate::sim::fixtures::pod(1, &format!("ns-{:03}", i % 50), i, 20);
     p["metadata"]["resourceVersion"] = Value::String((i + 1).to_string());
     p
 }

@@ -34,6 +34,20 @@ pub fn node_name(i: usize) -> String {
     format!("node-{i:03}")
 }
 
+/// The most nodes a generated cluster has.
+const MAX_NODES: usize = 20;
+
+/// How many nodes a generated cluster of `pods` pods has: one per 50 pods,
+/// between 1 and 20. Generated pods run only on these.
+pub fn node_count(pods: usize) -> usize {
+    (pods / 50).clamp(1, MAX_NODES)
+}
+
+/// The InternalIP of the `i`th generated node.
+fn node_ip(i: usize) -> String {
+    format!("10.0.{}.{}", i / 250, i % 250 + 1)
+}
+
 fn rng_for(seed: u64, parts: &[&str], index: usize) -> StdRng {
     // FNV-1a over the parts: stable across runs and platforms.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
@@ -107,7 +121,7 @@ pub fn node(seed: u64, index: usize) -> Value {
             "allocatable": {"cpu": "7800m", "memory": "31Gi", "pods": "110"},
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "lastHeartbeatTime": timestamp(EPOCH), "lastTransitionTime": timestamp(EPOCH)}],
-            "addresses": [{"type": "InternalIP", "address": format!("10.0.{}.{}", index / 250, index % 250 + 1)}],
+            "addresses": [{"type": "InternalIP", "address": node_ip(index)}],
             "nodeInfo": {"kubeletVersion": "v1.33.0", "osImage": "Debian GNU/Linux 12", "architecture": "amd64",
                          "containerRuntimeVersion": "containerd://1.7.0", "kernelVersion": "6.1.0",
                          "operatingSystem": "linux", "machineID": "", "systemUUID": "", "bootID": "",
@@ -152,9 +166,17 @@ pub fn widget(namespace: &str, name: &str, size: u32) -> Value {
 }
 
 /// A realistic Pod of a Deployment, deterministic in `(seed, namespace,
-/// index)`; `index` makes the name unique. Between 4 and 14 KiB of JSON,
-/// managedFields included (a third to a half of a real pod's bytes).
-pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
+/// index, nodes)`; `index` makes the name unique, and the pod runs on one
+/// of the first `nodes` generated nodes (see [`node_count`]). Between 4
+/// and 14 KiB of JSON, managedFields included (a third to a half of a real
+/// pod's bytes).
+///
+/// Its status is the one its phase has on a real cluster: most pods run
+/// with every container ready; some are Pending while their images are
+/// pulled (the sandbox and its IP are up, no container is); a few were evicted (Failed,
+/// reason Evicted, containers terminated), the only way a pod of a
+/// Deployment, whose restartPolicy is Always, ends.
+pub fn pod(seed: u64, namespace: &str, index: usize, nodes: usize) -> Value {
     let mut rng = rng_for(seed, &["pod", namespace], index);
     let app = pick(&mut rng, APPS);
     // Pods of one app in one namespace share their ReplicaSet.
@@ -166,12 +188,15 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
     let tier = pick(&mut rng, TIERS);
     let created = EPOCH + rng.random_range(0..86_400 * 90);
     let started = created + rng.random_range(1..30);
-    let node = node_name(rng.random_range(0..20));
-    let pod_ip = format!(
-        "10.244.{}.{}",
-        rng.random_range(0..256),
-        rng.random_range(2..255)
-    );
+    let node_index = rng.random_range(0..nodes.clamp(1, MAX_NODES));
+    let node = node_name(node_index);
+    // Inside the node's podCIDR, as the node IPAM controller assigns it.
+    let pod_ip = format!("10.244.{}.{}", node_index % 256, rng.random_range(2..255));
+    let phase = match rng.random_range(0..100) {
+        0..=89 => Phase::Running,
+        90..=95 => Phase::Pending,
+        _ => Phase::Evicted,
+    };
     let n_containers = match rng.random_range(0..100) {
         0..=54 => 1,
         55..=84 => 2,
@@ -213,23 +238,31 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
             "terminationMessagePath": "/dev/termination-log",
             "terminationMessagePolicy": "File",
         }));
-        statuses.push(json!({
-            "name": cname,
-            "image": image,
-            "imageID": format!("{image}@sha256:{}", random_suffix(&mut rng, 32)),
-            "containerID": format!("containerd://{}", random_suffix(&mut rng, 32)),
-            "ready": true,
-            "started": true,
-            "restartCount": rng.random_range(0..3),
-            "state": {"running": {"startedAt": timestamp(started + 2)}},
-        }));
+        let image_id = format!("{image}@sha256:{}", random_suffix(&mut rng, 32));
+        let container_id = format!("containerd://{}", random_suffix(&mut rng, 32));
+        let restarts = rng.random_range(0..3);
+        statuses.push(match phase {
+            Phase::Running => json!({
+                "name": cname, "image": image, "imageID": image_id, "containerID": container_id,
+                "ready": true, "started": true, "restartCount": restarts,
+                "state": {"running": {"startedAt": timestamp(started + 2)}},
+            }),
+            // The kubelet reports a container it is still creating with no
+            // image or container ID.
+            Phase::Pending => json!({
+                "name": cname, "image": image, "imageID": "",
+                "ready": false, "started": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}},
+            }),
+            Phase::Evicted => json!({
+                "name": cname, "image": image, "imageID": image_id, "containerID": container_id,
+                "ready": false, "started": false, "restartCount": restarts,
+                "state": {"terminated": {"exitCode": 137, "reason": "Error",
+                    "startedAt": timestamp(started + 2), "finishedAt": timestamp(started + 3600),
+                    "containerID": container_id}},
+            }),
+        });
     }
-    let phase = match rng.random_range(0..100) {
-        0..=89 => "Running",
-        90..=95 => "Pending",
-        96..=97 => "Succeeded",
-        _ => "Failed",
-    };
     let mut annotations = Map::new();
     annotations.insert(
         "kubectl.kubernetes.io/restartedAt".into(),
@@ -242,7 +275,48 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
             json!(random_suffix(&mut rng, len)),
         );
     }
+    let unready: Vec<&str> = statuses.iter().filter_map(|c| c["name"].as_str()).collect();
     let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": timestamp(started)});
+    let not = |t: &str, reason: &str, message: Option<String>| {
+        let mut c = json!({"type": t, "status": "False", "lastProbeTime": null, "lastTransitionTime": timestamp(started)});
+        if !reason.is_empty() {
+            c["reason"] = json!(reason);
+        }
+        if let Some(m) = message {
+            c["message"] = json!(m);
+        }
+        c
+    };
+    let not_ready = format!("containers with unready status: [{}]", unready.join(" "));
+    let conditions = match phase {
+        Phase::Running => vec![
+            cond("PodReadyToStartContainers"),
+            cond("Initialized"),
+            cond("Ready"),
+            cond("ContainersReady"),
+            cond("PodScheduled"),
+        ],
+        Phase::Pending => vec![
+            cond("PodReadyToStartContainers"),
+            cond("Initialized"),
+            not("Ready", "ContainersNotReady", Some(not_ready.clone())),
+            not("ContainersReady", "ContainersNotReady", Some(not_ready)),
+            cond("PodScheduled"),
+        ],
+        Phase::Evicted => vec![
+            {
+                let mut c = cond("DisruptionTarget");
+                c["reason"] = json!("TerminationByKubelet");
+                c["message"] = json!(EVICTION_MESSAGE);
+                c
+            },
+            not("PodReadyToStartContainers", "", None),
+            cond("Initialized"),
+            not("Ready", "PodFailed", None),
+            not("ContainersReady", "PodFailed", None),
+            cond("PodScheduled"),
+        ],
+    };
     let mut pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -288,9 +362,10 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
             ],
         },
         "status": {
-            "phase": phase,
-            "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
-            "hostIP": format!("10.0.0.{}", rng.random_range(1..250)),
+            "phase": phase.name(),
+            "conditions": conditions,
+            "hostIP": node_ip(node_index),
+            "hostIPs": [{"ip": node_ip(node_index)}],
             "podIP": pod_ip,
             "podIPs": [{"ip": pod_ip}],
             "startTime": timestamp(started),
@@ -298,9 +373,35 @@ pub fn pod(seed: u64, namespace: &str, index: usize) -> Value {
             "qosClass": "Burstable",
         },
     });
+    if phase == Phase::Evicted {
+        pod["status"]["reason"] = json!("Evicted");
+        pod["status"]["message"] = json!(EVICTION_MESSAGE);
+    }
     with_managed_fields(&mut pod, &timestamp(created), &timestamp(started));
     pod
 }
+
+/// What a generated pod is doing; see [`pod`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Pending,
+    Evicted,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Running => "Running",
+            Phase::Pending => "Pending",
+            Phase::Evicted => "Failed",
+        }
+    }
+}
+
+/// The kubelet's message on a pod it evicted under disk pressure.
+const EVICTION_MESSAGE: &str =
+    "The node was low on resource: ephemeral-storage. Threshold quantity: 2Gi, available: 1536Mi. ";
 
 /// Gives a pod the managedFields of its history on a real cluster: a
 /// kube-controller-manager create (everything but the status and the node,
@@ -364,14 +465,14 @@ pub(crate) fn populate(state: &mut State, config: &SimConfig) -> Result<u64> {
     for ns in &namespaces {
         create(ns_r, namespace(ns))?;
     }
-    let nodes = (config.pods / 50).clamp(1, 20);
+    let nodes = node_count(config.pods);
     for i in 0..nodes {
         create(node_r, node(config.seed, i))?;
     }
     for i in 0..config.pods {
         create(
             pod_r,
-            pod(config.seed, &namespaces[i % namespaces.len()], i),
+            pod(config.seed, &namespaces[i % namespaces.len()], i, nodes),
         )?;
     }
     for i in 0..config.configmaps {
@@ -389,11 +490,11 @@ mod tests {
 
     #[test]
     fn pods_are_deterministic_and_sized_like_real_ones() {
-        assert_eq!(pod(7, "a", 3), pod(7, "a", 3));
-        assert_ne!(pod(7, "a", 3), pod(8, "a", 3));
+        assert_eq!(pod(7, "a", 3, 20), pod(7, "a", 3, 20));
+        assert_ne!(pod(7, "a", 3, 20), pod(8, "a", 3, 20));
         let mut sizes = Vec::new();
         for i in 0..300 {
-            let p = pod(1, "ns-000", i);
+            let p = pod(1, "ns-000", i, 20);
             let len = serde_json::to_vec(&p).unwrap().len();
             assert!((4096..=14336).contains(&len), "pod {i} is {len} bytes");
             sizes.push(len);
@@ -415,6 +516,85 @@ mod tests {
             sizes[sizes.len() - 1] - sizes[0] > 2048,
             "sizes vary: {sizes:?}"
         );
+    }
+
+    #[test]
+    fn pods_run_on_the_nodes_that_exist() {
+        for pods in [1, 120, 5_000] {
+            let nodes = node_count(pods);
+            let names: std::collections::HashMap<String, Value> =
+                (0..nodes).map(|i| (node_name(i), node(1, i))).collect();
+            let mut used = std::collections::HashSet::new();
+            for i in 0..200 {
+                let p = pod(1, "ns-000", i, nodes);
+                let on = p["spec"]["nodeName"].as_str().unwrap();
+                let n = names
+                    .get(on)
+                    .unwrap_or_else(|| panic!("{on} of {nodes} nodes"));
+                used.insert(on.to_string());
+                assert_eq!(
+                    p["status"]["hostIP"],
+                    n["status"]["addresses"][0]["address"]
+                );
+                let cidr = n["spec"]["podCIDR"].as_str().unwrap();
+                let ip = p["status"]["podIP"].as_str().unwrap();
+                assert!(
+                    ip.starts_with(cidr.trim_end_matches("0/24")),
+                    "{ip} outside {cidr}"
+                );
+            }
+            assert_eq!(used.len(), nodes, "200 pods spread over all {nodes} nodes");
+        }
+    }
+
+    #[test]
+    fn a_pods_status_agrees_with_its_phase() {
+        let mut seen = std::collections::BTreeMap::new();
+        for i in 0..1_000 {
+            let p = pod(3, "ns-001", i, 20);
+            let status = &p["status"];
+            let phase = status["phase"].as_str().unwrap();
+            *seen.entry(phase.to_string()).or_insert(0) += 1;
+            let containers = status["containerStatuses"].as_array().unwrap();
+            let condition = |t: &str| {
+                status["conditions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["type"] == t)
+                    .map(|c| c["status"].as_str().unwrap().to_string())
+            };
+            let ready = containers.iter().all(|c| c["ready"] == true);
+            let none_ready = containers.iter().all(|c| c["ready"] == false);
+            match phase {
+                "Running" => {
+                    assert!(ready, "{i}: {status}");
+                    assert_eq!(condition("Ready").as_deref(), Some("True"));
+                    assert!(containers.iter().all(|c| c["state"]["running"].is_object()));
+                }
+                "Pending" => {
+                    assert!(none_ready, "{i}: {status}");
+                    assert_eq!(condition("Ready").as_deref(), Some("False"));
+                    assert!(containers
+                        .iter()
+                        .all(|c| c["state"]["waiting"]["reason"] == "ContainerCreating"));
+                }
+                "Failed" => {
+                    assert!(none_ready, "{i}: {status}");
+                    assert_eq!(status["reason"], "Evicted");
+                    assert_eq!(condition("Ready").as_deref(), Some("False"));
+                    assert_eq!(condition("DisruptionTarget").as_deref(), Some("True"));
+                    assert!(containers
+                        .iter()
+                        .all(|c| c["state"]["terminated"].is_object()));
+                }
+                other => panic!("{i}: a Deployment's pod is never {other}"),
+            }
+            if phase != "Failed" {
+                assert!(status.get("reason").is_none(), "{i}: {status}");
+            }
+        }
+        assert_eq!(seen.len(), 3, "every phase is generated: {seen:?}");
     }
 
     #[test]

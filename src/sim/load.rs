@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fixtures;
 use super::managed_fields::FieldManager;
+use super::object::Stored;
 use super::resources::by_plural;
 use super::server::patch_in;
 use super::Shared;
@@ -41,24 +42,58 @@ fn status_change(pod: &mut Value, now: &str) {
         .pointer("/status/containerStatuses/0/ready")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    if let Some(cs) = pod.pointer_mut("/status/containerStatuses/0") {
-        let restarts = cs["restartCount"].as_i64().unwrap_or(0);
-        cs["restartCount"] = json!(restarts + 1);
-        cs["ready"] = json!(!ready);
-        cs["state"] = json!({"running": {"startedAt": now}});
+    if let Some(all) = pod
+        .pointer_mut("/status/containerStatuses")
+        .and_then(Value::as_array_mut)
+    {
+        for (i, cs) in all.iter_mut().enumerate() {
+            if i == 0 {
+                // The first container restarted: it is ready again, or not
+                // yet.
+                let restarts = cs["restartCount"].as_i64().unwrap_or(0);
+                cs["restartCount"] = json!(restarts + 1);
+            } else if ready {
+                continue;
+            }
+            cs["ready"] = json!(!ready);
+            cs["started"] = json!(true);
+            cs["state"] = json!({"running": {"startedAt": now}});
+        }
     }
+    let unready = pod
+        .pointer("/status/containerStatuses/0/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if let Some(conds) = pod
         .pointer_mut("/status/conditions")
         .and_then(Value::as_array_mut)
     {
         for c in conds.iter_mut() {
             if c["type"] == "Ready" || c["type"] == "ContainersReady" {
-                c["status"] = json!(if ready { "False" } else { "True" });
+                if ready {
+                    c["status"] = json!("False");
+                    c["reason"] = json!("ContainersNotReady");
+                    c["message"] = json!(format!("containers with unready status: [{unready}]"));
+                } else if let Some(c) = c.as_object_mut() {
+                    c.insert("status".into(), json!("True"));
+                    c.remove("reason");
+                    c.remove("message");
+                }
                 c["lastTransitionTime"] = json!(now);
             }
         }
     }
     pod["status"]["phase"] = json!("Running");
+}
+
+/// Whether the kubelet is done with `pod`: it writes no status of a pod
+/// that failed or succeeded.
+fn finished(pod: &Stored) -> bool {
+    matches!(
+        pod.field("status.phase").as_deref(),
+        Some("Failed" | "Succeeded")
+    )
 }
 
 /// Performs `n` mutations of pods; returns how many were written (each
@@ -97,7 +132,12 @@ fn mutate_one(shared: &Shared) -> bool {
             } else {
                 "default".to_string()
             };
-            let pod = fixtures::pod(shared.config.seed, &ns, index);
+            let pod = fixtures::pod(
+                shared.config.seed,
+                &ns,
+                index,
+                fixtures::node_count(shared.config.pods),
+            );
             // A pod created now, not one of the fixtures' past.
             shared
                 .write(|st| st.create_now(pods, None, pod))
@@ -106,7 +146,7 @@ fn mutate_one(shared: &Shared) -> bool {
         (Mutation::Delete, Some(v)) => shared
             .write(|st| st.delete(pods, v.namespace.as_deref(), &v.name))
             .map(|_| ()),
-        (Mutation::Status, Some(v)) => {
+        (Mutation::Status, Some(v)) if !finished(&v) => {
             let now = shared.clock.timestamp();
             let kubelet = FieldManager::status("kubelet");
             patch_in(
@@ -122,7 +162,8 @@ fn mutate_one(shared: &Shared) -> bool {
             )
             .map(|_| ())
         }
-        (Mutation::Labels, Some(v)) => {
+        // A finished pod gets a label instead: still one write.
+        (Mutation::Labels | Mutation::Status, Some(v)) => {
             // A rollout label unique to this write: a label change is never
             // a no-op.
             let rollout = shared.next_pod.fetch_add(1, Ordering::Relaxed).to_string();
@@ -256,8 +297,72 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_status_change_makes_a_pod_ready_or_unready_as_a_whole() {
+        let pending = (0..200)
+            .map(|i| fixtures::pod(1, "a", i, 20))
+            .find(|p| {
+                p["status"]["phase"] == "Pending"
+                    && p["status"]["containerStatuses"].as_array().unwrap().len() > 1
+            })
+            .expect("a pending pod of several containers");
+        let mut p = pending.clone();
+        status_change(&mut p, "2025-02-01T00:00:00Z");
+        assert_eq!(p["status"]["phase"], "Running");
+        let all = p["status"]["containerStatuses"].as_array().unwrap();
+        assert!(all
+            .iter()
+            .all(|c| c["ready"] == true && c["state"]["running"].is_object()));
+        let ready = |p: &Value| {
+            p["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Ready")
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(ready(&p)["status"], "True");
+        assert!(ready(&p).get("reason").is_none(), "{}", ready(&p));
+        status_change(&mut p, "2025-02-01T00:01:00Z");
+        assert_eq!(p["status"]["containerStatuses"][0]["ready"], false);
+        assert_eq!(ready(&p)["status"], "False");
+        assert_eq!(ready(&p)["reason"], "ContainersNotReady");
+    }
+
+    #[tokio::test]
+    async fn the_load_never_writes_the_status_of_a_finished_pod() {
+        let sim = crate::sim::Simulator::start(crate::sim::SimConfig {
+            pods: 300,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let failed = |sim: &crate::sim::Simulator| -> std::collections::HashSet<String> {
+            sim.objects("pods")
+                .iter()
+                .filter(|p| p["status"]["phase"] == "Failed")
+                .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let before = failed(&sim);
+        assert!(!before.is_empty(), "some of 300 pods were evicted");
+        assert_eq!(sim.mutate_counted(2_000), 2_000);
+        let after = failed(&sim);
+        let present: std::collections::HashSet<String> = sim
+            .objects("pods")
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        let kept: Vec<&String> = before.iter().filter(|n| present.contains(*n)).collect();
+        assert!(!kept.is_empty(), "2,000 writes deleted every evicted pod");
+        for name in kept {
+            assert!(after.contains(name), "{name} is no longer Failed");
+        }
+    }
+
+    #[test]
     fn status_change_always_changes_something() {
-        let mut p = fixtures::pod(1, "a", 1);
+        let mut p = fixtures::pod(1, "a", 1, 20);
         let before = p.clone();
         status_change(&mut p, "2025-02-01T00:00:00Z");
         assert_ne!(p, before);

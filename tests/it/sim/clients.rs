@@ -668,7 +668,7 @@ async fn sim_command_prints_its_url_serves_and_stops_on_sigterm() {
     let cms = get_ok(&format!("{url}/api/v1/configmaps")).await;
     assert_eq!(cms["items"].as_array().unwrap().len(), 3);
     // Same seed, same objects as the library generates.
-    let fixture = fixtures::pod(9, "ns-000", 0);
+    let fixture = fixtures::pod(9, "ns-000", 0, fixtures::node_count(12));
     let served = pods["items"]
         .as_array()
         .unwrap()
