@@ -46,6 +46,8 @@ pub struct ControllerPlan {
     pub bookmark_interval: Duration,
     /// Seed of the simulated objects and writes.
     pub seed: u64,
+    /// Both controllers' debounce.
+    pub debounce: Duration,
 }
 
 impl ControllerPlan {
@@ -61,6 +63,12 @@ impl ControllerPlan {
             return Err(Error::InvalidOption {
                 option: "--changed",
                 reason: "a percentage is between 0 and 100".into(),
+            });
+        }
+        if self.debounce > crate::controller::MAX_DEBOUNCE {
+            return Err(Error::InvalidOption {
+                option: "--debounce-ms",
+                reason: format!("at most {} ms", crate::controller::MAX_DEBOUNCE.as_millis()),
             });
         }
         Ok(())
@@ -185,6 +193,7 @@ pub fn run(plan: &ControllerPlan, on_step: &mut dyn FnMut(&str)) -> Result<Contr
         print: false,
         fail_one_in: 0,
         requeue_one_in: 0,
+        debounce: plan.debounce,
     };
 
     on_step("kube-persist first start (every pod)");
@@ -305,6 +314,7 @@ mod tests {
             quiet: Duration::from_secs(1),
             bookmark_interval: Duration::from_millis(100),
             seed: 1,
+            debounce: Duration::ZERO,
         };
         assert!(matches!(
             plan.validate(),
@@ -322,6 +332,18 @@ mod tests {
             plan.validate(),
             Err(Error::InvalidOption {
                 option: "--changed",
+                ..
+            })
+        ));
+        let plan = ControllerPlan {
+            changed_pct: 1,
+            debounce: Duration::from_secs(3601),
+            ..plan
+        };
+        assert!(matches!(
+            plan.validate(),
+            Err(Error::InvalidOption {
+                option: "--debounce-ms",
                 ..
             })
         ));

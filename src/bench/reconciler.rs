@@ -70,6 +70,8 @@ pub struct ReconcilerSpec {
     pub fail_one_in: u64,
     /// Requeue one key in this many after 1 s.
     pub requeue_one_in: u64,
+    /// The controller's debounce (`Config::debounce` in either library).
+    pub debounce: Duration,
 }
 
 impl ReconcilerSpec {
@@ -94,6 +96,12 @@ impl ReconcilerSpec {
         }
         if self.print {
             args.push("--print-reconciles".into());
+        }
+        if !self.debounce.is_zero() {
+            args.extend([
+                "--debounce-ms".into(),
+                self.debounce.as_millis().to_string().into(),
+            ]);
         }
         for (flag, n) in [
             ("--fail-one-in", self.fail_one_in),
@@ -276,7 +284,9 @@ pub async fn run(spec: &ReconcilerSpec, out: &mut dyn Write) -> Result<()> {
     };
     let client = client_for(&spec.server)?;
     match spec.kind {
-        ControllerKind::KubeRuntime => run_kube_runtime(client, tracker.clone(), stop).await,
+        ControllerKind::KubeRuntime => {
+            run_kube_runtime(client, spec.debounce, tracker.clone(), stop).await
+        }
         ControllerKind::KubePersist => run_persist(spec, client, tracker.clone(), stop).await?,
     }
     if let Some(needed) = tracker.needed {
@@ -297,10 +307,11 @@ pub async fn run(spec: &ReconcilerSpec, out: &mut dyn Write) -> Result<()> {
 /// kube-runtime's controller exactly as a kube-rs operator sets it up.
 async fn run_kube_runtime(
     client: kube::Client,
+    debounce: Duration,
     tracker: Arc<Tracker>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    use kube::runtime::controller::{Action, Controller};
+    use kube::runtime::controller::{Action, Config, Controller};
     use kube::runtime::watcher;
     async fn reconcile(pod: Arc<Pod>, t: Arc<Tracker>) -> std::result::Result<Action, Injected> {
         match t.reconcile(&pod) {
@@ -310,6 +321,7 @@ async fn run_kube_runtime(
         }
     }
     Controller::new(Api::<Pod>::all(client), watcher::Config::default())
+        .with_config(Config::default().debounce(debounce))
         .graceful_shutdown_on(stop)
         .shutdown_on_signal()
         .run(reconcile, |_, _, _| Action::requeue(RETRY), tracker)
@@ -345,6 +357,7 @@ async fn run_persist(
         .start()
         .await?;
     Controller::<Pod>::new(&informer, &spec.name)?
+        .with_config(controller::Config::default().debounce(spec.debounce))?
         .graceful_shutdown_on(stop)
         .shutdown_on_signal()
         .run(reconcile, |_, _, _| Action::requeue(RETRY), tracker)
@@ -375,6 +388,7 @@ mod tests {
             print: true,
             fail_one_in: 7,
             requeue_one_in: 0,
+            debounce: Duration::from_millis(250),
         };
         let args: Vec<String> = spec
             .to_args()
@@ -384,7 +398,7 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "bench reconciler kube-persist --server http://127.0.0.1:1 --name bench --quiet-ms 500 \
-             --store /tmp/s --needed /tmp/n --print-reconciles --fail-one-in 7"
+             --store /tmp/s --needed /tmp/n --print-reconciles --debounce-ms 250 --fail-one-in 7"
         );
     }
 

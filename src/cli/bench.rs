@@ -146,6 +146,11 @@ struct ControllerArgs {
     /// counting any more, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     quiet_ms: u64,
+    /// Both controllers' debounce in milliseconds: how long a changed pod
+    /// waits, each further change pushing it back, before it is
+    /// reconciled (kube-runtime's `Config::debounce`; 0 reconciles at once).
+    #[arg(long, default_value_t = 0)]
+    debounce_ms: u64,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -186,6 +191,9 @@ struct ReconcilerArgs {
     /// Requeue one key in this many after 1 s.
     #[arg(long, default_value_t = 0)]
     requeue_one_in: u64,
+    /// The controller's debounce in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    debounce_ms: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -343,6 +351,7 @@ fn controller(a: ControllerArgs) -> anyhow::Result<ExitCode> {
         quiet: Duration::from_millis(a.quiet_ms),
         bookmark_interval: a.run.bookmark_interval(),
         seed: a.run.seed,
+        debounce: Duration::from_millis(a.debounce_ms),
     };
     plan.validate()?;
     let report = bench_controller::run(&plan, &mut |step| eprintln!("{step}..."))
@@ -366,6 +375,7 @@ fn run_reconciler(a: ReconcilerArgs) -> anyhow::Result<ExitCode> {
         print: a.print_reconciles,
         fail_one_in: a.fail_one_in,
         requeue_one_in: a.requeue_one_in,
+        debounce: Duration::from_millis(a.debounce_ms),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // Not locked: the reconciler prints from the runtime's threads too.

@@ -180,6 +180,9 @@ pub enum SetupError {
     },
 }
 
+/// The longest [`Config::debounce`] a controller takes.
+pub const MAX_DEBOUNCE: Duration = Duration::from_secs(3600);
+
 /// How a controller runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -192,6 +195,17 @@ pub struct Config {
     /// How often acknowledged progress is written (one atomic batch and a
     /// flush each time). Progress not yet written is redone after a crash.
     pub commit_interval: Duration,
+    /// How long a changed object waits before it is reconciled; each
+    /// further change within that time pushes its reconcile back again
+    /// (kube-runtime's `Config::debounce`). Zero, the default, reconciles
+    /// at once. A few hundred milliseconds turn a burst of writes to one
+    /// object (a create followed by status updates, or the replay of what
+    /// changed while the controller was down) into one reconcile, at the
+    /// price of that much latency on every change. An object that changes
+    /// more often than this is not reconciled until its changes pause, so
+    /// keep it well below the interval of periodic writers (a node's
+    /// heartbeat, say).
+    pub debounce: Duration,
 }
 
 impl Default for Config {
@@ -200,6 +214,7 @@ impl Default for Config {
             concurrency: 16,
             rate_limit: RateLimit::default(),
             commit_interval: Duration::from_millis(100),
+            debounce: Duration::ZERO,
         }
     }
 }
@@ -223,6 +238,14 @@ impl Config {
     #[must_use]
     pub fn commit_interval(mut self, every: Duration) -> Self {
         self.commit_interval = every;
+        self
+    }
+
+    /// Waits `wait` after an object's last change before reconciling it
+    /// (see [`Config::debounce`]).
+    #[must_use]
+    pub fn debounce(mut self, wait: Duration) -> Self {
+        self.debounce = wait;
         self
     }
 }
@@ -287,7 +310,8 @@ where
     }
 
     /// Replaces the controller's settings; refuses a rate limit that
-    /// would never let a retry through, or a zero commit interval.
+    /// would never let a retry through, a zero commit interval, or a
+    /// debounce longer than [`MAX_DEBOUNCE`].
     pub fn with_config(mut self, config: Config) -> Result<Self, SetupError> {
         config
             .rate_limit
@@ -300,6 +324,15 @@ where
             return Err(SetupError::InvalidConfig {
                 setting: "commit_interval",
                 reason: "must be positive".into(),
+            });
+        }
+        if config.debounce > MAX_DEBOUNCE {
+            return Err(SetupError::InvalidConfig {
+                setting: "debounce",
+                reason: format!(
+                    "{:?} is longer than {MAX_DEBOUNCE:?}: a debounce gathers a burst of changes, and a longer one holds every change back",
+                    config.debounce
+                ),
             });
         }
         self.config = config;

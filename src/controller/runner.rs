@@ -374,7 +374,7 @@ where
                     }
                 }
                 self.ledger.settle(&key);
-                self.queue.done(&key);
+                self.queue.done(&key, Instant::now());
             }
         }
     }
@@ -383,7 +383,7 @@ where
         if self.draining {
             // Not started: what it would have covered is owed again.
             self.ledger.unstart(&key);
-            self.queue.done(&key);
+            self.queue.done(&key, Instant::now());
             return;
         }
         match result {
@@ -421,7 +421,7 @@ where
             }
         }
         self.ledger.settle(&key);
-        self.queue.done(&key);
+        self.queue.done(&key, Instant::now());
     }
 
     /// A failed key: retried after the longer of what was asked and its
@@ -443,8 +443,14 @@ where
             FeedItem::Change { seq, key, objects } => {
                 let keys = self.keys_of(feed, key, &objects);
                 self.ledger.delivered(feed, seq, &keys);
+                let now = Instant::now();
+                let debounce = self.config.debounce;
                 for key in keys {
-                    self.queue.add(key);
+                    if debounce.is_zero() {
+                        self.queue.add(key);
+                    } else {
+                        self.queue.add_debounced(key, now + debounce, now);
+                    }
                 }
             }
             FeedItem::Resync { key, objects } => {

@@ -135,6 +135,65 @@ async fn a_restart_reconciles_only_what_changed_while_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debounced_controller_reconciles_a_burst_of_changes_once() {
+    let debounce = Duration::from_secs(2);
+    let (sim, _dir, informer) = first_synced(20, 1).await;
+    let pod = sim.objects("pods")[0].clone();
+    let (ns, name) = (
+        pod["metadata"]["namespace"].as_str().unwrap().to_string(),
+        pod["metadata"]["name"].as_str().unwrap().to_string(),
+    );
+    let key = format!("{ns}/{name}");
+    let rec = Arc::new(Recorder::default());
+    let controller = pod_controller(&informer, "edge")
+        .with_config(
+            Config::default()
+                .commit_interval(Duration::from_millis(20))
+                .debounce(debounce),
+        )
+        .unwrap();
+    let run = Running::start(controller, rec.clone());
+    // Five changes 100 ms apart: each arrives on its own, and each pushes
+    // the reconcile back.
+    for i in 0..5 {
+        sim.patch(
+            "pods",
+            Some(&ns),
+            &name,
+            &json!({"metadata": {"labels": {"burst": i.to_string()}}}),
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last_change = SystemTime::now() - Duration::from_millis(100);
+    let last_rv = sim.get("pods", Some(&ns), &name).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    until("the burst reconciled", &rec, |r| r.count() >= 1).await;
+    // Long enough for a second reconcile, were one coming.
+    tokio::time::sleep(debounce + Duration::from_millis(500)).await;
+    run.stop().await;
+    let times = rec.times_of(&key);
+    assert_eq!(
+        times.len(),
+        1,
+        "one reconcile for the burst: {:?}",
+        rec.keys()
+    );
+    assert_eq!(rec.count(), 1, "only the changed pod: {:?}", rec.keys());
+    assert!(
+        times[0] >= last_change + debounce,
+        "reconciled {:?} after the last change, before the debounce of {debounce:?} ran out",
+        times[0].duration_since(last_change).unwrap_or_default()
+    );
+    let seen = rec.seen.lock().unwrap()[0].rv.clone();
+    assert_eq!(seen, last_rv, "the reconcile saw the last change");
+    informer.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_and_requeued_keys_survive_a_restart() {
     let sim = sim(50, 2).await;
     let dir = tempfile::tempdir().unwrap();
@@ -510,6 +569,21 @@ async fn setups_that_cannot_work_are_refused_by_name() {
             },
         ) => {
             assert!(err.to_string().contains("burst"), "{err}")
+        }
+        other => panic!("expected InvalidConfig, got {:?}", other.err()),
+    }
+    let too_long = Config::default().debounce(Duration::from_secs(7200));
+    match Controller::<Pod>::new(&pods_informer, "x")
+        .unwrap()
+        .with_config(too_long)
+    {
+        Err(
+            err @ SetupError::InvalidConfig {
+                setting: "debounce",
+                ..
+            },
+        ) => {
+            assert!(err.to_string().contains("7200s"), "{err}")
         }
         other => panic!("expected InvalidConfig, got {:?}", other.err()),
     }
