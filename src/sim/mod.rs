@@ -44,6 +44,7 @@ mod managed_fields;
 mod object;
 mod openapi;
 mod params;
+mod protobuf;
 mod representation;
 pub mod resources;
 mod schema;

@@ -20,11 +20,11 @@ use super::managed_fields::FieldManager;
 use super::object::Stored;
 use super::params::ListParams;
 use super::representation::{negotiate, Representation};
-use super::resources::{self, ResourceId, RESOURCES};
+use super::resources::{self, ResourceDef, ResourceId, RESOURCES};
 use super::state::prepare_replace;
 use super::status::ApiError;
 use super::table;
-use super::{list, openapi, watch, Counters, Fault, Shared};
+use super::{list, openapi, protobuf, watch, Counters, Fault, Shared};
 
 /// Largest request body accepted, as the real server's 3 MiB limit.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -332,11 +332,11 @@ async fn resource(AxState(s): Shr, req: Request) -> Response {
     let result = match (req.method().clone(), target.name.clone()) {
         (Method::GET, None) => collection_get(&s, &target, &query, to).await,
         (Method::GET, Some(name)) => object_get(&s, &target, &name, to),
-        (Method::POST, None) => match body_json(req).await {
+        (Method::POST, None) => match body_json(req, &RESOURCES[target.r]).await {
             Ok(v) => create(&s, &target, &who, v, to),
             Err(e) => Err(e),
         },
-        (Method::PUT, Some(name)) => match body_json(req).await {
+        (Method::PUT, Some(name)) => match body_json(req, &RESOURCES[target.r]).await {
             Ok(v) => replace(&s, &target, &name, &who, v, to),
             Err(e) => Err(e),
         },
@@ -421,19 +421,32 @@ fn stored_response(
     Ok(json_response(s, code, out))
 }
 
-/// Media types a create or update body may have: JSON only (no YAML or
-/// protobuf decoder here). An absent Content-Type means JSON, as
-/// kube-apiserver's `NegotiateInputSerializer` takes its first type.
-const BODY_TYPES: &[&str] = &["application/json"];
+/// Media types a create or update body of a built-in type may have: JSON,
+/// and protobuf (turned into the same JSON by [`protobuf`]); no YAML. An
+/// absent Content-Type means JSON, as kube-apiserver's
+/// `NegotiateInputSerializer` takes its first type.
+const BODY_TYPES: &[&str] = &["application/json", protobuf::MEDIA_TYPE];
 
-/// Reads a JSON body, enforcing the media type (415), the size limit (413)
-/// and syntax (400).
-async fn body_json(req: Request) -> Result<Value, ApiError> {
+/// The media types of a custom resource's bodies: JSON only, as for a CRD
+/// (which has no protobuf messages).
+const CUSTOM_BODY_TYPES: &[&str] = &["application/json"];
+
+/// Reads a create or update body as JSON, enforcing the media type (415),
+/// the size limit (413) and syntax (400).
+async fn body_json(req: Request, res: &ResourceDef) -> Result<Value, ApiError> {
     let ct = content_type(req.headers());
-    if !ct.is_empty() && !BODY_TYPES.contains(&ct.as_str()) {
-        return Err(ApiError::unsupported_media_type(BODY_TYPES));
+    let accepted = if protobuf::accepts(res) {
+        BODY_TYPES
+    } else {
+        CUSTOM_BODY_TYPES
+    };
+    if !ct.is_empty() && !accepted.contains(&ct.as_str()) {
+        return Err(ApiError::unsupported_media_type(accepted));
     }
     let bytes = body_bytes(req).await?;
+    if ct == protobuf::MEDIA_TYPE {
+        return Ok(protobuf::to_json(res, &bytes)?);
+    }
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
     })

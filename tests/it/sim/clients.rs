@@ -530,13 +530,13 @@ async fn kubectl_patch_merges_containers_by_name() {
     );
 }
 
-/// `kubectl create secret` sends protobuf, which the simulator cannot
-/// decode: it answers 415 with the Status kube-apiserver gives for a media
-/// type it cannot read (negotiation/errors.go), which kubectl shows as is.
-/// kubectl does not retry in JSON on a 415 (client-go falls back only from
-/// CBOR), so the command itself needs a protobuf decoder to succeed.
+/// `kubectl create configmap|secret|namespace` sends its object as
+/// protobuf (kubectl 1.32, which does not fall back to JSON), which the
+/// simulator reads into the JSON the object would have had: the objects
+/// read back carry what kubectl was given, binary Secret data intact, and
+/// none of the zero fields Go's protobuf writes.
 #[tokio::test]
-async fn kubectl_create_secret_gets_a_415_status_for_protobuf() {
+async fn kubectl_create_of_built_in_types_sends_protobuf_the_simulator_reads() {
     let sim = sim(|_| {}).await;
     let Some(k) = Kubectl::on(&sim).await else {
         return;
@@ -544,21 +544,93 @@ async fn kubectl_create_secret_gets_a_415_status_for_protobuf() {
     let out = k
         .output(&[
             "create",
-            "secret",
-            "generic",
-            "x",
+            "configmap",
+            "cm1",
             "-n",
             "ns-000",
             "--from-literal=a=b",
+            "--from-literal=empty=",
+            "-v=9",
         ])
         .await;
-    assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("the body of the request was in an unknown format - accepted media types include: application/json"),
-        "{stderr}"
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "configmap/cm1 created\n"
     );
-    assert!(sim.get("secrets", Some("ns-000"), "x").is_none());
+    // kubectl's curl line for the POST names the body's media type.
+    assert!(
+        stderr.lines().any(|l| l.contains("-XPOST")
+            && l.contains("Content-Type: application/vnd.kubernetes.protobuf")),
+        "kubectl did not send protobuf: {stderr}"
+    );
+    let bin = k.dir.path().join("bin");
+    std::fs::write(&bin, [0u8, 0x80, 0xff, b'\n']).unwrap();
+    let from_file = format!("--from-file=bin={}", bin.display());
+    let created = k
+        .run(&[
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "-n",
+            "ns-000",
+            "--from-literal=a=b",
+            &from_file,
+        ])
+        .await;
+    assert_eq!(created, "secret/s1 created\n");
+    assert_eq!(
+        k.run(&["create", "namespace", "demo"]).await,
+        "namespace/demo created\n"
+    );
+
+    let cm = sim.get("configmaps", Some("ns-000"), "cm1").unwrap();
+    assert_eq!(cm["apiVersion"], "v1");
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["data"], serde_json::json!({"a": "b", "empty": ""}));
+    let meta = cm["metadata"].as_object().unwrap();
+    for zero in ["generateName", "selfLink"] {
+        assert!(!meta.contains_key(zero), "{zero} in {meta:?}");
+    }
+    assert_eq!(meta["name"], "cm1");
+    assert_eq!(meta["namespace"], "ns-000");
+    assert_eq!(meta["managedFields"][0]["manager"], "kubectl-create");
+
+    let secret = sim.get("secrets", Some("ns-000"), "s1").unwrap();
+    assert_eq!(secret["kind"], "Secret");
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(
+        secret["data"],
+        serde_json::json!({"a": "Yg==", "bin": "AID/Cg=="})
+    );
+    // And through kubectl again, decoded.
+    let a = k
+        .run(&[
+            "get",
+            "secret",
+            "s1",
+            "-n",
+            "ns-000",
+            "-o",
+            "jsonpath={.data.a}",
+        ])
+        .await;
+    assert_eq!(a, "Yg==");
+
+    let ns = sim.get("namespaces", None, "demo").unwrap();
+    assert_eq!(ns["kind"], "Namespace");
+    assert_eq!(ns["metadata"]["name"], "demo");
+    let names = k
+        .run(&[
+            "get",
+            "namespaces",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
+        .await;
+    assert!(names.split(' ').any(|n| n == "demo"), "{names}");
 }
 
 /// Whether python3 can import the `kubernetes` client; `false` only when

@@ -483,37 +483,54 @@ async fn bad_requests_get_the_real_answers_and_the_server_keeps_serving() {
 
 /// A body in a media type the server cannot decode is 415 with the Status
 /// of k8s.io/apiserver/pkg/endpoints/handlers/negotiation/errors.go
-/// (`errUnsupportedMediaType`), not 400: client-go, which sends protobuf
-/// for built-in types, retries in JSON on exactly that answer. No
-/// Content-Type means JSON (`NegotiateInputSerializer`).
+/// (`errUnsupportedMediaType`), listing the types it takes: JSON and
+/// protobuf for a built-in type, JSON only for a custom resource (which
+/// has no protobuf messages). A protobuf body that does not decode is 400,
+/// not 415. No Content-Type means JSON (`NegotiateInputSerializer`).
 #[tokio::test]
 async fn unreadable_content_types_are_415_with_a_status() {
     let sim = sim(|_| {}).await;
     let url = format!("{}/api/v1/namespaces/ns-000/configmaps", sim.url());
-    for ct in [
-        "application/vnd.kubernetes.protobuf",
-        "application/yaml",
-        "text/plain",
-    ] {
-        let (code, status) = send(
-            Method::POST,
-            &url,
-            Some(ct),
-            &b"k8s\x00\x0a\x0f\x0a\x02v1"[..],
-        )
-        .await;
+    let truncated = &b"k8s\x00\x0a\x0f\x0a\x02v1"[..];
+    for ct in ["application/yaml", "text/plain"] {
+        let (code, status) = send(Method::POST, &url, Some(ct), truncated).await;
         assert_eq!(code, 415, "{ct}");
         assert_eq!(status["kind"], "Status");
         assert_eq!(status["reason"], "UnsupportedMediaType");
         assert_eq!(status["code"], 415);
         assert_eq!(
             status["message"],
-            "the body of the request was in an unknown format - accepted media types include: application/json"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf"
         );
     }
     let protobuf = Some("application/vnd.kubernetes.protobuf");
-    let (code, _) = send(Method::PUT, &format!("{url}/x"), protobuf, "k8s").await;
+    let (code, status) = send(Method::POST, &url, protobuf, truncated).await;
+    assert_eq!(code, 400, "{status}");
+    assert_eq!(status["reason"], "BadRequest");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the protobuf envelope (runtime.Unknown) could not be decoded"),
+        "{status}"
+    );
+    let (code, status) = send(Method::PUT, &format!("{url}/x"), protobuf, "k8s").await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
+    );
+    let widgets = format!(
+        "{}/apis/{}/v1/namespaces/ns-000/widgets",
+        sim.url(),
+        kube_persist::sim::resources::CUSTOM_GROUP
+    );
+    let (code, status) = send(Method::POST, &widgets, protobuf, truncated).await;
     assert_eq!(code, 415);
+    assert_eq!(
+        status["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json"
+    );
     let untyped = r#"{"metadata":{"name":"untyped"}}"#;
     let (code, _) = send(Method::POST, &url, None, untyped).await;
     assert_eq!(code, 201, "no Content-Type is JSON");
