@@ -63,7 +63,7 @@ const RUNTIME: &str = "k8s.io/apimachinery/pkg/runtime/generated.proto";
 
 /// What Go's JSON does with fields their messages cannot tell: scalars
 /// whose zero value it writes, embedded structs it inlines, structs it
-/// leaves out when zero (made by `json_fields.go`).
+/// leaves out when zero (made by `tests/apiserver/protogen/json_fields.go`).
 const JSON_FIELDS: &str = include_str!("proto/json_fields.txt");
 
 const UNKNOWN: &str = "k8s.io.apimachinery.pkg.runtime.Unknown";
@@ -577,7 +577,7 @@ mod tests {
 
     /// Objects of every served built-in kind, encoded by k8s.io/api's own
     /// Go code, decode to exactly the JSON encoding/json writes for them
-    /// (testdata/vectors.go): pointers set to zero kept, omitempty zeros
+    /// (tests/apiserver/protogen/vectors.go): pointers set to zero kept, omitempty zeros
     /// left out, embedded structs inlined, Quantity, IntOrString, Time,
     /// FieldsV1, bytes and int64 in their JSON forms.
     #[test]

@@ -1,12 +1,13 @@
 //go:build ignore
 
-// Writes vectors.txt: objects of the served built-in kinds encoded by
+// Writes src/sim/proto/testdata/vectors.txt: objects of the served built-in kinds encoded by
 // k8s.io/api's own protobuf code (with the `k8s\0` envelope, as client-go
 // sends them) next to the JSON encoding/json gives for the same object.
 // The simulator's decoder must turn each body into exactly that JSON.
 //
-// Run from a Go module that requires k8s.io/api and k8s.io/apimachinery
-// v0.37.2: go run vectors.go > vectors.txt
+// check.sh, beside this file, runs it with this module's k8s.io versions
+// and compares the output with src/sim/proto/testdata/vectors.txt;
+// `check.sh --write` rewrites it.
 package main
 
 import (

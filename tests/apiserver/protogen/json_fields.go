@@ -14,13 +14,10 @@
 //   - `omit-zero F`: a struct field tagged omitzero (creationTimestamp),
 //     left out of JSON when zero; other structs are written even when zero.
 //
-// F is the protobuf field's full name. Run from this folder, with the
-// modules in the Go module cache:
-//
-//	go run json_fields.go \
-//	  $(go env GOMODCACHE)/k8s.io/api@v0.37.2/core/v1=k8s.io.api.core.v1 \
-//	  $(go env GOMODCACHE)/k8s.io/apimachinery@v0.37.2/pkg/apis/meta/v1=k8s.io.apimachinery.pkg.apis.meta.v1 \
-//	  > json_fields.txt
+// F is the protobuf field's full name. check.sh, beside this file, runs
+// it on this module's k8s.io versions and compares the output with
+// src/sim/proto/json_fields.txt (CI does, after the harness builds);
+// `check.sh --write` rewrites it.
 package main
 
 import (
