@@ -54,7 +54,7 @@ impl Stored {
         let fields = res
             .selectable_fields
             .iter()
-            .filter_map(|f| crate::selector::field_value(&value, f).map(|v| (*f, v)))
+            .filter_map(|f| res.field_value(&value, f).map(|v| (*f, v)))
             .collect();
         let body = Bytes::from(serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()));
         let metadata = value

@@ -65,6 +65,20 @@ impl ResourceDef {
         self.group == CUSTOM_GROUP
     }
 
+    /// The value a field selector compares for `field` of `object`: the
+    /// field at that path, except a core/v1 Event's `source`, which is not
+    /// one (pkg/registry/core/event/strategy.go, `ToSelectableFields`): it
+    /// is `source.component`, or `reportingComponent` when that is empty.
+    pub fn field_value(&self, object: &serde_json::Value, field: &str) -> Option<String> {
+        let at = |path: &str| crate::selector::field_value(object, path);
+        match (self.group, self.kind, field) {
+            ("", "Event", "source") => at("source.component")
+                .filter(|c| !c.is_empty())
+                .or_else(|| at("reportingComponent")),
+            _ => at(field),
+        }
+    }
+
     /// Whether a field selector may use `field` on this resource.
     pub fn selectable(&self, field: &str) -> bool {
         field == "metadata.name"
@@ -114,6 +128,23 @@ pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef::builtin("", "secrets", &["type"]),
     ResourceDef::builtin("", "namespaces", &["status.phase"]),
     ResourceDef::builtin("", "nodes", &["spec.unschedulable"]),
+    ResourceDef::builtin(
+        "",
+        "events",
+        &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+    ),
     ResourceDef {
         group: CUSTOM_GROUP,
         version: CUSTOM_VERSION,
@@ -230,9 +261,41 @@ mod tests {
     }
 
     #[test]
+    fn events_select_by_their_source_as_kube_apiserver_does() {
+        let events = &RESOURCES[by_plural("events").unwrap()];
+        let legacy = json!({"source": {"component": "kubelet", "host": "n1"}, "involvedObject": {"name": "p"}});
+        let new = json!({"source": {}, "reportingComponent": "kubelet"});
+        assert_eq!(
+            events.field_value(&legacy, "source").as_deref(),
+            Some("kubelet")
+        );
+        assert_eq!(
+            events.field_value(&new, "source").as_deref(),
+            Some("kubelet")
+        );
+        assert_eq!(
+            events.field_value(&new, "reportingComponent").as_deref(),
+            Some("kubelet")
+        );
+        assert_eq!(events.field_value(&legacy, "reportingComponent"), None);
+        assert_eq!(
+            events
+                .field_value(&legacy, "involvedObject.name")
+                .as_deref(),
+            Some("p")
+        );
+        let pods = &RESOURCES[by_plural("pods").unwrap()];
+        assert_eq!(
+            pods.field_value(&legacy, "source"),
+            None,
+            "an object, not a value"
+        );
+    }
+
+    #[test]
     fn discovery_lists_every_resource() {
         let core = resource_list("", "v1").unwrap();
-        assert_eq!(core["resources"].as_array().unwrap().len(), 5);
+        assert_eq!(core["resources"].as_array().unwrap().len(), 6);
         let custom = resource_list(CUSTOM_GROUP, CUSTOM_VERSION).unwrap();
         assert_eq!(custom["resources"][0]["kind"], "Widget");
         assert!(resource_list("nope", "v1").is_none());

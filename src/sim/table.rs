@@ -195,6 +195,18 @@ fn columns(res: &ResourceDef) -> Value {
             column("Data", "string", "", 0, "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4"),
             age,
         ],
+        (false, "Event") => vec![
+            column("Last Seen", "string", "", 0, "The time at which the most recent occurrence of this event was recorded."),
+            column("Type", "string", "", 0, "Type of this event (Normal, Warning), new types could be added in the future"),
+            column("Reason", "string", "", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+            column("Object", "string", "", 0, "The object that this event is about."),
+            column("Subobject", "string", "", 1, "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the object reference is to a container within a pod, this would take on a value like: \"spec.containers{name}\" (where \"name\" refers to the name of the container that triggered the event) or if no container name is specified \"spec.containers[2]\" (container with index 2 in this pod). This syntax is chosen only to have some well-defined way of referencing a part of an object."),
+            column("Source", "string", "", 1, "The component reporting this event. Should be a short machine understandable string."),
+            column("Message", "string", "", 0, "A human-readable description of the status of this operation."),
+            column("First Seen", "string", "", 1, "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)"),
+            column("Count", "string", "", 1, "The number of times this event has occurred."),
+            column("Name", "string", "name", 1, NAME_DOC),
+        ],
         (false, "ConfigMap") => vec![
             name,
             column("Data", "string", "", 0, "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process."),
@@ -226,6 +238,7 @@ fn row(res: &ResourceDef, object: &Value, request: &TableRequest, now: jiff::Tim
             json!(entries(object, "/data")),
             age.into(),
         ],
+        (false, "Event") => event_cells(object, now),
         (false, "ConfigMap") => vec![
             name.into(),
             json!(entries(object, "/data") + entries(object, "/binaryData")),
@@ -240,6 +253,55 @@ fn row(res: &ResourceDef, object: &Value, request: &TableRequest, now: jiff::Tim
         ],
     };
     finish_row(cells, None, object, request)
+}
+
+/// `printEvent`, wide (the server's table has every column): times fall
+/// back from the legacy fields to `eventTime` and `series`, and an event
+/// with no count happened once.
+fn event_cells(event: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    let set = |pointer: &str| event.pointer(pointer).filter(|v| !v.is_null());
+    let first = match set("/firstTimestamp") {
+        Some(t) => age(Some(t), now),
+        None => age(set("/eventTime"), now),
+    };
+    let mut last = match set("/lastTimestamp") {
+        Some(t) => age(Some(t), now),
+        None => first.clone(),
+    };
+    let mut count = event.pointer("/count").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(series) = set("/series") {
+        last = age(series.get("lastObservedTime"), now);
+        count = series.get("count").and_then(Value::as_i64).unwrap_or(0);
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = text(event, "/involvedObject/kind").to_lowercase();
+    let target = match text(event, "/involvedObject/name") {
+        "" => kind,
+        name => format!("{kind}/{name}"),
+    };
+    let or = |a: &'static str, b: &'static str| match text(event, a) {
+        "" => text(event, b),
+        v => v,
+    };
+    // The JSON names of ReportingController and ReportingInstance.
+    let component = or("/source/component", "/reportingComponent");
+    let source = match or("/source/host", "/reportingInstance") {
+        "" => component.to_string(),
+        instance => format!("{component}, {instance}"),
+    };
+    vec![
+        last.into(),
+        text(event, "/type").into(),
+        text(event, "/reason").into(),
+        target.into(),
+        text(event, "/involvedObject/fieldPath").into(),
+        source.into(),
+        text(event, "/message").trim().into(),
+        first.into(),
+        json!(count),
+        text(event, "/metadata/name").into(),
+    ]
 }
 
 fn finish_row(
@@ -759,6 +821,88 @@ mod tests {
         assert_eq!(row["cells"][2], json!("Completed"));
         assert_eq!(row["cells"][4], json!("<unknown>"));
         assert_eq!(row["conditions"][0]["reason"], json!("Succeeded"));
+    }
+
+    #[test]
+    fn events_have_printevents_columns_legacy_and_new() {
+        let names: Vec<Value> = columns(res("events"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Last Seen",
+                "Type",
+                "Reason",
+                "Object",
+                "Subobject",
+                "Source",
+                "Message",
+                "First Seen",
+                "Count",
+                "Name"
+            ]
+            .map(|n| json!(n))
+        );
+        // As the kubelet writes them: the legacy fields.
+        let kubelet = json!({
+            "metadata": {"name": "web-1.17f", "namespace": "ns"},
+            "involvedObject": {"kind": "Pod", "name": "web-1", "fieldPath": "spec.containers{web}"},
+            "reason": "Pulled", "message": "Container image pulled \n", "type": "Normal",
+            "source": {"component": "kubelet", "host": "node-001"},
+            "firstTimestamp": "2026-12-01T11:50:00Z", "lastTimestamp": "2026-12-01T11:59:00Z",
+            "count": 3,
+        });
+        assert_eq!(
+            cells("events", &kubelet),
+            [
+                json!("60s"),
+                json!("Normal"),
+                json!("Pulled"),
+                json!("pod/web-1"),
+                json!("spec.containers{web}"),
+                json!("kubelet, node-001"),
+                json!("Container image pulled"),
+                json!("10m"),
+                json!(3),
+                json!("web-1.17f"),
+            ]
+        );
+        // As events.k8s.io/v1 writers do: eventTime and a series, no count,
+        // no legacy source, no involved name.
+        let series = json!({
+            "metadata": {"name": "e2"},
+            "involvedObject": {"kind": "Node"},
+            "reason": "Rebooted", "type": "Warning",
+            "eventTime": "2026-12-01T10:00:00.000000Z",
+            "series": {"count": 5, "lastObservedTime": "2026-12-01T11:58:00.000000Z"},
+            "reportingComponent": "node-controller",
+        });
+        assert_eq!(
+            cells("events", &series),
+            [
+                json!("2m"),
+                json!("Warning"),
+                json!("Rebooted"),
+                json!("node"),
+                json!(""),
+                json!("node-controller"),
+                json!(""),
+                json!("120m"),
+                json!(5),
+                json!("e2"),
+            ]
+        );
+        let once =
+            json!({"metadata": {"name": "e3"}, "involvedObject": {"kind": "Pod", "name": "p"}});
+        let c = cells("events", &once);
+        assert_eq!(
+            (c[0].clone(), c[7].clone(), c[8].clone()),
+            (json!("<unknown>"), json!("<unknown>"), json!(1))
+        );
     }
 
     #[test]

@@ -49,6 +49,23 @@ func main() {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 		ObjectMeta: metav1.ObjectMeta{Name: "demo", Labels: map[string]string{"team": "a"}},
 	})
+	emit("Event", &corev1.Event{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0.17f", Namespace: "ns-000"},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: "Pod", Namespace: "ns-000", Name: "web-0", APIVersion: "v1",
+			FieldPath: "spec.containers{web}",
+		},
+		Reason:              "BackOff",
+		Message:             "Back-off restarting failed container",
+		Type:                corev1.EventTypeWarning,
+		Source:              corev1.EventSource{Component: "kubelet", Host: "node-001"},
+		FirstTimestamp:      metav1.NewTime(at),
+		EventTime:           metav1.NewMicroTime(at.Add(123456 * time.Microsecond)),
+		Series:              &corev1.EventSeries{Count: 4, LastObservedTime: metav1.NewMicroTime(at.Add(time.Minute))},
+		ReportingController: "kubelet",
+		ReportingInstance:   "node-001",
+	})
 	emit("Pod", &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{

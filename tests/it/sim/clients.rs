@@ -428,6 +428,7 @@ async fn kubectl_get_prints_the_servers_columns() {
         .map(|p| (p["metadata"]["name"].as_str().unwrap().to_string(), p))
         .collect();
     let mut seen = 0;
+    let mut statuses_seen = std::collections::BTreeSet::new();
     for line in lines {
         let cells: Vec<&str> = line.split_whitespace().collect();
         let pod = &pods[cells[0]];
@@ -437,12 +438,18 @@ async fn kubectl_get_prints_the_servers_columns() {
             .iter()
             .map(|s| s["restartCount"].as_u64().unwrap())
             .sum();
-        assert_eq!(
-            cells[1],
-            format!("{}/{containers}", statuses.len()),
-            "{line}"
-        );
-        assert_eq!(cells[2], pod["status"]["phase"], "{line}");
+        let ready = statuses.iter().filter(|s| s["ready"] == true).count();
+        assert_eq!(cells[1], format!("{ready}/{containers}"), "{line}");
+        // printPod: a container's waiting or terminated reason wins over
+        // the pod's reason (an evicted pod's "Evicted"), which wins over
+        // its phase.
+        let status = match pod["status"]["phase"].as_str().unwrap() {
+            "Pending" => "ContainerCreating",
+            "Failed" => "Error",
+            phase => phase,
+        };
+        assert_eq!(cells[2], status, "{line}");
+        statuses_seen.insert(status.to_string());
         assert_eq!(cells[3], restarts.to_string(), "{line}");
         assert!(
             cells[4].ends_with(['s', 'm', 'h', 'd', 'y']),
@@ -453,6 +460,10 @@ async fn kubectl_get_prints_the_servers_columns() {
         seen += 1;
     }
     assert_eq!(seen, pods.len());
+    assert!(
+        statuses_seen.len() > 1,
+        "the 20 pods of ns-000 are not all alike: {statuses_seen:?}"
+    );
 
     let header = |out: &str| {
         out.lines()
@@ -480,6 +491,115 @@ async fn kubectl_get_prints_the_servers_columns() {
         header(&k.run(&["get", "ns"]).await),
         ["NAME", "STATUS", "AGE"]
     );
+}
+
+/// Events are served like on a real cluster: `kubectl get events` prints
+/// printEvent's columns, a field selector on the involved object finds
+/// them, and `kubectl describe pod` (which asks for exactly that) lists
+/// them under the pod.
+#[tokio::test]
+async fn kubectl_gets_events_and_describe_lists_a_pods_events() {
+    let sim = sim(|c| {
+        c.pods = 10;
+        c.namespaces = 2;
+    })
+    .await;
+    let Some(k) = Kubectl::on(&sim).await else {
+        return;
+    };
+    let none = k.output(&["get", "events", "-n", "ns-001"]).await;
+    assert!(none.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&none.stderr).trim(),
+        "No resources found in ns-001 namespace."
+    );
+    let pod = sim
+        .objects("pods")
+        .into_iter()
+        .find(|p| p["metadata"]["namespace"] == "ns-000")
+        .unwrap();
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let now = jiff::Timestamp::now();
+    let at = |ago: i64| (now - jiff::SignedDuration::from_secs(ago)).to_string();
+    for (i, (reason, component, message, ago)) in [
+        (
+            "Scheduled",
+            "default-scheduler",
+            format!("Successfully assigned ns-000/{name} to node-000"),
+            300,
+        ),
+        (
+            "Pulled",
+            "kubelet",
+            "Container image already present on machine".to_string(),
+            120,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sim.create(
+            "events",
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": format!("{name}.{i}"), "namespace": "ns-000"},
+                "involvedObject": {"kind": "Pod", "namespace": "ns-000", "name": name,
+                                   "uid": pod["metadata"]["uid"], "apiVersion": "v1"},
+                "reason": reason, "message": message, "type": "Normal",
+                "source": {"component": component},
+                "firstTimestamp": at(ago), "lastTimestamp": at(ago), "count": 1,
+            }),
+        )
+        .unwrap();
+    }
+    // Another pod's event, which the selectors below must leave out.
+    sim.create(
+        "events",
+        serde_json::json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "other.0", "namespace": "ns-000"},
+            "involvedObject": {"kind": "Pod", "namespace": "ns-000", "name": "other"},
+            "reason": "Killing", "type": "Normal", "source": {"component": "kubelet"},
+            "firstTimestamp": at(60), "lastTimestamp": at(60)}),
+    )
+    .unwrap();
+
+    let listed = k.run(&["get", "events", "-n", "ns-000"]).await;
+    let mut lines = listed.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3, "{listed}");
+    assert!(
+        rows.iter()
+            .any(|r| r.split_whitespace().collect::<Vec<_>>()[..4]
+                == ["5m", "Normal", "Scheduled", &format!("pod/{name}")]),
+        "{listed}"
+    );
+    let selected = k
+        .run(&[
+            "get",
+            "events",
+            "-n",
+            "ns-000",
+            "--field-selector",
+            &format!("involvedObject.name={name},source=kubelet"),
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+        .await;
+    assert_eq!(selected, "Pulled");
+
+    let described = k.run(&["describe", "pod", &name, "-n", "ns-000"]).await;
+    let events = described
+        .split_once("\nEvents:")
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| panic!("no Events section: {described}"));
+    assert!(events.contains("default-scheduler"), "{events}");
+    assert!(events.contains("Successfully assigned"), "{events}");
+    assert!(events.contains("Pulled"), "{events}");
+    assert!(!events.contains("Killing"), "another pod's event: {events}");
 }
 
 /// `kubectl patch` sends a strategic-merge patch by default for built-in

@@ -345,7 +345,7 @@ async fn case16_malformed_line_and_unknown_event_type_then_normal_events() {
     assert_eq!(w.rest().await.len(), 2);
 }
 
-/// case18's simulator-only part: exactly its five core resources, the
+/// case18's simulator-only part: exactly its six core resources, the
 /// custom resource served like them, and kubectl's validation probe.
 #[tokio::test]
 async fn case18_discovery_of_exactly_the_served_resources() {
@@ -359,7 +359,15 @@ async fn case18_discovery_of_exactly_the_served_resources() {
         .collect();
     assert_eq!(
         names,
-        ["configmaps", "namespaces", "nodes", "pods", "secrets"].into()
+        [
+            "configmaps",
+            "events",
+            "namespaces",
+            "nodes",
+            "pods",
+            "secrets"
+        ]
+        .into()
     );
     let apis = get_ok(&format!("{}/apis", sim.url())).await;
     let group = &apis["groups"][0];
