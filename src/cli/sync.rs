@@ -55,7 +55,8 @@ pub struct Args {
     pub until_synced: bool,
     /// With --until-synced: give up when not synced after this many seconds
     /// [default: 120]. Exits 7 when the API server could not be reached or
-    /// what answered is not one, 8 when the store's disk is full. Without
+    /// what answered is not one, 8 when the store's disk is full; a store
+    /// directory it created and never wrote to is removed then. Without
     /// --until-synced, sync retries for as long as it runs, logging why.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub sync_timeout: Option<u64>,
@@ -208,6 +209,9 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(key) = key {
         builder = builder.encryption_key(key);
     }
+    // A store this sync creates and never writes to is removed if it gives
+    // up, so a mistyped server leaves nothing behind.
+    let created = !args.store.exists();
     let informer = builder
         .start()
         .await
@@ -243,8 +247,12 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
         res = informer.wait_until_synced() => res.context("waiting for sync")?,
         sig = signals.recv() => {
             tracing::info!("{sig} before sync; shutting down");
+            let unused = created && is_unused(&informer);
             stop_consumer(consumer).await;
             informer.shutdown().await;
+            if unused {
+                remove_unused(&args.store);
+            }
             return Ok(ExitCode::from(super::exit::INTERRUPTED));
         }
         () = given_up => {
@@ -253,9 +261,12 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
                 stage: Stage::Sync { objects: informer.len() },
                 failure: informer.last_failure(),
             };
+            let unused = created && is_unused(&informer);
             stop_consumer(consumer).await;
             if tokio::time::timeout(SHUTDOWN_GRACE, informer.shutdown()).await.is_err() {
                 tracing::warn!("the informer did not stop within {SHUTDOWN_GRACE:?}; exiting all the same");
+            } else if unused {
+                remove_unused(&args.store);
             }
             return Err(gave_up.into());
         }
@@ -283,6 +294,29 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
     stop_consumer(consumer).await;
     informer.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the informer stored nothing at all: no object and no
+/// resourceVersion.
+fn is_unused(informer: &Informer) -> bool {
+    informer.len() == 0 && informer.last_rv().is_none()
+}
+
+/// Removes a store this sync created and never wrote to. Its lock was
+/// released when the informer stopped; a failure to remove it only leaves
+/// an empty store behind.
+fn remove_unused(store: &std::path::Path) {
+    match std::fs::remove_dir_all(store) {
+        Ok(()) => tracing::info!(
+            store = %store.display(),
+            "removed the store this sync created, which holds nothing"
+        ),
+        Err(e) => tracing::warn!(
+            store = %store.display(),
+            error = %e,
+            "could not remove the empty store this sync created"
+        ),
+    }
 }
 
 /// `sync --until-synced` gave up: not synced within `--sync-timeout`.

@@ -37,8 +37,10 @@ async fn sync_giving_up(url: &str) -> (Run, Duration, tempfile::TempDir) {
 async fn nothing_listening_gives_up_with_7() {
     // A built-in resource needs no discovery: without the timeout, nothing
     // would ever stop the retries.
-    let (r, took, _tmp) = sync_giving_up("http://127.0.0.1:1").await;
+    let (r, took, tmp) = sync_giving_up("http://127.0.0.1:1").await;
     assert_eq!(r.code, 7, "{}", r.stderr);
+    // The store it created holds nothing, so it is gone.
+    assert!(!tmp.path().join("s").exists(), "{}", r.stderr);
     let line = error_line(&r);
     assert!(
         line.starts_with(
@@ -53,6 +55,26 @@ async fn nothing_listening_gives_up_with_7() {
     // by kube's client.
     assert!(r.stderr.contains("streaming list failed"), "{}", r.stderr);
     assert!(!r.stderr.contains("kube_client"), "{}", r.stderr);
+
+    // A directory that was there before is the caller's: it stays.
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    let dir = existing.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        sync(
+            &dir,
+            "http://127.0.0.1:1",
+            &["--resource", "pods", "--sync-timeout", "1"],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(
+        existing.join("kube-persist.json").exists(),
+        "the store in the caller's directory is kept: {}",
+        r.stderr
+    );
 }
 
 /// A web server that answers every request with 200 and `body`, as a
