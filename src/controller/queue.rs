@@ -77,12 +77,8 @@ impl<T: Clone + Eq + Hash + Ord> WorkQueue<T> {
             if due <= at {
                 return;
             }
-            self.cancel_delay(&key);
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        self.delayed.insert((at, id, key.clone()));
-        self.due_of.insert(key, (at, id));
+        self.delay(key, at);
     }
 
     /// Queues `key` at `at` whatever time it waited for before: each
@@ -101,6 +97,11 @@ impl<T: Clone + Eq + Hash + Ord> WorkQueue<T> {
             }
             return;
         }
+        self.delay(key, at);
+    }
+
+    /// Puts `key` in its one delayed slot, at `at`.
+    fn delay(&mut self, key: T, at: Instant) {
         self.cancel_delay(&key);
         let id = self.next_id;
         self.next_id += 1;
