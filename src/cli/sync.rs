@@ -299,7 +299,7 @@ async fn sync(args: Args) -> anyhow::Result<ExitCode> {
 /// Whether the informer stored nothing at all: no object and no
 /// resourceVersion.
 fn is_unused(informer: &Informer) -> bool {
-    informer.len() == 0 && informer.last_rv().is_none()
+    informer.is_empty() && informer.last_rv().is_none()
 }
 
 /// Removes a store this sync created and never wrote to. Its lock was
