@@ -475,15 +475,7 @@ fn time(msg: &DynamicMessage, micro: bool) -> Result<Value, Bad> {
             "time {seconds}s is outside the years 0 to 9999"
         )));
     }
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    let mut s = ts.strftime("%Y-%m-%dT%H:%M:%S").to_string();
     if micro {
         s.push_str(&format!(".{:06}", t.subsec_nanosecond() / 1000));
     }
