@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::dictionary::{Dictionary, ZstdContext};
+use super::head::ObjectHead;
 use super::journal::{self, Payload};
 use super::record;
 use super::{apply, collection, index, key, short_names, EventKind, ObjectKey};
@@ -21,6 +22,7 @@ pub fn disk_bytes(data: &[u8]) {
     read_value(data);
     read_value(&record::seal(data.to_vec()));
     read_key(data);
+    ObjectHead::check_against_full_parse(data);
 }
 
 fn read_value(bytes: &[u8]) {
@@ -105,6 +107,24 @@ pub fn watched_object(object: &Value, previous: Option<&Value>) {
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    // What a check reads of a record without a full parse agrees with it.
+    let head = ObjectHead::parse(&raw)
+        .unwrap_or_else(|| panic!("the metadata of a stored object does not read: {object}"));
+    assert_eq!(head.key().ok(), Some(key.clone()), "head key");
+    assert_eq!(
+        head.resource_version(),
+        object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+    );
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(head.label_pairs()),
+        sorted(index::label_values(object))
+    );
     let meta = apply::record_meta(object, rv, 1);
     let mut ctx = ZstdContext::new(3);
     let sealed = record::seal_payload(&mut ctx, &raw, meta.clone(), None)

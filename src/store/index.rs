@@ -19,8 +19,13 @@ pub const LABEL_INDEX: &str = "label";
 
 /// The `key=value` pairs of an object's labels.
 pub fn label_values(object: &Value) -> Vec<String> {
-    object
-        .pointer("/metadata/labels")
+    label_pairs(object.pointer("/metadata/labels"))
+}
+
+/// The `key=value` pairs of a `metadata.labels` value, however it was read
+/// (see [`ObjectHead`](super::head::ObjectHead)).
+pub(crate) fn label_pairs(labels: Option<&Value>) -> Vec<String> {
+    labels
         .and_then(Value::as_object)
         .map(|labels| {
             labels
@@ -40,10 +45,20 @@ pub(crate) fn entries(
     object_key: &str,
     indexers: &BTreeMap<String, IndexFn>,
 ) -> BTreeSet<Vec<u8>> {
-    let mut out = BTreeSet::new();
+    let mut out = user_entries(object, object_key, indexers);
     for v in label_values(object) {
         out.insert(key::index_entry(LABEL_INDEX, &v, object_key));
     }
+    out
+}
+
+/// The entries of the user indexers alone.
+pub(crate) fn user_entries(
+    object: &Value,
+    object_key: &str,
+    indexers: &BTreeMap<String, IndexFn>,
+) -> BTreeSet<Vec<u8>> {
+    let mut out = BTreeSet::new();
     for (name, f) in indexers {
         for v in f(object) {
             out.insert(key::index_entry(name, &v, object_key));

@@ -135,16 +135,7 @@ pub(crate) fn payload_frame(
 
 impl Payload {
     pub fn into_entry(self, seq: u64, rv: String, at_ms: u64) -> Result<JournalEntry, String> {
-        if self.kind == EventKind::Resync {
-            return Err(format!(
-                "journal entry of kind Resync for {:?}: the journal holds only changes",
-                self.key
-            ));
-        }
-        let key = self
-            .key
-            .parse::<ObjectKey>()
-            .map_err(|e| format!("journal key {:?}: {e}", self.key))?;
+        let key = entry_key(self.kind, &self.key)?;
         Ok(JournalEntry {
             seq,
             kind: self.kind,
@@ -154,6 +145,27 @@ impl Payload {
             patch: self.patch,
         })
     }
+}
+
+/// A journal payload's kind and key, its patch read through but not kept:
+/// what a check needs.
+#[derive(serde::Deserialize)]
+struct PayloadHead {
+    kind: EventKind,
+    key: String,
+    #[serde(rename = "patch")]
+    _patch: serde::de::IgnoredAny,
+}
+
+/// The key of a journal entry of `kind` for `key`, or why it is not one.
+fn entry_key(kind: EventKind, key: &str) -> Result<ObjectKey, String> {
+    if kind == EventKind::Resync {
+        return Err(format!(
+            "journal entry of kind Resync for {key:?}: the journal holds only changes"
+        ));
+    }
+    key.parse::<ObjectKey>()
+        .map_err(|e| format!("journal key {key:?}: {e}"))
 }
 
 /// Bounds on what the journal keeps; the oldest entries go first.
@@ -278,6 +290,25 @@ impl Collection {
             .map_err(|e| self.inner.corrupt(&what, e))
     }
 
+    /// The key and time of a journal entry, with what
+    /// [`Self::decode_entry`] checks, but without building the patch as a
+    /// `Value`: every byte is still read, so a payload that is not JSON is
+    /// still found. What this cannot read, the full decode reports. Trimming
+    /// and checking the journal need no more.
+    pub(crate) fn entry_head(&self, seq: u64, bytes: &[u8]) -> Result<(ObjectKey, std::time::SystemTime)> {
+        let what = format!("journal seq {seq}");
+        let (envelope, raw) = self.inner.open_record(&what, bytes)?;
+        let head = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|text| serde_json::from_str::<PayloadHead>(text).ok());
+        match head {
+            Some(head) => entry_key(head.kind, &head.key)
+                .map(|key| (key, super::state::time_of(envelope.stored_at_ms)))
+                .map_err(|e| self.inner.corrupt(&what, e)),
+            None => self.decode_entry(seq, bytes).map(|e| (e.key, e.at)),
+        }
+    }
+
     /// Removes the oldest entries (committed ones, then `pending` ones of the
     /// batch being built) until `st` is within `limits`. Runs inside the
     /// caller's batch, so the trim is atomic with what caused it.
@@ -313,13 +344,13 @@ impl Collection {
                 let (k, v) = item?;
                 let seq = key::journal_seq(&k)
                     .ok_or_else(|| self.inner.corrupt("journal", "malformed journal key"))?;
-                let entry = self.decode_entry(seq, &v);
-                let expired = matches!((&entry, cutoff), (Ok(e), Some(c)) if e.at < c);
+                let entry = self.entry_head(seq, &v);
+                let expired = matches!((&entry, cutoff), (Ok((_, at)), Some(c)) if *at < c);
                 if (!over(st) && !expired) || st.journal_len <= floor {
                     break;
                 }
                 let key = match entry {
-                    Ok(e) => Some(e.key.encode()),
+                    Ok((key, _)) => Some(key.encode()),
                     Err(Error::Corrupt { reason, .. }) => {
                         // Its history entry stays behind; history() skips it.
                         tracing::warn!(collection = %self.inner.name, seq, %reason, "trimming a corrupt journal entry");

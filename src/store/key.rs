@@ -45,7 +45,17 @@ impl ObjectKey {
             .get("metadata")
             .and_then(Value::as_object)
             .ok_or_else(|| Error::InvalidObject("object has no metadata".into()))?;
-        let name = match meta.get("name") {
+        ObjectKey::from_fields(meta.get("name"), meta.get("namespace"))
+    }
+
+    /// The key named by `metadata.name` and `metadata.namespace`, however
+    /// they were read: [`Self::of`] and the metadata-only parse of
+    /// [`ObjectHead`](super::head::ObjectHead) share one rule.
+    pub(crate) fn from_fields(
+        name: Option<&Value>,
+        namespace: Option<&Value>,
+    ) -> Result<ObjectKey> {
+        let name = match name {
             Some(Value::String(n)) if !n.is_empty() => n.clone(),
             _ => {
                 return Err(Error::InvalidObject(
@@ -53,7 +63,7 @@ impl ObjectKey {
                 ))
             }
         };
-        let namespace = match meta.get("namespace") {
+        let namespace = match namespace {
             None | Some(Value::Null) => None,
             Some(Value::String(ns)) if ns.is_empty() => None,
             Some(Value::String(ns)) => Some(ns.clone()),

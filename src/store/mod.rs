@@ -36,6 +36,7 @@ mod event;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
 mod group_commit;
+mod head;
 mod heal;
 crate::internal! {
     mod index;

@@ -4,8 +4,11 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
 use super::collection::Collection;
 use super::error::{Error, Result};
+use super::head::ObjectHead;
 use super::index;
 use super::key::{self, prefix};
 use super::record;
@@ -106,30 +109,56 @@ impl Collection {
             progress();
             let key_str = key::object_key_from(&k);
             stored_bytes += v.len() as u64;
-            let stored = match inner.decode_object(&key_str, &v) {
-                Ok(s) => s,
+            let (envelope, json) = match inner.open_record(&key_str, &v) {
+                Ok(opened) => opened,
                 Err(e) => {
                     report.record(e);
                     continue;
                 }
             };
-            raw_bytes += stored.envelope.raw_len as u64;
-            match ObjectKey::of(&stored.value) {
+            raw_bytes += envelope.raw_len as u64;
+            // User indexers take the whole object; the label index and the
+            // checks below need only its metadata.
+            let head = match indexers.is_empty() {
+                true => ObjectHead::parse(&json),
+                false => None,
+            };
+            let (key, rv, labels) = match head {
+                Some(head) => (
+                    head.key(),
+                    head.resource_version().map(str::to_string),
+                    head.label_pairs(),
+                ),
+                None => match serde_json::from_slice::<Value>(&json) {
+                    Ok(value) => {
+                        expected.extend(index::user_entries(&value, &key_str, &indexers));
+                        let rv = value.pointer("/metadata/resourceVersion");
+                        (
+                            ObjectKey::of(&value),
+                            rv.and_then(Value::as_str).map(str::to_string),
+                            index::label_values(&value),
+                        )
+                    }
+                    Err(e) => {
+                        report.record(inner.corrupt_by(&key_str, "payload is not JSON", e));
+                        continue;
+                    }
+                },
+            };
+            match key {
                 Ok(k) if k.encode() == key_str => {}
                 Ok(k) => report.problem(&key_str, format!("record holds object {k}")),
                 Err(e) => report.problem(&key_str, e.to_string()),
             }
-            let rv = stored
-                .value
-                .pointer("/metadata/resourceVersion")
-                .and_then(|v| v.as_str());
-            if rv != Some(stored.envelope.rv.as_str()) {
+            if rv.as_deref() != Some(envelope.rv.as_str()) {
                 report.problem(
                     &key_str,
-                    format!("envelope rv {:?}, object rv {rv:?}", stored.envelope.rv),
+                    format!("envelope rv {:?}, object rv {rv:?}", envelope.rv),
                 );
             }
-            expected.extend(index::entries(&stored.value, &key_str, &indexers));
+            for pair in labels {
+                expected.insert(key::index_entry(index::LABEL_INDEX, &pair, &key_str));
+            }
         }
         if report.objects != st.objects {
             report.problem(
@@ -207,7 +236,7 @@ impl Collection {
                     ),
                 );
             }
-            if let Err(e) = self.decode_entry(seq, &v) {
+            if let Err(e) = self.entry_head(seq, &v) {
                 report.record(e);
             }
         }
@@ -249,5 +278,183 @@ impl Collection {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::dictionary::ZstdContext;
+    use crate::store::engine::WriteBatch;
+    use crate::store::json::configmaps;
+    use crate::store::record::RecordMeta;
+    use crate::store::{Batch, Delta, IndexFn, Store};
+
+    fn cm(name: &str, rv: &str, app: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv,
+               "labels": {"app": app}, "managedFields": [{"manager": "kubectl"}]},
+               "data": {"k": name}})
+    }
+
+    fn store_of_two(tmp: &tempfile::TempDir) -> (Store, Collection) {
+        let store = Store::open(tmp.path().join("s")).unwrap();
+        let c = configmaps(&store);
+        c.apply(Batch {
+            deltas: vec![
+                Delta::Upsert(cm("a", "1", "web")),
+                Delta::Upsert(cm("b", "2", "db")),
+            ],
+            rv: Some("2".into()),
+        })
+        .unwrap();
+        assert_eq!(c.verify().unwrap().problems, []);
+        (store, c)
+    }
+
+    /// Writes `json` as the record at `raw_key`, sealed as the store seals
+    /// (its crc matches): damage only the checks past the crc can see.
+    fn overwrite(c: &Collection, raw_key: Vec<u8>, json: &[u8], rv: &str) {
+        let meta = RecordMeta {
+            rv: rv.into(),
+            ..RecordMeta::default()
+        };
+        let sealed = record::seal_payload(&mut ZstdContext::new(1), json, meta, None).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.put(raw_key, sealed);
+        c.inner.commit(batch).unwrap();
+    }
+
+    fn object(c: &Collection, name: &str, json: &Value, rv: &str) {
+        let bytes = serde_json::to_vec(json).unwrap();
+        overwrite(c, key::object_key(&format!("ns/{name}")), &bytes, rv);
+    }
+
+    fn reasons(c: &Collection) -> Vec<(String, String)> {
+        let report = c.verify().unwrap();
+        report
+            .problems
+            .into_iter()
+            .map(|p| (p.key, p.reason))
+            .collect()
+    }
+
+    #[test]
+    fn a_record_with_a_good_checksum_but_the_wrong_contents_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, c) = store_of_two(&tmp);
+
+        overwrite(
+            &c,
+            key::object_key("ns/a"),
+            b"{\"metadata\": {\"name\"",
+            "1",
+        );
+        let found = reasons(&c);
+        assert_eq!(found[0].0, "ns/a", "{found:?}");
+        assert!(found[0].1.starts_with("payload is not JSON"), "{found:?}");
+
+        object(&c, "a", &cm("b", "1", "web"), "1");
+        assert!(reasons(&c).contains(&("ns/a".into(), "record holds object ns/b".into())));
+
+        object(&c, "a", &cm("a", "5", "web"), "1");
+        assert!(reasons(&c).contains(&(
+            "ns/a".into(),
+            r#"envelope rv "1", object rv Some("5")"#.into()
+        )));
+
+        // A label the index does not have, and an entry nothing has now.
+        object(&c, "a", &cm("a", "1", "api"), "1");
+        let found = reasons(&c);
+        assert!(
+            found.contains(&(
+                "index label \"app=api\" → ns/a".into(),
+                "missing entry".into()
+            )),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(
+                "index label \"app=web\" → ns/a".into(),
+                "entry without a matching object".into()
+            )),
+            "{found:?}"
+        );
+
+        object(&c, "a", &cm("a", "1", "web"), "1");
+        let found = reasons(&c);
+        // Only the byte counts of the state record can differ now.
+        assert!(found.iter().all(|(k, _)| k == "state"), "{found:?}");
+    }
+
+    #[test]
+    fn user_indexers_are_checked_against_the_whole_object() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, c) = store_of_two(&tmp);
+        let by_data: IndexFn = Arc::new(|o: &Value| {
+            o.pointer("/data/k")
+                .and_then(Value::as_str)
+                .map(|k| vec![k.to_string()])
+                .unwrap_or_default()
+        });
+        c.add_indexer("data", by_data).unwrap();
+        assert_eq!(reasons(&c), []);
+
+        let mut changed = cm("a", "1", "web");
+        changed["data"]["k"] = json!("other");
+        object(&c, "a", &changed, "1");
+        let found = reasons(&c);
+        assert!(
+            found.contains(&("index data \"other\" → ns/a".into(), "missing entry".into())),
+            "{found:?}"
+        );
+
+        overwrite(&c, key::object_key("ns/a"), b"[1, 2", "1");
+        let found = reasons(&c);
+        assert!(
+            found
+                .iter()
+                .any(|(k, r)| k == "ns/a" && r.starts_with("payload is not JSON")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_journal_entry_that_is_not_a_change_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, c) = store_of_two(&tmp);
+        let seq = c.meta().unwrap().journal_last_seq;
+
+        let entry = |payload: &str| {
+            overwrite(&c, key::journal_key(seq).to_vec(), payload.as_bytes(), "2");
+            reasons(&c)
+        };
+        let found = entry(r#"{"kind":"Resync","key":"ns/b","patch":{"data":{}}}"#);
+        assert!(
+            found
+                .iter()
+                .any(|(k, r)| k == &format!("journal seq {seq}") && r.contains("kind Resync")),
+            "{found:?}"
+        );
+        let found = entry(r#"{"kind":"Added","key":"ns/b","patch":{"data":"#);
+        assert!(
+            found.iter().any(|(k, r)| k == &format!("journal seq {seq}")
+                && r.starts_with("payload does not parse")),
+            "{found:?}"
+        );
+        let found = entry(r#"{"kind":"Added","key":"a/b/c","patch":{}}"#);
+        assert!(
+            found.iter().any(|(k, r)| k == &format!("journal seq {seq}")
+                && r.starts_with("journal key \"a/b/c\"")),
+            "{found:?}"
+        );
+        let found = entry(r#"{"kind":"Added","key":"ns/b","patch":{"metadata":{"name":"b"}}}"#);
+        assert!(
+            found.iter().all(|(k, _)| k == "state"),
+            "a well-formed entry is not damage: {found:?}"
+        );
     }
 }
