@@ -6,7 +6,8 @@
 //!
 //! The child fails the first attempt of one key in 7 (per process) and
 //! requeues one in 13 every second, so durable failures and requeues are
-//! on the line too. `KP_CONTROLLER_CRASH_SEED` replays the kill times of a
+//! on the line too. Every other run debounces changes by 250 ms, so kills
+//! also land while changed keys wait, received but not yet reconciled. `KP_CONTROLLER_CRASH_SEED` replays the kill times of a
 //! failing run, `KP_CONTROLLER_CRASH_ROUNDS` changes the number of kills.
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,9 +23,10 @@ use tokio::io::AsyncBufReadExt;
 
 const NAME: &str = "crash";
 
-fn child(url: &str, store: &Path) -> tokio::process::Child {
+fn child(url: &str, store: &Path, debounce_ms: u64) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-persist"))
         .args(["bench", "reconciler", "kube-persist", "--server", url])
+        .args(["--debounce-ms", &debounce_ms.to_string()])
         .args(["--name", NAME, "--print-reconciles"])
         .args(["--fail-one-in", "7", "--requeue-one-in", "13"])
         .arg("--store")
@@ -96,6 +98,15 @@ impl Owed {
     }
 }
 
+/// The debounce of the run of `round`, in milliseconds.
+fn debounce(round: usize) -> u64 {
+    if round % 2 == 1 {
+        250
+    } else {
+        0
+    }
+}
+
 fn rv(s: &str) -> u64 {
     s.parse().unwrap()
 }
@@ -141,7 +152,7 @@ async fn sigkill_during_reconciles_loses_nothing_and_restarts_reconcile_only_wha
     let mut checked_rounds = 0;
     for round in 0..rounds {
         let before = Owed::read(&store);
-        let mut c = child(&sim.url(), &store);
+        let mut c = child(&sim.url(), &store, debounce(round));
         let out = collect(&mut c);
         // The first run gets time to list and reconcile everything once.
         let ms = if round == 0 {
@@ -207,7 +218,7 @@ async fn sigkill_during_reconciles_loses_nothing_and_restarts_reconcile_only_wha
         .into_iter()
         .map(|(k, v)| (k, rv(&v)))
         .collect();
-    let mut c = child(&sim.url(), &store);
+    let mut c = child(&sim.url(), &store, debounce(rounds));
     let stdout = c.stdout.take().unwrap();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let mut missing: BTreeSet<String> = server
