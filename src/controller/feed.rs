@@ -10,7 +10,6 @@
 //! was down while 10% of 100k objects changed does not load 10k objects to
 //! learn their keys.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -44,8 +43,14 @@ pub(crate) enum FeedItem {
     Failed(store::Error),
 }
 
-/// A feed's messages, tagged with the feed's index.
-pub(crate) type FeedTx = mpsc::Sender<(usize, FeedItem)>;
+/// A feed's messages, in chunks handled whole before any key is started,
+/// tagged with the feed's index.
+pub(crate) type FeedTx = mpsc::Sender<(usize, Vec<FeedItem>)>;
+
+/// Most items in one chunk of live events.
+const CHUNK_MAX: usize = 4096;
+/// How long a chunk of live events waits for the rest of its batch.
+const CHUNK_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Where a feed starts.
 pub(crate) struct Feed {
@@ -69,66 +74,114 @@ impl Feed {
     }
 
     /// Sends every event after `after` to `tx` until the informer stops or
-    /// the controller stops listening.
+    /// the controller stops listening, in chunks: a journal page, or the
+    /// live events of what was committed together.
     pub async fn run(self, mut rx: broadcast::Receiver<Event>, after: u64, tx: FeedTx) {
         let mut delivered = after;
         let mut catching_up = true;
-        let mut page: VecDeque<JournalEntry> = VecDeque::new();
         loop {
-            let item = if let Some(entry) = page.pop_front() {
-                delivered = entry.seq;
-                Some(self.item_of_entry(entry).await)
-            } else if catching_up {
+            let (chunk, closed) = if catching_up {
                 match self.read_page(delivered).await {
-                    Ok(entries) if entries.is_empty() => catching_up = false,
-                    Ok(entries) => page = entries.into(),
+                    Ok(entries) if entries.is_empty() => {
+                        catching_up = false;
+                        continue;
+                    }
+                    Ok(entries) => {
+                        let mut chunk = Vec::with_capacity(entries.len());
+                        for entry in entries {
+                            delivered = entry.seq;
+                            chunk.push(self.item_of_entry(entry).await);
+                        }
+                        (chunk, false)
+                    }
                     Err(store::Error::JournalTrimmed { .. }) => {
                         let (_, head) = self.subscribe();
                         tracing::warn!(collection = %self.shared.collection.name(), after = delivered, head, "the journal was trimmed past the controller's position");
                         delivered = head;
-                        if tx.send((self.index, FeedItem::Gap { head })).await.is_err() {
-                            return;
-                        }
+                        (vec![FeedItem::Gap { head }], false)
                     }
                     Err(err) => {
-                        if tx.send((self.index, FeedItem::Failed(err))).await.is_err() {
+                        if tx
+                            .send((self.index, vec![FeedItem::Failed(err)]))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
                     }
                 }
-                None
             } else {
-                match rx.recv().await {
-                    Ok(ev) if ev.kind == EventKind::Resync => Some(FeedItem::Resync {
-                        objects: self.objects_of(&ev),
-                        key: ev.key,
-                    }),
-                    Ok(ev) if ev.seq > delivered => {
-                        delivered = ev.seq;
-                        Some(FeedItem::Change {
-                            seq: ev.seq,
-                            objects: self.objects_of(&ev),
-                            key: ev.key,
-                        })
-                    }
-                    Ok(_) => None,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::debug!(
-                            missed,
-                            after = delivered,
-                            "controller feed fell behind; reading the journal"
-                        );
-                        catching_up = true;
-                        None
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                self.live_chunk(&mut rx, &mut delivered, &mut catching_up)
+                    .await
+            };
+            if !chunk.is_empty() && tx.send((self.index, chunk)).await.is_err() {
+                return;
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+
+    /// The next live events: the first to come, then the rest of what was
+    /// committed up to the journal's head when it came. The informer
+    /// publishes a batch's events one by one; handed over as they came, a
+    /// controller would start a key's reconcile before reading that key's
+    /// next change in the same batch (a resumed watch's replay brings many
+    /// such), and reconcile it twice. Also says whether the informer stopped.
+    async fn live_chunk(
+        &self,
+        rx: &mut broadcast::Receiver<Event>,
+        delivered: &mut u64,
+        catching_up: &mut bool,
+    ) -> (Vec<FeedItem>, bool) {
+        let mut chunk = Vec::new();
+        let mut head = None;
+        loop {
+            let received = if chunk.is_empty() {
+                rx.recv().await
+            } else {
+                // Committed, so on its way: the wait only bounds a stall.
+                match tokio::time::timeout(CHUNK_WAIT, rx.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => return (chunk, false),
                 }
             };
-            if let Some(item) = item {
-                if tx.send((self.index, item)).await.is_err() {
-                    return;
+            match received {
+                Ok(ev) if ev.kind == EventKind::Resync => chunk.push(FeedItem::Resync {
+                    objects: self.objects_of(&ev),
+                    key: ev.key,
+                }),
+                Ok(ev) if ev.seq > *delivered => {
+                    *delivered = ev.seq;
+                    chunk.push(FeedItem::Change {
+                        seq: ev.seq,
+                        objects: self.objects_of(&ev),
+                        key: ev.key,
+                    });
                 }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(
+                        missed,
+                        after = *delivered,
+                        "controller feed fell behind; reading the journal"
+                    );
+                    *catching_up = true;
+                    return (chunk, false);
+                }
+                Err(broadcast::error::RecvError::Closed) => return (chunk, true),
+            }
+            let head = *head.get_or_insert_with(|| {
+                self.shared
+                    .collection
+                    .meta()
+                    .map_or(0, |m| m.journal_last_seq)
+            });
+            if *delivered >= head || chunk.len() >= CHUNK_MAX {
+                return (chunk, false);
             }
         }
     }

@@ -79,8 +79,8 @@ pub(crate) struct Runner<K: Resource, E: std::error::Error + 'static> {
     limiter: RateLimiter<ObjectKey>,
     ledger: Ledger,
     in_flight: FuturesUnordered<BoxFuture<'static, Done<K, E>>>,
-    feeds_rx: mpsc::Receiver<(usize, FeedItem)>,
-    feeds_tx: Option<mpsc::Sender<(usize, FeedItem)>>,
+    feeds_rx: mpsc::Receiver<(usize, Vec<FeedItem>)>,
+    feeds_tx: Option<mpsc::Sender<(usize, Vec<FeedItem>)>>,
     feed_tasks: JoinSet<()>,
     commit: Option<CommitFuture<E>>,
     last_commit: Instant,
@@ -224,15 +224,19 @@ where
                 }
                 _ = &mut self.shutdown, if !self.draining => self.begin_drain("shutdown requested"),
                 msg = self.feeds_rx.recv(), if !self.draining => match msg {
-                    Some((feed, item)) => {
-                        self.on_feed(feed, item).await;
+                    Some((feed, chunk)) => {
+                        for item in chunk {
+                            self.on_feed(feed, item).await;
+                        }
                         // Take what else has arrived before handing keys out,
                         // so that one reconcile covers a key's changes so far.
                         for _ in 0..FEED_BUFFER {
-                            let Ok((feed, item)) = self.feeds_rx.try_recv() else {
+                            let Ok((feed, chunk)) = self.feeds_rx.try_recv() else {
                                 break;
                             };
-                            self.on_feed(feed, item).await;
+                            for item in chunk {
+                                self.on_feed(feed, item).await;
+                            }
                         }
                     }
                     None => self.begin_drain("the informers stopped"),

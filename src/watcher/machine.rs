@@ -397,6 +397,13 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
         } else {
             self.config.stall_timeout
         };
+        // A resumed watch's replay is read as one batch, up to a cap: the
+        // batch stays open while events keep coming (see
+        // `Config::catch_up_gap`).
+        let (gap, max) = match w.probe && !self.synced && !self.config.catch_up_gap.is_zero() {
+            true => (Some(self.config.catch_up_gap), self.config.catch_up_batch_max),
+            false => (None, self.config.batch_max),
+        };
         loop {
             let wait = batch.deadline.unwrap_or_else(|| Instant::now() + idle);
             let item = tokio::select! {
@@ -445,7 +452,10 @@ impl<S: ListWatch, H: Held> Watcher<S, H> {
                     return self.watch_failed(w.rv, &kube::Error::Api(status));
                 }
             }
-            if batch.events.len() >= self.config.batch_max {
+            if let Some(gap) = gap {
+                batch.deadline = Some(Instant::now() + gap);
+            }
+            if batch.events.len() >= max {
                 self.flush(&mut w, batch);
                 return State::Watching(w);
             }

@@ -75,6 +75,19 @@ pub struct Config {
     /// that arrived while the last batch was being stored are read, and
     /// written, together, and a lone event waits for no timer.
     pub batch_window: Duration,
+    /// While a resumed watch replays what happened since the stored
+    /// resourceVersion (until Synced), a batch is flushed only once the
+    /// stream pauses this long, or at [`Self::catch_up_batch_max`] events.
+    /// The replay is one burst that the server sends at once, but it reaches
+    /// the watcher a socket buffer at a time: without this, each buffer was
+    /// a batch, each batch a durable write, and a consumer such as a
+    /// controller acted on a key before its later writes in the same
+    /// replay were read. Zero turns it off (batches as after Synced).
+    pub catch_up_gap: Duration,
+    /// Most events in one batch while catching up (see
+    /// [`Self::catch_up_gap`]). They are held in memory until written: a
+    /// pod with `managedFields` takes tens of KiB as a `Value`.
+    pub catch_up_batch_max: usize,
     /// `timeoutSeconds` of each watch request.
     pub watch_timeout_secs: u32,
     /// A watch silent for this long is presumed dead and restarted.
@@ -127,6 +140,8 @@ impl Default for Config {
             streaming_list: true,
             batch_max: 500,
             batch_window: Duration::ZERO,
+            catch_up_gap: Duration::from_millis(20),
+            catch_up_batch_max: 2000,
             watch_timeout_secs: 290,
             // A real server bookmarks about once a minute.
             stall_timeout: Duration::from_secs(300),
@@ -157,6 +172,9 @@ impl Config {
         }
         if self.batch_max == 0 {
             return bad("batch_max", "must be at least 1");
+        }
+        if self.catch_up_batch_max == 0 {
+            return bad("catch_up_batch_max", "must be at least 1");
         }
         if self.stall_timeout.is_zero() {
             return bad("stall_timeout", "must be positive");

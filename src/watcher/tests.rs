@@ -567,12 +567,53 @@ async fn batches_split_at_batch_max() {
     let fake = Fake::new(vec![Reply::Watch(Ok(events), false)]);
     let cfg = Config {
         batch_max: 2,
+        // A resume's replay has its own cap (see the test after this).
+        catch_up_gap: Duration::ZERO,
         ..config()
     };
     let (mut w, _) = watcher(&fake, cfg, Some("10"), ());
     let out = take(&mut w, 3).await;
     let sizes: Vec<_> = out.iter().map(Vec::len).collect();
     assert_eq!(sizes, vec![2, 2, 1]);
+}
+
+/// A resumed watch's replay arrives in bursts (a socket buffer at a time).
+/// Until Synced, a batch stays open while events keep coming within
+/// `catch_up_gap`, up to `catch_up_batch_max`; `catch_up_gap` zero batches
+/// what is ready, as after Synced.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_watch_replay_is_one_batch_until_the_stream_pauses() {
+    let ms = Duration::from_millis;
+    let replay = || {
+        let mut watch: Vec<_> = (0..6u64)
+            .map(|i| (ms(if i == 0 { 0 } else { 5 }), added(&format!("p{i}"), 11 + i)))
+            .collect();
+        watch.push((ms(100), added("late", 30)));
+        Fake::new(vec![Reply::WatchPaced(watch)])
+    };
+    for (cfg, want) in [
+        (config(), vec![6, 1]),
+        (
+            Config {
+                catch_up_batch_max: 4,
+                ..config()
+            },
+            vec![4, 2, 1],
+        ),
+        (
+            Config {
+                catch_up_gap: Duration::ZERO,
+                ..config()
+            },
+            vec![1; 7],
+        ),
+    ] {
+        let fake = replay();
+        let (mut w, _) = watcher(&fake, cfg.clone(), Some("10"), ());
+        let out = take(&mut w, want.len()).await;
+        let sizes: Vec<_> = out.iter().map(Vec::len).collect();
+        assert_eq!(sizes, want, "{cfg:?}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -854,6 +895,13 @@ fn config_validation_names_the_bad_setting() {
                 ..Config::default()
             },
             "page_size",
+        ),
+        (
+            Config {
+                catch_up_batch_max: 0,
+                ..Config::default()
+            },
+            "catch_up_batch_max",
         ),
         (
             Config {
