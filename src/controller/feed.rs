@@ -47,7 +47,7 @@ pub(crate) enum FeedItem {
 /// tagged with the feed's index.
 pub(crate) type FeedTx = mpsc::Sender<(usize, Vec<FeedItem>)>;
 
-/// Most items in one chunk of live events.
+/// Most items in one chunk of live events that carry keys only.
 const CHUNK_MAX: usize = 4096;
 /// How long a chunk of live events waits for the rest of its batch.
 const CHUNK_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
@@ -180,7 +180,9 @@ impl Feed {
                     .meta()
                     .map_or(0, |m| m.journal_last_seq)
             });
-            if *delivered >= head || chunk.len() >= CHUNK_MAX {
+            // A relation's items carry objects: its chunks stay page-sized.
+            let max = if self.with_objects { PAGE } else { CHUNK_MAX };
+            if *delivered >= head || chunk.len() >= max {
                 return (chunk, false);
             }
         }
