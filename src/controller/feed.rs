@@ -201,7 +201,7 @@ impl Feed {
         if !self.with_objects {
             return Vec::new();
         }
-        ev.new.iter().chain(ev.old.iter()).cloned().collect()
+        ev.new.iter().chain(ev.old()).cloned().collect()
     }
 
     /// A journal entry as an item. An Added entry holds the object; for a

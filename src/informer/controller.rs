@@ -94,7 +94,7 @@ where
     };
     match event.kind {
         EventKind::Deleted => {
-            let obj = decode::<K>(event.old?)?;
+            let obj = decode::<K>(event.into_old()?)?;
             writer.apply_watcher_event(&WatcherEvent::Delete(obj));
             None
         }

@@ -21,7 +21,7 @@ use super::events::{Event, EventKind};
 use super::failure::FailureCause;
 use super::metrics::Metrics;
 use super::{blocking, rv_number, Result, Shared, State};
-use crate::store::{Batch, Collection, Delta, ObjectKey};
+use crate::store::{Batch, Collection, Delta, Earlier, ObjectKey};
 use crate::watcher::backoff::Backoff;
 use crate::watcher::failure::{Cause, FailureHook};
 use crate::watcher::object::rv_of;
@@ -350,7 +350,7 @@ pub(crate) async fn resync(shared: Arc<Shared>, period: Duration, cancel: Cancel
                 kind: EventKind::Resync,
                 key,
                 rv,
-                old: Some(obj.clone()),
+                old: Earlier::value(Some(obj.clone())),
                 new: Some(obj),
             };
             let _ = shared.events.send(event);

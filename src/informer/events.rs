@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::{blocking, Error, Result};
-use crate::store::{Collection, JournalEntry, ObjectKey};
+use crate::store::{Collection, Earlier, JournalEntry, ObjectKey};
 pub use crate::store::{Event, EventKind};
 
 /// Rebuilds full events from journal entries after `after_seq`.
@@ -46,7 +46,7 @@ pub(crate) fn replay(collection: &Collection, after_seq: u64) -> Result<Vec<Even
             kind: entry.kind,
             key: entry.key,
             rv: entry.rv,
-            old,
+            old: Earlier::value(old),
             new: state.clone(),
         });
     }

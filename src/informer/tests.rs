@@ -420,7 +420,7 @@ async fn resync_redelivers_every_stored_object_each_period_without_api_calls() {
             assert!(*at >= started + period * round, "round {round} early");
             let held = informer.get(&event.key).unwrap();
             assert_eq!(event.new, held, "the stored object");
-            assert_eq!(event.old, held);
+            assert_eq!(event.old(), held.as_ref());
         }
     }
     assert_eq!(fake.calls(), calls, "resync makes no API call");

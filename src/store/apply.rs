@@ -17,8 +17,10 @@ use super::collection::{Collection, Inner};
 use super::dictionary::{Dictionary, ZstdContext};
 use super::engine::WriteBatch;
 use super::error::{Error, Result};
+use super::event::Earlier;
+use super::head::ObjectHead;
 use super::index;
-use super::journal::{self, merge_diff};
+use super::journal::{self, merge_diff_json};
 use super::key::{self, prefix};
 use super::record::{self, RecordMeta};
 use super::state::{self, State};
@@ -36,8 +38,16 @@ struct Validated {
 #[derive(Clone)]
 pub(crate) enum Prior {
     Absent,
+    /// Read from the store (as JSON alone, not yet parsed: its bytes are
+    /// read when a patch is made from them) or written earlier in this
+    /// batch (`value` at hand).
     Present {
-        value: Arc<Value>,
+        /// The object's JSON, as stored.
+        json: Arc<[u8]>,
+        /// Its resourceVersion (the record envelope's, which is the object's).
+        rv: String,
+        /// The whole object, when it is at hand.
+        value: Option<Arc<Value>>,
         record_len: u64,
         raw_len: u64,
     },
@@ -49,11 +59,27 @@ pub(crate) enum Prior {
 }
 
 impl Prior {
-    fn value(&self) -> Option<Arc<Value>> {
+    /// The state as an event's `old`: parsed only if someone reads it.
+    fn earlier(&self) -> Earlier {
         match self {
-            Prior::Present { value, .. } => Some(value.clone()),
+            Prior::Present { json, .. } => Earlier::json(json.clone()),
+            Prior::Absent | Prior::Corrupt { .. } => Earlier::default(),
+        }
+    }
+
+    fn resource_version(&self) -> Option<&str> {
+        match self {
+            Prior::Present { rv, .. } => Some(rv),
             Prior::Absent | Prior::Corrupt { .. } => None,
         }
+    }
+
+    /// The same record, found unreadable: it is overwritten, and its index
+    /// entries found by scanning.
+    fn into_corrupt(self, collection: &str, key: &str, reason: &dyn std::fmt::Display) -> Prior {
+        let (record_len, _) = self.sizes();
+        tracing::warn!(collection, key, %reason, "overwriting a corrupt record");
+        Prior::Corrupt { record_len }
     }
 
     /// (record bytes, raw JSON bytes) the counters hold for this state.
@@ -77,7 +103,7 @@ struct Pending {
     kind: EventKind,
     key: ObjectKey,
     rv: String,
-    old: Option<Arc<Value>>,
+    old: Earlier,
     new: Option<Arc<Value>>,
 }
 
@@ -121,28 +147,65 @@ impl Builder<'_> {
     /// Whether the delta at `rv` is to be skipped: the key holds a newer
     /// version and the batch keeps it.
     fn holds_newer(&self, prior: &Prior, rv: &str) -> bool {
-        let Prior::Present { value, .. } = prior else {
-            return false;
-        };
-        // The prior is decoded already (for the equality check and the
-        // journal's patch): reading its RV costs nothing more.
         self.keep_newer
-            && value
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
+            && prior
+                .resource_version()
                 .is_some_and(|held| resource_version::is_older(rv, held))
     }
 
-    /// The index entries a prior state holds.
-    fn entries_of(&mut self, prior: &Prior, key: &str) -> Result<BTreeSet<Vec<u8>>> {
-        Ok(match prior {
-            Prior::Absent => BTreeSet::new(),
-            Prior::Present { value, .. } => index::entries(value, key, &self.indexers),
-            Prior::Corrupt { .. } => {
-                self.healed = true;
-                self.inner.scan_index_entries_of(key)?.into_iter().collect()
+    /// The index entries a prior state holds. A stored object that turns
+    /// out not to be JSON makes `prior` corrupt (see `Prior::Corrupt`).
+    fn entries_of(&mut self, prior: &mut Prior, key: &str) -> Result<BTreeSet<Vec<u8>>> {
+        let parsed = match &*prior {
+            Prior::Absent => return Ok(BTreeSet::new()),
+            Prior::Corrupt { .. } => None,
+            Prior::Present {
+                value: Some(value), ..
+            } => return Ok(index::entries(value, key, &self.indexers)),
+            Prior::Present { json, .. } => {
+                // The label index needs the metadata alone.
+                if self.indexers.is_empty() {
+                    if let Some(head) = ObjectHead::parse(json) {
+                        return Ok(index::label_entries(head.label_pairs(), key).collect());
+                    }
+                }
+                Some(serde_json::from_slice::<Value>(json))
             }
-        })
+        };
+        match parsed {
+            Some(Ok(value)) => return Ok(index::entries(&value, key, &self.indexers)),
+            Some(Err(e)) => {
+                let reason = format!("payload is not JSON: {e}");
+                *prior = std::mem::replace(prior, Prior::Absent).into_corrupt(
+                    &self.inner.name,
+                    key,
+                    &reason,
+                );
+            }
+            None => {}
+        }
+        self.healed = true;
+        Ok(self.inner.scan_index_entries_of(key)?.into_iter().collect())
+    }
+
+    /// The patch from `prior` to `new` (both as JSON), or `None` when the
+    /// stored bytes cannot be read as JSON: `prior` is then corrupt.
+    fn patch_from(&self, prior: &mut Prior, key: &str, new: &[u8]) -> Option<Vec<u8>> {
+        let Prior::Present { json, .. } = &*prior else {
+            return None;
+        };
+        match merge_diff_json(json, new) {
+            Ok(patch) => Some(patch),
+            Err(e) => {
+                let reason = format!("payload is not JSON: {e}");
+                *prior = std::mem::replace(prior, Prior::Absent).into_corrupt(
+                    &self.inner.name,
+                    key,
+                    &reason,
+                );
+                None
+            }
+        }
     }
 
     fn encode_error(&self, what: String, e: impl Into<crate::store::Cause>) -> Error {
@@ -150,12 +213,10 @@ impl Builder<'_> {
     }
 
     fn upsert(&mut self, v: Validated, obj: Value) -> Result<()> {
-        let prior = self.prior(&v.key_str)?;
-        let old = prior.value();
-        if old.as_deref() == Some(&obj) || self.holds_newer(&prior, &v.rv) {
+        let mut prior = self.prior(&v.key_str)?;
+        if self.holds_newer(&prior, &v.rv) {
             return Ok(());
         }
-        let old_entries = self.entries_of(&prior, &v.key_str)?;
         let raw = serde_json::to_vec(&obj)
             .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
         if raw.len() > record::MAX_OBJECT_LEN {
@@ -167,6 +228,28 @@ impl Builder<'_> {
                 record::MAX_OBJECT_LEN
             )));
         }
+        // The patch from the stored version, read from both versions' JSON
+        // (see `merge_diff_json`): an upsert equal to what is stored changes
+        // nothing and journals nothing.
+        if matches!(&prior, Prior::Present { json, .. } if json[..] == raw[..]) {
+            return Ok(());
+        }
+        let diff = self.patch_from(&mut prior, &v.key_str, &raw);
+        if diff.as_deref() == Some(b"{}") {
+            return Ok(());
+        }
+        let new_entries = index::entries(&obj, &v.key_str, &self.indexers);
+        // Labels the patch leaves alone are the new version's: the stored
+        // one need not be read again for them.
+        let old_entries = match &diff {
+            Some(patch)
+                if self.indexers.is_empty()
+                    && !journal::patch_sets(patch, &["metadata", "labels"]) =>
+            {
+                new_entries.clone()
+            }
+            _ => self.entries_of(&mut prior, &v.key_str)?,
+        };
         let frame = self
             .ctx
             .compress(&raw, self.dict.as_deref())
@@ -179,17 +262,16 @@ impl Builder<'_> {
             self.inner.shared.options.encryption_key.as_ref(),
         );
         // Added: the journal holds the object itself, already serialized.
-        let (kind, diff) = match (&prior, &old) {
-            (Prior::Absent, _) => (EventKind::Added, None),
-            (_, Some(old)) => (EventKind::Modified, Some(merge_diff(old, &obj))),
-            (_, None) => (EventKind::Modified, None),
+        let kind = match prior {
+            Prior::Absent => EventKind::Added,
+            Prior::Present { .. } | Prior::Corrupt { .. } => EventKind::Modified,
         };
         // A Secret's entry never reuses the object's frame: it holds no values.
         let diff = match diff {
-            None if self.strip_values => Some(obj.clone()),
-            diff => diff,
+            Some(patch) => Some(self.journal_patch_json(patch)),
+            None if self.strip_values => Some(self.journal_patch(obj.clone())),
+            None => None,
         }
-        .map(|d| self.journal_patch(d))
         .transpose()
         .map_err(|e| self.encode_error(format!("patch of {}", v.key), e))?;
         let (old_len, old_raw) = prior.sizes();
@@ -198,40 +280,44 @@ impl Builder<'_> {
         }
         self.st.stored_bytes = self.st.stored_bytes + rec.len() as u64 - old_len;
         self.st.raw_bytes = self.st.raw_bytes + raw.len() as u64 - old_raw;
-        let new_entries = index::entries(&obj, &v.key_str, &self.indexers);
         self.reindex(&old_entries, &new_entries);
+        let raw_len = raw.len();
+        let new = Arc::new(obj);
         let next = Prior::Present {
-            value: Arc::new(obj),
+            json: raw.into(),
+            rv: v.rv.clone(),
+            value: Some(new.clone()),
             record_len: rec.len() as u64,
-            raw_len: raw.len() as u64,
+            raw_len: raw_len as u64,
         };
         self.sb.put(key::object_key(&v.key_str), rec);
-        let new = next.value();
+        let old = prior.earlier();
         self.overlay.insert(v.key_str.clone(), next);
-        let subject = new.clone().unwrap_or_default();
         let patch = match &diff {
             Some(json) => Patch::Json(json),
             None => Patch::Compressed {
                 frame: &frame,
-                raw_len: raw.len(),
+                raw_len,
             },
         };
-        self.journal(kind, v, patch, &subject, old, new)
+        let subject = new.clone();
+        self.journal(kind, v, patch, &subject, old, Some(new))
     }
 
     fn delete(&mut self, v: Validated, obj: Value) -> Result<()> {
-        let prior = self.prior(&v.key_str)?;
+        let mut prior = self.prior(&v.key_str)?;
         if matches!(prior, Prior::Absent) || self.holds_newer(&prior, &v.rv) {
             return Ok(());
         }
-        let old_entries = self.entries_of(&prior, &v.key_str)?;
-        let old = prior.value();
         // The last state may differ from the stored one (deletion RV, finalizers).
-        let diff = old
-            .as_deref()
-            .map_or(Value::Null, |old| merge_diff(old, &obj));
+        let last = serde_json::to_vec(&obj)
+            .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
         let diff = self
-            .journal_patch(diff)
+            .patch_from(&mut prior, &v.key_str, &last)
+            .unwrap_or_else(|| b"null".to_vec());
+        let old_entries = self.entries_of(&mut prior, &v.key_str)?;
+        let diff = self
+            .journal_patch_json(diff)
             .map_err(|e| self.encode_error(format!("patch of {}", v.key), e))?;
         let (old_len, old_raw) = prior.sizes();
         self.st.objects -= 1;
@@ -239,6 +325,7 @@ impl Builder<'_> {
         self.st.raw_bytes -= old_raw;
         self.reindex(&old_entries, &BTreeSet::new());
         self.sb.delete(key::object_key(&v.key_str));
+        let old = prior.earlier();
         self.overlay.insert(v.key_str.clone(), Prior::Absent);
         self.journal(EventKind::Deleted, v, Patch::Json(&diff), &obj, old, None)
     }
@@ -249,6 +336,15 @@ impl Builder<'_> {
             journal::strip_secret_values(&mut patch);
         }
         serde_json::to_vec(&patch)
+    }
+
+    /// [`Self::journal_patch`] of a patch already written as JSON: read
+    /// back only when values are to be taken out.
+    fn journal_patch_json(&self, patch: Vec<u8>) -> serde_json::Result<Vec<u8>> {
+        if !self.strip_values {
+            return Ok(patch);
+        }
+        self.journal_patch(serde_json::from_slice(&patch)?)
     }
 
     fn reindex(&mut self, old: &BTreeSet<Vec<u8>>, new: &BTreeSet<Vec<u8>>) {
@@ -269,7 +365,7 @@ impl Builder<'_> {
         v: Validated,
         patch: Patch<'_>,
         subject: &Value,
-        old: Option<Arc<Value>>,
+        old: Earlier,
         new: Option<Arc<Value>>,
     ) -> Result<()> {
         self.st.last_seq += 1;
@@ -472,7 +568,7 @@ impl Collection {
                 kind: p.kind,
                 key: p.key,
                 rv: p.rv,
-                old: owned(p.old),
+                old: p.old,
                 new: owned(p.new),
             })
             .collect())

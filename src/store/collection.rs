@@ -53,13 +53,6 @@ thread_local! {
     static READ_CTX: RefCell<ZstdContext> = RefCell::new(ZstdContext::new(0));
 }
 
-/// An object as read back, with what the counters need to know about it.
-pub(crate) struct Stored {
-    pub value: Value,
-    pub envelope: Envelope,
-    pub record_len: u64,
-}
-
 impl Inner {
     pub(crate) fn open(
         shared: Arc<Shared>,
@@ -165,25 +158,19 @@ impl Inner {
         Ok((envelope, raw))
     }
 
-    pub(crate) fn decode_object(&self, key: &str, bytes: &[u8]) -> Result<Stored> {
-        let (envelope, raw) = self.open_record(key, bytes)?;
-        let value = serde_json::from_slice(&raw)
-            .map_err(|e| self.corrupt_by(key, "payload is not JSON", e))?;
-        Ok(Stored {
-            value,
-            envelope,
-            record_len: bytes.len() as u64,
-        })
+    pub(crate) fn decode_object(&self, key: &str, bytes: &[u8]) -> Result<Value> {
+        let (_, raw) = self.open_record(key, bytes)?;
+        serde_json::from_slice(&raw).map_err(|e| self.corrupt_by(key, "payload is not JSON", e))
     }
 
     /// [`Self::decode_object`] for a reader: damage is reported to
     /// [`Self::damage`] besides being returned. (The write path meets
     /// damaged records too, but overwrites them: that is the heal.)
-    pub(crate) fn read_object(&self, key: &str, bytes: &[u8]) -> Result<Stored> {
+    pub(crate) fn read_object(&self, key: &str, bytes: &[u8]) -> Result<Value> {
         self.damage.check(self.decode_object(key, bytes))
     }
 
-    fn get_raw(&self, key: &str) -> Result<Option<Stored>> {
+    fn get_raw(&self, key: &str) -> Result<Option<Value>> {
         match self.get(&key::object_key(key))? {
             None => Ok(None),
             Some(bytes) => self.read_object(key, &bytes).map(Some),
@@ -194,7 +181,7 @@ impl Inner {
         let mut out = Vec::new();
         for item in self.scan_prefix(prefix)? {
             let (k, v) = item?;
-            out.push(self.read_object(&key::object_key_from(&k), &v)?.value);
+            out.push(self.read_object(&key::object_key_from(&k), &v)?);
         }
         Ok(out)
     }
@@ -216,17 +203,20 @@ impl Inner {
         let Some(bytes) = self.get(&key::object_key(key))? else {
             return Ok(Prior::Absent);
         };
-        match self.decode_object(key, &bytes) {
-            Ok(stored) => Ok(Prior::Present {
-                raw_len: stored.envelope.raw_len as u64,
-                record_len: stored.record_len,
-                value: Arc::new(stored.value),
+        let record_len = bytes.len() as u64;
+        // Read as JSON only where a write needs it (see `apply`): the patch
+        // reads every byte, and labels are read only if they changed.
+        match self.open_record(key, &bytes) {
+            Ok((envelope, json)) => Ok(Prior::Present {
+                json: json.into(),
+                rv: envelope.rv,
+                value: None,
+                raw_len: envelope.raw_len as u64,
+                record_len,
             }),
             Err(Error::Corrupt { reason, .. }) => {
                 tracing::warn!(collection = %self.name, key, %reason, "overwriting a corrupt record");
-                Ok(Prior::Corrupt {
-                    record_len: bytes.len() as u64,
-                })
+                Ok(Prior::Corrupt { record_len })
             }
             Err(e) => Err(e),
         }
@@ -328,7 +318,7 @@ impl Collection {
             let key_str = key::object_key_from(&k);
             match inner.decode_object(&key_str, &v) {
                 Ok(stored) => {
-                    for value in f(&stored.value) {
+                    for value in f(&stored) {
                         batch.put(key::index_entry(name, &value, &key_str), []);
                     }
                 }
@@ -350,7 +340,7 @@ impl Collection {
 
     /// One object, checksum-verified; `None` if absent.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
-        Ok(self.inner.get_raw(&key.encode())?.map(|s| s.value))
+        self.inner.get_raw(&key.encode())
     }
 
     /// Every object, in key order. Fails on the first corrupt record rather
@@ -378,7 +368,7 @@ impl Collection {
         let mut out = Vec::new();
         for key in self.index_keys(index, value)? {
             match inner.get_raw(&key.encode())? {
-                Some(s) => out.push(s.value),
+                Some(s) => out.push(s),
                 // Cannot happen short of disk damage (entries and objects are
                 // written in one batch); `verify` reports it.
                 None => {

@@ -46,10 +46,18 @@ pub(crate) fn entries(
     indexers: &BTreeMap<String, IndexFn>,
 ) -> BTreeSet<Vec<u8>> {
     let mut out = user_entries(object, object_key, indexers);
-    for v in label_values(object) {
-        out.insert(key::index_entry(LABEL_INDEX, &v, object_key));
-    }
+    out.extend(label_entries(label_values(object), object_key));
     out
+}
+
+/// The label index entries of `pairs` (from [`label_pairs`]) under `key`.
+pub(crate) fn label_entries(
+    pairs: Vec<String>,
+    object_key: &str,
+) -> impl Iterator<Item = Vec<u8>> + '_ {
+    pairs
+        .into_iter()
+        .map(move |pair| key::index_entry(LABEL_INDEX, &pair, object_key))
 }
 
 /// The entries of the user indexers alone.

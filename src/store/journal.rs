@@ -17,6 +17,7 @@
 use std::ops::Bound;
 use std::sync::PoisonError;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::collection::Collection;
@@ -89,6 +90,95 @@ pub fn merge_diff(old: &Value, new: &Value) -> Value {
         }
         _ => new.clone(),
     }
+}
+
+/// [`merge_diff`] of two objects as the JSON `serde_json` writes for a
+/// `Value` (as the store writes them), to the bytes `serde_json` would
+/// write for the patch, without building either object: members whose
+/// bytes are equal are equal values and are read past, and only members
+/// whose bytes differ are read into.
+///
+/// Two equal values written differently (`1.0` and `1e0`) read as a
+/// change to the new bytes, which is still a patch from `old` to `new`;
+/// the store never writes such a pair.
+pub fn merge_diff_json(old: &[u8], new: &[u8]) -> serde_json::Result<Vec<u8>> {
+    let text = |json| {
+        std::str::from_utf8(json)
+            .map(str::trim)
+            .map_err(serde::de::Error::custom)
+    };
+    let (old, new) = (text(old)?, text(new)?);
+    let mut out = Vec::with_capacity(256);
+    if is_object(old) && is_object(new) {
+        // Reading the members reads every byte of both: no other check.
+        diff_objects(old, new, &mut out)?;
+    } else {
+        serde_json::from_str::<&RawValue>(old)?;
+        out.extend_from_slice(serde_json::from_str::<&RawValue>(new)?.get().as_bytes());
+    }
+    Ok(out)
+}
+
+/// Whether a merge patch (as [`merge_diff_json`] writes it) sets the member
+/// at `path`; `true` when the patch cannot be read, which costs a caller
+/// only a second look.
+pub(crate) fn patch_sets(patch: &[u8], path: &[&str]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return true;
+    };
+    // Not an object: the patch replaces whatever was at this level.
+    let Ok(members) = serde_json::from_slice::<Members<'_>>(patch) else {
+        return true;
+    };
+    match members.get(&Name((*first).into())) {
+        None => false,
+        Some(_) if rest.is_empty() => true,
+        Some(value) => patch_sets(value.get().as_bytes(), rest),
+    }
+}
+
+/// A member name, borrowed from the document unless it holds escapes.
+#[derive(serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Name<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+type Members<'a> = std::collections::BTreeMap<Name<'a>, &'a RawValue>;
+
+fn is_object(json: &str) -> bool {
+    json.starts_with('{')
+}
+
+/// The patch between two JSON objects, `old` and `new` not yet read.
+fn diff_objects(old: &str, new: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    let o: Members<'_> = serde_json::from_str(old)?;
+    let n: Members<'_> = serde_json::from_str(new)?;
+    // The patch's members in name order, as a `Map` writes them.
+    let mut names: Vec<&Name<'_>> = o.keys().chain(n.keys()).collect();
+    names.sort();
+    names.dedup();
+    out.push(b'{');
+    let mut first = true;
+    for name in names {
+        let (ov, nv) = (o.get(name), n.get(name));
+        if let (Some(ov), Some(nv)) = (ov, nv) {
+            if ov.get() == nv.get() {
+                continue;
+            }
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, name.0.as_ref())?;
+        out.push(b':');
+        match (ov, nv) {
+            (Some(ov), Some(nv)) if is_object(ov.get()) && is_object(nv.get()) => {
+                diff_objects(ov.get(), nv.get(), out)?
+            }
+            (_, Some(nv)) => out.extend_from_slice(nv.get().as_bytes()),
+            (_, None) => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// What a journal record's payload holds (the envelope holds rv and time).
@@ -377,6 +467,7 @@ impl Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -439,6 +530,81 @@ mod tests {
         let mut labels = json!({"metadata": {"labels": {"a": "b"}}});
         strip_secret_values(&mut labels);
         assert_eq!(labels, json!({"metadata": {"labels": {"a": "b"}}}));
+    }
+
+    /// Arbitrary JSON values, objects likelier at every level (as in
+    /// Kubernetes objects), with few distinct names so that members meet.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            r#"[a-c"\\\u{e9}]{0,3}"#.prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                prop::collection::btree_map("[a-d\"/]{1,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Two versions of one document: the second a few edits from the first.
+    fn versions() -> impl Strategy<Value = (Value, Value)> {
+        (json_value(), json_value(), json_value()).prop_map(|(a, b, c)| {
+            let old = json!({"metadata": {"name": "x", "labels": a.clone()}, "spec": b, "status": a});
+            let new = json!({"metadata": {"name": "x", "labels": c.clone()}, "spec": old["spec"].clone(), "status": c});
+            (old, new)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_patch_from_json_is_the_patch_from_values(
+            (old, new) in prop_oneof![versions(), (json_value(), json_value())]
+        ) {
+            let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+            let patch = merge_diff_json(&bytes(&old), &bytes(&new)).unwrap();
+            prop_assert_eq!(
+                String::from_utf8(patch).unwrap(),
+                String::from_utf8(bytes(&merge_diff(&old, &new))).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn the_patch_from_json_reads_only_json() {
+        assert!(merge_diff_json(b"{\"a\":1}", b"{\"a\":").is_err());
+        assert!(merge_diff_json(b"{\"a\":", b"{}").is_err());
+        assert!(merge_diff_json(b"{\"a\":[1}", b"{\"a\":2}").is_err());
+        // A member whose bytes differ is read into, and must be JSON there.
+        assert!(merge_diff_json(b"{\"a\":{\"b\":1}}", b"{\"a\":{\"b\" 2}}").is_err());
+    }
+
+    #[test]
+    fn a_patch_says_which_members_it_sets() {
+        let labels = ["metadata", "labels"];
+        let sets = |patch: Value| patch_sets(&serde_json::to_vec(&patch).unwrap(), &labels);
+        assert!(sets(json!({"metadata": {"labels": {"app": "web"}}})));
+        assert!(sets(json!({"metadata": {"labels": null}})), "a removal sets it too");
+        assert!(!sets(json!({"metadata": {"annotations": {"labels": "x"}}})));
+        assert!(!sets(json!({"spec": {"metadata": {"labels": {}}}})));
+        assert!(!sets(json!({})));
+        // A patch that replaces the whole metadata, or the whole object.
+        assert!(sets(json!({"metadata": "replaced"})));
+        assert!(sets(json!("replaced")));
+        assert!(patch_sets(b"{not json", &labels), "unreadable: look again");
+    }
+
+    #[test]
+    fn escaped_names_compare_and_write_as_values_do() {
+        let old = json!({"a\"b": 1, "\u{e9}": {"x": 1}, "c/d": 2});
+        let new = json!({"a\"b": 2, "\u{e9}": {"x": 1, "y": null}, "e": [1]});
+        let patch =
+            merge_diff_json(&serde_json::to_vec(&old).unwrap(), &serde_json::to_vec(&new).unwrap()).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&patch).unwrap(), merge_diff(&old, &new));
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub use compact::{CollectionCompaction, CompactOptions, CompactReport};
 pub use encryption::{EncryptionKey, KeyError, KeyId};
 pub use engine::EngineKind;
 pub use error::{Cause, EngineError, Error, Result};
+pub(crate) use event::Earlier;
 pub use event::{Event, EventKind};
 pub use heal::{Damage, Healed, DAMAGED_PREFIX};
 pub use journal::JournalLimits;

@@ -28,7 +28,7 @@ impl Collection {
         records.map(move |item| {
             let (raw_key, bytes) = item?;
             let key = key::object_key_from(&raw_key);
-            let object = inner.read_object(&key, &bytes)?.value;
+            let object = inner.read_object(&key, &bytes)?;
             let parsed = key
                 .parse::<ObjectKey>()
                 .map_err(|e| inner.corrupt_by(&key, "unreadable object key", e))?;

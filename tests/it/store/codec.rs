@@ -238,7 +238,7 @@ engine_test! {
         let ch = c
             .apply(upserts(vec![pod("a", "bad", 3, &[("app", "api")])], 3))
             .unwrap();
-        assert_eq!(ch[0].old, None);
+        assert_eq!(ch[0].old(), None);
         assert_eq!(c.len(), 2);
         assert_eq!(c.list().unwrap().len(), 2);
         assert_eq!(c.by_index("label", "app=web").unwrap().len(), 1);

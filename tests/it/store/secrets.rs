@@ -94,7 +94,7 @@ engine_test! {
             rotated["stringData"] = json!({"token": TOKEN});
             let changes = apply(vec![Delta::Upsert(rotated.clone())], "2");
             // Subscribers of the live apply see the values (in memory only).
-            assert_eq!(changes[0].old.as_ref().unwrap()["data"]["password"], b64(OLD_PASSWORD));
+            assert_eq!(changes[0].old().unwrap()["data"]["password"], b64(OLD_PASSWORD));
             let mut gone = rotated.clone();
             gone["metadata"]["resourceVersion"] = "3".into();
             apply(vec![Delta::Delete(gone)], "3");

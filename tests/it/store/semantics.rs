@@ -55,7 +55,7 @@ engine_test! {
         assert_eq!(changes.len(), 3);
         assert!(changes
             .iter()
-            .all(|c| c.kind == EventKind::Added && c.old.is_none()));
+            .all(|c| c.kind == EventKind::Added && c.old().is_none()));
         assert_eq!(
             changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
             vec![1, 2, 3]
@@ -119,7 +119,7 @@ engine_test! {
             .unwrap();
         assert_eq!(ch[0].kind, EventKind::Modified);
         assert_eq!(
-            ch[0].old.as_ref().unwrap()["metadata"]["labels"]["app"],
+            ch[0].old().unwrap()["metadata"]["labels"]["app"],
             "web"
         );
         assert!(c.by_index("label", "app=web").unwrap().is_empty());
@@ -145,7 +145,7 @@ engine_test! {
         assert_eq!(ch[0].rv, "2");
         assert_eq!(ch[0].new, None);
         assert_eq!(
-            ch[0].old.as_ref().unwrap()["metadata"]["resourceVersion"],
+            ch[0].old().unwrap()["metadata"]["resourceVersion"],
             "1"
         );
         assert_eq!(c.get(&ObjectKey::namespaced("a", "p")).unwrap(), None);
@@ -242,7 +242,7 @@ engine_test! {
         use EventKind::*;
         assert_eq!(kinds, [Added, Modified, Deleted, Added]);
         assert_eq!(
-            ch[1].old.as_ref().unwrap()["metadata"]["resourceVersion"],
+            ch[1].old().unwrap()["metadata"]["resourceVersion"],
             "1"
         );
         assert_eq!(c.len(), 1);
