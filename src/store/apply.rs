@@ -74,12 +74,13 @@ impl Prior {
         }
     }
 
-    /// The same record, found unreadable: it is overwritten, and its index
-    /// entries found by scanning.
-    fn into_corrupt(self, collection: &str, key: &str, reason: &dyn std::fmt::Display) -> Prior {
+    /// Makes this the same record found unreadable (its bytes are not
+    /// JSON): it is overwritten, and its index entries found by scanning.
+    fn mark_corrupt(&mut self, collection: &str, key: &str, e: &serde_json::Error) {
         let (record_len, _) = self.sizes();
+        let reason = format!("payload is not JSON: {e}");
         tracing::warn!(collection, key, %reason, "overwriting a corrupt record");
-        Prior::Corrupt { record_len }
+        *self = Prior::Corrupt { record_len };
     }
 
     /// (record bytes, raw JSON bytes) the counters hold for this state.
@@ -174,14 +175,7 @@ impl Builder<'_> {
         };
         match parsed {
             Some(Ok(value)) => return Ok(index::entries(&value, key, &self.indexers)),
-            Some(Err(e)) => {
-                let reason = format!("payload is not JSON: {e}");
-                *prior = std::mem::replace(prior, Prior::Absent).into_corrupt(
-                    &self.inner.name,
-                    key,
-                    &reason,
-                );
-            }
+            Some(Err(e)) => prior.mark_corrupt(&self.inner.name, key, &e),
             None => {}
         }
         self.healed = true;
@@ -197,12 +191,7 @@ impl Builder<'_> {
         match merge_diff_json(json, new) {
             Ok(patch) => Some(patch),
             Err(e) => {
-                let reason = format!("payload is not JSON: {e}");
-                *prior = std::mem::replace(prior, Prior::Absent).into_corrupt(
-                    &self.inner.name,
-                    key,
-                    &reason,
-                );
+                prior.mark_corrupt(&self.inner.name, key, &e);
                 None
             }
         }
