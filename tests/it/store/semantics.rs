@@ -103,6 +103,52 @@ engine_test! {
 }
 
 engine_test! {
+    /// I13 at the store: `apply_keeping_newer` skips a delta older than the
+    /// version held (resourceVersions compare as integers, so 9 < 10), and
+    /// journals nothing for it; a newer one is a Modified of the held version.
+    fn a_delta_older_than_the_held_version_is_skipped(engine) {
+        let (_d, store) = store(engine);
+        let c = store.collection(&pods_id()).unwrap();
+        let key = ObjectKey::namespaced("a", "p");
+        c.apply(upserts(vec![pod("a", "p", 10, &[("v", "10")])], 10)).unwrap();
+
+        let stale = c
+            .apply_keeping_newer(Batch {
+                deltas: vec![
+                    Delta::Upsert(pod("a", "p", 9, &[("v", "9")])),
+                    Delta::Delete(pod("a", "p", 3, &[("v", "3")])),
+                ],
+                rv: Some("11".into()),
+            })
+            .unwrap();
+        assert!(stale.is_empty(), "older deltas were applied: {stale:?}");
+        assert_eq!(c.get(&key).unwrap().unwrap(), pod("a", "p", 10, &[("v", "10")]));
+        assert_eq!(c.history(&key).unwrap().len(), 1);
+        assert!(c.by_index("label", "v=9").unwrap().is_empty());
+        // The batch's resourceVersion is still recorded: the watch moved on.
+        assert_eq!(c.last_rv().unwrap().as_deref(), Some("11"));
+
+        // `apply` does not keep newer: the same stale upsert is written.
+        let forced = c.apply(upserts(vec![pod("a", "p", 9, &[("v", "9")])], 11)).unwrap();
+        assert_eq!(forced.len(), 1);
+        c.apply(upserts(vec![pod("a", "p", 10, &[("v", "10")])], 11)).unwrap();
+
+        let newer = c
+            .apply_keeping_newer(upserts(vec![pod("a", "p", 12, &[("v", "12")])], 12))
+            .unwrap();
+        assert_eq!(newer.len(), 1);
+        assert_eq!(newer[0].kind, EventKind::Modified);
+        assert_eq!(newer[0].rv, "12");
+        assert_eq!(
+            newer[0].old().unwrap().pointer("/metadata/resourceVersion"),
+            Some(&json!("10"))
+        );
+        assert_eq!(c.by_index("label", "v=12").unwrap().len(), 1);
+        assert!(c.by_index("label", "v=10").unwrap().is_empty());
+    }
+}
+
+engine_test! {
     fn label_change_moves_the_index_entry(engine) {
         let (_d, store) = store(engine);
         let c = store.collection(&pods_id()).unwrap();
