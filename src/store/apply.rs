@@ -227,17 +227,16 @@ impl Builder<'_> {
         if diff.as_deref() == Some(b"{}") {
             return Ok(());
         }
-        let new_entries = index::entries(&obj, &v.key_str, &self.indexers);
         // Labels the patch leaves alone are the new version's: the stored
-        // one need not be read again for them.
+        // one need not be read again for them, nor its entries moved.
         let old_entries = match &diff {
             Some(patch)
                 if self.indexers.is_empty()
                     && !journal::patch_sets(patch, &["metadata", "labels"]) =>
             {
-                new_entries.clone()
+                None
             }
-            _ => self.entries_of(&mut prior, &v.key_str)?,
+            _ => Some(self.entries_of(&mut prior, &v.key_str)?),
         };
         let frame = self
             .ctx
@@ -269,7 +268,10 @@ impl Builder<'_> {
         }
         self.st.stored_bytes = self.st.stored_bytes + rec.len() as u64 - old_len;
         self.st.raw_bytes = self.st.raw_bytes + raw.len() as u64 - old_raw;
-        self.reindex(&old_entries, &new_entries);
+        if let Some(old_entries) = &old_entries {
+            let new_entries = index::entries(&obj, &v.key_str, &self.indexers);
+            self.reindex(old_entries, &new_entries);
+        }
         let raw_len = raw.len();
         let new = Arc::new(obj);
         let next = Prior::Present {
