@@ -382,20 +382,25 @@ impl Store {
         key: Option<EncryptionKey>,
     ) -> Result<Store> {
         let path = path.as_ref();
-        let read_only::Opened { db, source, marker } = read_only::open(path)?;
+        // Kept whole until it is handed over: a failure drops it field by
+        // field, the engine before the copy it reads. Taken apart first, the
+        // copy would be dropped first and wait out sled's release (10 s).
+        let opened = read_only::open(path)?;
+        let marker = &opened.marker;
         check_key(path, marker.encryption, key.as_ref())?;
         let supported = crate::migrations::SCHEMA_VERSION;
         if marker.schema_version < supported {
             tracing::info!(path = %path.display(), from = marker.schema_version, to = supported, "reading a migrated copy of an older store; the store itself is unchanged");
-            crate::migrations::run(db.as_ref(), marker.schema_version)?;
+            crate::migrations::run(opened.db.as_ref(), marker.schema_version)?;
         }
-        if marker.had_collections && !holds_collections(db.as_ref())? {
+        if marker.had_collections && !holds_collections(opened.db.as_ref())? {
             return Err(Error::damaged(
                 path,
                 marker.engine.data_file(),
                 LOST_COLLECTIONS,
             ));
         }
+        let read_only::Opened { db, source, marker } = opened;
         Ok(Store::with_shared(Shared {
             db,
             group: Default::default(),
