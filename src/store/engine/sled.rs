@@ -49,6 +49,7 @@ impl SledEngine {
     /// with [`Error::Damaged`] when sled opens it at a state older than
     /// one it acknowledged as durable.
     pub(crate) fn open(db_dir: &Path, store: &Path) -> Result<SledEngine> {
+        remove_unfinished_snapshots(db_dir, store)?;
         let config = sled::Config::new().path(db_dir);
         let (db, commits) = super::catching(EngineKind::Sled, store, || {
             let db = config.open().map_err(|e| to_error(store, e))?;
@@ -201,6 +202,36 @@ impl Engine for SledEngine {
         self.db.drop_tree(space).map_err(|e| self.err(e))?;
         self.sync()
     }
+}
+
+/// sled writes a snapshot as `snap.<lsn>.generating` and renames it to
+/// `snap.<lsn>` once synced, but its open takes the name that sorts last among
+/// `snap.*` files, the `.generating` one included (sled 0.34.7,
+/// `Config::get_snapshot_files`). A process killed while writing one leaves
+/// a short file that every later open reads as "empty/corrupt snapshot" and
+/// refuses the database over, although the finished snapshot and the log
+/// beside it hold everything. Such a file is never a snapshot: it is removed
+/// before sled opens. Only this process can be writing in `db_dir` (the
+/// store's lock, or a private copy), so none is being written now.
+fn remove_unfinished_snapshots(db_dir: &Path, store: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(db_dir) {
+        Ok(entries) => entries,
+        // sled creates the directory.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(db_dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(db_dir, e))?.path();
+        let unfinished = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("snap.") && n.ends_with(".generating"));
+        if unfinished {
+            tracing::info!(path = %path.display(), store = %store.display(), "removing a snapshot sled left unfinished");
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates an empty database in `dir`, with its commit file, and waits
