@@ -330,6 +330,22 @@ impl Counters {
     }
 }
 
+/// Tells watch streams and fresh-list waits that the server is at `rv`.
+/// Writers publish after letting go of the lock, so two of them may do it
+/// in either order: the later version is never replaced by the earlier
+/// one, or a request waiting for it would wait out its 3 s and get a 504
+/// "Too large resource version" for a version the server holds. An
+/// unchanged version still wakes the streams.
+fn publish_version(notify: &tokio::sync::watch::Sender<u64>, rv: u64) {
+    notify.send_if_modified(|current| {
+        let not_older = rv >= *current;
+        if not_older {
+            *current = rv;
+        }
+        not_older
+    });
+}
+
 /// State shared by the server tasks and the [`Simulator`] handles.
 pub(crate) struct Shared {
     pub config: SimConfig,
@@ -375,7 +391,7 @@ impl Shared {
         st.set_writer(None);
         let rv = st.rv();
         RwLockWriteGuard::unlock_fair(st);
-        self.notify.send_replace(rv);
+        publish_version(&self.notify, rv);
         out
     }
 
@@ -744,5 +760,31 @@ async fn background_writes(shared: Arc<Shared>) {
             shared.write(|st| st.skip_versions(due - done));
             done = due;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two writers that publish out of order (17, then 16) leave 17: the
+    /// version never goes back (it did, and case 07 of the conformance
+    /// suite got 504 "Too large resource version: 17, current: 17").
+    #[tokio::test]
+    async fn a_version_published_late_never_moves_the_waits_back() {
+        let (notify, mut rx) = tokio::sync::watch::channel(3);
+        publish_version(&notify, 17);
+        publish_version(&notify, 16);
+        assert_eq!(*rx.borrow_and_update(), 17);
+        // The same version again still wakes the streams.
+        publish_version(&notify, 17);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 17);
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            rx.wait_for(|rv| *rv >= 17),
+        )
+        .await;
+        assert!(matches!(waited, Ok(Ok(_))));
     }
 }
