@@ -770,8 +770,8 @@ mod tests {
     /// Two writers that publish out of order (17, then 16) leave 17: the
     /// version never goes back (it did, and case 07 of the conformance
     /// suite got 504 "Too large resource version: 17, current: 17").
-    #[tokio::test]
-    async fn a_version_published_late_never_moves_the_waits_back() {
+    #[test]
+    fn a_version_published_late_never_moves_the_waits_back() {
         let (notify, mut rx) = tokio::sync::watch::channel(3);
         publish_version(&notify, 17);
         publish_version(&notify, 16);
@@ -780,11 +780,5 @@ mod tests {
         publish_version(&notify, 17);
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow_and_update(), 17);
-        let waited = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            rx.wait_for(|rv| *rv >= 17),
-        )
-        .await;
-        assert!(matches!(waited, Ok(Ok(_))));
     }
 }
