@@ -120,7 +120,7 @@ struct Builder<'a> {
     inner: &'a Inner,
     st: State,
     sb: WriteBatch,
-    ctx: ZstdContext,
+    ctx: &'a mut ZstdContext,
     dict: Option<Arc<Dictionary>>,
     indexers: BTreeMap<String, IndexFn>,
     now: u64,
@@ -469,7 +469,7 @@ impl Collection {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
         let mut sb = WriteBatch::default();
         // Encrypted records use no dictionary (see `encryption`).
@@ -489,7 +489,7 @@ impl Collection {
             inner,
             st,
             sb,
-            ctx: ZstdContext::new(inner.shared.options.compression_level),
+            ctx: &mut w,
             dict,
             indexers: inner
                 .indexers

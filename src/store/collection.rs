@@ -37,8 +37,10 @@ pub(crate) struct Inner {
     /// The engine space holding the collection.
     pub space: String,
     pub shared: Arc<Shared>,
-    /// Serializes writers (apply, add_indexer, compaction).
-    pub write: Mutex<()>,
+    /// Serializes writers (apply, add_indexer, compaction), and holds the
+    /// writers' compression context: a fresh one would be allocated and
+    /// set up again for every batch, most of a single event's compression.
+    pub write: Mutex<ZstdContext>,
     /// The state of the last batch written: visible to readers at once,
     /// durable once that batch's flush returned (see `group_commit`).
     pub state: RwLock<State>,
@@ -64,12 +66,13 @@ impl Inner {
             None => State::default(),
             Some(bytes) => decode_state(&name, &bytes)?,
         };
+        let level = shared.options.compression_level;
         Ok(Inner {
             id,
             name,
             space,
             shared,
-            write: Mutex::new(()),
+            write: Mutex::new(ZstdContext::new(level)),
             state: RwLock::new(state),
             indexers: RwLock::new(BTreeMap::new()),
             dictionaries: RwLock::new(HashMap::new()),
