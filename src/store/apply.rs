@@ -469,7 +469,8 @@ impl Collection {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let mut w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ctx = inner.shared.contexts.take();
         let mut st = inner.state();
         let mut sb = WriteBatch::default();
         // Encrypted records use no dictionary (see `encryption`).
@@ -489,7 +490,7 @@ impl Collection {
             inner,
             st,
             sb,
-            ctx: &mut w,
+            ctx: &mut ctx,
             dict,
             indexers: inner
                 .indexers

@@ -37,10 +37,9 @@ pub(crate) struct Inner {
     /// The engine space holding the collection.
     pub space: String,
     pub shared: Arc<Shared>,
-    /// Serializes writers (apply, add_indexer, compaction), and holds the
-    /// writers' compression context: a fresh one would be allocated and
-    /// set up again for every batch, most of a single event's compression.
-    pub write: Mutex<ZstdContext>,
+    /// Serializes writers (apply, add_indexer, acks, journal trims,
+    /// sealing, compaction).
+    pub write: Mutex<()>,
     /// The state of the last batch written: visible to readers at once,
     /// durable once that batch's flush returned (see `group_commit`).
     pub state: RwLock<State>,
@@ -62,17 +61,16 @@ impl Inner {
         name: String,
         space: String,
     ) -> Result<Inner> {
-        let state = match shared.db.get(&space, &key::state_key())? {
+        let state = match shared.db().get(&space, &key::state_key())? {
             None => State::default(),
             Some(bytes) => decode_state(&name, &bytes)?,
         };
-        let level = shared.options.compression_level;
         Ok(Inner {
             id,
             name,
             space,
             shared,
-            write: Mutex::new(ZstdContext::new(level)),
+            write: Mutex::new(()),
             state: RwLock::new(state),
             indexers: RwLock::new(BTreeMap::new()),
             dictionaries: RwLock::new(HashMap::new()),
@@ -227,12 +225,12 @@ impl Inner {
 
     /// One record of the collection's space.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.shared.db.get(&self.space, key)
+        self.shared.db().get(&self.space, key)
     }
 
     /// The records of the collection's space whose keys start with `prefix`.
     pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan> {
-        engine::scan_prefix(self.shared.db.as_ref(), &self.space, prefix)
+        engine::scan_prefix(self.shared.db(), &self.space, prefix)
     }
 
     /// Writes `batch` to the collection's space atomically and durably,
@@ -245,7 +243,7 @@ impl Inner {
     /// Writes `batch` to the collection's space atomically, visible at once
     /// and durable once [`Self::durable`] returns for its ticket.
     pub(crate) fn stage(&self, batch: WriteBatch) -> Result<Ticket> {
-        let db = &self.shared.db;
+        let db = self.shared.db();
         self.shared
             .group
             .stage(|| db.write(&self.space, batch, false))
@@ -254,7 +252,7 @@ impl Inner {
     /// Returns once the write of `ticket`, and every one staged before it,
     /// is durable.
     pub(crate) fn durable(&self, ticket: Ticket) -> Result<()> {
-        self.shared.group.durable(self.shared.db.as_ref(), ticket)
+        self.shared.group.durable(self.shared.db(), ticket)
     }
 }
 

@@ -8,6 +8,8 @@
 //! each record names the dictionary it needs.
 
 use std::io;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, PoisonError};
 
 use zstd::zstd_safe::{self, CCtx, CDict, DCtx, DDict};
 
@@ -68,7 +70,8 @@ impl Dictionary {
     }
 }
 
-/// Reusable zstd contexts: one per apply or per thread, not one per record.
+/// Reusable zstd contexts: one per reading thread, and for writers a
+/// [`ContextPool`]'s; never one per record.
 /// Each context is allocated on first use, so a reader never pays for a
 /// compression context.
 pub struct ZstdContext {
@@ -140,6 +143,66 @@ impl ZstdContext {
     }
 }
 
+/// Writers' compression contexts, kept between batches: setting a context
+/// up again for every batch was half of a single event's compression. It
+/// keeps as many as were ever in use at once (one per collection being
+/// written at the same time, each about a megabyte with a dictionary), not
+/// one per collection.
+pub(crate) struct ContextPool {
+    level: i32,
+    free: Mutex<Vec<ZstdContext>>,
+}
+
+impl ContextPool {
+    /// An empty pool of contexts compressing at `level`.
+    pub fn new(level: i32) -> ContextPool {
+        ContextPool {
+            level,
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A context of the pool's, or a new one; back in the pool when dropped.
+    pub fn take(&self) -> PooledContext<'_> {
+        let ctx = self.free_list().pop();
+        PooledContext {
+            ctx: ctx.unwrap_or_else(|| ZstdContext::new(self.level)),
+            pool: self,
+        }
+    }
+
+    fn free_list(&self) -> std::sync::MutexGuard<'_, Vec<ZstdContext>> {
+        // A context is whole whatever panicked: each use starts a new frame.
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A context taken from a [`ContextPool`], returned to it when dropped.
+pub(crate) struct PooledContext<'a> {
+    ctx: ZstdContext,
+    pool: &'a ContextPool,
+}
+
+impl Deref for PooledContext<'_> {
+    type Target = ZstdContext;
+    fn deref(&self) -> &ZstdContext {
+        &self.ctx
+    }
+}
+
+impl DerefMut for PooledContext<'_> {
+    fn deref_mut(&mut self) -> &mut ZstdContext {
+        &mut self.ctx
+    }
+}
+
+impl Drop for PooledContext<'_> {
+    fn drop(&mut self) {
+        let ctx = std::mem::replace(&mut self.ctx, ZstdContext::new(self.pool.level));
+        self.pool.free_list().push(ctx);
+    }
+}
+
 fn zstd_error(code: usize) -> io::Error {
     io::Error::other(zstd_safe::get_error_name(code))
 }
@@ -181,6 +244,32 @@ mod tests {
         assert_eq!(ctx.decompress(&without, s[5].len(), None).unwrap(), s[5]);
         // Wrong dictionary (none) must fail rather than produce garbage.
         assert!(ctx.decompress(&with, s[5].len(), None).is_err());
+    }
+
+    #[test]
+    fn a_pool_keeps_the_contexts_in_use_at_once_and_a_reused_one_compresses_anew() {
+        let s = samples();
+        let dict = Dictionary::train(1, &s, 16 * 1024, DEFAULT_LEVEL).unwrap();
+        let pool = ContextPool::new(DEFAULT_LEVEL);
+        {
+            let (mut a, mut b) = (pool.take(), pool.take());
+            a.compress(&s[0], Some(&dict)).unwrap();
+            b.compress(&s[1], None).unwrap();
+        }
+        assert_eq!(pool.free_list().len(), 2);
+        let mut reused = pool.take();
+        assert_eq!(pool.free_list().len(), 1);
+        // Whatever it compressed before, with or without a dictionary.
+        let mut reader = ZstdContext::new(0);
+        let plain = reused.compress(&s[2], None).unwrap();
+        assert_eq!(reader.decompress(&plain, s[2].len(), None).unwrap(), s[2]);
+        let with = reused.compress(&s[3], Some(&dict)).unwrap();
+        assert_eq!(
+            reader.decompress(&with, s[3].len(), Some(&dict)).unwrap(),
+            s[3]
+        );
+        drop(reused);
+        assert_eq!(pool.free_list().len(), 2);
     }
 
     #[test]

@@ -315,8 +315,9 @@ pub(crate) enum SwapStep {
 }
 
 impl Drop for StoreDir {
-    /// Runs after the engine handles are dropped (they are declared before
-    /// the `StoreDir` wherever one is held). sled lets go of its own file
+    /// Runs after the engine is dropped (an `engine::Handle` binds them,
+    /// and a local engine is declared after the `StoreDir` it opened, so it
+    /// is dropped first). sled lets go of its own file
     /// lock from background threads a little later; waiting for that here
     /// makes "closed" mean closed, so the next opener (this process or
     /// another) does not find the engine's lock still held.

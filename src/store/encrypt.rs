@@ -25,7 +25,6 @@ use std::sync::PoisonError;
 
 use super::collection::Collection;
 use super::compact;
-use super::dictionary::ZstdContext;
 use super::directory::{self, Sealing};
 use super::encryption::EncryptionKey;
 use super::engine::WriteBatch;
@@ -120,7 +119,7 @@ fn seal_collection(
 ) -> Result<u64> {
     let inner = &c.inner;
     let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut ctx = ZstdContext::new(inner.shared.options.compression_level);
+    let mut ctx = inner.shared.contexts.take();
     let mut sealed = 0;
     for family in [prefix::OBJECT, prefix::JOURNAL] {
         let mut after = Bound::Included(vec![family]);
@@ -129,7 +128,7 @@ fn seal_collection(
             let mut sb = WriteBatch::default();
             let mut n = 0;
             let range = (after.clone(), Bound::Excluded(vec![family + 1]));
-            for item in inner.shared.db.scan(&inner.space, range)? {
+            for item in inner.shared.db().scan(&inner.space, range)? {
                 let (k, v) = item?;
                 after = Bound::Excluded(k.to_vec());
                 if record::decode_framed(&v).is_ok_and(|f| f.key_id.is_some()) {

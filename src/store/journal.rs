@@ -329,7 +329,7 @@ impl Collection {
         let from = key::journal_key(after_seq.saturating_add(1)).to_vec();
         let journal_end = vec![prefix::JOURNAL + 1];
         let range = (Bound::Included(from), Bound::Excluded(journal_end));
-        for item in inner.shared.db.scan(&inner.space, range)?.take(limit) {
+        for item in inner.shared.db().scan(&inner.space, range)?.take(limit) {
             let (k, v) = item?;
             let seq = key::journal_seq(&k)
                 .ok_or_else(|| inner.corrupt("journal", "malformed journal key"))?;

@@ -265,11 +265,12 @@ fn check_key(
 /// What every handle of one open store shares. Collections hold it too, so
 /// the lock (or the read-only copy) lives as long as any handle.
 pub(crate) struct Shared {
-    // Declared before `access`: the engine must close before the lock is
-    // released or the copy removed.
-    pub db: engine::Db,
+    /// The engine, and how the store was opened (which outlives it).
+    pub engine: engine::Handle<Access>,
     /// Durable writes made at the same time share one flush.
     pub group: group_commit::GroupCommit,
+    /// Writers' compression contexts, reused between batches.
+    pub contexts: dictionary::ContextPool,
     pub options: StoreOptions,
     /// Every record is sealed under `options.encryption_key`: a plaintext
     /// one is damage (or was put there by someone without the key).
@@ -277,7 +278,6 @@ pub(crate) struct Shared {
     pub schema_version: u32,
     /// The store directory the caller named.
     pub path: PathBuf,
-    pub access: Access,
 }
 
 /// How a store was opened.
@@ -289,7 +289,18 @@ pub(crate) enum Access {
     ReadOnly { _source: read_only::Source },
 }
 
+impl From<read_only::Source> for Access {
+    fn from(source: read_only::Source) -> Access {
+        Access::ReadOnly { _source: source }
+    }
+}
+
 impl Shared {
+    /// The engine.
+    pub(crate) fn db(&self) -> &dyn engine::Engine {
+        self.engine.db()
+    }
+
     /// Whether every record is sealed (see `sealed`).
     pub(crate) fn all_sealed(&self) -> bool {
         self.sealed.load(std::sync::atomic::Ordering::Acquire)
@@ -297,7 +308,7 @@ impl Shared {
 
     /// Fails unless the store was opened for writing.
     pub fn writable(&self) -> Result<()> {
-        match self.access {
+        match self.engine.backing() {
             Access::Exclusive(_) => Ok(()),
             Access::ReadOnly { .. } => Err(Error::ReadOnly {
                 path: self.path.clone(),
@@ -309,7 +320,7 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         // Engines create files as they go (sled's snapshots); make sure they end private too.
-        if let Access::Exclusive(dir) = &self.access {
+        if let Access::Exclusive(dir) = self.engine.backing() {
             if let Err(e) = dir.secure() {
                 tracing::warn!(path = %self.path.display(), error = %e, "could not secure store files");
             }
@@ -382,28 +393,26 @@ impl Store {
         key: Option<EncryptionKey>,
     ) -> Result<Store> {
         let path = path.as_ref();
-        // Kept whole until it is handed over: a failure drops it field by
-        // field, the engine before the copy it reads. Taken apart first, the
-        // copy would be dropped first and wait out sled's release (10 s).
         let opened = read_only::open(path)?;
         let marker = &opened.marker;
         check_key(path, marker.encryption, key.as_ref())?;
         let supported = crate::migrations::SCHEMA_VERSION;
         if marker.schema_version < supported {
             tracing::info!(path = %path.display(), from = marker.schema_version, to = supported, "reading a migrated copy of an older store; the store itself is unchanged");
-            crate::migrations::run(opened.db.as_ref(), marker.schema_version)?;
+            crate::migrations::run(opened.engine.db(), marker.schema_version)?;
         }
-        if marker.had_collections && !holds_collections(opened.db.as_ref())? {
+        if marker.had_collections && !holds_collections(opened.engine.db())? {
             return Err(Error::damaged(
                 path,
                 marker.engine.data_file(),
                 LOST_COLLECTIONS,
             ));
         }
-        let read_only::Opened { db, source, marker } = opened;
+        let read_only::Opened { engine, marker } = opened;
         Ok(Store::with_shared(Shared {
-            db,
+            engine: engine.convert(),
             group: Default::default(),
+            contexts: dictionary::ContextPool::new(StoreOptions::default().compression_level),
             options: StoreOptions {
                 encryption_key: key,
                 ..StoreOptions::default()
@@ -411,7 +420,6 @@ impl Store {
             sealed: AtomicBool::new(marker.encryption.is_some_and(|s| s.complete)),
             schema_version: supported,
             path: path.to_path_buf(),
-            access: Access::ReadOnly { _source: source },
         }))
     }
 
@@ -441,12 +449,12 @@ impl Store {
 
     /// The engine the store is kept in.
     pub fn engine(&self) -> EngineKind {
-        self.shared.db.kind()
+        self.shared.db().kind()
     }
 
     /// Whether this handle can write.
     pub fn is_read_only(&self) -> bool {
-        matches!(self.shared.access, Access::ReadOnly { .. })
+        matches!(self.shared.engine.backing(), Access::ReadOnly { .. })
     }
 
     fn with_shared(shared: Shared) -> Store {
@@ -526,13 +534,13 @@ impl Store {
         dir.secure()?;
         let complete = sealing.is_some_and(|s| s.complete);
         let store = Store::with_shared(Shared {
-            db,
+            engine: engine::Handle::new(db, Access::Exclusive(dir)),
             group: Default::default(),
+            contexts: dictionary::ContextPool::new(options.compression_level),
             options,
             sealed: AtomicBool::new(complete),
             schema_version: supported,
             path: path.to_path_buf(),
-            access: Access::Exclusive(dir),
         });
         if let (Some(key), false) = (&store.shared.options.encryption_key, complete) {
             store.seal_all(key, sealed_batch)?;
@@ -639,11 +647,11 @@ impl Store {
 
     /// Flushes everything to disk (apply and ack already do).
     pub fn flush(&self) -> Result<()> {
-        self.shared.db.sync()
+        self.shared.db().sync()
     }
 
     pub(crate) fn db(&self) -> &dyn engine::Engine {
-        self.shared.db.as_ref()
+        self.shared.db()
     }
 }
 

@@ -27,9 +27,7 @@ pub enum Record {
 
 /// A store opened for raw access: its lock is held, nothing is migrated.
 pub struct RawStore {
-    // Declared first: the engine closes before the lock is released.
-    db: engine::Db,
-    _dir: StoreDir,
+    engine: engine::Handle<StoreDir>,
 }
 
 impl RawStore {
@@ -37,7 +35,9 @@ impl RawStore {
     pub fn open(path: impl AsRef<Path>) -> Result<RawStore> {
         let dir = StoreDir::open(path.as_ref(), false)?;
         let db = engine::open(dir.engine(), &dir.db_path(), &dir.path)?;
-        Ok(RawStore { db, _dir: dir })
+        Ok(RawStore {
+            engine: engine::Handle::new(db, dir),
+        })
     }
 
     /// Where `record` of collection `id` lives: its space and key.
@@ -56,7 +56,7 @@ impl RawStore {
     /// The bytes of `record`, if it exists.
     pub fn get(&self, id: &CollectionId, record: &Record) -> Result<Option<Vec<u8>>> {
         let (space, key) = Self::locate(id, record);
-        self.db.get(&space, &key)
+        self.engine.db().get(&space, &key)
     }
 
     /// Replaces (or creates) `record` with `bytes`, durably.
@@ -64,6 +64,6 @@ impl RawStore {
         let (space, key) = Self::locate(id, record);
         let mut batch = WriteBatch::default();
         batch.put(key, bytes);
-        self.db.write(&space, batch, true)
+        self.engine.db().write(&space, batch, true)
     }
 }

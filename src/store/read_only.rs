@@ -72,9 +72,7 @@ pub(crate) enum Source {
 /// A store opened for reading.
 pub(crate) struct Opened {
     /// The engine, open on the store's database or on a copy of it.
-    pub db: engine::Db,
-    /// What `db` reads; must outlive it.
-    pub source: Source,
+    pub engine: engine::Handle<Source>,
     /// What the marker said, read under the lock.
     pub marker: MarkerInfo,
 }
@@ -105,8 +103,8 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         super::check_not_emptied(kind, db_dir, path, marker.had_collections)?;
         if marker.schema_version == SCHEMA_VERSION {
             if let Some(db) = engine::open_in_place(kind, db_dir, path)? {
-                let source = Source::InPlace { _lock: lock };
-                return Ok(Opened { db, source, marker });
+                let engine = engine::Handle::new(db, Source::InPlace { _lock: lock });
+                return Ok(Opened { engine, marker });
             }
             if kind.reads_in_place() {
                 tracing::info!(path = %path.display(), "the store was not closed cleanly; reading a recovered copy, the store itself is unchanged");
@@ -118,8 +116,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
     drop(lock);
     let db = engine::open(kind, &copy.db_path(), path)?;
     Ok(Opened {
-        db,
-        source: Source::Copy { _copy: copy },
+        engine: engine::Handle::new(db, Source::Copy { _copy: copy }),
         marker,
     })
 }

@@ -79,7 +79,7 @@ impl Collection {
         let short_names_key = short_names::key(&inner.name);
         if let Some(body) = inner
             .shared
-            .db
+            .db()
             .get(super::DEFAULT_SPACE, short_names_key.as_bytes())?
         {
             if let Err(e) = short_names::decode(&inner.name, &body) {

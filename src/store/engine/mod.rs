@@ -276,6 +276,44 @@ pub(crate) trait Engine: Send + Sync {
 /// An open engine, shared by every handle of one open store.
 pub(crate) type Db = Arc<dyn Engine>;
 
+/// An open database bound to what must outlive it: the store's lock, or
+/// the private copy a reader reads. The engine closes first, whichever way
+/// the handle is dropped (fields drop in declaration order, and these
+/// cannot be moved out apart): sled lets go of its files from background
+/// threads, and a lock released or a copy removed before that lets a writer
+/// in while they are still open, or makes the copy's removal wait for them.
+pub(crate) struct Handle<B> {
+    db: Db,
+    backing: B,
+}
+
+impl<B> Handle<B> {
+    /// `db`, reading what `backing` holds.
+    pub fn new(db: Db, backing: B) -> Handle<B> {
+        Handle { db, backing }
+    }
+
+    /// The engine. Borrowed, never shared: a clone of the `Arc` could keep
+    /// it open past the backing.
+    pub fn db(&self) -> &dyn Engine {
+        self.db.as_ref()
+    }
+
+    /// What the engine reads.
+    pub fn backing(&self) -> &B {
+        &self.backing
+    }
+
+    /// The same engine, its backing converted (a `From` that does not
+    /// panic: nothing is dropped on the way).
+    pub fn convert<C: From<B>>(self) -> Handle<C> {
+        Handle {
+            db: self.db,
+            backing: self.backing.into(),
+        }
+    }
+}
+
 /// The entries of `space` whose keys start with `prefix`.
 pub(crate) fn scan_prefix(db: &dyn Engine, space: &str, prefix: &[u8]) -> Result<Scan> {
     let end = match prefix_end(prefix) {
