@@ -242,7 +242,7 @@ fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u6
     if new_path.exists() {
         std::fs::remove_dir_all(&new_path).map_err(|e| Error::io(&new_path, e))?;
     }
-    let copied = {
+    let copied = (|| {
         let old = engine::open(kind, &dir.db_path(), &dir.path)?;
         engine::create(kind, &new_path, &dir.path)?;
         let new = engine::open(kind, &new_path, &dir.path)?;
@@ -256,10 +256,14 @@ fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u6
                 ),
             ));
         }
-        copied
-    };
-    let closed = engine::wait_closed(kind, &dir.db_path());
-    if !(closed && engine::wait_closed(kind, &new_path)) {
+        Ok(copied)
+    })();
+    // Failed or not: the copy is removed or renamed next, and sled lets go
+    // of its files from background threads after the handles are dropped.
+    let closed_old = engine::wait_closed(kind, &dir.db_path());
+    let closed_new = engine::wait_closed(kind, &new_path);
+    let copied = copied?;
+    if !(closed_old && closed_new) {
         return Err(Error::InvalidArgument(
             "the storage engine did not close the databases in time; the store was left as it was"
                 .into(),
