@@ -242,22 +242,7 @@ fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u6
     if new_path.exists() {
         std::fs::remove_dir_all(&new_path).map_err(|e| Error::io(&new_path, e))?;
     }
-    let copied = (|| {
-        let old = engine::open(kind, &dir.db_path(), &dir.path)?;
-        engine::create(kind, &new_path, &dir.path)?;
-        let new = engine::open(kind, &new_path, &dir.path)?;
-        let copied = engine::copy_all(old.as_ref(), new.as_ref(), || at(Step::Copying))?;
-        if let Some(space) = first_difference(old.as_ref(), new.as_ref())? {
-            return Err(Error::corrupt(
-                "(store)",
-                directory::COMPACT_DIR,
-                format!(
-                    "the copy of space {space:?} differs from the original; the original is kept"
-                ),
-            ));
-        }
-        Ok(copied)
-    })();
+    let copied = copy_into(dir, &new_path, at);
     // Failed or not: the copy is removed or renamed next, and sled lets go
     // of its files from background threads after the handles are dropped.
     let closed_old = engine::wait_closed(kind, &dir.db_path());
@@ -272,6 +257,28 @@ fn rewrite(dir: &StoreDir, at: &mut impl FnMut(Step) -> Result<()>) -> Result<u6
     directory::sync_tree(&new_path)?;
     directory::sync_dir(&dir.path)?;
     at(Step::Copied)?;
+    Ok(copied)
+}
+
+/// Opens the database and a fresh one at `new_path`, copies the first into
+/// the second and checks the copy; both are closed (dropped) on return.
+fn copy_into(
+    dir: &StoreDir,
+    new_path: &Path,
+    at: &mut impl FnMut(Step) -> Result<()>,
+) -> Result<u64> {
+    let kind = dir.engine();
+    let old = engine::open(kind, &dir.db_path(), &dir.path)?;
+    engine::create(kind, new_path, &dir.path)?;
+    let new = engine::open(kind, new_path, &dir.path)?;
+    let copied = engine::copy_all(old.as_ref(), new.as_ref(), || at(Step::Copying))?;
+    if let Some(space) = first_difference(old.as_ref(), new.as_ref())? {
+        return Err(Error::corrupt(
+            "(store)",
+            directory::COMPACT_DIR,
+            format!("the copy of space {space:?} differs from the original; the original is kept"),
+        ));
+    }
     Ok(copied)
 }
 

@@ -146,8 +146,8 @@ impl ZstdContext {
 /// Writers' compression contexts, kept between batches: setting a context
 /// up again for every batch was half of a single event's compression. It
 /// keeps as many as were ever in use at once (one per collection being
-/// written at the same time, each about a megabyte with a dictionary), not
-/// one per collection.
+/// written at the same time), not one per collection: a context holds its
+/// hash tables, sized for the dictionary's parameters.
 pub(crate) struct ContextPool {
     level: i32,
     free: Mutex<Vec<ZstdContext>>,
