@@ -11,9 +11,10 @@ use crate::store::{Error, Result};
 
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 /// The schema version this build writes and the newest it can open.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Brings the database of a store at schema `from` up to [`SCHEMA_VERSION`].
 pub(crate) fn run(db: &dyn Engine, from: u32) -> Result<()> {
@@ -21,6 +22,7 @@ pub(crate) fn run(db: &dyn Engine, from: u32) -> Result<()> {
         match step {
             1 => v1::migrate(db)?,
             2 => v2::migrate(db)?,
+            3 => v3::migrate(db)?,
             other => {
                 return Err(Error::InvalidArgument(format!(
                     "no migration to schema {other}"
@@ -65,13 +67,14 @@ pub(crate) fn state_records(db: &dyn Engine) -> Result<Vec<StateRecord>> {
             continue;
         };
         let schema = match bytes.first().copied() {
-            Some(crate::store::state::STATE_LAYOUT) => 2,
+            Some(crate::store::state::STATE_LAYOUT) => 3,
+            Some(v2::LAYOUT) => 2,
             Some(v1::LAYOUT) => 1,
             other => {
                 return Err(Error::corrupt(
                     &space,
                     "state",
-                    format!("state layout {other:?} is neither v1 nor v2"),
+                    format!("state layout {other:?} is none of v1, v2 and v3"),
                 ))
             }
         };
@@ -84,7 +87,7 @@ pub(crate) fn state_records(db: &dyn Engine) -> Result<Vec<StateRecord>> {
     Ok(found)
 }
 
-/// The spaces of a database holding a collection each (schema v1 and v2).
+/// The spaces of a database holding a collection each (every schema).
 fn collection_spaces(db: &dyn Engine) -> Result<Vec<String>> {
     Ok(db
         .spaces()?

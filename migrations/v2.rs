@@ -4,10 +4,13 @@
 //! counters by reading every object's envelope once.
 
 use crate::store::engine::{self, Engine, WriteBatch};
-use crate::store::state::{State, STATE_LAYOUT};
+use crate::store::state::State;
 use crate::store::{record, state_key, Error, Result};
 
 use super::v1::StateV1;
+
+/// The first byte of a v2 state record.
+pub const LAYOUT: u8 = 2;
 
 pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
     for super::StateRecord {
@@ -16,7 +19,7 @@ pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
         bytes,
     } in super::state_records(db)?
     {
-        if schema == 2 {
+        if schema >= 2 {
             continue;
         }
         let v1: StateV1 =
@@ -31,7 +34,7 @@ pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
             }
         }
         let v2 = State {
-            layout: STATE_LAYOUT,
+            layout: LAYOUT,
             last_rv: v1.last_rv,
             last_sync_ms: v1.last_sync_ms,
             dictionary: v1.dictionary,

@@ -13,9 +13,9 @@ use std::sync::{Arc, PoisonError};
 
 use serde_json::Value;
 
-use super::collection::{Collection, Inner};
+use super::collection::{Collection, Frame, Inner};
 use super::dictionary::{Dictionary, ZstdContext};
-use super::engine::WriteBatch;
+use super::engine::{self, WriteBatch};
 use super::error::{Error, Result};
 use super::event::Earlier;
 use super::head::ObjectHead;
@@ -44,12 +44,17 @@ pub(crate) enum Prior {
     Present {
         /// The object's JSON, as stored.
         json: Arc<[u8]>,
-        /// Its resourceVersion (the record envelope's, which is the object's).
-        rv: String,
+        /// Its record's envelope fields; `meta.rv` is the object's
+        /// resourceVersion.
+        meta: RecordMeta,
         /// The whole object, when it is at hand.
         value: Option<Arc<Value>>,
         record_len: u64,
         raw_len: u64,
+        /// The Added entry whose object is this record, if any.
+        reference: Reference,
+        /// The record's payload, which that entry takes over.
+        frame: Frame,
     },
     /// A record is there but unreadable: it is overwritten or removed, and
     /// its index entries found by scanning.
@@ -69,7 +74,7 @@ impl Prior {
 
     fn resource_version(&self) -> Option<&str> {
         match self {
-            Prior::Present { rv, .. } => Some(rv),
+            Prior::Present { meta, .. } => Some(&meta.rv),
             Prior::Absent | Prior::Corrupt { .. } => None,
         }
     }
@@ -98,6 +103,20 @@ impl Prior {
     }
 }
 
+/// Which journal entry, if any, refers to an object's record for its
+/// content (see `journal::Body::Stored`): that entry is given the object
+/// before the record is replaced or deleted.
+#[derive(Clone, Copy)]
+pub(crate) enum Reference {
+    /// Not looked up: the record was read from the store, and its key's
+    /// newest history entry says.
+    Unknown,
+    /// None does.
+    None,
+    /// The entry of this seq, written earlier in this batch.
+    Pending(u64),
+}
+
 /// A change whose values are still shared with the batch's overlay.
 struct Pending {
     seq: u64,
@@ -108,11 +127,11 @@ struct Pending {
     new: Option<Arc<Value>>,
 }
 
-/// A journal entry's patch: JSON to compress, or (for Added) the object's
-/// own compressed frame, reused as is.
+/// A journal entry's patch: JSON to compress, or (for Added) none, the
+/// object's record holding the object.
 enum Patch<'a> {
     Json(&'a [u8]),
-    Compressed { frame: &'a [u8], raw_len: usize },
+    Stored,
 }
 
 /// The batch being built for one `apply`.
@@ -131,6 +150,9 @@ struct Builder<'a> {
     changes: Vec<Pending>,
     /// (seq, key, bytes) of the journal entries this batch adds.
     journal: Vec<(u64, String, u64)>,
+    /// New sizes of the committed journal entries this batch rewrites
+    /// (`None`: removes).
+    resized: HashMap<u64, Option<u64>>,
     /// Skip a delta older than the object held (see `apply_keeping_newer`).
     keep_newer: bool,
     /// Journal entries keep no values (Secrets: see `journal::strip_secret_values`).
@@ -242,26 +264,30 @@ impl Builder<'_> {
             .ctx
             .compress(&raw, self.dict.as_deref())
             .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
+        let meta = record_meta(&obj, &v.rv, self.now);
         let rec = record::seal_compressed_under(
             &frame,
             raw.len(),
-            record_meta(&obj, &v.rv, self.now),
+            meta.clone(),
             self.dict.as_deref(),
             self.inner.shared.options.encryption_key.as_ref(),
         );
-        // Added: the journal holds the object itself, already serialized.
         let kind = match prior {
             Prior::Absent => EventKind::Added,
             Prior::Present { .. } | Prior::Corrupt { .. } => EventKind::Modified,
         };
-        // A Secret's entry never reuses the object's frame: it holds no values.
+        // Added: the object's record is the entry's object, except for a
+        // Secret's entry, which holds no values. A record found unreadable
+        // gives no patch: the entry holds the whole object.
         let diff = match diff {
             Some(patch) => Some(self.journal_patch_json(patch)),
             None if self.strip_values => Some(self.journal_patch(obj.clone())),
-            None => None,
+            None if kind == EventKind::Added => None,
+            None => Some(Ok(raw.clone())),
         }
         .transpose()
         .map_err(|e| self.encode_error(format!("patch of {}", v.key), e))?;
+        self.settle_reference(&prior, &v.key_str)?;
         let (old_len, old_raw) = prior.sizes();
         if matches!(prior, Prior::Absent) {
             self.st.objects += 1;
@@ -274,25 +300,145 @@ impl Builder<'_> {
         }
         let raw_len = raw.len();
         let new = Arc::new(obj);
+        let patch = match &diff {
+            Some(json) => Patch::Json(json),
+            None => Patch::Stored,
+        };
         let next = Prior::Present {
             json: raw.into(),
-            rv: v.rv.clone(),
+            meta: meta.clone(),
             value: Some(new.clone()),
             record_len: rec.len() as u64,
             raw_len: raw_len as u64,
+            reference: match patch {
+                Patch::Stored => Reference::Pending(self.st.last_seq + 1),
+                Patch::Json(_) => Reference::None,
+            },
+            frame: Frame {
+                compressed: frame.into(),
+                dictionary: self.dict.clone(),
+            },
         };
         self.sb.put(key::object_key(&v.key_str), rec);
         let old = prior.earlier();
         self.overlay.insert(v.key_str.clone(), next);
-        let patch = match &diff {
-            Some(json) => Patch::Json(json),
-            None => Patch::Compressed {
-                frame: &frame,
-                raw_len,
+        self.journal(kind, v, patch, meta, old, Some(new))
+    }
+
+    /// Writes the object `prior` holds into the Added entry that refers to
+    /// its record for it, if one does: called before the record is
+    /// replaced or deleted, in the same batch. An unreadable record took
+    /// that object with it: the entry goes, so that the journal still
+    /// reads (the write that replaces the record journals it whole).
+    fn settle_reference(&mut self, prior: &Prior, key_str: &str) -> Result<()> {
+        let (held, reference) = match prior {
+            Prior::Absent => return Ok(()),
+            Prior::Present {
+                json,
+                meta,
+                reference,
+                frame,
+                ..
+            } => (Some((json, meta, frame)), *reference),
+            Prior::Corrupt { .. } => (None, Reference::Unknown),
+        };
+        let seq = match reference {
+            Reference::None => return Ok(()),
+            Reference::Pending(seq) => seq,
+            Reference::Unknown => {
+                let newest = engine::last_with_prefix(
+                    self.inner.shared.db(),
+                    &self.inner.space,
+                    &key::history_prefix(key_str),
+                )?;
+                match newest {
+                    Some((k, value)) if value == journal::REFERS_TO_OBJECT => {
+                        let seq = k
+                            .len()
+                            .checked_sub(8)
+                            .and_then(|at| k[at..].try_into().ok())
+                            .map(u64::from_be_bytes);
+                        match seq {
+                            Some(seq) => seq,
+                            None => {
+                                return Err(self.inner.corrupt(
+                                    format!("history of {key_str}"),
+                                    "malformed history entry",
+                                ))
+                            }
+                        }
+                    }
+                    _ => return Ok(()),
+                }
+            }
+        };
+        let pending = self.journal.iter().position(|(s, ..)| *s == seq);
+        let old_len = match pending {
+            Some(at) => self.journal[at].2,
+            None => match self.resized.get(&seq) {
+                Some(Some(len)) => *len,
+                Some(None) => return Ok(()),
+                None => match self.inner.get(&key::journal_key(seq))? {
+                    Some(bytes) => {
+                        // A reference names the record at its own version;
+                        // one naming another (damage) is left for `verify`.
+                        let rv = record::decode_rv(&bytes).ok();
+                        if let Some((_, meta, _)) =
+                            held.filter(|(_, m, _)| rv.as_deref() != Some(&m.rv))
+                        {
+                            tracing::warn!(collection = %self.inner.name, key = key_str, seq, rv = %meta.rv, "a journal entry refers to the record at another resourceVersion; left as it is");
+                            return Ok(());
+                        }
+                        bytes.len() as u64
+                    }
+                    // Trimmed, with its history entry: nothing refers.
+                    None => return Ok(()),
+                },
             },
         };
-        let subject = new.clone();
-        self.journal(kind, v, patch, &subject, old, Some(new))
+        let Some((json, meta, frame)) = held else {
+            tracing::warn!(collection = %self.inner.name, key = key_str, seq, "the Added journal entry that referred to an unreadable record is dropped: its object is lost");
+            self.sb.delete(key::journal_key(seq));
+            self.sb.delete(key::history_entry(key_str, seq));
+            self.st.journal_len -= 1;
+            self.st.journal_bytes -= old_len;
+            self.resized.insert(seq, None);
+            return Ok(());
+        };
+        // The entry is the object's payload between a compressed head and
+        // tail: zstd frames back to back decompress to their contents back
+        // to back, so the object is not compressed again.
+        let dict = frame.dictionary.as_deref();
+        let (head, tail) = journal::payload_frame(EventKind::Added, key_str, 0);
+        let rec = self
+            .ctx
+            .compress(&head, dict)
+            .and_then(|mut payload| {
+                payload.extend_from_slice(&frame.compressed);
+                payload.extend_from_slice(&self.ctx.compress(tail, dict)?);
+                Ok(payload)
+            })
+            .map(|payload| {
+                record::seal_compressed_under(
+                    &payload,
+                    head.len() + json.len() + tail.len(),
+                    meta.clone(),
+                    dict,
+                    self.inner.shared.options.encryption_key.as_ref(),
+                )
+            })
+            .map_err(|e| self.encode_error(format!("journal entry {seq}"), e))?;
+        let len = rec.len() as u64;
+        self.st.journal_bytes = self.st.journal_bytes + len - old_len;
+        match pending {
+            Some(at) => self.journal[at].2 = len,
+            None => {
+                self.resized.insert(seq, Some(len));
+            }
+        }
+        self.sb.put(key::journal_key(seq), rec);
+        self.sb.put(key::history_entry(key_str, seq), []);
+        Ok(())
     }
 
     fn delete(&mut self, v: Validated, obj: Value) -> Result<()> {
@@ -315,10 +461,12 @@ impl Builder<'_> {
         self.st.stored_bytes -= old_len;
         self.st.raw_bytes -= old_raw;
         self.reindex(&old_entries, &BTreeSet::new());
+        self.settle_reference(&prior, &v.key_str)?;
         self.sb.delete(key::object_key(&v.key_str));
         let old = prior.earlier();
         self.overlay.insert(v.key_str.clone(), Prior::Absent);
-        self.journal(EventKind::Deleted, v, Patch::Json(&diff), &obj, old, None)
+        let meta = record_meta(&obj, &v.rv, self.now);
+        self.journal(EventKind::Deleted, v, Patch::Json(&diff), meta, old, None)
     }
 
     /// A journal entry's patch as JSON, without values for a Secret.
@@ -348,22 +496,22 @@ impl Builder<'_> {
     }
 
     /// Journals a change (with its history entry) and records it for the
-    /// caller. The entry's envelope describes `subject`: the new object, or
-    /// for a delete the one that went away.
+    /// caller. The entry's envelope is `meta`: the new object's, or for a
+    /// delete the one that went away.
     fn journal(
         &mut self,
         kind: EventKind,
         v: Validated,
         patch: Patch<'_>,
-        subject: &Value,
+        meta: RecordMeta,
         old: Earlier,
         new: Option<Arc<Value>>,
     ) -> Result<()> {
         self.st.last_seq += 1;
         let seq = self.st.last_seq;
-        let meta = record_meta(subject, &v.rv, self.now);
         let dict = self.dict.as_deref();
         let key = self.inner.shared.options.encryption_key.as_ref();
+        let stored = matches!(patch, Patch::Stored);
         let rec = match patch {
             Patch::Json(json) => {
                 let payload = journal::encode_payload(kind, &v.key_str, json);
@@ -371,21 +519,18 @@ impl Builder<'_> {
                     record::seal_compressed_under(&compressed, payload.len(), meta, dict, key)
                 })
             }
-            // zstd frames back to back decompress to their contents back to
-            // back: only the few bytes around the object are compressed here.
-            Patch::Compressed { frame, raw_len } => {
-                let (head, tail) = journal::payload_frame(kind, &v.key_str, 0);
-                let mut payload = Vec::with_capacity(frame.len() + 64);
-                self.ctx
-                    .compress_append(&mut payload, &head, dict)
-                    .and_then(|()| {
-                        payload.extend_from_slice(frame);
-                        self.ctx.compress_append(&mut payload, tail, dict)
-                    })
-                    .map(|()| {
-                        let raw_len = head.len() + raw_len + tail.len();
-                        record::seal_compressed_under(&payload, raw_len, meta, dict, key)
-                    })
+            // Its envelope keeps the change's rv and time; the record it
+            // refers to has the rest.
+            Patch::Stored => {
+                let meta = RecordMeta {
+                    uid: String::new(),
+                    created: String::new(),
+                    ..meta
+                };
+                let payload = journal::encode_reference(&v.key_str);
+                self.ctx.compress(&payload, dict).map(|compressed| {
+                    record::seal_compressed_under(&compressed, payload.len(), meta, dict, key)
+                })
             }
         }
         .map_err(|e| self.encode_error(format!("journal entry {seq}"), e))?;
@@ -394,7 +539,12 @@ impl Builder<'_> {
         self.journal
             .push((seq, v.key_str.clone(), rec.len() as u64));
         self.sb.put(key::journal_key(seq), rec);
-        self.sb.put(key::history_entry(&v.key_str, seq), []);
+        let history: &[u8] = if stored {
+            journal::REFERS_TO_OBJECT
+        } else {
+            &[]
+        };
+        self.sb.put(key::history_entry(&v.key_str, seq), history);
         self.changes.push(Pending {
             seq,
             kind,
@@ -502,6 +652,7 @@ impl Collection {
             healed: false,
             changes: Vec::new(),
             journal: Vec::new(),
+            resized: HashMap::new(),
             keep_newer,
             strip_values: !journal::keeps_values(&inner.id),
         };
@@ -522,6 +673,7 @@ impl Collection {
             &mut b.sb,
             inner.shared.options.journal,
             &b.journal,
+            &b.resized,
             0,
         )?;
         if batch.rv.is_some() {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
 
-use super::apply::Prior;
+use super::apply::{Prior, Reference};
 use super::dictionary::{Dictionary, ZstdContext};
 use super::engine::{self, Scan, WriteBatch};
 use super::error::{Error, Result};
@@ -21,7 +21,7 @@ use super::group_commit::Ticket;
 use super::heal::DamageSeen;
 use super::index::{self, NAMESPACE_INDEX};
 use super::key::{self, prefix};
-use super::record::{self, Envelope};
+use super::record::{self, Envelope, RecordMeta};
 use super::state::{self, State, STATE_LAYOUT};
 use super::{CollectionId, CollectionMeta, IndexFn, ObjectKey, Shared};
 
@@ -130,6 +130,17 @@ impl Inner {
 
     /// Decodes a record (crc, envelope, payload) into its JSON bytes.
     pub(crate) fn open_record(&self, what: &str, bytes: &[u8]) -> Result<(Envelope, Vec<u8>)> {
+        self.open_record_framed(what, bytes)
+            .map(|(envelope, raw, _)| (envelope, raw))
+    }
+
+    /// [`Self::open_record`], with the payload as it was compressed (opened
+    /// when sealed) and the dictionary it was compressed with.
+    pub(crate) fn open_record_framed(
+        &self,
+        what: &str,
+        bytes: &[u8],
+    ) -> Result<(Envelope, Vec<u8>, Frame)> {
         let framed = record::decode_framed(bytes).map_err(|e| self.undecodable(what, e))?;
         let payload = framed
             .compressed(
@@ -156,7 +167,11 @@ impl Inner {
                 record::open_payload(&mut ctx.borrow_mut(), &envelope, &payload, dict.as_deref())
             })
             .map_err(|e| self.undecodable(what, e))?;
-        Ok((envelope, raw))
+        let frame = Frame {
+            compressed: Arc::from(&*payload),
+            dictionary: dict,
+        };
+        Ok((envelope, raw, frame))
     }
 
     pub(crate) fn decode_object(&self, key: &str, bytes: &[u8]) -> Result<Value> {
@@ -207,13 +222,20 @@ impl Inner {
         let record_len = bytes.len() as u64;
         // Read as JSON only where a write needs it (see `apply`): the patch
         // reads every byte, and labels are read only if they changed.
-        match self.open_record(key, &bytes) {
-            Ok((envelope, json)) => Ok(Prior::Present {
+        match self.open_record_framed(key, &bytes) {
+            Ok((envelope, json, frame)) => Ok(Prior::Present {
+                frame,
                 json: json.into(),
-                rv: envelope.rv,
-                value: None,
                 raw_len: envelope.raw_len as u64,
+                meta: RecordMeta {
+                    rv: envelope.rv,
+                    uid: envelope.uid,
+                    created: envelope.created,
+                    stored_at_ms: envelope.stored_at_ms,
+                },
+                value: None,
                 record_len,
+                reference: Reference::Unknown,
             }),
             Err(Error::Corrupt { reason, .. }) => {
                 tracing::warn!(collection = %self.name, key, %reason, "overwriting a corrupt record");
@@ -254,6 +276,14 @@ impl Inner {
     pub(crate) fn durable(&self, ticket: Ticket) -> Result<()> {
         self.shared.group.durable(self.shared.db(), ticket)
     }
+}
+
+/// A record's payload as compressed (not sealed), with the dictionary it
+/// needs: what a journal entry that takes over the object copies.
+#[derive(Clone)]
+pub(crate) struct Frame {
+    pub compressed: Arc<[u8]>,
+    pub dictionary: Option<Arc<Dictionary>>,
 }
 
 pub(crate) fn decode_state(collection: &str, bytes: &[u8]) -> Result<State> {

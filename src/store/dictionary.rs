@@ -108,18 +108,6 @@ impl ZstdContext {
         Ok(out)
     }
 
-    /// Compresses `raw` as one more zstd frame at the end of `out`.
-    pub fn compress_append(
-        &mut self,
-        out: &mut Vec<u8>,
-        raw: &[u8],
-        dictionary: Option<&Dictionary>,
-    ) -> io::Result<()> {
-        let frame = self.compress(raw, dictionary)?;
-        out.extend_from_slice(&frame);
-        Ok(())
-    }
-
     /// Decompresses `data` that must expand to exactly `raw_len` bytes.
     pub fn decompress(
         &mut self,

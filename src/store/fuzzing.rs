@@ -58,7 +58,7 @@ fn open(envelope: &record::Envelope, payload: &[u8]) {
     assert_eq!(raw.len(), envelope.raw_len as usize, "open_payload length");
     let _ = serde_json::from_slice::<Value>(&raw);
     if let Ok(p) = serde_json::from_slice::<Payload>(&raw) {
-        let _ = p.into_entry(1, envelope.rv.clone(), envelope.stored_at_ms);
+        let _ = p.read();
     }
 }
 
@@ -135,11 +135,21 @@ pub fn watched_object(object: &Value, previous: Option<&Value>) {
     let back: Payload = serde_json::from_slice(&entry)
         .unwrap_or_else(|e| panic!("a journal payload does not parse: {e}"));
     assert_eq!(
-        (back.kind, &back.key, &back.patch),
-        (kind, &encoded, &patch)
+        (back.kind, &back.key, back.patch.as_ref()),
+        (kind, &encoded, Some(&patch))
     );
-    let entry = back
-        .into_entry(1, meta.rv, 1)
+    let (entry_key, body) = back
+        .read()
         .unwrap_or_else(|e| panic!("a journal entry does not read back: {e}"));
-    assert_eq!(entry.key, key);
+    assert_eq!(entry_key, key);
+    assert!(matches!(body, journal::Body::Patch(p) if p == patch));
+    if kind == EventKind::Added {
+        let reference: Payload = serde_json::from_slice(&journal::encode_reference(&encoded))
+            .unwrap_or_else(|e| panic!("a reference entry does not parse: {e}"));
+        let (entry_key, body) = reference
+            .read()
+            .unwrap_or_else(|e| panic!("a reference entry does not read back: {e}"));
+        assert_eq!(entry_key, key);
+        assert!(matches!(body, journal::Body::Stored));
+    }
 }

@@ -143,7 +143,7 @@ impl GroupCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::engine::{EngineKind, Scan, WriteBatch};
+    use crate::store::engine::{EngineKind, Entry, Scan, WriteBatch};
     use std::ops::Bound;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
@@ -171,6 +171,9 @@ mod tests {
         }
         fn scan(&self, _: &str, _: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Scan> {
             Ok(Box::new(std::iter::empty()))
+        }
+        fn last(&self, _: &str, _: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<Entry>> {
+            Ok(None)
         }
         fn write(&self, _: &str, _: WriteBatch, _: bool) -> Result<()> {
             self.written.fetch_add(1, Ordering::SeqCst);

@@ -181,12 +181,56 @@ fn diff_objects(old: &str, new: &str, out: &mut Vec<u8>) -> serde_json::Result<(
     Ok(())
 }
 
-/// What a journal record's payload holds (the envelope holds rv and time).
-#[derive(serde::Serialize, serde::Deserialize)]
+/// What a journal record's payload holds (the envelope holds rv and time):
+/// a patch, or for an Added entry written since schema v3, `"object":
+/// "stored"` in its place. Such an entry holds no copy of the object: the
+/// object's own record, at the entry's resourceVersion, is its content.
+/// The write that replaces or deletes that record first writes the object
+/// into the entry (see `apply`), so an entry never refers to a record that
+/// moved on; the history entry of a referring entry says so
+/// ([`REFERS_TO_OBJECT`]), which is how that write finds it.
+#[derive(serde::Deserialize)]
 pub(crate) struct Payload {
     pub kind: EventKind,
     pub key: String,
-    pub patch: Value,
+    /// `None` when absent (a `null` patch is `Some(Value::Null)`).
+    #[serde(default, deserialize_with = "present")]
+    pub patch: Option<Value>,
+    #[serde(default)]
+    pub object: Option<String>,
+}
+
+/// A member that is there, `null` included (serde reads a `null` into an
+/// `Option` as `None` otherwise).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// The `object` member of an entry whose object is in the object record.
+const STORED: &str = "stored";
+
+/// The value of a history entry whose journal entry refers to the object
+/// record rather than holding the object (other history entries are empty).
+pub(crate) const REFERS_TO_OBJECT: &[u8] = b"o";
+
+/// What a journal entry holds.
+pub(crate) enum Body {
+    /// The change as a merge patch (for Added and Deleted: the object).
+    Patch(Value),
+    /// Nothing: the object record, at the entry's resourceVersion, is the
+    /// object this Added entry added.
+    Stored,
+}
+
+/// The payload of an Added entry whose object is its record's.
+pub(crate) fn encode_reference(key: &str) -> Vec<u8> {
+    let (mut out, _) = payload_frame(EventKind::Added, key, 0);
+    // Replaces `"patch":`, which the frame ends with.
+    out.truncate(out.len() - br#""patch":"#.len());
+    out.extend_from_slice(br#""object":""#);
+    out.extend_from_slice(STORED.as_bytes());
+    out.extend_from_slice(br#""}"#);
+    out
 }
 
 /// The payload of a journal record, written without re-serializing the
@@ -224,16 +268,25 @@ pub(crate) fn payload_frame(
 }
 
 impl Payload {
-    pub fn into_entry(self, seq: u64, rv: String, at_ms: u64) -> Result<JournalEntry, String> {
+    /// The entry's key and what it holds, or why the payload is no entry.
+    pub fn read(self) -> Result<(ObjectKey, Body), String> {
         let key = entry_key(self.kind, &self.key)?;
-        Ok(JournalEntry {
-            seq,
-            kind: self.kind,
-            key,
-            rv,
-            at: super::state::time_of(at_ms),
-            patch: self.patch,
-        })
+        let body = match (self.patch, self.object.as_deref()) {
+            (Some(patch), None) => Body::Patch(patch),
+            (None, Some(STORED)) if self.kind == EventKind::Added => Body::Stored,
+            (None, Some(STORED)) => {
+                return Err(format!(
+                    "{:?} entry for {key} refers to the object record: only Added entries do",
+                    self.kind
+                ))
+            }
+            (None, Some(other)) => return Err(format!("entry for {key} holds object {other:?}")),
+            (Some(_), Some(_)) => {
+                return Err(format!("entry for {key} holds both a patch and an object"))
+            }
+            (None, None) => return Err(format!("entry for {key} holds no patch")),
+        };
+        Ok((key, body))
     }
 }
 
@@ -243,8 +296,19 @@ impl Payload {
 struct PayloadHead {
     kind: EventKind,
     key: String,
-    #[serde(rename = "patch")]
-    _patch: serde::de::IgnoredAny,
+    #[serde(default, rename = "patch")]
+    _patch: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    object: Option<String>,
+}
+
+/// What [`Collection::entry_head`] reads of a journal entry.
+pub(crate) struct EntryHead {
+    pub key: ObjectKey,
+    pub at: std::time::SystemTime,
+    pub rv: String,
+    /// Whether the entry refers to the object record (see [`Body::Stored`]).
+    pub stored: bool,
 }
 
 /// The key of a journal entry of `kind` for `key`, or why it is not one.
@@ -300,8 +364,14 @@ impl Collection {
             else {
                 return Err(inner.corrupt(format!("history of {key}"), "malformed history entry"));
             };
-            if let Some(bytes) = inner.get(&key::journal_key(seq))? {
-                out.push(self.decode_entry(seq, &bytes)?);
+            let Some(bytes) = inner.get(&key::journal_key(seq))? else {
+                continue;
+            };
+            match self.decode_entry(seq, &bytes) {
+                Ok(entry) => out.push(entry),
+                // Trimmed since the history entry was read.
+                Err(Error::JournalTrimmed { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
@@ -361,7 +431,7 @@ impl Collection {
         let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
         let mut sb = WriteBatch::default();
-        let removed = self.trim_journal(&mut st, &mut sb, limits, &[], floor)?;
+        let removed = self.trim_journal(&mut st, &mut sb, limits, &[], &Default::default(), floor)?;
         if removed > 0 {
             sb.put(key::state_key(), record::seal_value(&st));
             inner.commit(sb)?;
@@ -371,43 +441,113 @@ impl Collection {
     }
 
     pub(crate) fn decode_entry(&self, seq: u64, bytes: &[u8]) -> Result<JournalEntry> {
+        self.decode_entry_read(seq, bytes, false)
+    }
+
+    /// [`Self::decode_entry`]; `again` when `bytes` were read again after
+    /// the object record they refer to was found moved on.
+    fn decode_entry_read(&self, seq: u64, bytes: &[u8], again: bool) -> Result<JournalEntry> {
         let what = format!("journal seq {seq}");
         let (envelope, raw) = self.inner.open_record(&what, bytes)?;
         let payload: Payload = serde_json::from_slice(&raw)
             .map_err(|e| self.inner.corrupt_by(&what, "payload does not parse", e))?;
-        payload
-            .into_entry(seq, envelope.rv, envelope.stored_at_ms)
-            .map_err(|e| self.inner.corrupt(&what, e))
+        let kind = payload.kind;
+        let (key, body) = payload.read().map_err(|e| self.inner.corrupt(&what, e))?;
+        let patch = match body {
+            Body::Patch(patch) => patch,
+            Body::Stored => match self.stored_object(&key, &envelope.rv)? {
+                Some(object) => object,
+                // A write replaced the record since `bytes` were read, and
+                // wrote the object into this entry in the same batch.
+                None if !again => {
+                    return match self.inner.get(&key::journal_key(seq))? {
+                        Some(now) => self.decode_entry_read(seq, &now, true),
+                        None => Err(Error::JournalTrimmed {
+                            collection: self.inner.name.clone(),
+                            after: seq.saturating_sub(1),
+                            first: self.inner.state().journal_first,
+                        }),
+                    }
+                }
+                None => {
+                    return Err(self.inner.corrupt(
+                        &what,
+                        format!(
+                            "refers to the record of {key} at resourceVersion {}, which is gone or holds another",
+                            envelope.rv
+                        ),
+                    ))
+                }
+            },
+        };
+        Ok(JournalEntry {
+            seq,
+            kind,
+            key,
+            rv: envelope.rv,
+            at: super::state::time_of(envelope.stored_at_ms),
+            patch,
+        })
     }
 
-    /// The key and time of a journal entry, with what
-    /// [`Self::decode_entry`] checks, but without building the patch as a
-    /// `Value`: every byte is still read, so a payload that is not JSON is
-    /// still found. What this cannot read, the full decode reports. Trimming
-    /// and checking the journal need no more.
-    pub(crate) fn entry_head(&self, seq: u64, bytes: &[u8]) -> Result<(ObjectKey, std::time::SystemTime)> {
+    /// The object `key` as its record holds it, if the record is at `rv`.
+    fn stored_object(&self, key: &ObjectKey, rv: &str) -> Result<Option<Value>> {
+        let key_str = key.encode();
+        let Some(bytes) = self.inner.get(&key::object_key(&key_str))? else {
+            return Ok(None);
+        };
+        let (envelope, json) = self.inner.open_record(&key_str, &bytes)?;
+        if envelope.rv != rv {
+            return Ok(None);
+        }
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| self.inner.corrupt_by(&key_str, "payload is not JSON", e))
+    }
+
+    /// The key, time and resourceVersion of a journal entry, and whether
+    /// its object is its record's, with what [`Self::decode_entry`] checks
+    /// of the entry itself, but without building the patch as a `Value`
+    /// or reading the record referred to: every byte is still read, so a
+    /// payload that is not JSON is still found. What this cannot read, the
+    /// full decode reports. Trimming and checking the journal need no more.
+    pub(crate) fn entry_head(&self, seq: u64, bytes: &[u8]) -> Result<EntryHead> {
         let what = format!("journal seq {seq}");
         let (envelope, raw) = self.inner.open_record(&what, bytes)?;
         let head = std::str::from_utf8(&raw)
             .ok()
             .and_then(|text| serde_json::from_str::<PayloadHead>(text).ok());
+        let at = super::state::time_of(envelope.stored_at_ms);
         match head {
             Some(head) => entry_key(head.kind, &head.key)
-                .map(|key| (key, super::state::time_of(envelope.stored_at_ms)))
+                .map(|key| EntryHead {
+                    key,
+                    at,
+                    rv: envelope.rv,
+                    stored: head.object.is_some(),
+                })
                 .map_err(|e| self.inner.corrupt(&what, e)),
-            None => self.decode_entry(seq, bytes).map(|e| (e.key, e.at)),
+            None => self.decode_entry(seq, bytes).map(|e| EntryHead {
+                key: e.key,
+                at: e.at,
+                rv: e.rv,
+                stored: false,
+            }),
         }
     }
 
     /// Removes the oldest entries (committed ones, then `pending` ones of the
     /// batch being built) until `st` is within `limits`. Runs inside the
-    /// caller's batch, so the trim is atomic with what caused it.
+    /// caller's batch, so the trim is atomic with what caused it; `resized`
+    /// holds the new sizes of committed entries that batch rewrites (`None`:
+    /// removes).
     pub(crate) fn trim_journal(
         &self,
         st: &mut State,
         sb: &mut WriteBatch,
         limits: JournalLimits,
         pending: &[(u64, String, u64)],
+        resized: &std::collections::HashMap<u64, Option<u64>>,
         floor: u64,
     ) -> Result<u64> {
         let over =
@@ -434,13 +574,20 @@ impl Collection {
                 let (k, v) = item?;
                 let seq = key::journal_seq(&k)
                     .ok_or_else(|| self.inner.corrupt("journal", "malformed journal key"))?;
+                // An entry this batch rewrote is counted at its new size;
+                // one it removed, already.
+                let len = match resized.get(&seq) {
+                    Some(Some(len)) => *len,
+                    Some(None) => continue,
+                    None => v.len() as u64,
+                };
                 let entry = self.entry_head(seq, &v);
-                let expired = matches!((&entry, cutoff), (Ok((_, at)), Some(c)) if *at < c);
+                let expired = matches!((&entry, cutoff), (Ok(head), Some(c)) if head.at < c);
                 if (!over(st) && !expired) || st.journal_len <= floor {
                     break;
                 }
                 let key = match entry {
-                    Ok((key, _)) => Some(key.encode()),
+                    Ok(head) => Some(head.key.encode()),
                     Err(Error::Corrupt { reason, .. }) => {
                         // Its history entry stays behind; history() skips it.
                         tracing::warn!(collection = %self.inner.name, seq, %reason, "trimming a corrupt journal entry");
@@ -448,7 +595,7 @@ impl Collection {
                     }
                     Err(e) => return Err(e),
                 };
-                drop_entry(st, sb, seq, key.as_deref(), v.len() as u64);
+                drop_entry(st, sb, seq, key.as_deref(), len);
             }
         }
         for (seq, key, len) in pending {
@@ -491,18 +638,67 @@ mod tests {
             let raw = encode_payload(kind, "ns/a\"b", &serde_json::to_vec(&patch).unwrap());
             let back: Payload = serde_json::from_slice(&raw).unwrap();
             assert_eq!(
-                (back.kind, back.key.as_str(), &back.patch),
-                (kind, "ns/a\"b", &patch)
+                (back.kind, back.key.as_str(), back.patch.as_ref()),
+                (kind, "ns/a\"b", Some(&patch))
             );
+            let (key, body) = back.read().unwrap();
+            assert_eq!(key, ObjectKey::namespaced("ns", "a\"b"));
+            assert!(matches!(body, Body::Patch(p) if p == patch));
         }
+        // A null patch (a delete of an unreadable record) is a patch.
+        let raw = encode_payload(EventKind::Deleted, "ns/a", b"null");
+        let back: Payload = serde_json::from_slice(&raw).unwrap();
+        assert!(matches!(back.read().unwrap().1, Body::Patch(Value::Null)));
+        // An Added entry that refers to its object's record.
+        let raw = encode_reference("ns/a\"b");
+        let back: Payload = serde_json::from_slice(&raw).unwrap();
+        let (key, body) = back.read().unwrap();
+        assert_eq!(key, ObjectKey::namespaced("ns", "a\"b"));
+        assert!(matches!(body, Body::Stored));
     }
 
     #[test]
-    fn a_journal_entry_of_kind_resync_is_refused() {
-        let raw = encode_payload(EventKind::Resync, "ns/a", b"{}");
-        let payload: Payload = serde_json::from_slice(&raw).unwrap();
-        let err = payload.into_entry(7, "5".into(), 0).unwrap_err();
+    fn a_payload_that_is_no_entry_is_refused_naming_why() {
+        let refused = |json: &str| {
+            let payload: Payload = serde_json::from_str(json).unwrap();
+            payload.read().err().unwrap_or_else(|| panic!("{json} was read as an entry"))
+        };
+        let err = refused(&String::from_utf8(encode_payload(EventKind::Resync, "ns/a", b"{}")).unwrap());
         assert!(err.contains("Resync") && err.contains("ns/a"), "{err}");
+        let err = refused(r#"{"kind":"Modified","key":"ns/a","object":"stored"}"#);
+        assert!(err.contains("Modified") && err.contains("only Added"), "{err}");
+        let err = refused(r#"{"kind":"Added","key":"ns/a","object":"elsewhere"}"#);
+        assert!(err.contains("elsewhere"), "{err}");
+        let err = refused(r#"{"kind":"Added","key":"ns/a","patch":{},"object":"stored"}"#);
+        assert!(err.contains("both"), "{err}");
+        let err = refused(r#"{"kind":"Added","key":"ns/a"}"#);
+        assert!(err.contains("no patch"), "{err}");
+    }
+
+    #[test]
+    fn a_reference_read_before_its_record_was_replaced_is_read_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(tmp.path().join("s")).unwrap();
+        let c = crate::store::json::configmaps(&store);
+        let cm = |rv: &str, v: &str| {
+            json!({"metadata": {"name": "a", "namespace": "ns", "resourceVersion": rv}, "data": {"k": v}})
+        };
+        let upsert = |obj: Value, rv: &str| crate::store::Batch {
+            deltas: vec![crate::store::Delta::Upsert(obj)],
+            rv: Some(rv.into()),
+        };
+        c.apply(upsert(cm("1", "one"), "1")).unwrap();
+        // What a reader scanning the journal read just before the write.
+        let read = c.inner.get(&key::journal_key(1)).unwrap().unwrap();
+        c.apply(upsert(cm("2", "two"), "2")).unwrap();
+        assert_ne!(c.inner.get(&key::journal_key(1)).unwrap().unwrap(), read);
+        let entry = c.decode_entry(1, &read).unwrap();
+        assert_eq!((entry.kind, entry.rv.as_str()), (EventKind::Added, "1"));
+        assert_eq!(entry.patch, cm("1", "one"));
+        // Trimmed meanwhile: said so, not reported as damage.
+        c.compact_journal(0).unwrap();
+        let err = c.decode_entry(1, &read).unwrap_err();
+        assert!(matches!(err, Error::JournalTrimmed { .. }), "{err}");
     }
 
     #[test]

@@ -333,7 +333,8 @@ pub fn seal_payload(
 /// Lays out a full record around a payload already compressed (with
 /// `dictionary` if given) from `raw_len` bytes of JSON. The payload may be
 /// several zstd frames back to back: they decompress to their contents
-/// concatenated, which is how a journal entry reuses its object's frame.
+/// concatenated (schema v2 wrote Added journal entries that way, reusing
+/// their object's frame).
 pub fn seal_compressed(
     payload: &[u8],
     raw_len: usize,

@@ -8,9 +8,10 @@ use bincode::{Decode, Encode};
 
 /// Layout of the state record in the current schema; the first byte of the
 /// encoded record, so migrations can tell layouts apart.
-pub(crate) const STATE_LAYOUT: u8 = 2;
+pub(crate) const STATE_LAYOUT: u8 = 3;
 
-/// The state of one collection (schema v2 layout).
+/// The state of one collection (schema v3 layout: v2's fields, under a
+/// layout byte that tells a v3 store's data from a v2 one's).
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub(crate) struct State {
     /// Always [`STATE_LAYOUT`]; first so that it is the first byte on disk.

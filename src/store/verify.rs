@@ -2,7 +2,7 @@
 //! payload, every index entry against the objects, the journal and the
 //! counters of the state record. Problems are reported by key, not fixed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -10,6 +10,7 @@ use super::collection::Collection;
 use super::error::{Error, Result};
 use super::head::ObjectHead;
 use super::index;
+use super::journal;
 use super::key::{self, prefix};
 use super::record;
 use super::short_names;
@@ -103,6 +104,9 @@ impl Collection {
             .clone();
         let mut expected = BTreeSet::new();
         let (mut stored_bytes, mut raw_bytes) = (0u64, 0u64);
+        // Each readable record's resourceVersion, which the journal's
+        // entries that refer to their object's record must name.
+        let mut record_rvs = HashMap::new();
         for item in inner.scan_prefix(&[prefix::OBJECT])? {
             let (k, v) = item?;
             report.objects += 1;
@@ -117,6 +121,7 @@ impl Collection {
                 }
             };
             raw_bytes += envelope.raw_len as u64;
+            record_rvs.insert(key_str.clone(), envelope.rv.clone());
             // User indexers take the whole object; the label index and the
             // checks below need only its metadata.
             let head = match indexers.is_empty() {
@@ -215,6 +220,9 @@ impl Collection {
 
         let mut journal_bytes = 0u64;
         let mut seqs = BTreeSet::new();
+        let mut stored = BTreeSet::new();
+        let mut marks = BTreeSet::new();
+        let mut seqs_with_history = BTreeSet::new();
         for item in inner.scan_prefix(&[prefix::JOURNAL])? {
             let (k, v) = item?;
             report.journal_entries += 1;
@@ -234,8 +242,29 @@ impl Collection {
                     ),
                 );
             }
-            if let Err(e) = self.entry_head(seq, &v) {
-                report.record(e);
+            match self.entry_head(seq, &v) {
+                Ok(head) if head.stored => {
+                    stored.insert(seq);
+                    let key_str = head.key.encode();
+                    match record_rvs.get(&key_str) {
+                        Some(rv) if *rv == head.rv => {}
+                        // An unreadable record is reported above.
+                        _ if corrupt_keys.contains(&key_str) => {}
+                        found => report.problem(
+                            format!("journal seq {seq}"),
+                            format!(
+                                "refers to the record of {key_str} at resourceVersion {}, which {}",
+                                head.rv,
+                                match found {
+                                    Some(rv) => format!("is at {rv}"),
+                                    None => "is missing".to_string(),
+                                }
+                            ),
+                        ),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => report.record(e),
             }
         }
         if report.journal_entries != st.journal_len || journal_bytes != st.journal_bytes {
@@ -248,19 +277,56 @@ impl Collection {
             );
         }
         for item in inner.scan_prefix(&[prefix::HISTORY])? {
-            let (k, _) = item?;
+            let (k, v) = item?;
             let seq = k
                 .len()
                 .checked_sub(8)
                 .and_then(|at| k[at..].try_into().ok())
                 .map(u64::from_be_bytes);
-            if !seq.is_some_and(|s| seqs.contains(&s)) {
+            if let Some(seq) = seq {
+                seqs_with_history.insert(seq);
+            }
+            let Some(seq) = seq.filter(|s| seqs.contains(s)) else {
                 report.problem(
                     "history",
                     format!(
                         "entry {:?} names no journal entry",
                         String::from_utf8_lossy(&k)
                     ),
+                );
+                continue;
+            };
+            // The mark is how the write that replaces a record finds the
+            // entry to give the object to: an entry without it would lose
+            // its content then.
+            let marked = match v.as_slice() {
+                [] => false,
+                m if m == journal::REFERS_TO_OBJECT => true,
+                other => {
+                    report.problem(
+                        format!("history of journal seq {seq}"),
+                        format!("unknown value {other:?}"),
+                    );
+                    continue;
+                }
+            };
+            if marked {
+                marks.insert(seq);
+            }
+            // (A mark on an entry that holds its object is harmless: the
+            // write that finds it writes the same object into it.)
+            if !marked && stored.contains(&seq) {
+                report.problem(
+                    format!("history of journal seq {seq}"),
+                    "does not mark an entry that refers to its object's record",
+                );
+            }
+        }
+        for seq in stored.difference(&marks) {
+            if !seqs_with_history.contains(seq) {
+                report.problem(
+                    format!("journal seq {seq}"),
+                    "refers to its object's record, but has no history entry to say so",
                 );
             }
         }
@@ -290,7 +356,7 @@ mod tests {
     use crate::store::engine::WriteBatch;
     use crate::store::json::configmaps;
     use crate::store::record::RecordMeta;
-    use crate::store::{Batch, Delta, IndexFn, Store};
+    use crate::store::{Batch, Delta, EventKind, IndexFn, Store};
 
     fn cm(name: &str, rv: &str, app: &str) -> Value {
         json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv,
@@ -462,6 +528,16 @@ mod tests {
                 [],
                 "delete: {delete}: the store is sound again"
             );
+            // a's Added entry referred to the record that was lost: it went
+            // with it, and the journal reads on.
+            let kinds: Vec<_> = c.history(&a).unwrap().iter().map(|e| e.kind).collect();
+            let last = if delete {
+                EventKind::Deleted
+            } else {
+                EventKind::Modified
+            };
+            assert_eq!(kinds, [last], "delete: {delete}");
+            assert_eq!(c.journal_since(0).unwrap().len(), 2, "delete: {delete}");
         }
     }
 
@@ -559,6 +635,58 @@ mod tests {
         assert!(
             found.iter().all(|(k, _)| k == "state"),
             "a well-formed entry is not damage: {found:?}"
+        );
+    }
+
+    #[test]
+    fn a_reference_to_a_record_that_moved_on_or_without_its_mark_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, c) = store_of_two(&tmp);
+        // Both Added entries refer to their records.
+        assert_eq!(
+            c.inner
+                .get(&key::history_entry("ns/a", 1))
+                .unwrap()
+                .unwrap(),
+            journal::REFERS_TO_OBJECT
+        );
+
+        // a's record replaced behind the store's back, its entry not given
+        // the object first.
+        object(&c, "a", &cm("a", "5", "web"), "5");
+        let found = reasons(&c);
+        assert!(
+            found.contains(&(
+                "journal seq 1".to_string(),
+                "refers to the record of ns/a at resourceVersion 1, which is at 5".to_string()
+            )),
+            "{found:?}"
+        );
+        let err = c.history(&ObjectKey::namespaced("ns", "a")).unwrap_err();
+        assert!(err.to_string().contains("journal seq 1"), "{err}");
+
+        // b's mark lost: the next write of b would not give the entry its object.
+        let mut batch = WriteBatch::default();
+        batch.put(key::history_entry("ns/b", 2), []);
+        c.inner.commit(batch).unwrap();
+        let found = reasons(&c);
+        assert!(
+            found.contains(&(
+                "history of journal seq 2".to_string(),
+                "does not mark an entry that refers to its object's record".to_string()
+            )),
+            "{found:?}"
+        );
+        let mut batch = WriteBatch::default();
+        batch.delete(key::history_entry("ns/b", 2));
+        c.inner.commit(batch).unwrap();
+        let found = reasons(&c);
+        assert!(
+            found.contains(&(
+                "journal seq 2".to_string(),
+                "refers to its object's record, but has no history entry to say so".to_string()
+            )),
+            "{found:?}"
         );
     }
 }

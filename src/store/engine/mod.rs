@@ -107,6 +107,10 @@ impl<E: Engine> Engine for Guarded<E> {
         })))
     }
 
+    fn last(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<Entry>> {
+        self.call(|e| e.last(space, range))
+    }
+
     fn write(&self, space: &str, batch: WriteBatch, durable: bool) -> Result<()> {
         self.call(|e| e.write(space, batch, durable))
     }
@@ -255,6 +259,10 @@ pub(crate) trait Engine: Send + Sync {
     /// The entries of `space` with keys in `range`, in key order.
     fn scan(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Scan>;
 
+    /// The entry of `space` with the greatest key in `range`: one seek from
+    /// the end, however many entries the range holds.
+    fn last(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<Entry>>;
+
     /// Applies `batch` to `space` atomically (creating the space if
     /// needed): after a crash either all of it or none of it is there, and
     /// of several batches, a prefix. Durable once it returns when `durable`
@@ -321,6 +329,19 @@ pub(crate) fn scan_prefix(db: &dyn Engine, space: &str, prefix: &[u8]) -> Result
         None => Bound::Unbounded,
     };
     db.scan(space, (Bound::Included(prefix.to_vec()), end))
+}
+
+/// The entry of `space` with the greatest key starting with `prefix`.
+pub(crate) fn last_with_prefix(
+    db: &dyn Engine,
+    space: &str,
+    prefix: &[u8],
+) -> Result<Option<Entry>> {
+    let end = match prefix_end(prefix) {
+        Some(end) => Bound::Excluded(end),
+        None => Bound::Unbounded,
+    };
+    db.last(space, (Bound::Included(prefix.to_vec()), end))
 }
 
 /// The smallest key greater than every key starting with `prefix`.

@@ -18,7 +18,7 @@ use redb::{
     TableError, TableHandle,
 };
 
-use super::{Engine, EngineKind, Scan, WriteBatch};
+use super::{Engine, EngineKind, Entry, Scan, WriteBatch};
 use crate::store::directory;
 use crate::store::error::{out_of_space, Error, Result};
 
@@ -208,6 +208,22 @@ impl Engine for RedbEngine {
             item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
                 .map_err(|e| to_error(&store, e.into()))
         })))
+    }
+
+    fn last(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<Entry>> {
+        let txn = self.begin_read()?;
+        let t = match txn.open_table(table(space)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (as_ref(&range.0), as_ref(&range.1));
+        let mut iter = t.range::<&[u8]>(bounds).map_err(|e| self.err(e))?;
+        match iter.next_back() {
+            Some(Ok((k, v))) => Ok(Some((k.value().to_vec(), v.value().to_vec()))),
+            Some(Err(e)) => Err(self.err(e)),
+            None => Ok(None),
+        }
     }
 
     fn write(&self, space: &str, batch: WriteBatch, durable: bool) -> Result<()> {

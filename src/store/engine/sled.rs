@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
-use super::{Engine, EngineKind, Scan, WriteBatch};
+use super::{Engine, EngineKind, Entry, Scan, WriteBatch};
 use crate::store::error::{out_of_space, Error, Result};
 use crate::store::{directory, DEFAULT_SPACE};
 
@@ -155,6 +155,14 @@ impl Engine for SledEngine {
             item.map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(|e| to_error(&store, e))
         })))
+    }
+
+    fn last(&self, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<Entry>> {
+        match self.tree(space)?.range::<Vec<u8>, _>(range).next_back() {
+            Some(Ok((k, v))) => Ok(Some((k.to_vec(), v.to_vec()))),
+            Some(Err(e)) => Err(self.err(e)),
+            None => Ok(None),
+        }
     }
 
     fn write(&self, space: &str, batch: WriteBatch, durable: bool) -> Result<()> {

@@ -81,7 +81,10 @@ fn inspect_describes_each_collection() {
     let pods: Vec<&str> = lines[pods_at + 1..pods_at + 13].to_vec();
     assert_eq!(pods[0], "  Resource:        v1 Pod (namespaced)");
     assert_eq!(pods[1], "  Short names:     po");
-    assert_eq!(pods[2], "  Schema version:  2");
+    assert_eq!(
+        pods[2],
+        format!("  Schema version:  {}", kube_persist::store::SCHEMA_VERSION)
+    );
     assert_eq!(
         pods[3],
         "  State:           resumable (a restart serves these objects and resumes the watch)"

@@ -137,7 +137,11 @@ fn repair_keeps_the_schema(path: &Path, repair_key: &[&str], read_key: &[&str]) 
     let dir = path.to_str().unwrap();
     let marker = path.join("kube-persist.json");
     let original = json_of(&marker);
-    assert_eq!(original["schema_version"], 2, "{original}");
+    assert_eq!(
+        original["schema_version"],
+        kube_persist::store::SCHEMA_VERSION,
+        "{original}"
+    );
     std::fs::remove_file(&marker).unwrap();
     let run = |args: &[&str], key: &[&str]| {
         let args = [args, key].concat();
@@ -152,7 +156,10 @@ fn repair_keeps_the_schema(path: &Path, repair_key: &[&str], read_key: &[&str]) 
     }
     run(&["list", dir, "-r", "pods"], read_key);
     run(&["compact", dir], read_key);
-    assert_eq!(json_of(&marker)["schema_version"], 2);
+    assert_eq!(
+        json_of(&marker)["schema_version"],
+        kube_persist::store::SCHEMA_VERSION
+    );
 }
 
 crate::engine_test! {

@@ -6,6 +6,7 @@
 mod codec;
 #[cfg(feature = "cli")]
 mod encryption;
+mod references;
 #[cfg(feature = "cli")]
 mod schema;
 mod secrets;

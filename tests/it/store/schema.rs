@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::engine_test;
 use crate::support::store::{
-    files as snapshot, on, pod, pods_id, realistic_pod, store_one_pod, upserts,
+    files as snapshot, on, pod, pods_id, realistic_pod, store_one_pod, upserts, Rng,
 };
 use kube_persist::migrations::{v1, SCHEMA_VERSION};
 use kube_persist::store::{
@@ -268,17 +268,15 @@ fn accepted_by_sled_only_builds(marker: &Value) -> bool {
 engine_test! {
     /// A redb store opened by a build that knows only sled would get sled
     /// files written beside its data and its marker rewritten without its
-    /// engine: such builds must refuse it. A sled store stays theirs to read.
-    fn only_a_sled_store_is_open_to_builds_from_before_redb(engine) {
+    /// engine; a schema-v3 store of either engine would have its Added
+    /// entries that refer to their records read as damage. Such builds
+    /// must refuse both.
+    fn no_store_is_open_to_builds_from_before_redb(engine) {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("s");
         store_one_pod(&Store::open_with(&path, on(engine)).unwrap());
         let written = marker(&path);
-        assert_eq!(
-            accepted_by_sled_only_builds(&written),
-            engine == EngineKind::Sled,
-            "{written}"
-        );
+        assert!(!accepted_by_sled_only_builds(&written), "{written}");
         // Also once the store has been reopened, written to and compacted.
         store_one_pod(&Store::open(&path).unwrap());
         Store::compact(&path, Default::default()).unwrap();
@@ -297,7 +295,6 @@ fn a_redb_store_marked_the_older_way_opens_and_its_writer_remarks_it() {
     let mut old = marker(&path);
     old["format"] = "kube-persist".into();
     std::fs::write(path.join("kube-persist.json"), old.to_string()).unwrap();
-    assert!(accepted_by_sled_only_builds(&old));
 
     let before = snapshot(&path);
     let reader = Store::open_read_only(&path).unwrap();
@@ -342,9 +339,17 @@ fn a_marker_naming_two_engines_is_reported_not_guessed() {
 /// migrations/fixtures/README.md) into `dir`; returns the store's path and
 /// what that code read from it.
 fn unpack_v2_sled_fixture(dir: &Path) -> (std::path::PathBuf, Value) {
+    let path = unpack_fixture(dir, "v2-sled");
+    let expected = std::fs::read(path.join("expected.json")).unwrap();
+    std::fs::remove_file(path.join("expected.json")).unwrap();
+    (path, serde_json::from_slice(&expected).unwrap())
+}
+
+/// Unpacks `migrations/fixtures/NAME.tar.zst` into `dir`; returns `dir/NAME`.
+fn unpack_fixture(dir: &Path, name: &str) -> std::path::PathBuf {
     use std::io::Write;
     let packed = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/fixtures/v2-sled.tar.zst"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("migrations/fixtures/{name}.tar.zst")),
     )
     .unwrap();
     let tar = zstd::decode_all(packed.as_slice()).unwrap();
@@ -356,10 +361,105 @@ fn unpack_v2_sled_fixture(dir: &Path) -> (std::path::PathBuf, Value) {
         .unwrap();
     untar.stdin.take().unwrap().write_all(&tar).unwrap();
     assert!(untar.wait().unwrap().success());
-    let path = dir.join("v2-sled");
-    let expected = std::fs::read(path.join("expected.json")).unwrap();
-    std::fs::remove_file(path.join("expected.json")).unwrap();
-    (path, serde_json::from_slice(&expected).unwrap())
+    dir.join(name)
+}
+
+/// Every version of every object that `benches/store_profile.rs` wrote
+/// into the redb fixture (`60 modify`: 60 pods relisted, then 2,000
+/// modifications in batches of 100), in order, computed the way it
+/// computed them.
+fn v2_redb_fixture_versions() -> std::collections::BTreeMap<ObjectKey, Vec<Value>> {
+    let n = 60;
+    let key_of = |i: u64| ObjectKey::namespaced(format!("ns{}", i % 50), format!("pod-{i}"));
+    let pod_at = |i: u64, rv: u64| {
+        let k = key_of(i);
+        realistic_pod(k.namespace.as_deref().unwrap(), &k.name, rv, i)
+    };
+    let mut versions: std::collections::BTreeMap<ObjectKey, Vec<Value>> = (0..n)
+        .map(|i| (key_of(i), vec![pod_at(i, i + 1)]))
+        .collect();
+    let mut rng = Rng::new(7);
+    let mut rv = n + 1;
+    for _ in 0..20 {
+        for j in 0..100 {
+            let i = rng.below(n);
+            versions
+                .get_mut(&key_of(i))
+                .unwrap()
+                .push(pod_at(i, rv + j));
+        }
+        rv += 100;
+    }
+    versions
+}
+
+/// Checks that `store` holds the redb fixture's objects, each with a
+/// history that replays to every version written, and that it verifies.
+fn holds_the_v2_redb_fixture(store: &Store) {
+    let versions = v2_redb_fixture_versions();
+    let c = store.find_collection(&pods_id()).unwrap().unwrap();
+    assert_eq!(c.len(), versions.len());
+    for (key, written) in &versions {
+        assert_eq!(c.get(key).unwrap().as_ref(), written.last(), "{key}");
+        let history = c.history(key).unwrap();
+        let mut state: Option<Value> = None;
+        let replayed: Vec<Value> = history
+            .iter()
+            .map(|e| {
+                match state.as_mut() {
+                    None => state = Some(e.patch.clone()),
+                    Some(s) => json_patch::merge(s, &e.patch),
+                }
+                state.clone().unwrap()
+            })
+            .collect();
+        assert_eq!(&replayed, written, "history of {key}");
+    }
+    assert_eq!(c.journal_since(0).unwrap().len(), 2060);
+    let problems = c.verify().unwrap().problems;
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// A redb store written by the schema-v2 code (see
+/// migrations/fixtures/README.md) reads in full, read-only and after its
+/// migration, and takes writes after it.
+#[test]
+fn a_v2_redb_store_is_migrated_and_keeps_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = unpack_fixture(tmp.path(), "v2-redb");
+    assert_eq!(marker(&path)["schema_version"], 2);
+    assert_eq!(marker(&path)["engine"], "redb");
+    let before = snapshot(&path);
+    holds_the_v2_redb_fixture(&Store::open_read_only(&path).unwrap());
+    let mut after = snapshot(&path);
+    after.remove(&path.join("lock"));
+    assert_eq!(after, before, "a reader changed the store");
+
+    let store = Store::open_existing(&path).unwrap();
+    assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
+    assert_eq!(store.engine(), EngineKind::Redb);
+    holds_the_v2_redb_fixture(&store);
+
+    // A v2 Added entry (the object in full) replaced; a new v3 one.
+    let c = store.collection(&pods_id()).unwrap();
+    let key = ObjectKey::namespaced("ns3", "pod-3");
+    let mut next = c.get(&key).unwrap().unwrap();
+    next["metadata"]["resourceVersion"] = json!("5000");
+    next["metadata"]["labels"]["moved"] = json!("yes");
+    let added = realistic_pod("ns9", "new", 5001, 9);
+    let earlier = c.history(&key).unwrap();
+    c.apply(upserts(vec![next.clone(), added.clone()], 5001))
+        .unwrap();
+    let history = c.history(&key).unwrap();
+    assert_eq!(history.len(), earlier.len() + 1);
+    assert_eq!(history[0].patch, earlier[0].patch);
+    assert_eq!(c.by_index("label", "moved=yes").unwrap(), [next]);
+    assert_eq!(
+        c.history(&ObjectKey::namespaced("ns9", "new")).unwrap()[0].patch,
+        added
+    );
+    let problems = c.verify().unwrap().problems;
+    assert!(problems.is_empty(), "{problems:?}");
 }
 
 /// Everything the fixture's generator read back from its store, read the
@@ -438,8 +538,11 @@ fn dump(store: &Store) -> Value {
 #[test]
 fn a_store_from_before_the_engine_choice_opens_as_sled_with_everything_in_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (path, expected) = unpack_v2_sled_fixture(tmp.path());
+    let (path, mut expected) = unpack_v2_sled_fixture(tmp.path());
     assert!(marker(&path).get("engine").is_none());
+    assert_eq!(expected["schema_version"], 2);
+    // Everything else reads as that code read it, through this build's schema.
+    expected["schema_version"] = json!(SCHEMA_VERSION);
     assert_eq!(expected["collections"].as_array().unwrap().len(), 3);
 
     let before = snapshot(&path);
@@ -472,8 +575,35 @@ fn a_store_from_before_the_engine_choice_opens_as_sled_with_everything_in_it() {
     };
     finds_everything(Store::open_existing(&path).unwrap());
     finds_everything(Store::open(&path).unwrap());
-    // Still a store the sled-only build reads.
-    assert!(accepted_by_sled_only_builds(&marker(&path)));
+    // Migrated by the writer: the sled-only build, which would read the
+    // entries written from now on as damage, refuses it.
+    assert_eq!(marker(&path)["schema_version"], SCHEMA_VERSION);
+    assert!(!accepted_by_sled_only_builds(&marker(&path)));
+
+    // Written to after the migration: an Added entry the v2 code wrote in
+    // full, then replaced; a new object, whose entry refers to its record.
+    let store = Store::open(&path).unwrap();
+    let c = store.collection(&pods_id()).unwrap();
+    let p36 = ObjectKey::namespaced("ns0", "p36");
+    let before = c.history(&p36).unwrap();
+    assert_eq!(before.len(), 1);
+    let mut next = c.get(&p36).unwrap().unwrap();
+    next["metadata"]["resourceVersion"] = json!("900");
+    next["status"]["phase"] = json!("Failed");
+    let added = pod("ns9", "new", 901, &[("app", "web")]);
+    c.apply(upserts(vec![next.clone(), added.clone()], 901))
+        .unwrap();
+    let after = c.history(&p36).unwrap();
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0].patch, before[0].patch);
+    assert_eq!(
+        after[1].patch,
+        json!({"metadata": {"resourceVersion": "900"}, "status": {"phase": "Failed"}})
+    );
+    let new_key = ObjectKey::namespaced("ns9", "new");
+    assert_eq!(c.history(&new_key).unwrap()[0].patch, added);
+    let problems = c.verify().unwrap().problems;
+    assert!(problems.is_empty(), "{problems:?}");
 }
 
 engine_test! {
