@@ -400,8 +400,8 @@ impl Builder<'_> {
             tracing::warn!(collection = %self.inner.name, key = key_str, seq, "the Added journal entry that referred to an unreadable record is dropped: its object is lost");
             self.sb.delete(key::journal_key(seq));
             self.sb.delete(key::history_entry(key_str, seq));
-            self.st.journal_len -= 1;
-            self.st.journal_bytes -= old_len;
+            self.st.journal_len = self.st.journal_len.saturating_sub(1);
+            self.st.journal_bytes = self.st.journal_bytes.saturating_sub(old_len);
             self.resized.insert(seq, None);
             return Ok(());
         };
@@ -429,7 +429,7 @@ impl Builder<'_> {
             })
             .map_err(|e| self.encode_error(format!("journal entry {seq}"), e))?;
         let len = rec.len() as u64;
-        self.st.journal_bytes = self.st.journal_bytes + len - old_len;
+        self.st.journal_bytes = (self.st.journal_bytes + len).saturating_sub(old_len);
         match pending {
             Some(at) => self.journal[at].2 = len,
             None => {

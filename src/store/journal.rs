@@ -271,22 +271,32 @@ impl Payload {
     /// The entry's key and what it holds, or why the payload is no entry.
     pub fn read(self) -> Result<(ObjectKey, Body), String> {
         let key = entry_key(self.kind, &self.key)?;
-        let body = match (self.patch, self.object.as_deref()) {
-            (Some(patch), None) => Body::Patch(patch),
-            (None, Some(STORED)) if self.kind == EventKind::Added => Body::Stored,
-            (None, Some(STORED)) => {
-                return Err(format!(
-                    "{:?} entry for {key} refers to the object record: only Added entries do",
-                    self.kind
-                ))
-            }
-            (None, Some(other)) => return Err(format!("entry for {key} holds object {other:?}")),
-            (Some(_), Some(_)) => {
-                return Err(format!("entry for {key} holds both a patch and an object"))
-            }
-            (None, None) => return Err(format!("entry for {key} holds no patch")),
-        };
-        Ok((key, body))
+        let stored = refers_to_record(self.kind, &key, self.patch.is_some(), self.object.as_deref())?;
+        Ok(match self.patch {
+            Some(patch) if !stored => (key, Body::Patch(patch)),
+            _ => (key, Body::Stored),
+        })
+    }
+}
+
+/// Whether an entry of `kind` for `key`, holding a patch or not and the
+/// `object` member given, refers to its object's record; or why it is no
+/// entry. The one rule [`Payload::read`] and [`Collection::entry_head`] share.
+fn refers_to_record(
+    kind: EventKind,
+    key: &ObjectKey,
+    has_patch: bool,
+    object: Option<&str>,
+) -> Result<bool, String> {
+    match (has_patch, object) {
+        (true, None) => Ok(false),
+        (false, Some(STORED)) if kind == EventKind::Added => Ok(true),
+        (false, Some(STORED)) => Err(format!(
+            "{kind:?} entry for {key} refers to the object record: only Added entries do"
+        )),
+        (false, Some(other)) => Err(format!("entry for {key} holds object {other:?}")),
+        (true, Some(_)) => Err(format!("entry for {key} holds both a patch and an object")),
+        (false, None) => Err(format!("entry for {key} holds no patch")),
     }
 }
 
@@ -296,10 +306,18 @@ impl Payload {
 struct PayloadHead {
     kind: EventKind,
     key: String,
-    #[serde(default, rename = "patch")]
-    _patch: Option<serde::de::IgnoredAny>,
+    /// `None` when absent (a `null` patch is a patch).
+    #[serde(default, deserialize_with = "present_any")]
+    patch: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     object: Option<String>,
+}
+
+/// [`present`] for a member read through.
+fn present_any<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde::de::IgnoredAny>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
 }
 
 /// What [`Collection::entry_head`] reads of a journal entry.
@@ -520,11 +538,19 @@ impl Collection {
         let at = super::state::time_of(envelope.stored_at_ms);
         match head {
             Some(head) => entry_key(head.kind, &head.key)
-                .map(|key| EntryHead {
-                    key,
-                    at,
-                    rv: envelope.rv,
-                    stored: head.object.is_some(),
+                .and_then(|key| {
+                    let stored = refers_to_record(
+                        head.kind,
+                        &key,
+                        head.patch.is_some(),
+                        head.object.as_deref(),
+                    )?;
+                    Ok(EntryHead {
+                        key,
+                        at,
+                        rv: envelope.rv,
+                        stored,
+                    })
                 })
                 .map_err(|e| self.inner.corrupt(&what, e)),
             None => self.decode_entry(seq, bytes).map(|e| EntryHead {

@@ -631,6 +631,31 @@ mod tests {
                 && r.starts_with("journal key \"a/b/c\"")),
             "{found:?}"
         );
+        // What a reader refuses, the check names too.
+        for (payload, why) in [
+            (r#"{"kind":"Added","key":"ns/b"}"#, "holds no patch"),
+            (
+                r#"{"kind":"Modified","key":"ns/b","object":"stored"}"#,
+                "only Added entries do",
+            ),
+            (
+                r#"{"kind":"Added","key":"ns/b","object":"elsewhere"}"#,
+                "holds object \"elsewhere\"",
+            ),
+            (
+                r#"{"kind":"Added","key":"ns/b","patch":null,"object":"stored"}"#,
+                "both a patch and an object",
+            ),
+        ] {
+            let found = entry(payload);
+            assert!(
+                found
+                    .iter()
+                    .any(|(k, r)| k == &format!("journal seq {seq}") && r.contains(why)),
+                "{payload}: {found:?}"
+            );
+            assert!(c.journal_since(0).is_err(), "{payload}");
+        }
         let found = entry(r#"{"kind":"Added","key":"ns/b","patch":{"metadata":{"name":"b"}}}"#);
         assert!(
             found.iter().all(|(k, _)| k == "state"),
