@@ -87,6 +87,31 @@ pub(crate) fn state_records(db: &dyn Engine) -> Result<Vec<StateRecord>> {
     Ok(found)
 }
 
+/// Replaces the state record of every collection at schema `from` by what
+/// `next` makes of it (given the space and the record), then makes it all
+/// durable: a schema step whose data change is the state record's.
+pub(crate) fn rewrite_states(
+    db: &dyn Engine,
+    from: u32,
+    mut next: impl FnMut(&str, &[u8]) -> Result<crate::store::state::State>,
+) -> Result<()> {
+    for StateRecord {
+        space,
+        schema,
+        bytes,
+    } in state_records(db)?
+    {
+        if schema != from {
+            continue;
+        }
+        let state = next(&space, &bytes)?;
+        let mut batch = crate::store::engine::WriteBatch::default();
+        batch.put(crate::store::state_key(), crate::store::record::seal_value(&state));
+        db.write(&space, batch, false)?;
+    }
+    db.sync()
+}
+
 /// The spaces of a database holding a collection each (every schema).
 fn collection_spaces(db: &dyn Engine) -> Result<Vec<String>> {
     Ok(db

@@ -3,9 +3,9 @@
 //! and remembers when the dictionary was trained. The step computes the
 //! counters by reading every object's envelope once.
 
-use crate::store::engine::{self, Engine, WriteBatch};
+use crate::store::engine::{self, Engine};
 use crate::store::state::State;
-use crate::store::{record, state_key, Error, Result};
+use crate::store::{record, Error, Result};
 
 use super::v1::StateV1;
 
@@ -13,19 +13,11 @@ use super::v1::StateV1;
 pub const LAYOUT: u8 = 2;
 
 pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
-    for super::StateRecord {
-        space,
-        schema,
-        bytes,
-    } in super::state_records(db)?
-    {
-        if schema >= 2 {
-            continue;
-        }
+    super::rewrite_states(db, 1, |space, bytes| {
         let v1: StateV1 =
-            record::unseal_value(&bytes).map_err(|e| Error::undecodable(&space, "state", e))?;
+            record::unseal_value(bytes).map_err(|e| Error::undecodable(space, "state", e))?;
         let (mut stored_bytes, mut raw_bytes) = (0u64, 0u64);
-        for item in engine::scan_prefix(db, &space, &[crate::store::OBJECT_PREFIX])? {
+        for item in engine::scan_prefix(db, space, &[crate::store::OBJECT_PREFIX])? {
             let (_, v) = item?;
             stored_bytes += v.len() as u64;
             // A corrupt record counts no raw bytes, as `apply` counts it.
@@ -33,7 +25,7 @@ pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
                 raw_bytes += envelope.raw_len as u64;
             }
         }
-        let v2 = State {
+        Ok(State {
             layout: LAYOUT,
             last_rv: v1.last_rv,
             last_sync_ms: v1.last_sync_ms,
@@ -52,10 +44,6 @@ pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
             objects: v1.objects,
             stored_bytes,
             raw_bytes,
-        };
-        let mut batch = WriteBatch::default();
-        batch.put(state_key(), record::seal_value(&v2));
-        db.write(&space, batch, false)?;
-    }
-    db.sync()
+        })
+    })
 }

@@ -7,27 +7,16 @@
 //! gives each state record the v3 layout byte, so that a store which lost
 //! its marker is still told to be v3 from its data (`schema_of_data`).
 
-use crate::store::engine::{Engine, WriteBatch};
+use crate::store::engine::Engine;
 use crate::store::state::{State, STATE_LAYOUT};
-use crate::store::{record, state_key, Error, Result};
+use crate::store::{record, Error, Result};
 
 pub(crate) fn migrate(db: &dyn Engine) -> Result<()> {
-    for super::StateRecord {
-        space,
-        schema,
-        bytes,
-    } in super::state_records(db)?
-    {
-        if schema != 2 {
-            continue;
-        }
+    super::rewrite_states(db, 2, |space, bytes| {
         // v2's fields are v3's: only the layout byte differs.
         let mut state: State =
-            record::unseal_value(&bytes).map_err(|e| Error::undecodable(&space, "state", e))?;
+            record::unseal_value(bytes).map_err(|e| Error::undecodable(space, "state", e))?;
         state.layout = STATE_LAYOUT;
-        let mut batch = WriteBatch::default();
-        batch.put(state_key(), record::seal_value(&state));
-        db.write(&space, batch, false)?;
-    }
-    db.sync()
+        Ok(state)
+    })
 }

@@ -352,27 +352,20 @@ impl Builder<'_> {
                     &key::history_prefix(key_str),
                 )?;
                 match newest {
-                    Some((k, value)) if value == journal::REFERS_TO_OBJECT => {
-                        let seq = k
-                            .len()
-                            .checked_sub(8)
-                            .and_then(|at| k[at..].try_into().ok())
-                            .map(u64::from_be_bytes);
-                        match seq {
-                            Some(seq) => seq,
-                            None => {
-                                return Err(self.inner.corrupt(
-                                    format!("history of {key_str}"),
-                                    "malformed history entry",
-                                ))
-                            }
-                        }
-                    }
+                    Some((k, value)) if value == journal::REFERS_TO_OBJECT => key::history_seq(&k)
+                        .ok_or_else(|| {
+                            self.inner
+                                .corrupt(format!("history of {key_str}"), "malformed history entry")
+                        })?,
                     _ => return Ok(()),
                 }
             }
         };
-        let pending = self.journal.iter().position(|(s, ..)| *s == seq);
+        // Only an entry of this batch is among its own.
+        let pending = match reference {
+            Reference::Pending(_) => self.journal.iter().position(|(s, ..)| *s == seq),
+            Reference::Unknown | Reference::None => None,
+        };
         let old_len = match pending {
             Some(at) => self.journal[at].2,
             None => match self.resized.get(&seq) {

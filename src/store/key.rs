@@ -228,6 +228,12 @@ pub(crate) fn history_prefix(key: &str) -> Vec<u8> {
     k
 }
 
+/// The journal seq a history entry names (its last 8 bytes).
+pub(crate) fn history_seq(raw: &[u8]) -> Option<u64> {
+    let at = raw.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(raw[at..].try_into().ok()?))
+}
+
 pub(crate) fn history_entry(key: &str, seq: u64) -> Vec<u8> {
     let mut k = history_prefix(key);
     k.extend_from_slice(&seq.to_be_bytes());

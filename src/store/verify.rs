@@ -278,11 +278,7 @@ impl Collection {
         }
         for item in inner.scan_prefix(&[prefix::HISTORY])? {
             let (k, v) = item?;
-            let seq = k
-                .len()
-                .checked_sub(8)
-                .and_then(|at| k[at..].try_into().ok())
-                .map(u64::from_be_bytes);
+            let seq = key::history_seq(&k);
             if let Some(seq) = seq {
                 seqs_with_history.insert(seq);
             }
