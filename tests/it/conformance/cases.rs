@@ -225,12 +225,23 @@ both!(
             .await;
         assert_eq!(rv_of(&exact), old);
         assert_eq!(exact["items"].as_array().unwrap().len(), 30, "the old snapshot");
-        let newer = t
+        // `NotOlderThan` waits until the cache holds the given version and
+        // serves what it has then (cacher.go, `waitUntilFreshAndBlock`), so
+        // a list from `old` may or may not show the delete; one from the
+        // delete's own version must.
+        let not_older = t
             .get_ok(&format!(
                 "{path}?resourceVersion={old}&resourceVersionMatch=NotOlderThan"
             ))
             .await;
-        assert!(rv_of(&newer) >= rv_of(&deleted), "{}", newer["metadata"]);
+        assert!(rv_of(&not_older) >= old, "{}", not_older["metadata"]);
+        let gone = rv_of(&deleted);
+        let newer = t
+            .get_ok(&format!(
+                "{path}?resourceVersion={gone}&resourceVersionMatch=NotOlderThan"
+            ))
+            .await;
+        assert!(rv_of(&newer) >= gone, "{}", newer["metadata"]);
         assert_eq!(newer["items"].as_array().unwrap().len(), 29);
     }
 );
