@@ -9,7 +9,7 @@ use crate::support::store::{on, pod, pods_id, realistic_pod, upserts};
 use kube_persist::store::dictionary::{Dictionary, ZstdContext, DEFAULT_LEVEL};
 use kube_persist::store::raw::{RawStore, Record};
 use kube_persist::store::record::{self, RecordError, RecordMeta};
-use kube_persist::store::{Batch, Delta, Error, ObjectKey, Store, StoreOptions};
+use kube_persist::store::{Batch, Delta, Error, EventKind, ObjectKey, Store, StoreOptions};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -243,6 +243,24 @@ engine_test! {
         assert_eq!(c.list().unwrap().len(), 2);
         assert_eq!(c.by_index("label", "app=web").unwrap().len(), 1);
         assert!(c.by_index("label", "old=x").unwrap().is_empty());
+        // Its Added entry (seq 2) referred to the unreadable record, so it
+        // could not be given its object and went; the rewrite journals the
+        // whole object as a Modified. A durable consumer that had not read
+        // that far is still told of the key, and replays to its object.
+        let journal = c.journal_since(0).unwrap();
+        let seen: Vec<_> = journal
+            .iter()
+            .map(|e| (e.seq, e.kind, e.key.to_string(), e.rv.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, EventKind::Added, "a/good".to_string(), "1"),
+                (3, EventKind::Modified, "a/bad".to_string(), "3"),
+            ]
+        );
+        let now = c.get(&ObjectKey::namespaced("a", "bad")).unwrap();
+        assert_eq!(Some(&journal[1].patch), now.as_ref());
         let report = c.verify().unwrap();
         assert!(report.is_ok(), "{report:?}");
     }
@@ -270,6 +288,11 @@ engine_test! {
         assert_eq!(ch.len(), 1);
         assert!(c.is_empty());
         assert!(c.by_index("label", "app=web").unwrap().is_empty());
+        // The Added entry that referred to the record went with it; a
+        // consumer behind it is told of the delete.
+        let journal = c.journal_since(0).unwrap();
+        let seen: Vec<_> = journal.iter().map(|e| (e.seq, e.kind, e.key.to_string())).collect();
+        assert_eq!(seen, [(2, EventKind::Deleted, "a/bad".to_string())]);
         assert!(c.verify().unwrap().is_ok());
     }
 }
