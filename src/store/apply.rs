@@ -612,6 +612,9 @@ impl Collection {
             })
             .collect::<Result<Vec<_>>>()?;
 
+        // Taken before the lock, so that a flush about to begin waits for
+        // this batch while it waits for the lock too.
+        let building = inner.shared.group.building();
         let w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut ctx = inner.shared.contexts.take();
         let mut st = inner.state();
@@ -682,6 +685,7 @@ impl Collection {
         } = b;
         sb.put(key::state_key(), record::seal_value(&st));
         let ticket = inner.stage(sb)?;
+        drop(building);
         if let Some(d) = new_dict {
             inner
                 .dictionaries

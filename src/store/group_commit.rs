@@ -19,6 +19,15 @@
 //! store again reads what is. Both engines already refuse every call after
 //! a failed write to their files; this holds whatever the engine does.
 //!
+//! A writer already building a batch when a flush is about to begin is
+//! waited for, briefly ([`GATHER`]), so that its batch joins that flush.
+//! redb's flush is a durable commit, which holds its one writer while it
+//! syncs, so no batch can be staged while it runs: without the wait, every
+//! flush carried one batch, and writers on several threads paid one sync
+//! each, one after another. A writer whose batch takes longer to build (a
+//! relist's) does not hold the flush past the bound. A lone writer, with
+//! no other building, still flushes at once.
+//!
 //! Both engines' flush makes every write made before it durable, and their
 //! writes survive a crash as a prefix (see `engine::Engine::write`), so a
 //! batch is durable once a flush that began after it was staged has
@@ -34,6 +43,7 @@
 //! be seen again after it.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use super::error::{Error, Result};
@@ -43,10 +53,17 @@ use super::error::{Error, Result};
 #[must_use = "a staged write is not durable until `durable` returns"]
 pub(crate) struct Ticket(u64);
 
+/// How long a flush about to begin waits for writers that are building a
+/// batch to stage it (see the module docs): a few single-event batches'
+/// building time, short against a sync.
+pub(crate) const GATHER: Duration = Duration::from_millis(2);
+
 #[derive(Debug, Default)]
 struct Counters {
     /// Writes staged so far; the last one's ticket.
     staged: u64,
+    /// Writers building a batch, not yet staged (see [`Building`]).
+    building: u64,
     /// Every ticket up to this one is durable.
     durable: u64,
     /// A flush is running.
@@ -69,15 +86,56 @@ impl Counters {
 }
 
 /// The flush shared by every writer of one open store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GroupCommit {
     counters: Mutex<Counters>,
+    /// Signalled when a flush ends and when a writer stops building.
     flushed: Condvar,
+    /// How long a flush waits for writers building a batch.
+    gather: Duration,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit::gathering_for(GATHER)
+    }
+}
+
+/// A writer building a batch it is about to stage: a flush about to begin
+/// waits for it (see the module docs) until it is dropped, which the
+/// writer does once its batch is staged, or on failing to build it.
+#[must_use = "a flush waits for the writer only while this is held"]
+pub(crate) struct Building<'a>(&'a GroupCommit);
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        let mut c = self.0.lock();
+        c.building = c.building.saturating_sub(1);
+        drop(c);
+        self.0.flushed.notify_all();
+    }
 }
 
 impl GroupCommit {
+    /// A group commit whose flushes wait up to `gather` for writers
+    /// building a batch.
+    pub(crate) fn gathering_for(gather: Duration) -> Self {
+        GroupCommit {
+            counters: Mutex::default(),
+            flushed: Condvar::new(),
+            gather,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Counters> {
         self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Says that this writer is building a batch, until the guard is
+    /// dropped: taken before the writer waits for its collection's lock.
+    pub(crate) fn building(&self) -> Building<'_> {
+        self.lock().building += 1;
+        Building(self)
     }
 
     /// Makes `write` (an engine write of `durable = false`) and returns its
@@ -109,6 +167,7 @@ impl GroupCommit {
                 continue;
             }
             c.flushing = true;
+            c = self.gather(c);
             let target = c.staged;
             drop(c);
             let flushed = db.sync();
@@ -124,6 +183,26 @@ impl GroupCommit {
             }
             self.flushed.notify_all();
         }
+    }
+
+    /// Waits, up to `self.gather`, until no writer is building a batch.
+    fn gather<'a>(&'a self, mut c: MutexGuard<'a, Counters>) -> MutexGuard<'a, Counters> {
+        if c.building == 0 {
+            return c;
+        }
+        let until = Instant::now() + self.gather;
+        while c.building > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            c = self
+                .flushed
+                .wait_timeout(c, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        c
     }
 
     /// Stages `write` and waits until it is durable.
@@ -248,6 +327,89 @@ mod tests {
         // The first writer's flush, then one for the six that staged meanwhile.
         assert_eq!(g.flushes(), 2);
         assert_eq!(db.syncs.load(Ordering::SeqCst), 2);
+    }
+
+    /// Runs `f` on a thread of its own: its result, or `None` if it had
+    /// not returned after 30 s (a flush waiting on what never comes).
+    fn within_30s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(30)).ok()
+    }
+
+    /// A writer building a batch, and a first writer on a thread of its
+    /// own whose flush has begun (and waits for the batch, gathering for
+    /// up to a minute). The group commit is leaked, for the guard to
+    /// borrow it across threads.
+    fn a_flush_waiting_for_a_batch() -> (
+        Arc<Counting>,
+        &'static GroupCommit,
+        Building<'static>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let db = Arc::new(Counting::default());
+        let g: &'static GroupCommit = Box::leak(Box::new(GroupCommit::gathering_for(
+            Duration::from_secs(60),
+        )));
+        let building = g.building();
+        let first = {
+            let db = db.clone();
+            std::thread::spawn(move || commit_kept(&db, g))
+        };
+        while !g.lock().flushing {
+            assert!(
+                !first.is_finished(),
+                "the flush did not wait for the batch being built"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (db, g, building, first)
+    }
+
+    #[test]
+    fn a_flush_about_to_begin_takes_in_a_batch_being_built() {
+        let (db, g, building, first) = a_flush_waiting_for_a_batch();
+        let ticket = g
+            .stage(|| db.write("s", WriteBatch::default(), false))
+            .unwrap();
+        drop(building);
+        g.durable(db.as_ref(), ticket).unwrap();
+        first.join().unwrap();
+        assert_eq!(db.kept.load(Ordering::SeqCst), 2);
+        assert_eq!(g.flushes(), 1, "one flush for both");
+    }
+
+    #[test]
+    fn a_writer_that_stops_building_or_is_slow_does_not_hold_the_flush() {
+        // Dropped without staging (its batch failed to build).
+        let (_, g, building, first) = a_flush_waiting_for_a_batch();
+        drop(building);
+        first.join().unwrap();
+        assert_eq!(g.flushes(), 1);
+
+        // Still building when the bound runs out.
+        let db = Arc::new(Counting::default());
+        let g = Arc::new(GroupCommit::gathering_for(Duration::from_millis(20)));
+        let building = g.building();
+        let done = within_30s({
+            let (db, g) = (db.clone(), g.clone());
+            move || commit_kept(&db, &g)
+        });
+        assert!(done.is_some(), "the flush waited past its bound");
+        drop(building);
+
+        // A writer's own batch, staged, does not hold its flush.
+        let db = Arc::new(Counting::default());
+        let g = Arc::new(GroupCommit::gathering_for(Duration::from_secs(60)));
+        let done = within_30s(move || {
+            let building = g.building();
+            let ticket = g.stage(|| db.write("s", WriteBatch::default(), false))?;
+            drop(building);
+            g.durable(db.as_ref(), ticket)
+        });
+        assert!(matches!(done, Some(Ok(()))), "{done:?}");
     }
 
     #[test]
