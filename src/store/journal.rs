@@ -446,14 +446,19 @@ impl Collection {
     pub(crate) fn trim_journal_keeping(&self, limits: JournalLimits, floor: u64) -> Result<u64> {
         let inner = &self.inner;
         inner.shared.writable()?;
-        let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut st = inner.state();
         let mut sb = WriteBatch::default();
         let removed = self.trim_journal(&mut st, &mut sb, limits, &[], &Default::default(), floor)?;
         if removed > 0 {
             sb.put(key::state_key(), record::seal_value(&st));
-            inner.commit(sb)?;
+            let ticket = inner.stage(sb)?;
             *inner.state.write().unwrap_or_else(PoisonError::into_inner) = st;
+            // As `apply` does: the flush runs without the lock, so the
+            // collection's writers are not held for it, and one building a
+            // batch can join it (see `group_commit`).
+            drop(w);
+            inner.durable(ticket)?;
         }
         Ok(removed)
     }
