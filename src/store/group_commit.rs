@@ -8,7 +8,7 @@
 //! waiter to find no flush running leads one: it flushes everything staged
 //! so far, and every writer whose ticket that covers returns with it.
 //! Writers that staged while a flush ran are covered by the next one, led
-//! by one of them. Nobody waits on a timer: a lone writer flushes at once.
+//! by one of them. A lone writer flushes at once.
 //!
 //! A flush that fails ends the store's writes: every writer waiting on it,
 //! and every write after it, fails with [`Error::FlushFailed`] until the
@@ -19,7 +19,8 @@
 //! store again reads what is. Both engines already refuse every call after
 //! a failed write to their files; this holds whatever the engine does.
 //!
-//! A writer already building a batch when a flush is about to begin is
+//! A writer building a batch (from before it waits for its collection's
+//! lock until its batch is staged) when a flush is about to begin is
 //! waited for, briefly ([`GATHER`]), so that its batch joins that flush.
 //! redb's flush is a durable commit, which holds its one writer while it
 //! syncs, so no batch can be staged while it runs: without the wait, every
@@ -375,8 +376,16 @@ mod tests {
             .stage(|| db.write("s", WriteBatch::default(), false))
             .unwrap();
         drop(building);
-        g.durable(db.as_ref(), ticket).unwrap();
-        first.join().unwrap();
+        // Well within the gathering bound (a minute): the flush was woken
+        // when the writer stopped building, not by its bound running out.
+        let done = within_30s({
+            let db = db.clone();
+            move || {
+                g.durable(db.as_ref(), ticket)
+                    .map(|()| first.join().is_ok())
+            }
+        });
+        assert!(matches!(done, Some(Ok(true))), "{done:?}");
         assert_eq!(db.kept.load(Ordering::SeqCst), 2);
         assert_eq!(g.flushes(), 1, "one flush for both");
     }
@@ -386,7 +395,8 @@ mod tests {
         // Dropped without staging (its batch failed to build).
         let (_, g, building, first) = a_flush_waiting_for_a_batch();
         drop(building);
-        first.join().unwrap();
+        let joined = within_30s(move || first.join().is_ok());
+        assert_eq!(joined, Some(true), "the flush was not woken");
         assert_eq!(g.flushes(), 1);
 
         // Still building when the bound runs out.

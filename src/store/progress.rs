@@ -97,6 +97,8 @@ impl Collection {
         if progress.is_empty() {
             return Ok(());
         }
+        // As an apply's: a flush about to begin takes this ack in.
+        let building = inner.shared.group.building();
         // Held so the cursor check and the batch are not interleaved with an
         // apply (last_seq) or another ack of the same consumer.
         let w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
@@ -132,6 +134,7 @@ impl Collection {
             batch.put(record_key(consumer, name), record::seal(value.clone()));
         }
         let ticket = inner.stage(batch)?;
+        drop(building);
         // The flush is shared with the applies and acks made meanwhile.
         drop(w);
         inner.durable(ticket)
