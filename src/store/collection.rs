@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
@@ -43,6 +44,11 @@ pub(crate) struct Inner {
     /// The state of the last batch written: visible to readers at once,
     /// durable once that batch's flush returned (see `group_commit`).
     pub state: RwLock<State>,
+    /// The first journal seq that no trim has removed or is removing:
+    /// raised before a trim is written, where `state` changes only after,
+    /// so that a reader scanning the journal meanwhile learns of the trim
+    /// (see `journal_page`).
+    pub trimmed_to: AtomicU64,
     pub indexers: RwLock<BTreeMap<String, IndexFn>>,
     pub dictionaries: RwLock<HashMap<u32, Arc<Dictionary>>>,
     /// Damage met by readers, for the writer to heal.
@@ -71,6 +77,7 @@ impl Inner {
             space,
             shared,
             write: Mutex::new(()),
+            trimmed_to: AtomicU64::new(state.journal_first),
             state: RwLock::new(state),
             indexers: RwLock::new(BTreeMap::new()),
             dictionaries: RwLock::new(HashMap::new()),

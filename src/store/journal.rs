@@ -15,6 +15,7 @@
 //! current one. History and replayed events still say which keys changed.
 
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 
 use serde_json::value::RawValue;
@@ -423,6 +424,19 @@ impl Collection {
                 .ok_or_else(|| inner.corrupt("journal", "malformed journal key"))?;
             out.push(self.decode_entry(seq, &v)?);
         }
+        // A trim written after `st` was read removed entries the scan
+        // would have read, with nothing left to show they were there: it
+        // started at the first entry left. A trim raises `trimmed_to`
+        // before it is written, so one that the scan may have met shows
+        // here.
+        let trimmed_to = inner.trimmed_to.load(Ordering::SeqCst);
+        if after_seq.saturating_add(1) < trimmed_to && after_seq < st.last_seq {
+            return Err(Error::JournalTrimmed {
+                collection: inner.name.clone(),
+                after: after_seq,
+                first: trimmed_to,
+            });
+        }
         Ok(out)
     }
 
@@ -638,6 +652,15 @@ impl Collection {
         if st.journal_len == 0 {
             st.journal_first = st.last_seq + 1;
         }
+        if removed > 0 {
+            // Before the trim is written (see `Inner::trimmed_to`). A trim
+            // that is then not written leaves it ahead until the next one:
+            // a reader at the edge is told of a trim early, and reads again
+            // from the store's start, as it does after any trim.
+            self.inner
+                .trimmed_to
+                .fetch_max(st.journal_first, Ordering::SeqCst);
+        }
         Ok(removed)
     }
 }
@@ -730,6 +753,58 @@ mod tests {
         c.compact_journal(0).unwrap();
         let err = c.decode_entry(1, &read).unwrap_err();
         assert!(matches!(err, Error::JournalTrimmed { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_trim_written_while_a_page_is_read_is_reported_not_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(tmp.path().join("s")).unwrap();
+        let c = crate::store::json::configmaps(&store);
+        for i in 1..=10 {
+            let cm = json!({"metadata": {"name": format!("cm-{i}"), "namespace": "ns",
+                "resourceVersion": i.to_string()}});
+            c.apply(crate::store::Batch {
+                deltas: vec![crate::store::Delta::Upsert(cm)],
+                rv: None,
+            })
+            .unwrap();
+        }
+        // A trim of the 4 oldest entries, built and written as an apply
+        // writes it, and caught where an apply is between the two: in the
+        // engine, not yet in the collection's state, which a reader reads
+        // before it scans.
+        let limits = JournalLimits {
+            max_entries: 6,
+            max_bytes: u64::MAX,
+            max_age: None,
+        };
+        let inner = &c.inner;
+        let (mut st, mut sb) = (inner.state(), WriteBatch::default());
+        let removed = c
+            .trim_journal(&mut st, &mut sb, limits, &[], &Default::default(), 0)
+            .unwrap();
+        assert_eq!((removed, st.journal_first), (4, 5));
+        let ticket = inner.stage(sb).unwrap();
+        inner.durable(ticket).unwrap();
+        assert_eq!(inner.state().journal_first, 1, "the reader's view");
+
+        let err = c.journal_page(0, 100).unwrap_err();
+        assert!(
+            matches!(err, Error::JournalTrimmed { after: 0, first: 5, .. }),
+            "{err}"
+        );
+        let err = c.journal_page(3, 100).unwrap_err();
+        assert!(matches!(err, Error::JournalTrimmed { .. }), "{err}");
+        // From the first entry left on, the page is whole.
+        let seqs = |after| {
+            c.journal_page(after, 100)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(4), (5..=10).collect::<Vec<_>>());
+        assert_eq!(seqs(10), Vec::<u64>::new());
     }
 
     #[test]
