@@ -342,11 +342,14 @@ impl Collection {
 
     /// Registers a user index and (re)builds it from the stored objects, in
     /// one atomic batch. Index functions are code, not data: register them
-    /// again after every open. Until then the index is not served.
+    /// again after every open. Until then the index is not served. If the
+    /// flush that makes the index durable fails, the error is returned
+    /// with the index still served from what was written: the store then
+    /// takes no more writes until it is opened again.
     pub fn add_indexer(&self, name: &str, f: IndexFn) -> Result<()> {
         index::check_user_index_name(name).map_err(Error::InvalidArgument)?;
         let inner = &self.inner;
-        let _w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = inner.write.lock().unwrap_or_else(PoisonError::into_inner);
         let mut batch = WriteBatch::default();
         for item in inner.scan_prefix(&key::index_name_prefix(name))? {
             batch.delete(item?.0);
@@ -367,13 +370,17 @@ impl Collection {
                 Err(e) => return Err(e),
             }
         }
-        inner.commit(batch)?;
+        let ticket = inner.stage(batch)?;
+        // Registered before the lock goes, so that no write in between
+        // leaves the index behind; made durable after, so that the
+        // collection's writers do not wait on this flush.
         inner
             .indexers
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_string(), f);
-        Ok(())
+        drop(w);
+        inner.durable(ticket)
     }
 
     /// One object, checksum-verified; `None` if absent.

@@ -90,8 +90,12 @@ impl Counters {
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     counters: Mutex<Counters>,
-    /// Signalled when a flush ends and when a writer stops building.
+    /// Signalled when a flush ends.
     flushed: Condvar,
+    /// Signalled when the last writer building a batch stops: only a
+    /// gathering flush waits on it, so writers waiting on a flush are not
+    /// woken by every batch staged.
+    gathered: Condvar,
     /// How long a flush waits for writers building a batch.
     gather: Duration,
 }
@@ -112,8 +116,11 @@ impl Drop for Building<'_> {
     fn drop(&mut self) {
         let mut c = self.0.lock();
         c.building = c.building.saturating_sub(1);
+        let last = c.building == 0;
         drop(c);
-        self.0.flushed.notify_all();
+        if last {
+            self.0.gathered.notify_all();
+        }
     }
 }
 
@@ -124,6 +131,7 @@ impl GroupCommit {
         GroupCommit {
             counters: Mutex::default(),
             flushed: Condvar::new(),
+            gathered: Condvar::new(),
             gather,
         }
     }
@@ -198,7 +206,7 @@ impl GroupCommit {
                 break;
             }
             c = self
-                .flushed
+                .gathered
                 .wait_timeout(c, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;

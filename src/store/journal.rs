@@ -407,13 +407,19 @@ impl Collection {
     pub fn journal_page(&self, after_seq: u64, limit: usize) -> Result<Vec<JournalEntry>> {
         let inner = &self.inner;
         let st = inner.state();
-        if after_seq.saturating_add(1) < st.journal_first && after_seq < st.last_seq {
-            return Err(Error::JournalTrimmed {
-                collection: inner.name.clone(),
-                after: after_seq,
-                first: st.journal_first,
-            });
-        }
+        // Entries after `after_seq` were written (it is behind the newest)
+        // but the journal now starts past the next one.
+        let trimmed_past = |first: u64| -> Result<()> {
+            if after_seq.saturating_add(1) < first && after_seq < st.last_seq {
+                return Err(Error::JournalTrimmed {
+                    collection: inner.name.clone(),
+                    after: after_seq,
+                    first,
+                });
+            }
+            Ok(())
+        };
+        trimmed_past(st.journal_first)?;
         let mut out = Vec::new();
         let from = key::journal_key(after_seq.saturating_add(1)).to_vec();
         let journal_end = vec![prefix::JOURNAL + 1];
@@ -429,14 +435,7 @@ impl Collection {
         // started at the first entry left. A trim raises `trimmed_to`
         // before it is written, so one that the scan may have met shows
         // here.
-        let trimmed_to = inner.trimmed_to.load(Ordering::SeqCst);
-        if after_seq.saturating_add(1) < trimmed_to && after_seq < st.last_seq {
-            return Err(Error::JournalTrimmed {
-                collection: inner.name.clone(),
-                after: after_seq,
-                first: trimmed_to,
-            });
-        }
+        trimmed_past(inner.trimmed_to.load(Ordering::SeqCst))?;
         Ok(out)
     }
 
