@@ -264,7 +264,7 @@ impl Builder<'_> {
             .ctx
             .compress(&raw, self.dict.as_deref())
             .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
-        let meta = record_meta(&obj, &v.rv, self.now);
+        let meta = record_meta(&v.rv, self.now);
         let rec = record::seal_compressed_under(
             &frame,
             raw.len(),
@@ -458,7 +458,7 @@ impl Builder<'_> {
         self.sb.delete(key::object_key(&v.key_str));
         let old = prior.earlier();
         self.overlay.insert(v.key_str.clone(), Prior::Absent);
-        let meta = record_meta(&obj, &v.rv, self.now);
+        let meta = record_meta(&v.rv, self.now);
         self.journal(EventKind::Deleted, v, Patch::Json(&diff), meta, old, None)
     }
 
@@ -515,11 +515,6 @@ impl Builder<'_> {
             // Its envelope keeps the change's rv and time; the record it
             // refers to has the rest.
             Patch::Stored => {
-                let meta = RecordMeta {
-                    uid: String::new(),
-                    created: String::new(),
-                    ..meta
-                };
                 let payload = journal::encode_reference(&v.key_str);
                 self.ctx.compress(&payload, dict).map(|compressed| {
                     record::seal_compressed_under(&compressed, payload.len(), meta, dict, key)
@@ -843,18 +838,9 @@ impl Collection {
     }
 }
 
-pub(super) fn record_meta(object: &Value, rv: &str, now: u64) -> RecordMeta {
-    let text = |p: &str| {
-        object
-            .pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+pub(super) fn record_meta(rv: &str, now: u64) -> RecordMeta {
     RecordMeta {
         rv: rv.to_string(),
-        uid: text("/metadata/uid"),
-        created: text("/metadata/creationTimestamp"),
         stored_at_ms: now,
     }
 }

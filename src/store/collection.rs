@@ -236,8 +236,6 @@ impl Inner {
                 raw_len: envelope.raw_len as u64,
                 meta: RecordMeta {
                     rv: envelope.rv,
-                    uid: envelope.uid,
-                    created: envelope.created,
                     stored_at_ms: envelope.stored_at_ms,
                 },
                 value: None,

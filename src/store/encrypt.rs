@@ -150,8 +150,6 @@ fn seal_collection(
                     .map_err(|e| Error::encode(format!("{} {what}", inner.name), e))?;
                 let meta = RecordMeta {
                     rv: envelope.rv,
-                    uid: envelope.uid,
-                    created: envelope.created,
                     stored_at_ms: envelope.stored_at_ms,
                 };
                 let rec =

@@ -19,8 +19,9 @@
 //! them.
 //!
 //! What stays plaintext: record keys (namespace/name), index keys (label
-//! values, namespaces), the envelope (resourceVersion, uid, creation time,
-//! write time, size), the state record (last resourceVersion, counters) and
+//! values, namespaces), the envelope (resourceVersion, write time, size;
+//! records written by earlier builds also copied the uid and creation
+//! time there), the state record (last resourceVersion, counters) and
 //! consumers' cursors.
 
 use std::fmt;

@@ -85,9 +85,12 @@ pub struct Envelope {
     pub dictionary: u32,
     /// The object's resourceVersion (for journal entries: the change's).
     pub rv: String,
-    /// The object's `metadata.uid` ("" when absent).
+    /// Written empty: the payload holds the object's `metadata.uid`.
+    /// Records written by earlier builds copied it here, and still decode;
+    /// nothing reads it.
     pub uid: String,
-    /// The object's `metadata.creationTimestamp` ("" when absent).
+    /// Written empty, like [`Self::uid`]: the payload holds
+    /// `metadata.creationTimestamp`.
     pub created: String,
     /// When the record was written, in milliseconds since the Unix epoch.
     pub stored_at_ms: u64,
@@ -311,10 +314,6 @@ pub fn decode_head(bytes: &[u8]) -> Result<(String, Option<u32>), RecordError> {
 pub struct RecordMeta {
     /// resourceVersion.
     pub rv: String,
-    /// `metadata.uid`.
-    pub uid: String,
-    /// `metadata.creationTimestamp`.
-    pub created: String,
     /// Write time, ms since the Unix epoch.
     pub stored_at_ms: u64,
 }
@@ -361,8 +360,9 @@ pub fn seal_compressed_under(
         },
         dictionary: dictionary.map_or(0, Dictionary::id),
         rv: meta.rv,
-        uid: meta.uid,
-        created: meta.created,
+        // About 60 bytes a record that the payload already holds.
+        uid: String::new(),
+        created: String::new(),
         stored_at_ms: meta.stored_at_ms,
         raw_len: raw_len as u32,
     };
@@ -450,6 +450,36 @@ mod tests {
         assert!(matches!(decode_rv(&r), Err(RecordError::Checksum { .. })));
         assert!(matches!(decode(&r), Err(RecordError::Checksum { .. })));
         assert!(matches!(decode(&r[..3]), Err(RecordError::Truncated(3))));
+    }
+
+    #[test]
+    fn a_record_whose_envelope_copies_uid_and_created_still_opens() {
+        // As written before the envelope stopped copying them.
+        let raw = br#"{"metadata":{"uid":"u-1","creationTimestamp":"2026-01-01T00:00:00Z"}}"#;
+        let mut ctx = ZstdContext::new(3);
+        let payload = ctx.compress(raw, None).unwrap();
+        let old = Envelope {
+            format: FORMAT_VERSION,
+            codec: Codec::Zstd,
+            dictionary: 0,
+            rv: "7".into(),
+            uid: "u-1".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            stored_at_ms: 1,
+            raw_len: raw.len() as u32,
+        };
+        let rec = encode(&old, &payload);
+        assert_eq!(decode_rv(&rec).unwrap(), "7");
+        let (env, body) = decode(&rec).unwrap();
+        assert_eq!(env, old);
+        assert_eq!(open_payload(&mut ctx, &env, body, None).unwrap(), raw);
+        // Written now, the same object's record is smaller by those copies.
+        let meta = RecordMeta {
+            rv: "7".into(),
+            stored_at_ms: 1,
+        };
+        let new = seal_compressed(&payload, raw.len(), meta, None);
+        assert_eq!(rec.len() - new.len(), "u-1".len() + "2026-01-01T00:00:00Z".len());
     }
 
     /// The envelope of a 2-byte payload (`{}`) compressed without a
