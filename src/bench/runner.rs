@@ -522,9 +522,9 @@ pub(crate) fn keys(objects: &[Value]) -> HashSet<String> {
 }
 
 /// The bytes of every object as the API server serializes it.
-pub(crate) fn raw_json_bytes(objects: &[Value]) -> u64 {
+pub(crate) fn raw_json_bytes<'a>(objects: impl IntoIterator<Item = &'a Value>) -> u64 {
     objects
-        .iter()
+        .into_iter()
         .map(|o| serde_json::to_vec(o).map_or(0, |v| v.len() as u64))
         .sum()
 }

@@ -162,13 +162,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// Runs the plan, calling `progress` before each step.
 pub fn run(plan: &StorePlan, progress: &mut dyn FnMut(&str)) -> Result<StoreReport> {
     plan.validate()?;
-    progress(&format!("generating {} pods", plan.objects));
-    let pods: Vec<Value> = (0..plan.objects).map(pod).collect();
-    let raw = super::runner::raw_json_bytes(&pods);
-    let probe = ObjectKey::of(&pods[pods.len() / 2])?.to_string();
+    // The pods are generated again where they are needed rather than
+    // kept: as `Value`s with their managedFields, 100k of them take about
+    // 6 GiB, and a load's batches held a second copy.
+    let n = plan.objects;
+    progress(&format!("generating {n} pods to measure their JSON"));
+    let raw = (0..n)
+        .map(|i| super::runner::raw_json_bytes([&pod(i)]))
+        .sum::<u64>();
+    let probe = ObjectKey::of(&pod(n / 2))?.to_string();
     let mut rows = Vec::new();
     for &engine in &plan.engines {
-        rows.push(run_engine(plan, engine, &pods, raw, &probe, progress)?);
+        rows.push(run_engine(plan, engine, n, raw, &probe, progress)?);
     }
     Ok(StoreReport { rows })
 }
@@ -176,7 +181,7 @@ pub fn run(plan: &StorePlan, progress: &mut dyn FnMut(&str)) -> Result<StoreRepo
 fn run_engine(
     plan: &StorePlan,
     engine: EngineKind,
-    pods: &[Value],
+    n: usize,
     raw: u64,
     probe: &str,
     progress: &mut dyn FnMut(&str),
@@ -186,25 +191,27 @@ fn run_engine(
     for d in [&dir, &bare] {
         super::runner::remove_dir(d)?;
     }
-    let n = pods.len();
     let options = StoreOptions {
         engine: Some(engine),
         ..StoreOptions::default()
     };
     let (apply_per_s, disk, records, (single_per_s, single_p99_ms)) = {
-        progress(&format!("{engine}: loading {n} pods through the store"));
         let store = Store::open_with(&dir, options)?;
         let c = store.collection(&pods_id())?;
         // Made before the clock starts, as the bare engine's records are:
-        // the copies are the bench's work, not the store's.
-        let batches: Vec<Batch> = pods
-            .chunks(BATCH)
-            .enumerate()
-            .map(|(i, chunk)| Batch {
-                deltas: chunk.iter().cloned().map(Delta::Upsert).collect(),
-                rv: Some(((i * BATCH) + chunk.len()).to_string()),
+        // making them is the bench's work, not the store's.
+        progress(&format!("{engine}: generating {n} pods"));
+        let batches: Vec<Batch> = (0..n)
+            .step_by(BATCH)
+            .map(|start| {
+                let end = (start + BATCH).min(n);
+                Batch {
+                    deltas: (start..end).map(|i| Delta::Upsert(pod(i))).collect(),
+                    rv: Some(end.to_string()),
+                }
             })
             .collect();
+        progress(&format!("{engine}: loading {n} pods through the store"));
         let t = Instant::now();
         for batch in batches {
             c.apply(batch)?;
@@ -213,7 +220,7 @@ fn run_engine(
         let disk = store.size_on_disk()?;
         let records = object_records(&store)?;
         progress(&format!("{engine}: single-event applies"));
-        let single = singles(&c, pods)?;
+        let single = singles(&c, n)?;
         (apply_per_s, disk, records, single)
     };
     progress(&format!(
@@ -278,20 +285,30 @@ fn bare_load(engine: EngineKind, dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) -
 
 /// Single-event Modified applies from [`SINGLE_THREADS`] threads at once:
 /// (applies/s, p99 ms).
-fn singles(c: &crate::store::Collection, pods: &[Value]) -> Result<(f64, f64)> {
-    let n = pods.len();
+fn singles(c: &crate::store::Collection, n: usize) -> Result<(f64, f64)> {
+    // Made before the clock starts, like the load's batches.
+    let modified: Vec<Vec<Value>> = (0..SINGLE_THREADS)
+        .map(|th| {
+            (0..SINGLE_PER_THREAD)
+                .map(|j| {
+                    let mut p = pod((th * 7919 + j * 31) % n);
+                    let rv = n * 10 + th * SINGLE_PER_THREAD + j;
+                    p["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+                    p["status"]["phase"] = Value::String(format!("phase-{j}"));
+                    p
+                })
+                .collect()
+        })
+        .collect();
     let t = Instant::now();
     let per_thread: Vec<Result<Vec<f64>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..SINGLE_THREADS)
-            .map(|th| {
+        let handles: Vec<_> = modified
+            .into_iter()
+            .map(|pods| {
                 let c = c.clone();
                 s.spawn(move || {
                     let mut lat = Vec::with_capacity(SINGLE_PER_THREAD);
-                    for j in 0..SINGLE_PER_THREAD {
-                        let mut p = pods[(th * 7919 + j * 31) % n].clone();
-                        let rv = n * 10 + th * SINGLE_PER_THREAD + j;
-                        p["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-                        p["status"]["phase"] = Value::String(format!("phase-{j}"));
+                    for p in pods {
                         let t = Instant::now();
                         c.apply(Batch {
                             deltas: vec![Delta::Upsert(p)],
