@@ -23,6 +23,7 @@ use super::index;
 use super::journal::{self, merge_diff_json};
 use super::key::{self, prefix};
 use super::record::{self, RecordMeta};
+use super::spread;
 use super::state::{self, State};
 use super::{Batch, Delta, Event, EventKind, IndexFn, ObjectKey};
 use crate::resource_version;
@@ -223,21 +224,18 @@ impl Builder<'_> {
         Error::encode(format!("{} {what}", self.inner.name), e)
     }
 
-    fn upsert(&mut self, v: Validated, obj: Value) -> Result<()> {
+    /// `raw` is `obj` as JSON and `frame` its compression with the batch's
+    /// dictionary, both made before (see `Collection::write`).
+    fn upsert(
+        &mut self,
+        v: Validated,
+        obj: Value,
+        raw: Vec<u8>,
+        frame: std::io::Result<Vec<u8>>,
+    ) -> Result<()> {
         let mut prior = self.prior(&v.key_str)?;
         if self.holds_newer(&prior, &v.rv) {
             return Ok(());
-        }
-        let raw = serde_json::to_vec(&obj)
-            .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
-        if raw.len() > record::MAX_OBJECT_LEN {
-            return Err(Error::InvalidObject(format!(
-                "{}: object {} is {} bytes of JSON, more than the {} a record holds",
-                self.inner.name,
-                v.key,
-                raw.len(),
-                record::MAX_OBJECT_LEN
-            )));
         }
         // The patch from the stored version, read from both versions' JSON
         // (see `merge_diff_json`): an upsert equal to what is stored changes
@@ -260,10 +258,7 @@ impl Builder<'_> {
             }
             _ => Some(self.entries_of(&mut prior, &v.key_str)?),
         };
-        let frame = self
-            .ctx
-            .compress(&raw, self.dict.as_deref())
-            .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
+        let frame = frame.map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
         let meta = record_meta(&v.rv, self.now);
         let rec = record::seal_compressed_under(
             &frame,
@@ -434,14 +429,13 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn delete(&mut self, v: Validated, obj: Value) -> Result<()> {
+    /// `last` is the object's last state as JSON, which may differ from the
+    /// stored one (deletion RV, finalizers).
+    fn delete(&mut self, v: Validated, last: Vec<u8>) -> Result<()> {
         let mut prior = self.prior(&v.key_str)?;
         if matches!(prior, Prior::Absent) || self.holds_newer(&prior, &v.rv) {
             return Ok(());
         }
-        // The last state may differ from the stored one (deletion RV, finalizers).
-        let last = serde_json::to_vec(&obj)
-            .map_err(|e| self.encode_error(format!("object {}", v.key), e))?;
         let diff = self
             .patch_from(&mut prior, &v.key_str, &last)
             .unwrap_or_else(|| b"null".to_vec());
@@ -606,6 +600,9 @@ impl Collection {
                 Delta::Upsert(o) | Delta::Delete(o) => self.validate(o),
             })
             .collect::<Result<Vec<_>>>()?;
+        // Each object's JSON is made before the lock, so that writers to
+        // the collection make theirs at once (see `spread`).
+        let jsons = self.encode(&batch.deltas, &validated)?;
 
         // Taken before the lock, so that a flush about to begin waits for
         // this batch while it waits for the lock too.
@@ -621,12 +618,23 @@ impl Collection {
         } else {
             self.current_dictionary(&mut st, &mut sb)?
         };
-        let new_dict = self.maybe_train(&mut st, &batch, &mut sb)?;
+        let new_dict = self.maybe_train(&mut st, &batch.deltas, &jsons, &mut sb)?;
         let dict = if encrypted {
             None
         } else {
             new_dict.clone().or(current)
         };
+        // Every upsert's record, compressed on every core: the few an
+        // upsert then finds unchanged are made for nothing, in parallel.
+        // A delete writes no record (its frame stays empty).
+        let frames = spread::cores().map(
+            &batch.deltas.iter().zip(&jsons).collect::<Vec<_>>(),
+            || inner.shared.contexts.take(),
+            |ctx, (delta, raw)| match delta {
+                Delta::Upsert(_) => ctx.compress(raw, dict.as_deref()),
+                Delta::Delete(_) => Ok(Vec::new()),
+            },
+        );
         let mut b = Builder {
             inner,
             st,
@@ -647,10 +655,11 @@ impl Collection {
             keep_newer,
             strip_values: !journal::keeps_values(&inner.id),
         };
-        for (delta, v) in batch.deltas.into_iter().zip(validated) {
+        let encoded = jsons.into_iter().zip(frames);
+        for ((delta, v), (raw, frame)) in batch.deltas.into_iter().zip(validated).zip(encoded) {
             match delta {
-                Delta::Upsert(obj) => b.upsert(v, obj)?,
-                Delta::Delete(obj) => b.delete(v, obj)?,
+                Delta::Upsert(obj) => b.upsert(v, obj, raw, frame)?,
+                Delta::Delete(_) => b.delete(v, raw)?,
             }
         }
         if b.healed {
@@ -710,6 +719,36 @@ impl Collection {
             .collect())
     }
 
+    /// Each delta's object as JSON, made on every core (see `spread`). An
+    /// object too big for a record rejects the batch.
+    fn encode(&self, deltas: &[Delta], validated: &[Validated]) -> Result<Vec<Vec<u8>>> {
+        let name = &self.inner.name;
+        spread::cores()
+            .map(
+                deltas,
+                || (),
+                |_, d| match d {
+                    Delta::Upsert(o) | Delta::Delete(o) => serde_json::to_vec(o),
+                },
+            )
+            .into_iter()
+            .zip(deltas.iter().zip(validated))
+            .map(|(json, (d, v))| {
+                let json =
+                    json.map_err(|e| Error::encode(format!("{name} object {}", v.key), e))?;
+                if matches!(d, Delta::Upsert(_)) && json.len() > record::MAX_OBJECT_LEN {
+                    return Err(Error::InvalidObject(format!(
+                        "{name}: object {} is {} bytes of JSON, more than the {} a record holds",
+                        v.key,
+                        json.len(),
+                        record::MAX_OBJECT_LEN
+                    )));
+                }
+                Ok(json)
+            })
+            .collect()
+    }
+
     /// Record and raw bytes of every object once `overlay` (the batch's
     /// final state of the keys it touched) is applied.
     fn recount(&self, overlay: &HashMap<String, Prior>) -> Result<(u64, u64)> {
@@ -766,19 +805,21 @@ impl Collection {
         }
     }
 
+    /// Each delta's object as JSON (`jsons`, in the order of `deltas`).
     fn maybe_train(
         &self,
         st: &mut State,
-        batch: &Batch,
+        deltas: &[Delta],
+        jsons: &[Vec<u8>],
         sb: &mut WriteBatch,
     ) -> Result<Option<Arc<Dictionary>>> {
         let inner = &self.inner;
         let opts = &inner.shared.options.dictionary;
-        let upserts: Vec<&Value> = batch
-            .deltas
+        let upserts: Vec<&Vec<u8>> = deltas
             .iter()
-            .filter_map(|d| match d {
-                Delta::Upsert(o) => Some(o),
+            .zip(jsons)
+            .filter_map(|(d, json)| match d {
+                Delta::Upsert(_) => Some(json),
                 Delta::Delete(_) => None,
             })
             .collect();
@@ -798,7 +839,7 @@ impl Collection {
         let mut samples: Vec<Vec<u8>> = upserts
             .iter()
             .take(opts.samples)
-            .filter_map(|o| serde_json::to_vec(o).ok())
+            .map(|json| json.to_vec())
             .collect();
         let room = opts.samples.saturating_sub(samples.len());
         if room > 0 && st.objects > 0 {

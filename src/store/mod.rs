@@ -57,6 +57,7 @@ crate::internal! {
 mod repair;
 mod scan;
 mod short_names;
+mod spread;
 pub(crate) mod state;
 mod verify;
 
