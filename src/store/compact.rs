@@ -12,11 +12,12 @@
 //! sled 0.34 reuses the space of removed records but never shrinks its
 //! files, so trimming alone leaves a store as large as it ever was. redb
 //! compacts in place ([`engine::compact_in_place`], each step a crash-safe
-//! commit), which the copy gets, and the original only when the copy is
-//! no smaller; but in place it only moves pages, and leaves the B-tree
-//! pages as full as the writes left them. Pods written as they came (index entries and history keys in
-//! no order) left 20k pods in 42.4 MB after redb's compaction, and in
-//! 30.4 MB after a rewrite in key order and the same compaction.
+//! commit): the copy always, the original only when the copy is no
+//! smaller. In place it only moves pages, and leaves the B-tree pages as
+//! full as the writes left them: pods written as they came (index entries
+//! and history keys in no order) left 20k pods in 42.4 MB after redb's
+//! compaction, and in 30.4 MB after a rewrite in key order and the same
+//! compaction.
 
 use std::path::Path;
 
